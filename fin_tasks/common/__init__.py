@@ -1,0 +1,1 @@
+"""Mechanism shared by every task family: data loading, label parsing, metrics."""

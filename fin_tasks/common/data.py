@@ -1,0 +1,155 @@
+"""Load a task's splits: the packaged JSONL next to its YAML, or its public Hub dataset.
+
+Task YAMLs call :func:`load` through ``custom_dataset: !function ...``; lm-eval passes
+the task ``metadata`` (including ``config_source``, the YAML's path) and
+``dataset_kwargs`` as keyword arguments. Rows are ``{"id", "text", "label", ...}``; the
+loader adds ``choices`` (the YAML's label set) and ``gold`` (the label's index), and
+refuses any label outside the set, naming the file, line and value.
+
+Which source is used:
+- ``packaged`` (default when ``<yaml dir>/<data_dir>/test.jsonl`` exists): offline,
+  identical everywhere, built by ``scripts/build_fin_data.py``.
+- ``hub``: ``datasets.load_dataset(hub_id)``, for tasks that ship no data (M&A) or when
+  ``FINHARNESS_DATA=hub``. FinBen's schema (``choices`` + ``gold``) and plain
+  ``label`` columns are understood. When the Hub is switched off (``HF_HUB_OFFLINE`` or
+  ``HF_DATASETS_OFFLINE``) this raises :class:`DataUnavailable` at once instead of
+  waiting on a network timeout.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+class TaskDataError(ValueError):
+    """The task's data does not fit its YAML (bad row, unknown label, missing split)."""
+
+
+class DataUnavailable(RuntimeError):
+    """The task has no packaged data and the Hub cannot be reached."""
+
+
+def hub_offline() -> bool:
+    flags = (os.environ.get(v, "") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(f.strip().lower() in {"1", "true", "yes", "on"} for f in flags)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise TaskDataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict) or "text" not in row or "label" not in row:
+                raise TaskDataError(f"{path}:{lineno}: a row needs the fields 'text' and 'label'")
+            row["_where"] = f"{path}:{lineno}"
+            rows.append(row)
+    return rows
+
+
+def _attach_labels(rows: list[dict], labels: list[str], where: str) -> list[dict]:
+    index = {label: i for i, label in enumerate(labels)}
+    for row in rows:
+        label = row["label"]
+        if label not in index:
+            raise TaskDataError(
+                f"{row.pop('_where', where)}: label {label!r} is not in the task's label set {labels}"
+            )
+        row.pop("_where", None)
+        row["choices"] = list(labels)
+        row["gold"] = index[label]
+    return rows
+
+
+def data_dir_of(config_source: str | None, data_dir: str) -> Path:
+    path = Path(data_dir)
+    if path.is_absolute():
+        return path
+    if not config_source or config_source == "inline":
+        raise TaskDataError(f"data_dir {data_dir!r} is relative but the task has no YAML file to resolve it from")
+    return Path(config_source).resolve().parent / path
+
+
+def load_packaged(directory: Path, labels: list[str]) -> datasets.DatasetDict:
+    if not (directory / "test.jsonl").is_file():
+        raise TaskDataError(f"{directory}: missing split 'test' (expected {directory / 'test.jsonl'})")
+    out = {}
+    for split in SPLITS:
+        path = directory / f"{split}.jsonl"
+        if path.is_file():
+            out[split] = datasets.Dataset.from_list(_attach_labels(_read_jsonl(path), labels, str(path)))
+    return datasets.DatasetDict(out)
+
+
+def _hub_label(row: dict, label_field: str, label_names: list[str] | None) -> str:
+    if "choices" in row and "gold" in row:  # FinBen schema
+        return str(row["choices"][int(row["gold"])])
+    value = row[label_field]
+    if label_names is not None and isinstance(value, int):
+        return label_names[value]
+    return str(value)
+
+
+def load_hub(
+    hub_id: str,
+    labels: list[str],
+    splits: dict[str, str],
+    text_field: str = "text",
+    label_field: str = "label",
+    label_names: list[str] | None = None,
+    name: str | None = None,
+) -> datasets.DatasetDict:
+    if hub_offline():
+        raise DataUnavailable(f"{hub_id} is on the Hugging Face Hub and the Hub is switched off (offline)")
+    raw = datasets.load_dataset(hub_id, name)
+    by_lower = {label.lower(): label for label in labels}
+    out = {}
+    for ours, theirs in splits.items():
+        if theirs not in raw:
+            raise TaskDataError(f"{hub_id}: missing split {theirs!r} (has {sorted(raw)})")
+        rows = []
+        for i, row in enumerate(raw[theirs]):
+            label = _hub_label(row, label_field, label_names)
+            rows.append({
+                "id": str(row.get("id", i)),
+                "text": row[text_field],
+                "label": by_lower.get(label.strip().lower(), label),
+                "_where": f"{hub_id}[{theirs}] row {i}",
+            })
+        out[ours] = datasets.Dataset.from_list(_attach_labels(rows, labels, hub_id))
+    return datasets.DatasetDict(out)
+
+
+def load(
+    labels: list[str],
+    hub_id: str | None = None,
+    hub_splits: dict[str, str] | None = None,
+    hub_fields: dict[str, Any] | None = None,
+    data_dir: str = "data",
+    config_source: str | None = None,
+    **_metadata: Any,
+) -> datasets.DatasetDict:
+    """``custom_dataset`` entry point for every finharness task YAML."""
+    directory = data_dir_of(config_source, data_dir)
+    packaged = (directory / "test.jsonl").is_file()
+    wanted = os.environ.get("FINHARNESS_DATA", "packaged").strip().lower()
+    if wanted not in {"packaged", "hub"}:
+        raise ValueError(f"FINHARNESS_DATA must be 'packaged' or 'hub', not {wanted!r}")
+    if packaged and (wanted == "packaged" or not hub_splits):
+        return load_packaged(directory, labels)
+    if not (hub_id and hub_splits):
+        raise TaskDataError(f"{directory}: missing split 'test' and the task names no hub_id/hub_splits to fetch")
+    return load_hub(hub_id, labels, hub_splits, **(hub_fields or {}))

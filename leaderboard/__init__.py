@@ -1,0 +1,1 @@
+"""Leaderboard of scored checkpoints (see the leaderboard issue; not built yet)."""

@@ -1,0 +1,1 @@
+"""Merge recipes that become MergeKit YAML (see the merges issue; not built yet)."""

@@ -1,0 +1,85 @@
+"""Every packaged task loads offline through lm-eval, renders its prompt, and has gold labels in range."""
+import fnmatch
+
+import pytest
+from lm_eval.tasks import TaskManager
+
+from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
+from harness.evaluate import plan_tasks
+
+SEEN = ["fin_fpb", "fin_fiqa_sa", "fin_tfns", "fin_headlines", "fin_finred", "fin_fomc"]
+UNSEEN = ["fin_finarg_auc", "fin_fincausal"]
+PACKAGED = [name + kind for name in SEEN + UNSEEN for kind in ("", "_gen")]
+LABELS = {
+    "fin_fpb": 3, "fin_fiqa_sa": 3, "fin_tfns": 3, "fin_headlines": 3,
+    "fin_finred": 29, "fin_fomc": 3, "fin_finarg_auc": 2, "fin_fincausal": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def manager():
+    return TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+
+
+@pytest.fixture(scope="module")
+def loaded(manager):
+    return manager.load(PACKAGED)["tasks"]
+
+
+def test_wildcard_matches_every_task_and_no_group(manager):
+    matched = manager.match_tasks(["fin_*"])
+    assert sorted(matched) == sorted(PACKAGED)
+    groups = [n for n in manager.all_tasks if n.startswith("finharness_")]
+    assert sorted(groups) == sorted(
+        f"finharness_{g}{k}" for g in ("seen", "unseen", "all") for k in ("", "_gen")
+    )
+    assert not fnmatch.filter(groups, "fin_*")
+
+
+@pytest.mark.parametrize("name", PACKAGED)
+def test_task_renders_and_gold_in_range(loaded, name):
+    task = loaded[name]
+    base = name.removesuffix("_gen")
+    docs = list(task.test_docs())
+    assert len(docs) >= 200
+    choices = task.doc_to_choice(docs[0])
+    assert len(choices) == LABELS[base]
+    for doc in docs:
+        assert 0 <= task.doc_to_target(doc) < len(choices)
+        assert doc["choices"][doc["gold"]] == doc["label"]
+    prompt = task.doc_to_text(docs[0])
+    assert docs[0]["text"] in prompt and prompt.endswith("Answer:")
+    # Few-shot examples exist and come from the validation split, not test.
+    assert task.config.fewshot_split == "validation" and len(task.fewshot_docs()) > 0
+    # Every class appears in the packaged test split.
+    assert {d["gold"] for d in docs} == set(range(len(choices)))
+
+
+def test_generative_twin_limits_output_to_five_tokens(loaded):
+    for name in PACKAGED:
+        if name.endswith("_gen"):
+            assert loaded[name].config.generation_kwargs["max_gen_toks"] == 5
+            assert loaded[name].config.output_type == "generate_until"
+        else:
+            assert loaded[name].config.output_type == "multiple_choice"
+
+
+def test_finred_prompt_names_the_entities(loaded):
+    doc = loaded["fin_finred"].test_docs()[0]
+    prompt = loaded["fin_finred"].doc_to_text(doc)
+    assert f"Head: {doc['head']}\nTail: {doc['tail']}" in prompt
+    assert "'product/material produced'" in prompt and "and 'creator'" in prompt
+
+
+def test_groups_split_seen_from_unseen(manager):
+    loaded = manager.load(["finharness_seen", "finharness_unseen"])
+    assert loaded["group_map"] == {"finharness_seen": SEEN, "finharness_unseen": UNSEEN}
+
+
+def test_hub_only_task_is_skipped_offline_with_a_reason():
+    include, skipped = plan_tasks(["fin_*"], online=False)
+    assert include == [TASKS_DIR]
+    assert set(skipped) == {"fin_ma", "fin_ma_gen"}
+    assert "offline" in skipped["fin_ma"]
+    include, skipped = plan_tasks(["fin_*"], online=True)
+    assert include == [TASKS_DIR, HUB_TASKS_DIR] and skipped == {}

@@ -1,0 +1,135 @@
+"""Bad task YAMLs, bad data and bad checkpoints get errors that name the file, field, row or value."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fin_tasks import TASKS_DIR
+from fin_tasks.common.data import TaskDataError, load
+from fin_tasks.common.validate import TaskYamlError, validate_file, validate_paths
+from harness.cli import main
+from harness.models import CheckpointError, resolve_checkpoint
+
+TEMPLATE = TASKS_DIR / "_multiple_choice_yaml"
+
+
+def write_task(folder: Path, body: str, rows: dict[str, list[dict]] | None = None) -> Path:
+    """A drop-in task: a YAML that includes the shared template, plus a data/ folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "fin_demo.yaml"
+    path.write_text(f"include: {TEMPLATE}\ntask: fin_demo\n" + body)
+    for split, split_rows in (rows or {}).items():
+        (folder / "data").mkdir(exist_ok=True)
+        (folder / "data" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in split_rows))
+    return path
+
+
+GOOD_BODY = """dataset_kwargs:
+  labels: &labels [down, up]
+doc_to_choice: *labels
+doc_to_text: "Headline: {{text}}\\nAnswer:"
+"""
+ROWS = [{"id": str(i), "text": f"gold moves {i}", "label": ["down", "up"][i % 2]} for i in range(6)]
+ALL_SPLITS = {"train": ROWS, "validation": ROWS, "test": ROWS}
+
+
+def test_packaged_suite_is_valid():
+    rows, errors = validate_paths([TASKS_DIR])
+    assert errors == []
+    assert {r["name"] for r in rows} >= {"fin_fpb", "fin_fpb_gen", "finharness_all"}
+
+
+def test_a_good_drop_in_task_validates(tmp_path):
+    row = validate_file(write_task(tmp_path, GOOD_BODY, ALL_SPLITS))
+    assert row["splits"] == {"train": 6, "validation": 6, "test": 6}
+    assert row["labels"] == ["down", "up"]
+
+
+def test_unparseable_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "fin_bad.yaml"
+    path.write_text("task: fin_bad\ndoc_to_text: [unclosed\n")
+    with pytest.raises(TaskYamlError, match=r"fin_bad\.yaml:\d+: not valid YAML"):
+        validate_file(path)
+
+
+def test_missing_include_is_reported(tmp_path):
+    path = tmp_path / "fin_bad.yaml"
+    path.write_text("include: _no_such_template_yaml\ntask: fin_bad\n")
+    with pytest.raises(TaskYamlError, match="include not found"):
+        validate_file(path)
+
+
+def test_unknown_field_is_named(tmp_path):
+    path = write_task(tmp_path, GOOD_BODY + "metric_lists: []\n", ALL_SPLITS)
+    with pytest.raises(TaskYamlError, match=r"fin_demo\.yaml: unknown task field\(s\) \['metric_lists'\]"):
+        validate_file(path)
+
+
+def test_label_outside_label_set_names_row_and_value(tmp_path):
+    bad = ROWS[:3] + [{"id": "x", "text": "gold", "label": "sideways"}]
+    path = write_task(tmp_path, GOOD_BODY, {"train": ROWS, "validation": ROWS, "test": bad})
+    with pytest.raises(TaskYamlError, match=r"test\.jsonl:4: label 'sideways' is not in the task's label set"):
+        validate_file(path)
+
+
+def test_missing_split_names_the_field(tmp_path):
+    path = write_task(tmp_path, GOOD_BODY, {"train": ROWS, "test": ROWS})
+    with pytest.raises(TaskYamlError, match="field validation_split names split 'validation', which the data does not have"):
+        validate_file(path)
+
+
+def test_missing_test_split_file(tmp_path):
+    path = write_task(tmp_path, GOOD_BODY, {"train": ROWS})
+    with pytest.raises(TaskYamlError, match="missing split 'test'"):
+        validate_file(path)
+
+
+def test_misspelt_prompt_field_is_caught(tmp_path):
+    path = write_task(tmp_path, GOOD_BODY.replace("{{text}}", "{{txt}}"), ALL_SPLITS)
+    with pytest.raises(TaskYamlError, match="doc_to_text does not render.*txt"):
+        validate_file(path)
+
+
+def test_choices_must_match_declared_labels(tmp_path):
+    body = GOOD_BODY.replace("doc_to_choice: *labels", "doc_to_choice: [up, down]")
+    with pytest.raises(TaskYamlError, match="doc_to_choice must equal dataset_kwargs.labels"):
+        validate_file(write_task(tmp_path, body, ALL_SPLITS))
+
+
+def test_invalid_json_row(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "test.jsonl").write_text('{"text": "a", "label": "up"}\n{"text": broken\n')
+    with pytest.raises(TaskDataError, match=r"test\.jsonl:2: not valid JSON"):
+        load(labels=["down", "up"], data_dir=str(folder))
+
+
+def test_validate_command_reports_every_bad_file_and_fails(tmp_path, capsys):
+    good = write_task(tmp_path / "good", GOOD_BODY, ALL_SPLITS)
+    bad = tmp_path / "bad" / "fin_bad.yaml"
+    bad.parent.mkdir()
+    bad.write_text("task: fin_bad\nnot_a_field: 1\n")
+    assert main(["validate", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "ok     fin_demo" in out and "unknown task field(s) ['not_a_field']" in out
+    assert "1 valid, 1 invalid" in out
+
+
+def test_checkpoint_that_does_not_exist(tmp_path):
+    with pytest.raises(CheckpointError, match=r"checkpoint '.*nowhere' does not exist"):
+        resolve_checkpoint(str(tmp_path / "nowhere"))
+
+
+def test_checkpoint_without_safetensors_is_refused(tmp_path, tiny_checkpoint):
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny_checkpoint, pickled)
+    for weights in pickled.glob("*.safetensors"):
+        weights.rename(weights.with_suffix(".bin"))
+    with pytest.raises(CheckpointError, match="no .safetensors weights"):
+        resolve_checkpoint(str(pickled))
+
+
+def test_eval_command_names_a_missing_checkpoint(tmp_path, capsys):
+    assert main(["eval", "--model", str(tmp_path / "missing-model"), "--limit", "1"]) == 2
+    assert "missing-model' does not exist" in capsys.readouterr().err
