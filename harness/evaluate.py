@@ -50,24 +50,39 @@ def set_offline(online: bool) -> None:
             os.environ[var] = "1"
 
 
-def _task_names(rows: list[dict]) -> list[str]:
-    return [row["name"] for row in rows]
-
-
 def plan_tasks(requested: list[str], online: bool) -> tuple[list[Path], dict[str, str]]:
-    """Include paths for this run, and the requested hub-only tasks skipped offline."""
+    """Include paths for this run, and the requested hub-only tasks skipped offline.
+
+    Every YAML of the suite is validated first, so a broken file stops the run with its
+    name instead of silently vanishing from lm-eval's index.
+    """
     rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR], with_data=False)
     if errors:
         raise TaskYamlError("\n".join(errors))
     if online:
         return [TASKS_DIR, HUB_TASKS_DIR], {}
-    hub_rows, _ = validate_paths([HUB_TASKS_DIR], with_data=False)
+    hub_only = [r["name"] for r in rows if Path(r["file"]).is_relative_to(HUB_TASKS_DIR)]
     skipped = {
         name: "its data is only on the Hugging Face Hub and this run is offline (use --online)"
-        for name in _task_names(hub_rows)
+        for name in hub_only
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in requested)
     }
     return [TASKS_DIR], skipped
+
+
+def select_tasks(requested: list[str], known: list[str], skipped: dict[str, str]) -> list[str]:
+    """Drop what was skipped; refuse a name or pattern that matches nothing at all."""
+    selected = []
+    for entry in requested:
+        if entry in skipped:
+            continue
+        if fnmatch.filter(known, entry):
+            selected.append(entry)
+        elif not fnmatch.filter(list(skipped), entry):
+            raise ValueError(f"unknown task, group or pattern {entry!r} (see `finharness tasks`)")
+    if not selected:
+        raise ValueError(f"no task to run: {requested} matched only tasks skipped offline")
+    return selected
 
 
 def use_chat_template(mode: str, checkpoint: Path) -> bool:
@@ -82,7 +97,6 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     include, skipped = plan_tasks(req.tasks, req.online)
     for name, why in skipped.items():
         print(f"skipping {name}: {why}")
-    tasks = [t for t in req.tasks if t not in skipped]
 
     import lm_eval
     import torch
@@ -90,10 +104,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=[str(p) for p in include], include_defaults=req.include_defaults)
-    # Patterns are matched by lm-eval itself; one that matched only skipped tasks is dropped.
-    tasks = [t for t in tasks if manager.match_tasks([t]) or t in manager.all_tasks]
-    if not tasks:
-        raise ValueError(f"no task to run: {req.tasks} matched nothing runnable here")
+    tasks = select_tasks(req.tasks, list(manager.all_tasks), skipped)
     chat = use_chat_template(req.chat_template, checkpoint)
     device = req.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tracker = EvaluationTracker(output_path=str(req.output_path)) if req.output_path else None

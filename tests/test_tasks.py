@@ -83,3 +83,16 @@ def test_hub_only_task_is_skipped_offline_with_a_reason():
     assert "offline" in skipped["fin_ma"]
     include, skipped = plan_tasks(["fin_*"], online=True)
     assert include == [TASKS_DIR, HUB_TASKS_DIR] and skipped == {}
+
+
+def test_task_selection_refuses_unknown_names_and_drops_skipped_ones():
+    from harness.evaluate import select_tasks
+
+    known = ["fin_fpb", "fin_fpb_gen", "finharness_all"]
+    skipped = {"fin_ma": "offline", "fin_ma_gen": "offline"}
+    assert select_tasks(["fin_*", "fin_ma"], known, skipped) == ["fin_*"]
+    assert select_tasks(["finharness_all"], known, skipped) == ["finharness_all"]
+    with pytest.raises(ValueError, match="unknown task, group or pattern 'fin_fbp'"):
+        select_tasks(["fin_fbp"], known, skipped)
+    with pytest.raises(ValueError, match="matched only tasks skipped offline"):
+        select_tasks(["fin_ma*"], known, skipped)
