@@ -96,3 +96,14 @@ def test_plain_lm_eval_finds_the_tasks_through_include_path(tiny_checkpoint, tmp
     results = json.loads(results_file.read_text())["results"]
     assert len(results) == 16 and "fin_ma" not in results  # 8 datasets x (mc, gen)
     assert "f1_macro,none" in results["fin_fiqa_sa"] and "missing,none" in results["fin_tfns_gen"]
+
+
+def test_few_shot_examples_show_label_words_from_the_validation_split(tiny_checkpoint):
+    result = run_eval(EvalRequest(
+        model=str(tiny_checkpoint), tasks=["fin_fpb_gen"], limit=1, num_fewshot=2, log_samples=True,
+    ))
+    prompt = result.results["samples"]["fin_fpb_gen"][0]["arguments"][0][0]
+    examples = prompt.split("\n\n")
+    assert len(examples) == 3 and examples[-1].endswith("Answer:")
+    for shot in examples[:2]:
+        assert shot.rsplit("Answer: ", 1)[1] in {"negative", "neutral", "positive"}
