@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import fnmatch
-import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -12,8 +11,6 @@ from typing import Any
 from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_paths
 from harness.models import is_instruct, resolve_checkpoint
-
-log = logging.getLogger(__name__)
 
 DEFAULT_TASKS = ["finharness_all"]
 

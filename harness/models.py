@@ -128,7 +128,7 @@ def is_instruct(checkpoint: Path) -> bool:
     marker = checkpoint / MARKER
     if marker.is_file():
         return bool(json.loads(marker.read_text()).get("instruct"))
+    if (checkpoint / "chat_template.jinja").is_file():  # transformers 5 saves it here
+        return True
     config = checkpoint / "tokenizer_config.json"
-    return config.is_file() and bool(json.loads(config.read_text()).get("chat_template")) or (
-        checkpoint / "chat_template.jinja"
-    ).is_file()
+    return config.is_file() and bool(json.loads(config.read_text()).get("chat_template"))

@@ -18,14 +18,11 @@ Which source is used:
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import datasets
-
-log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 
