@@ -26,7 +26,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, device=args.device, dtype=args.dtype,
             chat_template=args.chat_template, online=args.online,
             include_defaults=args.include_defaults, output_path=args.output_path,
-            log_samples=args.log_samples, seed=args.seed,
+            log_samples=args.log_samples, seed=args.seed, backend=args.backend,
         ))
         docs = docs_scored(outcome.results)
         print(f"\n## {model}  ({outcome.checkpoint})")
@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output_path", type=Path, default=None, help="write lm-eval results and samples here")
     ev.add_argument("--log_samples", action="store_true")
     ev.add_argument("--seed", type=int, default=1234)
+    ev.add_argument("--backend", choices=["hf-shared-prefix", "hf"], default="hf-shared-prefix",
+                    help="lm-eval model backend: hf-shared-prefix scores each context once (default); hf is lm-eval's own")
     ev.set_defaults(func=cmd_eval)
 
     ts = sub.add_parser("tasks", help="list the tasks with their label sets and sizes")

@@ -30,6 +30,7 @@ class EvalRequest:
     output_path: Path | None = None
     log_samples: bool = False
     seed: int = 1234
+    backend: str = "hf-shared-prefix"  # or "hf": lm-eval's own backend
 
 
 @dataclass
@@ -97,6 +98,8 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
 
     import lm_eval
     import torch
+
+    import harness.shared_prefix_lm  # noqa: F401  (registers the hf-shared-prefix backend)
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
@@ -108,7 +111,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
 
     start = time.perf_counter()
     results = lm_eval.simple_evaluate(
-        model="hf",
+        model=req.backend,
         model_args={"pretrained": str(checkpoint), "dtype": req.dtype, "trust_remote_code": False},
         tasks=tasks,
         num_fewshot=req.num_fewshot,

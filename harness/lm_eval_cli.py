@@ -1,0 +1,11 @@
+"""`python -m harness.lm_eval_cli ARGS`: lm-eval's own CLI, with `--model hf-shared-prefix` available.
+
+lm-eval 0.4.13 has no plugin hook for model backends (PR #4013 adds the `lm_eval.models`
+entry point, which pyproject.toml declares for when it ships), so this wrapper only
+imports the backend, which registers it, and hands every argument to lm-eval.
+"""
+import harness.shared_prefix_lm  # noqa: F401  (registers hf-shared-prefix)
+from lm_eval.__main__ import cli_evaluate
+
+if __name__ == "__main__":
+    cli_evaluate()

@@ -1,0 +1,220 @@
+"""``hf-shared-prefix``: lm-eval's HF backend, scoring every continuation of a context in one pass.
+
+lm-eval's ``hf`` backend runs context + continuation once per request, and reuses a
+forward pass only when every continuation is a single token. A multiple-choice document
+with multi-token labels (FinRED's 29 relation names, "hawkish"/"dovish") therefore pays
+for its context once per label.
+
+This backend packs each context and all its continuations into one row:
+
+    [context c0..cn][cont 1 tokens, minus the last][cont 2 tokens, minus the last]...
+
+with a 4-D attention mask under which each continuation sees the context and its own
+earlier tokens only, and position ids that restart after the context for every
+continuation. One forward pass then yields every log-likelihood the ``hf`` backend would
+compute, up to float rounding. Rows are sorted by length and batched, and only the
+logits of scored positions are projected onto the vocabulary (``logits_to_keep``).
+
+Everything else (generation, chat templates, PEFT, dtype, device, batch size, truncation,
+errors) is inherited from ``HFLM`` unchanged. Requests this scheme cannot serve exactly
+go to ``HFLM``'s own code: seq2seq models, continuations longer than the window, and rows
+on sliding-window models whose span exceeds the window.
+"""
+from __future__ import annotations
+
+import inspect
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+from tqdm import tqdm
+
+Request = tuple[tuple[str, str] | None, list[int], list[int]]
+
+
+@dataclass
+class PackedRow:
+    """One context with the distinct continuations scored against it."""
+
+    context: tuple[int, ...]
+    continuations: list[tuple[int, ...]] = field(default_factory=list)
+    requests: dict[tuple[int, ...], list[int]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def length(self) -> int:
+        return len(self.context) + sum(len(c) - 1 for c in self.continuations)
+
+    @property
+    def span(self) -> int:
+        """Largest true position in the row, plus one."""
+        return len(self.context) + max(len(c) for c in self.continuations) - 1
+
+
+def build_rows(requests: list[Request], max_length: int) -> tuple[list[PackedRow], list[int]]:
+    """Group requests by the context ``hf`` would actually feed (after its left truncation).
+
+    Returns the rows and the indices of requests left to ``HFLM`` (continuation longer
+    than the window, which ``HFLM`` rejects with its own assertion).
+    """
+    rows: dict[tuple[int, ...], PackedRow] = {}
+    leftover = []
+    for index, (_, context, continuation) in enumerate(requests):
+        if not continuation or len(continuation) > max_length:
+            leftover.append(index)
+            continue
+        # hf feeds (context + continuation)[-(max_length + 1):][:-1]; the scored context is
+        # what is left of that window before the continuation.
+        window = (list(context) + list(continuation))[-(max_length + 1):]
+        fed_context = tuple(window[: len(window) - len(continuation)])
+        if not fed_context:
+            leftover.append(index)
+            continue
+        row = rows.setdefault(fed_context, PackedRow(fed_context))
+        cont = tuple(continuation)
+        if cont not in row.requests:
+            row.continuations.append(cont)
+        row.requests[cont].append(index)
+    return list(rows.values()), leftover
+
+
+def pack_batch(rows: list[PackedRow], pad_id: int, dtype: torch.dtype, sliding_window: int | None):
+    """Input ids, position ids, 4-D additive masks and per-row bookkeeping for a batch."""
+    width = max(r.length for r in rows)
+    n = len(rows)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    positions = torch.zeros((n, width), dtype=torch.long)
+    segment = torch.full((n, width), -1, dtype=torch.long)  # 0: context, s>0: continuation s, -1: pad
+    for b, row in enumerate(rows):
+        c = len(row.context)
+        input_ids[b, :c] = torch.tensor(row.context)
+        positions[b, :c] = torch.arange(c)
+        segment[b, :c] = 0
+        at = c
+        for s, cont in enumerate(row.continuations, start=1):
+            body = cont[:-1]
+            if body:
+                input_ids[b, at: at + len(body)] = torch.tensor(body)
+                positions[b, at: at + len(body)] = torch.arange(c, c + len(body))
+                segment[b, at: at + len(body)] = s
+                at += len(body)
+        # Pads: keep positions increasing so no row of the mask is empty.
+        positions[b, at:] = torch.arange(at, width)
+    index = torch.arange(width)
+    causal = index[None, :, None] >= index[None, None, :]  # query >= key, in the packed order
+    seg_q, seg_k = segment[:, :, None], segment[:, None, :]
+    visible = causal & ((seg_k == 0) | (seg_k == seg_q) | (seg_q == -1))
+    masks = {"full_attention": visible}
+    if sliding_window is not None:
+        distance = positions[:, :, None] - positions[:, None, :]
+        masks["sliding_attention"] = visible & (distance < sliding_window)
+    neg = torch.finfo(dtype).min
+    additive = {
+        kind: torch.zeros(m.shape, dtype=dtype).masked_fill_(~m, neg)[:, None] for kind, m in masks.items()
+    }
+    return input_ids, positions, additive, width
+
+
+@register_model("hf-shared-prefix")
+class SharedPrefixLM(HFLM):
+    """``hf`` with one forward pass per context for log-likelihood requests."""
+
+    def _fast_path_ok(self) -> bool:
+        return self.backend == "causal"
+
+    def _sliding_window(self) -> int | None:
+        """The attention window of sliding-window layers, if the model has any."""
+        config = self.model.config
+        if "sliding_attention" in (getattr(config, "layer_types", None) or []) or getattr(
+            config, "use_sliding_window", False
+        ) or config.model_type in {"mistral", "mixtral"}:
+            return getattr(config, "sliding_window", None)
+        return None
+
+    def _mixed_layers(self) -> bool:
+        """Full and sliding layers side by side: the model takes one mask per layer type."""
+        types = set(getattr(self.model.config, "layer_types", None) or [])
+        return {"full_attention", "sliding_attention"} <= types
+
+    def _accepts_logits_to_keep(self) -> bool:
+        forward = getattr(self.model, "get_base_model", lambda: self.model)().forward
+        return "logits_to_keep" in inspect.signature(forward).parameters
+
+    def _rows_per_batch(self) -> int:
+        size = self.batch_size
+        return int(size) if str(size).isdigit() and int(size) > 0 else 8
+
+    def _loglikelihood_tokens(
+        self,
+        requests: list[Request],
+        disable_tqdm: bool = False,
+        override_bs: int | None = None,
+    ) -> list[tuple[float, bool]]:
+        if not self._fast_path_ok():
+            return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+        rows, leftover = build_rows(requests, self.max_length)
+        window = self._sliding_window()
+        if window is not None:
+            too_wide = [r for r in rows if r.span > window]
+            rows = [r for r in rows if r.span <= window]
+            leftover += [i for r in too_wide for ids in r.requests.values() for i in ids]
+
+        answers: list[tuple[float, bool] | None] = [None] * len(requests)
+        if leftover:
+            for i, answer in zip(leftover, super()._loglikelihood_tokens(
+                [requests[i] for i in leftover], disable_tqdm=True, override_bs=override_bs
+            )):
+                answers[i] = answer
+
+        rows.sort(key=lambda r: (-r.length, r.context))  # longest first, like hf: OOM early
+        keep_logits = self._accepts_logits_to_keep()
+        per_batch = override_bs or self._rows_per_batch()
+        pbar = tqdm(total=len(requests) - len(leftover), disable=(disable_tqdm or self.rank != 0),
+                    desc="Running loglikelihood requests (shared prefix)")
+        for start in range(0, len(rows), per_batch):
+            batch = rows[start: start + per_batch]
+            for i, answer in self._score_batch(batch, window, keep_logits):
+                answers[i] = answer
+                key = requests[i][0]
+                if key is not None:
+                    self.cache_hook.add_partial("loglikelihood", key, answer)
+                pbar.update(1)
+        pbar.close()
+        return answers  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def _score_batch(self, batch: list[PackedRow], window: int | None, keep_logits: bool):
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id or 0
+        dtype = self.model.dtype if self.model.dtype.is_floating_point else torch.float32
+        input_ids, positions, masks, width = pack_batch(batch, pad_id, dtype, window)
+        if window is not None and self._mixed_layers():
+            mask = {kind: m.to(self.device) for kind, m in masks.items()}
+        else:
+            mask = masks["sliding_attention" if window is not None else "full_attention"].to(self.device)
+        # The first scored position is the last context token of the shortest context.
+        first = min(len(r.context) for r in batch) - 1
+        kwargs = {"logits_to_keep": width - first} if keep_logits else {}
+        logits = self.model(
+            input_ids=input_ids.to(self.device), attention_mask=mask,
+            position_ids=positions.to(self.device), use_cache=False, **kwargs,
+        ).logits
+        offset = width - logits.shape[1]  # packed index of logits[:, 0]
+        for b, row in enumerate(batch):
+            c = len(row.context)
+            at = c
+            for cont in row.continuations:
+                # Position predicting cont[0] is the context's last token; cont[t] (t >= 1)
+                # is predicted at the packed index of cont[t-1].
+                where = [c - 1] + list(range(at, at + len(cont) - 1))
+                at += len(cont) - 1
+                picked = logits[b, [w - offset for w in where]]
+                logprobs = F.log_softmax(picked, dim=-1, dtype=self.softmax_dtype)
+                target = torch.tensor(cont, device=logprobs.device)
+                greedy = bool((logprobs.argmax(dim=-1) == target).all())
+                total = float(logprobs.gather(1, target[:, None]).sum())
+                for i in row.requests[cont]:
+                    yield i, (total, greedy)
