@@ -80,7 +80,9 @@ def build_rows(requests: list[Request], max_length: int) -> tuple[list[PackedRow
     return list(rows.values()), leftover
 
 
-def pack_batch(rows: list[PackedRow], pad_id: int, dtype: torch.dtype, sliding_window: int | None):
+def pack_batch(
+    rows: list[PackedRow], pad_id: int, dtype: torch.dtype, sliding_window: int | None, with_masks: bool = True
+):
     """Input ids, position ids, 4-D additive masks and per-row bookkeeping for a batch."""
     width = max(r.length for r in rows)
     n = len(rows)
@@ -102,6 +104,8 @@ def pack_batch(rows: list[PackedRow], pad_id: int, dtype: torch.dtype, sliding_w
                 at += len(body)
         # Pads: keep positions increasing so no row of the mask is empty.
         positions[b, at:] = torch.arange(at, width)
+    if not with_masks:
+        return input_ids, positions, {}, width
     index = torch.arange(width)
     causal = index[None, :, None] >= index[None, None, :]  # query >= key, in the packed order
     seg_q, seg_k = segment[:, :, None], segment[:, None, :]
@@ -190,8 +194,13 @@ class SharedPrefixLM(HFLM):
         if pad_id is None:
             pad_id = self.tokenizer.eos_token_id or 0
         dtype = self.model.dtype if self.model.dtype.is_floating_point else torch.float32
-        input_ids, positions, masks, width = pack_batch(batch, pad_id, dtype, window)
-        if window is not None and self._mixed_layers():
+        plain = all(r.length == len(r.context) for r in batch)
+        input_ids, positions, masks, width = pack_batch(batch, pad_id, dtype, window, with_masks=not plain)
+        if plain:
+            # Only one-token labels: plain causal attention over right-padded rows, as in
+            # hf, lets attention use its fused causal kernel instead of an explicit mask.
+            mask, positions = None, None
+        elif window is not None and self._mixed_layers():
             mask = {kind: m.to(self.device) for kind, m in masks.items()}
         else:
             mask = masks["sliding_attention" if window is not None else "full_attention"].to(self.device)
@@ -200,7 +209,7 @@ class SharedPrefixLM(HFLM):
         kwargs = {"logits_to_keep": width - first} if keep_logits else {}
         logits = self.model(
             input_ids=input_ids.to(self.device), attention_mask=mask,
-            position_ids=positions.to(self.device), use_cache=False, **kwargs,
+            position_ids=None if positions is None else positions.to(self.device), use_cache=False, **kwargs,
         ).logits
         offset = width - logits.shape[1]  # packed index of logits[:, 0]
         for b, row in enumerate(batch):
