@@ -81,9 +81,12 @@ def build_rows(requests: list[Request], max_length: int) -> tuple[list[PackedRow
 
 
 def pack_batch(
-    rows: list[PackedRow], pad_id: int, dtype: torch.dtype, sliding_window: int | None, with_masks: bool = True
+    rows: list[PackedRow], pad_id: int, dtype: torch.dtype, sliding_window: int | None, mask_kinds: tuple[str, ...]
 ):
-    """Input ids, position ids, 4-D additive masks and per-row bookkeeping for a batch."""
+    """Input ids, position ids, the packed width, and one 4-D additive mask per kind asked for.
+
+    Kinds are ``full_attention`` and ``sliding_attention``; none asked, none built.
+    """
     width = max(r.length for r in rows)
     n = len(rows)
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -104,21 +107,20 @@ def pack_batch(
                 at += len(body)
         # Pads: keep positions increasing so no row of the mask is empty.
         positions[b, at:] = torch.arange(at, width)
-    if not with_masks:
-        return input_ids, positions, {}, width
+    if not mask_kinds:
+        return input_ids, positions, width, {}
     index = torch.arange(width)
     causal = index[None, :, None] >= index[None, None, :]  # query >= key, in the packed order
     seg_q, seg_k = segment[:, :, None], segment[:, None, :]
     visible = causal & ((seg_k == 0) | (seg_k == seg_q) | (seg_q == -1))
-    masks = {"full_attention": visible}
-    if sliding_window is not None:
-        distance = positions[:, :, None] - positions[:, None, :]
-        masks["sliding_attention"] = visible & (distance < sliding_window)
     neg = torch.finfo(dtype).min
-    additive = {
-        kind: torch.zeros(m.shape, dtype=dtype).masked_fill_(~m, neg)[:, None] for kind, m in masks.items()
-    }
-    return input_ids, positions, additive, width
+    masks = {}
+    for kind in mask_kinds:
+        allowed = visible
+        if kind == "sliding_attention":
+            allowed = visible & (positions[:, :, None] - positions[:, None, :] < sliding_window)
+        masks[kind] = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, neg)[:, None]
+    return input_ids, positions, width, masks
 
 
 @register_model("hf-shared-prefix")
@@ -194,16 +196,21 @@ class SharedPrefixLM(HFLM):
         if pad_id is None:
             pad_id = self.tokenizer.eos_token_id or 0
         dtype = self.model.dtype if self.model.dtype.is_floating_point else torch.float32
-        plain = all(r.length == len(r.context) for r in batch)
-        input_ids, positions, masks, width = pack_batch(batch, pad_id, dtype, window, with_masks=not plain)
-        if plain:
+        if all(r.length == len(r.context) for r in batch):
             # Only one-token labels: plain causal attention over right-padded rows, as in
             # hf, lets attention use its fused causal kernel instead of an explicit mask.
-            mask, positions = None, None
+            kinds: tuple[str, ...] = ()
         elif window is not None and self._mixed_layers():
-            mask = {kind: m.to(self.device) for kind, m in masks.items()}
+            kinds = ("full_attention", "sliding_attention")
         else:
-            mask = masks["sliding_attention" if window is not None else "full_attention"].to(self.device)
+            kinds = ("sliding_attention" if window is not None else "full_attention",)
+        input_ids, positions, width, masks = pack_batch(batch, pad_id, dtype, window, kinds)
+        if not kinds:
+            mask, positions = None, None
+        elif len(kinds) == 1:
+            mask = masks[kinds[0]].to(self.device)
+        else:
+            mask = {kind: m.to(self.device) for kind, m in masks.items()}
         # The first scored position is the last context token of the shortest context.
         first = min(len(r.context) for r in batch) - 1
         kwargs = {"logits_to_keep": width - first} if keep_logits else {}
