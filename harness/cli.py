@@ -87,6 +87,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.run import train_recipe
+
+    train_recipe(args.recipe, resume=args.resume, overwrite=args.overwrite, output_dir=args.output_dir)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finharness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--no-data", action="store_true", help="check the YAML only, do not load data")
     va.add_argument("--online", action="store_true")
     va.set_defaults(func=cmd_validate)
+
+    tr = sub.add_parser("train", help="LoRA / FTICL fine-tuning from a YAML recipe")
+    tr.add_argument("recipe", type=Path, help="training recipe (see training/recipes/)")
+    tr.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    tr.add_argument("--overwrite", action="store_true", help="discard an earlier run of the same name")
+    tr.add_argument("--output-dir", type=Path, default=None, help="parent of the run folder (default: the recipe's output_dir)")
+    tr.set_defaults(func=cmd_train)
 
     mo = sub.add_parser("models", help="embedded default models: list, or convert and print their paths")
     mo.add_argument("action", choices=["list", "path"])

@@ -1,0 +1,239 @@
+"""`finharness train` on a tiny random model: recipes, prompts, loss mask, resume, outputs."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from harness.cli import main
+from tests.conftest import build_tiny_checkpoint
+from training import loop
+from training.encode import IGNORE, encode_example, encode_pair
+from training.examples import build_examples
+from training.recipe import RecipeError, load_recipe, parse_recipe
+from training.run import train_recipe
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def tiny_recipe(base: Path, out: Path, **overrides) -> dict:
+    recipe = {
+        "name": "fpb-tiny", "base_model": str(base), "output_dir": str(out),
+        "tasks": [{"name": "fin_fpb", "samples": 48}],
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.1},
+        "training": {"lr": 5e-3, "epochs": 3, "batch_size": 8, "logging_steps": 3, "save_steps": 6},
+    }
+    recipe.update(overrides)
+    return recipe
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_checkpoint, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    return train_recipe(parse_recipe(tiny_recipe(tiny_checkpoint, out)), quiet=True)
+
+
+# --- recipes -----------------------------------------------------------------------------
+
+def test_recipe_errors_name_the_field(tmp_path, tiny_checkpoint):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"name: x\nbase_model: {tiny_checkpoint}\ntasks: [{{name: fin_fpb}}]\ntraining: {{learning_rte: 0.1}}\n")
+    with pytest.raises(RecipeError, match=r"bad.yaml: training.learning_rte: unknown key"):
+        load_recipe(path)
+    path.write_text("name: x\ntasks: [\n")
+    with pytest.raises(RecipeError, match=r"bad.yaml:\d+: not valid YAML"):
+        load_recipe(path)
+    with pytest.raises(RecipeError, match="base_model: required key is missing"):
+        parse_recipe({"name": "x", "tasks": [{"name": "fin_fpb"}]})
+    with pytest.raises(RecipeError, match="embeddings or output layer"):
+        parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path, lora={"target_modules": ["q_proj", "lm_head"]}))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"tasks": [{"name": "fin_nope"}]}, "unknown task 'fin_nope'"),
+    ({"tasks": [{"name": "finharness_seen"}]}, "is a group"),
+    ({"tasks": [{"name": "fin_fiqa_sa", "samples": 5000}]}, "fin_fiqa_sa asks for 5000 samples but its training split has 750"),
+    ({"lora": {"target_modules": ["q_proj", "query_key_value"]}}, r"\['query_key_value'\] not in this model"),
+    ({"prompt_format": "instruct"}, "has no chat template"),
+])
+def test_bad_recipes_fail_before_any_folder_is_written(tiny_checkpoint, tmp_path, change, message):
+    with pytest.raises(RecipeError, match=message):
+        train_recipe(parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path, **change)), quiet=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_reports_recipe_errors(tmp_path, tiny_checkpoint, capsys):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(f"name: x\nbase_model: {tiny_checkpoint}\ntasks: [{{name: fin_fpb, samples: 0}}]\n")
+    assert main(["train", str(path)]) == 2
+    assert "tasks.0.samples" in capsys.readouterr().err
+
+
+# --- prompts and the loss mask -----------------------------------------------------------
+
+def test_only_answer_tokens_carry_loss(tiny_checkpoint, tmp_path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    recipe = parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path, tasks=[{"name": "fin_fpb", "samples": 5}]))
+    for ex in build_examples(recipe, tokenizer):
+        assert ex.prompt.endswith("\nAnswer:") and ex.completion in {" negative<|endoftext|>", " neutral<|endoftext|>", " positive<|endoftext|>"}
+        enc = encode_example(tokenizer, ex, max_length=1024)
+        context_ids, answer_ids = encode_pair(tokenizer, ex.prompt, ex.completion)
+        assert enc.input_ids == context_ids + answer_ids
+        for position, (token, label) in enumerate(zip(enc.input_ids, enc.labels)):
+            if position < len(context_ids):
+                assert label == IGNORE, f"prompt token {position} carries loss"
+            else:
+                assert label == token
+        assert tokenizer.decode(answer_ids) == ex.completion
+        assert answer_ids[-1] == tokenizer.eos_token_id
+
+
+def test_token_split_is_lm_evals_own(tiny_checkpoint):
+    """What we train on is exactly the continuation lm-eval scores."""
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoTokenizer
+
+    lm = HFLM(pretrained=str(tiny_checkpoint), device="cpu", batch_size=1)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    for context, continuation in [("Text: Sales fell.\nAnswer:", " negative"), ("Answer: ", "positive"),
+                                  ("<|endoftext|>Text: x\nAnswer:", " neutral")]:
+        assert encode_pair(tokenizer, context, continuation) == lm._encode_pair(context, continuation)
+
+
+def test_long_prompts_lose_their_start_not_the_answer(tiny_checkpoint, tmp_path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    recipe = parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path, tasks=[{"name": "fin_fpb", "samples": 1}]))
+    [ex] = build_examples(recipe, tokenizer)
+    enc = encode_example(tokenizer, ex, max_length=20)
+    assert enc.truncated and len(enc.input_ids) == 20
+    assert tokenizer.decode([t for t in enc.labels if t != IGNORE]) == ex.completion
+
+
+def test_instruct_format_uses_the_chat_template(tmp_path):
+    from transformers import AutoTokenizer
+
+    chat_model = build_tiny_checkpoint(tmp_path / "chat", chat_template=CHATML)
+    tokenizer = AutoTokenizer.from_pretrained(chat_model)
+    recipe = parse_recipe(tiny_recipe(chat_model, tmp_path, prompt_format="instruct",
+                                      tasks=[{"name": "fin_fomc", "samples": 3}]))
+    for ex in build_examples(recipe, tokenizer):
+        assert ex.prompt.startswith("<|im_start|>user\nExamine the excerpt")
+        assert ex.prompt.endswith("Answer:<|im_end|>\n<|im_start|>assistant\n")
+        assert ex.completion in {f"{label}<|im_end|>\n" for label in ("dovish", "hawkish", "neutral")}
+
+
+def test_fticl_prompts_hold_k_demonstrations_never_the_example(tiny_checkpoint, tmp_path):
+    from transformers import AutoTokenizer
+
+    from training.examples import load_tasks
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    k = 3
+    recipe = parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path, tasks=[{"name": "fin_fpb", "samples": 40}],
+                                      fticl={"k": k, "seed": 7}))
+    docs = load_tasks(["fin_fpb"])["fin_fpb"].training_docs()
+    examples = build_examples(recipe, tokenizer)
+    for ex in examples:
+        assert len(ex.demos) == len(set(ex.demos)) == k and ex.doc_index not in ex.demos
+        assert ex.prompt.count("Analyze the sentiment") == k + 1
+        blocks = ex.prompt.split("\n\n")
+        assert len(blocks) == k + 1
+        for block, row in zip(blocks, ex.demos):
+            assert docs[row]["text"] in block
+            assert block.endswith("Answer: " + docs[row]["label"])
+        assert docs[ex.doc_index]["text"] in blocks[-1] and blocks[-1].endswith("Answer:")
+    again = build_examples(recipe, tokenizer)
+    assert [e.demos for e in again] == [e.demos for e in examples]  # seeded
+
+
+# --- training runs ---------------------------------------------------------------------
+
+def test_loss_decreases_on_a_real_task(trained):
+    log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 18  # 48 examples / 8 per batch * 3 epochs
+    assert log[-1]["loss"] < log[0]["loss"] - 0.2
+
+
+def test_run_folder_holds_everything(trained):
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "adapter/adapter_config.json",
+                 "adapter/adapter_model.safetensors", "recipe.yaml", "README.md", "finharness_run.json"):
+        assert (trained / name).is_file(), name
+    assert not (trained / "checkpoints").exists()
+    run = json.loads((trained / "finharness_run.json").read_text())
+    assert run["examples"] == 48 and run["steps"] == 18 and run["prompt_format"] == "base"
+    card = (trained / "README.md").read_text()
+    assert re.search(r"\n\| fin_fpb +\| +48 \|\n", card)  # data table
+    assert re.search(r"\n\| 18 +\| 3.0 +\| \d\.\d{4} +\|", card)  # last row of the training curve
+    assert "lr: 0.005" in card and "library_name: peft" in card
+    recipe = load_recipe(trained / "recipe.yaml")  # the resolved recipe is itself a valid recipe
+    assert recipe.training.warmup_ratio == 0.03
+
+
+def test_an_identical_finished_run_is_not_redone(trained, capsys):
+    recipe = load_recipe(trained / "recipe.yaml")
+    before = (trained / "finharness_run.json").stat().st_mtime_ns
+    assert train_recipe(recipe) == trained
+    assert "already trained" in capsys.readouterr().out
+    assert (trained / "finharness_run.json").stat().st_mtime_ns == before
+
+
+def test_resume_ends_with_the_same_weights(tiny_checkpoint, tmp_path, monkeypatch, trained):
+    recipe = parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path))
+    real_save = loop.save_checkpoint
+
+    def save_then_die(work_dir, step, *args):
+        real_save(work_dir, step, *args)
+        if step == 12:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_recipe(recipe, quiet=True)
+    final = tmp_path / "fpb-tiny"
+    assert not final.exists() and (tmp_path / "fpb-tiny.partial" / "checkpoints" / "step-000012").is_dir()
+    with pytest.raises(RecipeError, match="pass --resume"):
+        train_recipe(recipe, quiet=True)
+
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    assert train_recipe(recipe, resume=True, quiet=True) == final
+    resumed = load_file(final / "adapter" / "adapter_model.safetensors")
+    straight = load_file(trained / "adapter" / "adapter_model.safetensors")
+    assert resumed.keys() == straight.keys()
+    for name in straight:
+        assert torch.equal(resumed[name], straight[name]), name
+    resumed_log = [json.loads(line) for line in (final / "train_log.jsonl").read_text().splitlines()]
+    straight_log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in resumed_log] == [3, 6, 9, 12, 15, 18]
+    assert [r["loss"] for r in resumed_log] == [r["loss"] for r in straight_log]
+
+
+def test_merged_checkpoint_scores_like_base_plus_adapter(trained, tiny_checkpoint):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from fin_tasks import TASKS_DIR
+
+    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+
+    def score(model_args: str):
+        out = lm_eval.simple_evaluate(model="hf", model_args=model_args, tasks=["fin_fpb"], limit=8,
+                                      task_manager=manager, log_samples=True, batch_size=4, device="cpu")
+        return out["results"]["fin_fpb"]["acc,none"], [s["resps"] for s in out["samples"]["fin_fpb"]]
+
+    merged_acc, merged = score(f"pretrained={trained}")
+    adapter_acc, adapted = score(f"pretrained={tiny_checkpoint},peft={trained / 'adapter'}")
+    assert merged_acc == adapter_acc
+    for a, b in zip(merged, adapted):
+        for (ll_a, _), (ll_b, _) in zip([r[0] for r in a], [r[0] for r in b]):
+            assert ll_a == pytest.approx(ll_b, abs=1e-4)

@@ -1,0 +1,144 @@
+"""Training examples rendered by lm-eval from the same task definitions evaluation uses.
+
+A prompt is what lm-eval's ``ConfigurableTask.fewshot_context`` returns for the document
+(with the chat template for ``instruct``), so training and evaluation cannot drift apart.
+FTICL demonstrations are fed through the same call: a stand-in sampler hands lm-eval
+``k`` seeded documents from the training split (never the example itself), and lm-eval
+lays them out exactly as it lays out few-shot examples at evaluation time.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from fin_tasks import TASKS_DIR
+from training.recipe import RecipeError, TrainRecipe
+
+
+@dataclass(frozen=True)
+class Example:
+    task: str
+    doc_index: int  # row of the task's training split
+    prompt: str
+    completion: str  # the answer (and the chat turn's end); the only tokens with loss
+    demos: tuple[int, ...] = ()  # training-split rows shown as FTICL demonstrations
+
+
+class _FixedSampler:
+    """Stands in for lm-eval's few-shot sampler: returns the demonstrations we chose."""
+
+    def __init__(self, docs: Sequence[dict]):
+        self.docs = list(docs)
+
+    def sample(self, n: int, eval_doc=None, df=None, **kwargs) -> list[dict]:
+        return self.docs[:n]
+
+
+def task_manager(include_paths: Sequence[Path] = (TASKS_DIR,)):
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=[str(p) for p in include_paths], include_defaults=False)
+
+
+def load_tasks(names: Sequence[str], manager=None) -> dict[str, Any]:
+    """lm-eval task objects by name; an unknown name or a group is an error naming it."""
+    manager = manager or task_manager()
+    known = manager.all_tasks
+    for name in names:
+        if name not in known:
+            raise RecipeError(f"tasks: unknown task {name!r} (see `finharness tasks`)")
+        if name in manager.all_groups:
+            raise RecipeError(f"tasks: {name!r} is a group; list its tasks one by one")
+    loaded = manager.load(list(names))["tasks"]
+    return {name: loaded[name] for name in names}
+
+
+def chat_renderer(tokenizer) -> Callable[..., str]:
+    """The chat-template call lm-eval's HF backend makes (``HFLM.apply_chat_template``)."""
+
+    def render(messages: list[dict], add_generation_prompt: bool = True) -> str:
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt,
+            continue_final_message=not add_generation_prompt,
+        )
+
+    return render
+
+
+def answer_text(task, doc: dict) -> str:
+    """The target as lm-eval writes it in a few-shot example (label text, not its index)."""
+    turn = task.build_qa_turn(
+        q=task.doc_to_text(doc), c=task.doc_to_choice(doc) if task.config.doc_to_choice else None,
+        a=task.doc_to_target(doc), tgt_delim=task.config.target_delimiter, few_delim="",
+    )
+    return turn[-1].content
+
+
+def render_example(task, doc: dict, demos: Sequence[dict], prompt_format: str, tokenizer) -> tuple[str, str]:
+    """(prompt, completion) for one document, with ``demos`` as in-context examples."""
+    answer = answer_text(task, doc)
+    original = getattr(task, "sampler", None)
+    task.sampler = _FixedSampler(demos)
+    try:
+        if prompt_format == "base":
+            prompt = task.fewshot_context(doc=doc, num_fewshot=len(demos))
+            return prompt, task.config.target_delimiter + answer + (tokenizer.eos_token or "")
+        seen: list[list[dict]] = []
+        render = chat_renderer(tokenizer)
+
+        def capture(messages, add_generation_prompt=True):
+            seen.append(messages)
+            return render(messages, add_generation_prompt)
+
+        prompt = task.fewshot_context(
+            doc=doc, num_fewshot=len(demos), apply_chat_template=True,
+            fewshot_as_multiturn=True, chat_template=capture,
+        )
+    finally:
+        task.sampler = original
+    full = tokenizer.apply_chat_template(
+        seen[-1] + [{"role": "assistant", "content": answer}], tokenize=False)
+    if not full.startswith(prompt):
+        raise RecipeError(
+            "prompt_format: instruct needs a chat template whose prompt with the generation "
+            "prompt is a prefix of the conversation with the answer; this tokenizer's is not")
+    return prompt, full[len(prompt):]
+
+
+def sample_rows(n_rows: int, samples: int | None, seed: int, task_name: str) -> list[int]:
+    if samples is None:
+        return list(range(n_rows))
+    if samples > n_rows:
+        raise RecipeError(
+            f"tasks: {task_name} asks for {samples} samples but its training split has {n_rows}")
+    return sorted(random.Random(f"{seed}:{task_name}").sample(range(n_rows), samples))
+
+
+def build_examples(recipe: TrainRecipe, tokenizer, tasks: dict[str, Any] | None = None) -> list[Example]:
+    """Every training example of the recipe, in a seeded, reproducible order per task."""
+    if recipe.prompt_format == "instruct" and not getattr(tokenizer, "chat_template", None):
+        raise RecipeError("prompt_format: instruct, but the base model's tokenizer has no chat template")
+    tasks = tasks if tasks is not None else load_tasks([t.name for t in recipe.tasks])
+    examples: list[Example] = []
+    for spec in recipe.tasks:
+        task = tasks[spec.name]
+        if not task.has_training_docs():
+            raise RecipeError(f"tasks: {spec.name} has no training split")
+        docs = task.training_docs()
+        rows = sample_rows(len(docs), spec.samples, recipe.seed, spec.name)
+        k = recipe.fticl.k
+        if k and k >= len(docs):
+            raise RecipeError(f"fticl.k: {k} demonstrations but {spec.name} has {len(docs)} training docs")
+        rng = random.Random(f"{recipe.fticl.seed}:fticl:{spec.name}")
+        for row in rows:
+            demo_rows: tuple[int, ...] = ()
+            if k:
+                # Drawn from the whole training split, never the example itself.
+                pool = rng.sample(range(len(docs)), k + 1)
+                demo_rows = tuple([r for r in pool if r != row][:k])
+            prompt, completion = render_example(
+                task, docs[row], [docs[r] for r in demo_rows], recipe.prompt_format, tokenizer)
+            examples.append(Example(spec.name, row, prompt, completion, demo_rows))
+    return examples

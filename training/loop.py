@@ -1,0 +1,188 @@
+"""The training loop: a thin loop on ``accelerate`` around a PEFT model.
+
+Why not ``trl.SFTTrainer``: the same prompt-completion loss costs less here, which the
+benchmark (``benchmarks/bench_train.py``) measures against it. The output layer runs only
+on answer positions (the loss needs nothing else; with a 49k vocabulary it is a fifth of
+the model's work per token), batches are grouped by length, bf16 autocast is used on GPUs
+that have it, and no per-step metrics (entropy, token accuracy) are computed over
+the full vocabulary. The loss is the same: summed token cross-entropy over the answer
+tokens of an optimizer step, divided by their count.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from training.batching import collate
+from training.encode import IGNORE, Encoded
+from training.recipe import TrainingSpec
+
+CHECKPOINTS = "checkpoints"
+
+
+class AnswerLoss(torch.nn.Module):
+    """Summed cross-entropy over answer tokens; logits only where a label exists."""
+
+    def __init__(self, peft_model):
+        super().__init__()
+        self.peft_model = peft_model
+
+    def forward(self, input_ids, attention_mask, labels):
+        lm = self.peft_model.get_base_model()
+        hidden = lm.get_decoder()(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        target = labels[:, 1:]
+        keep = target != IGNORE
+        logits = lm.get_output_embeddings()(hidden[:, :-1][keep]).float()
+        cap = getattr(lm.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return F.cross_entropy(logits, target[keep], reduction="sum")
+
+
+def pick_precision(requested: str, device: torch.device) -> str:
+    """``bf16`` or ``no`` (accelerate's names).
+
+    ``auto`` is bf16 autocast on GPUs that support it and fp32 on CPU: measured on the
+    embedded model, CPU bf16 autocast bought little speed and bent the loss curve away
+    from fp32's within a few steps, so it is opt-in there (``precision: bf16``).
+    """
+    if requested != "auto":
+        return "bf16" if requested == "bf16" else "no"
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "no"
+
+
+@dataclass
+class StepLog:
+    step: int
+    epoch: float
+    loss: float
+    lr: float
+    tokens: int
+    answer_tokens: int
+    seconds: float
+
+
+def make_optimizer(model, spec: TrainingSpec, total_steps: int):
+    from transformers import get_scheduler
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    warmup = math.ceil(spec.warmup_ratio * total_steps)
+    name = "constant_with_warmup" if spec.scheduler == "constant" else spec.scheduler
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+    return optimizer, scheduler
+
+
+def trainable_state(peft_model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(work_dir: Path, step: int, peft_model, optimizer, scheduler) -> Path:
+    """Written to a temp folder and renamed: a kill mid-save leaves the previous one intact."""
+    from safetensors.torch import save_file
+
+    root = work_dir / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:06d}"
+    tmp = root / f".tmp-step-{step:06d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file({n: t.contiguous() for n, t in trainable_state(peft_model).items()}, tmp / "trainable.safetensors")
+    torch.save({
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }, tmp / "state.pt")
+    (tmp / "step.json").write_text(json.dumps({"step": step}))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in root.glob("step-*"):  # keep only the newest
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(work_dir: Path) -> Path | None:
+    found = sorted(p for p in (work_dir / CHECKPOINTS).glob("step-*") if (p / "step.json").is_file())
+    return found[-1] if found else None
+
+
+def load_checkpoint(folder: Path, peft_model, optimizer, scheduler) -> int:
+    from safetensors.torch import load_file
+
+    tensors = load_file(folder / "trainable.safetensors")
+    params = dict(peft_model.named_parameters())
+    with torch.no_grad():
+        for name, value in tensors.items():
+            params[name].copy_(value)
+    state = torch.load(folder / "state.pt", weights_only=True)  # tensors and numbers only
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    if state["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return json.loads((folder / "step.json").read_text())["step"]
+
+
+def train_loop(
+    *, peft_model, encoded: Sequence[Encoded], plan: list[list[list[int]]], spec: TrainingSpec,
+    pad_id: int, work_dir: Path, accelerator, resume_from: Path | None = None,
+    on_log: Callable[[StepLog], None] = lambda log: None, steps_per_epoch: float = 1.0,
+) -> list[StepLog]:
+    """Run the planned optimizer steps; return the per-step logs of this process."""
+    loss_module = AnswerLoss(peft_model)
+    optimizer, scheduler = make_optimizer(peft_model, spec, len(plan))
+    start = load_checkpoint(resume_from, peft_model, optimizer, scheduler) if resume_from else 0
+    loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
+    loss_module.train()
+    rank, world = accelerator.process_index, accelerator.num_processes
+    logs: list[StepLog] = []
+    window_loss = window_tokens = window_answer = 0
+    window_start = time.perf_counter()
+    for step in range(start, len(plan)):
+        micro = plan[step]
+        step_answer = sum(encoded[i].answer_tokens for batch in micro for i in batch)
+        mine = micro[rank::world]
+        for j, batch in enumerate(mine):
+            inputs = {k: v.to(accelerator.device) for k, v in collate([encoded[i] for i in batch], pad_id).items()}
+            sync = nullcontext() if j == len(mine) - 1 else accelerator.no_sync(loss_module)
+            with sync, accelerator.autocast():
+                loss_sum = loss_module(**inputs)
+                # DDP averages gradients over processes; scale so the step's mean is exact.
+                accelerator.backward(loss_sum * world / step_answer)
+            window_loss += loss_sum.item()
+            window_tokens += int(inputs["attention_mask"].sum())
+        window_answer += step_answer
+        if spec.max_grad_norm:
+            accelerator.clip_grad_norm_(loss_module.parameters(), spec.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        if done % spec.logging_steps == 0 or done == len(plan):
+            log = StepLog(done, round(done / steps_per_epoch, 4), window_loss * world / window_answer,
+                          scheduler.get_last_lr()[0], window_tokens, window_answer,
+                          time.perf_counter() - window_start)
+            logs.append(log)
+            on_log(log)
+            window_loss = window_tokens = window_answer = 0
+            window_start = time.perf_counter()
+        if done % spec.save_steps == 0 and done < len(plan) and accelerator.is_main_process:
+            save_checkpoint(work_dir, done, accelerator.unwrap_model(loss_module).peft_model,
+                            optimizer, scheduler)
+    return logs

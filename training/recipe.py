@@ -1,0 +1,138 @@
+"""The training recipe: a typed, strict schema for ``finharness train RECIPE.yaml``.
+
+Unknown keys are errors (a typo such as ``learning_rte`` must not silently train with the
+default), and every error names the recipe file and the field.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be run; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSpec(_Strict):
+    """One training task: an lm-eval task name and how many training examples to draw."""
+
+    name: str
+    samples: int | None = Field(default=None, gt=0, description="None: the whole training split")
+
+
+class FticlSpec(_Strict):
+    """Fine-tuning with in-context examples (arXiv 2403.09162)."""
+
+    k: int = Field(default=0, ge=0, description="demonstrations prepended to each prompt; 0 is off")
+    seed: int = 0
+
+
+class LoraSpec(_Strict):
+    """Mirrors ``peft.LoraConfig``; embeddings and the output layer are never trained."""
+
+    r: int = Field(default=16, gt=0)
+    alpha: float = Field(default=32, gt=0)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+    @field_validator("target_modules")
+    @classmethod
+    def _not_embeddings(cls, value):
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("target_modules is empty")
+            frozen = [m for m in value if "embed" in m or m in {"lm_head", "output"}]
+            if frozen:
+                raise ValueError(
+                    f"{frozen} would train the embeddings or output layer; they stay frozen so "
+                    "fine-tuned models can still be merged with their base")
+        return value
+
+
+class TrainingSpec(_Strict):
+    optimizer: Literal["adamw"] = "adamw"
+    lr: float = Field(default=2e-4, gt=0)
+    epochs: float = Field(default=2, gt=0)
+    batch_size: int = Field(default=4, gt=0, description="examples per micro-batch per device")
+    grad_accum: int = Field(default=1, gt=0)
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    max_length: int = Field(default=1024, gt=8, description="tokens; longer prompts lose their start")
+    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto", description="auto: bf16 autocast on GPUs that support it, fp32 on CPU")
+    group_by_length: bool = True
+    logging_steps: int = Field(default=10, gt=0)
+    save_steps: int = Field(default=50, gt=0, description="optimizer steps between resumable checkpoints")
+
+
+class TrainRecipe(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run folder name")
+    base_model: str = Field(description="embedded model name or checkpoint folder")
+    tasks: list[TaskSpec] = Field(min_length=1)
+    prompt_format: Literal["base", "instruct"] = "base"
+    fticl: FticlSpec = FticlSpec()
+    lora: LoraSpec = LoraSpec()
+    training: TrainingSpec = TrainingSpec()
+    seed: int = 42
+    output_dir: str = "runs"
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_tasks(cls, value):
+        names = [t.name for t in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"task listed twice: {dupes}")
+        return value
+
+    def run_dir(self, output_dir: str | Path | None = None) -> Path:
+        return Path(output_dir or self.output_dir) / self.name
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: {where}: unknown key")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: {where}: required key is missing")
+        else:
+            lines.append(f"{source}: {where}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_recipe(data: object, source: str = "<recipe>") -> TrainRecipe:
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe is a YAML mapping, not {type(data).__name__}")
+    try:
+        return TrainRecipe.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(_format_errors(source, err)) from None
+
+
+def load_recipe(path: str | Path) -> TrainRecipe:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise RecipeError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    return parse_recipe(data, str(path))
+
+
+def dump_recipe(recipe: TrainRecipe) -> str:
+    """Every field, defaults included, in a stable order: the run folder's record."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

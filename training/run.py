@@ -1,0 +1,157 @@
+"""``finharness train RECIPE.yaml``: every check first, then the loop, then the run folder."""
+from __future__ import annotations
+
+import json
+import math
+import resource
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from harness.models import MARKER, resolve_checkpoint
+from training.recipe import RecipeError, TrainRecipe, dump_recipe, load_recipe
+from training.run_folder import (
+    DONE, is_finished, library_versions, model_card, partial_dir, read_log, write_atomic, write_log,
+)
+
+
+def _prepare_folders(recipe_text: str, final: Path, resume: bool, overwrite: bool) -> Path | None:
+    """The work folder to use; None when an identical finished run already exists."""
+    work = partial_dir(final)
+    if is_finished(final):
+        if overwrite:
+            shutil.rmtree(final)
+        elif (final / "recipe.yaml").read_text() == recipe_text:
+            return None
+        else:
+            raise RecipeError(f"{final} holds a finished run of a different recipe (use --overwrite or another name)")
+    elif final.exists():
+        raise RecipeError(f"{final} exists and is not a finished finharness run; move it away")
+    if work.exists():
+        if overwrite:
+            shutil.rmtree(work)
+        elif not resume:
+            raise RecipeError(f"{work} holds an interrupted run: pass --resume to continue it, or --overwrite")
+        elif (work / "recipe.yaml").is_file() and (work / "recipe.yaml").read_text() != recipe_text:
+            raise RecipeError(f"{work} was started from a different recipe; --resume needs the same one")
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, overwrite: bool = False,
+                 output_dir: str | Path | None = None, quiet: bool = False) -> Path:
+    """Train one recipe into its run folder and return that folder."""
+    import torch
+    from accelerate import Accelerator
+
+    from harness.evaluate import set_offline
+    from training.batching import plan_steps
+    from training.encode import encode_example
+    from training.examples import build_examples, load_tasks
+    from training.loop import StepLog, latest_checkpoint, pick_precision, train_loop
+    from training.model_setup import add_lora, check_target_modules, load_base
+
+    if not isinstance(recipe, TrainRecipe):
+        recipe = load_recipe(recipe)
+    say = (lambda *a: None) if quiet else print
+    set_offline(online=False)  # data and models are local; never wait on the Hub
+    recipe_text = dump_recipe(recipe)
+    final = recipe.run_dir(output_dir)
+
+    # Everything that can be wrong with the recipe is found before any folder is touched.
+    checkpoint = resolve_checkpoint(recipe.base_model)
+    model, tokenizer = load_base(checkpoint)
+    check_target_modules(model, recipe.lora)
+    tasks = load_tasks([t.name for t in recipe.tasks])
+    examples = build_examples(recipe, tokenizer, tasks)
+    encoded_all = [encode_example(tokenizer, ex, recipe.training.max_length) for ex in examples]
+    encoded = [e for e in encoded_all if e is not None]
+    if not encoded:
+        raise RecipeError("training.max_length: no example's answer fits")
+
+    accelerator = Accelerator(
+        mixed_precision=pick_precision(recipe.training.precision, _device()), cpu=not torch.cuda.is_available())
+    if not accelerator.is_main_process:
+        say = lambda *a: None  # noqa: E731  (one voice in data-parallel runs)
+    work = _prepare_folders(recipe_text, final, resume, overwrite) if accelerator.is_main_process else partial_dir(final)
+    accelerator.wait_for_everyone()
+    if work is None:
+        say(f"{final} is already trained with this recipe; nothing to do")
+        return final
+
+    torch.manual_seed(recipe.seed)
+    peft_model = add_lora(model, recipe.lora)
+    spec = recipe.training
+    plan = plan_steps([len(e.input_ids) for e in encoded], batch_size=spec.batch_size,
+                      grad_accum=spec.grad_accum, epochs=spec.epochs, seed=recipe.seed,
+                      group_by_length=spec.group_by_length, world_size=accelerator.num_processes)
+    steps_per_epoch = math.ceil(len(encoded) / spec.batch_size) / (spec.grad_accum * accelerator.num_processes)
+    checkpoint_dir = latest_checkpoint(work) if resume else None
+    start_step = json.loads((checkpoint_dir / "step.json").read_text())["step"] if checkpoint_dir else 0
+    log_rows = read_log(work, up_to_step=start_step) if checkpoint_dir else []
+    if accelerator.is_main_process:
+        write_atomic(work / "recipe.yaml", recipe_text)
+        write_log(work, log_rows)
+    say(f"training {recipe.name}: {len(encoded)} examples, {len(plan)} optimizer steps"
+        + (f", resuming after step {start_step}" if checkpoint_dir else ""))
+
+    def on_log(log: StepLog) -> None:
+        log_rows.append(asdict(log))
+        if accelerator.is_main_process:
+            write_log(work, log_rows)
+            say(f"  step {log.step}/{len(plan)}  epoch {log.epoch:.2f}  loss {log.loss:.4f}  "
+                f"lr {log.lr:.2e}  {log.tokens / max(log.seconds, 1e-9):.0f} tok/s")
+
+    started = time.perf_counter()
+    train_loop(peft_model=peft_model, encoded=encoded, plan=plan, spec=spec, pad_id=tokenizer.pad_token_id,
+               work_dir=work, accelerator=accelerator, resume_from=checkpoint_dir, on_log=on_log,
+               steps_per_epoch=steps_per_epoch)
+    seconds = time.perf_counter() - started
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        _finish(recipe, recipe_text, work, final, peft_model, tokenizer, checkpoint, examples, encoded_all,
+                log_rows, seconds, accelerator, len(plan))
+        say(f"finished: {final}")
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _finish(recipe, recipe_text, work, final, peft_model, tokenizer, checkpoint, examples, encoded_all,
+            log_rows, seconds, accelerator, steps) -> None:
+    import torch
+
+    peft_model = accelerator.unwrap_model(peft_model)
+    peft_model.save_pretrained(work / "adapter", safe_serialization=True)
+    merged = peft_model.merge_and_unload()
+    merged.save_pretrained(work, safe_serialization=True)
+    tokenizer.save_pretrained(work)
+    (work / MARKER).write_text(json.dumps({
+        "name": recipe.name, "source": str(checkpoint), "instruct": recipe.prompt_format == "instruct",
+    }, indent=2))
+    tokens = sum(r["tokens"] for r in log_rows)
+    run = {
+        "name": recipe.name, "base_model": recipe.base_model, "base_checkpoint": str(checkpoint),
+        "prompt_format": recipe.prompt_format, "fticl_k": recipe.fticl.k,
+        "tasks": [{"name": t.name, "examples": sum(1 for e in examples if e.task == t.name)} for t in recipe.tasks],
+        "examples": len(examples), "dropped": sum(1 for e in encoded_all if e is None),
+        "truncated": sum(1 for e in encoded_all if e is not None and e.truncated),
+        "steps": steps, "world_size": accelerator.num_processes,
+        "precision": "bf16" if accelerator.mixed_precision == "bf16" else "fp32",
+        "seconds": seconds, "tokens_per_second": tokens / seconds if seconds else 0.0,
+        "final_loss": log_rows[-1]["loss"] if log_rows else float("nan"),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+        "versions": library_versions(),
+    }
+    write_atomic(work / "README.md", model_card(recipe_yaml=recipe_text, run=run, log=log_rows))
+    shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    write_atomic(work / DONE, json.dumps(run, indent=2))
+    work.rename(final)
+
+
+def _device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+

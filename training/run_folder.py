@@ -1,0 +1,115 @@
+"""The run folder: what a finished training run leaves, and how an unfinished one looks.
+
+A run is built in ``<name>.partial/`` (resumable checkpoints live there) and renamed to
+``<name>/`` only after its last file, ``finharness_run.json``, is written. So a folder
+named like a run is always a finished run; a killed run is only ever ``*.partial``.
+
+Finished layout (the folder itself is a Hugging Face checkpoint):
+    config.json, model.safetensors, tokenizer files   merged full model (lm-eval, MergeKit)
+    adapter/                                           the PEFT LoRA adapter
+    recipe.yaml                                        the recipe with every default filled in
+    train_log.jsonl                                    the training curve
+    README.md                                          model card
+    finharness_model.json                              prompt format, for `finharness eval`
+    finharness_run.json                                metrics; written last
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from tabulate import tabulate
+
+DONE = "finharness_run.json"
+LOG = "train_log.jsonl"
+
+
+def partial_dir(final: Path) -> Path:
+    return final.with_name(final.name + ".partial")
+
+
+def is_finished(folder: Path) -> bool:
+    return (folder / DONE).is_file()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write beside the target and rename: readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_log(folder: Path, up_to_step: int | None = None) -> list[dict]:
+    path = folder / LOG
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if up_to_step is None or r["step"] <= up_to_step]
+
+
+def write_log(folder: Path, rows: Sequence[dict]) -> None:
+    write_atomic(folder / LOG, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "transformers", "peft", "accelerate", "lm_eval", "finharness"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def model_card(*, recipe_yaml: str, run: dict[str, Any], log: Sequence[dict]) -> str:
+    data_rows = [[t["name"], t["examples"]] for t in run["tasks"]]
+    curve = [[r["step"], r["epoch"], f"{r['loss']:.4f}", f"{r['lr']:.2e}"] for r in log]
+    versions = [[k, v] for k, v in run["versions"].items()]
+    fticl = run["fticl_k"]
+    return f"""---
+base_model: {run['base_model']}
+library_name: peft
+tags: [finharness, lora{', fticl' if fticl else ''}]
+---
+# {run['name']}
+
+LoRA fine-tune of `{run['base_model']}` made by `finharness train`. The folder holds the
+merged full model (safetensors) and, in `adapter/`, the PEFT adapter.
+
+- Prompt format: **{run['prompt_format']}** (prompts rendered by lm-eval from the task YAMLs)
+- FTICL demonstrations per prompt: **{fticl}**
+- Examples: {run['examples']} ({run['truncated']} with their prompt start cut to fit, {run['dropped']} dropped: answer longer than max_length)
+- Optimizer steps: {run['steps']}; precision: {run['precision']}; processes: {run['world_size']}
+- Wall time: {run['seconds']:.1f} s; {run['tokens_per_second']:.1f} tokens/s; final loss {run['final_loss']:.4f}
+
+## Data
+
+{tabulate(data_rows, headers=['task', 'training examples'], tablefmt='github')}
+
+## Training curve (answer-token cross-entropy)
+
+{tabulate(curve, headers=['step', 'epoch', 'loss', 'lr'], tablefmt='github', disable_numparse=True)}
+
+## Recipe
+
+```yaml
+{recipe_yaml.rstrip()}
+```
+
+## Library versions
+
+{tabulate(versions, headers=['package', 'version'], tablefmt='github')}
+"""
