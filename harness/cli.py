@@ -94,6 +94,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from merges.run import merge_recipe
+
+    merge_recipe(args.recipe, output_dir=args.output_dir, dry_run=args.dry_run)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finharness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--overwrite", action="store_true", help="discard an earlier run of the same name")
     tr.add_argument("--output-dir", type=Path, default=None, help="parent of the run folder (default: the recipe's output_dir)")
     tr.set_defaults(func=cmd_train)
+
+    me = sub.add_parser("merge", help="merge fine-tuned models with MergeKit from a YAML recipe")
+    me.add_argument("recipe", type=Path, help="merge recipe (see merges/recipes/)")
+    me.add_argument("--output-dir", type=Path, default=None, help="parent of the merge folder (default: the recipe's output_dir)")
+    me.add_argument("--dry-run", action="store_true", help="check the recipe and print the MergeKit YAML; merge nothing")
+    me.set_defaults(func=cmd_merge)
 
     mo = sub.add_parser("models", help="embedded default models: list, or convert and print their paths")
     mo.add_argument("action", choices=["list", "path"])

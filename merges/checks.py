@@ -1,0 +1,65 @@
+"""Can these models be merged? Checked from config, safetensors headers and tokenizers,
+before any weight is loaded or anything is written."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.models import CheckpointError, resolve_checkpoint
+from merges.recipe import MergePoint
+from training.recipe import RecipeError
+
+ARCH_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
+             "num_key_value_heads", "intermediate_size", "vocab_size", "tie_word_embeddings")
+
+
+def resolve_models(point: MergePoint) -> dict[str, Path]:
+    specs = ([point.base_model] if point.base_model else []) + [m.model for m in point.models]
+    paths = {}
+    for spec in specs:
+        try:
+            paths[spec] = resolve_checkpoint(spec)
+        except CheckpointError as err:
+            raise RecipeError(f"model {spec!r}: {err}") from None
+    return paths
+
+
+def tensor_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    from safetensors import safe_open
+
+    shapes = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(file, framework="pt") as handle:
+            for key in handle.keys():
+                shapes[key] = tuple(handle.get_slice(key).get_shape())
+    return shapes
+
+
+def _arch(folder: Path) -> dict:
+    config = json.loads((folder / "config.json").read_text())
+    text = config.get("text_config", config)
+    return {"architectures": config.get("architectures")} | {k: text.get(k) for k in ARCH_KEYS}
+
+
+def check_compatible(paths: dict[str, Path], reference: str) -> None:
+    """Every model against the reference (the base, or the first model)."""
+    from transformers import AutoTokenizer
+
+    ref_path = paths[reference]
+    ref_arch, ref_shapes = _arch(ref_path), tensor_shapes(ref_path)
+    ref_vocab = AutoTokenizer.from_pretrained(ref_path).get_vocab()
+    for spec, path in paths.items():
+        if spec == reference:
+            continue
+        arch = _arch(path)
+        diff = {k: (arch[k], ref_arch[k]) for k in arch if arch[k] != ref_arch[k]}
+        if diff:
+            field, (got, want) = next(iter(diff.items()))
+            raise RecipeError(f"model {spec!r}: architecture differs from {reference!r} ({field}: {got} vs {want})")
+        shapes = tensor_shapes(path)
+        for key in sorted(set(shapes) | set(ref_shapes)):
+            if shapes.get(key) != ref_shapes.get(key):
+                raise RecipeError(f"model {spec!r}: tensor {key} has shape {shapes.get(key)}, "
+                                  f"{reference!r} has {ref_shapes.get(key)}")
+        if AutoTokenizer.from_pretrained(path).get_vocab() != ref_vocab:
+            raise RecipeError(f"model {spec!r}: tokenizer vocabulary differs from {reference!r}")

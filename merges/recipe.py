@@ -1,0 +1,157 @@
+"""The merge recipe: a short, strict YAML schema, and its expansion into sweep points.
+
+One recipe names a base (vanilla) model, the fine-tuned models with their weights, a
+MergeKit method and its parameters. Lists under ``sweep:`` multiply into one merge per
+combination, each with its own MergeKit YAML and checkpoint.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from training.recipe import RecipeError, _format_errors
+
+Method = Literal["task_arithmetic", "ties", "dare_ties", "dare_linear", "linear", "slerp",
+                 "breadcrumbs", "della", "model_stock"]
+NEEDS_WEIGHT = {"task_arithmetic", "ties", "dare_ties", "dare_linear", "linear", "breadcrumbs", "della"}
+USES_DENSITY = {"ties", "dare_ties", "dare_linear", "breadcrumbs", "della"}
+NEEDS_BASE = {"task_arithmetic", "ties", "dare_ties", "dare_linear", "slerp", "breadcrumbs", "della", "model_stock"}
+GLOBAL_PARAMETERS = {"normalize", "lambda", "rescale", "int8_mask", "t", "filter_wise"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MergeModel(_Strict):
+    model: str = Field(description="training run folder, checkpoint folder or embedded name")
+    weight: float | None = None
+    density: float | None = None
+
+
+class Sweep(_Strict):
+    method: list[Method] | None = None
+    weight: list[float] | None = Field(default=None, description="sets every model's weight")
+    density: list[float] | None = None
+    lambda_: list[float] | None = Field(default=None, alias="lambda")
+    t: list[float] | None = None
+
+
+class MergeRecipe(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    base_model: str | None = None
+    method: Method
+    models: list[MergeModel] = Field(min_length=1)
+    parameters: dict[str, float | bool] = {}
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # bf16 rounds small LoRA deltas away
+    seed: int = 0
+    output_dir: str = "merges"
+    fast_path: Literal["auto", "off"] = "auto"
+    sweep: Sweep | None = None
+
+    @model_validator(mode="after")
+    def _known_parameters(self):
+        unknown = set(self.parameters) - GLOBAL_PARAMETERS
+        if unknown:
+            raise ValueError(f"parameters: unknown {sorted(unknown)} (known: {sorted(GLOBAL_PARAMETERS)})")
+        return self
+
+
+class MergePoint(_Strict):
+    """One concrete merge: every value fixed."""
+
+    label: str  # folder name under the recipe's folder ("" when there is no sweep)
+    base_model: str | None
+    method: Method
+    models: list[MergeModel]
+    parameters: dict[str, float | bool]
+    dtype: str
+    seed: int
+    fast_path: str
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def expand(recipe: MergeRecipe) -> list[MergePoint]:
+    """Every sweep point (one point without a sweep), each checked for range errors."""
+    sweep = recipe.sweep or Sweep()
+    axes = {
+        "method": sweep.method or [recipe.method],
+        "weight": sweep.weight or [None],
+        "density": sweep.density or [None],
+        "lambda": sweep.lambda_ or [None],
+        "t": sweep.t or [None],
+    }
+    points = []
+    for method, weight, density, lam, t in itertools.product(*axes.values()):
+        models = [m.model_copy(update={k: v for k, v in (("weight", weight), ("density", density)) if v is not None})
+                  for m in recipe.models]
+        params = dict(recipe.parameters)
+        if lam is not None:
+            params["lambda"] = lam
+        if t is not None:
+            params["t"] = t
+        parts = [f"{k}{_fmt(v) if not isinstance(v, str) else v}" for k, v in
+                 (("", method), ("w", weight), ("d", density), ("l", lam), ("t", t))
+                 if v is not None and (k or sweep.method)]
+        label = "-".join(parts) if recipe.sweep else ""
+        point = MergePoint(label=label, base_model=recipe.base_model, method=method, models=models,
+                           parameters=params, dtype=recipe.dtype, seed=recipe.seed, fast_path=recipe.fast_path)
+        check_point(point)
+        points.append(point)
+    return points
+
+
+def check_point(point: MergePoint) -> None:
+    where = f"[{point.label}] " if point.label else ""
+    m = point.method
+    if m in NEEDS_BASE and not point.base_model:
+        raise RecipeError(f"{where}base_model: method {m} needs a base model and none is given")
+    if m == "slerp" and len(point.models) != 1:
+        raise RecipeError(f"{where}models: slerp interpolates the base with exactly one model, got {len(point.models)}")
+    if m == "model_stock" and len(point.models) < 2:
+        raise RecipeError(f"{where}models: model_stock needs at least two models besides the base")
+    for i, model in enumerate(point.models):
+        if m in NEEDS_WEIGHT:
+            if model.weight is None:
+                raise RecipeError(f"{where}models.{i} ({model.model}): method {m} needs a weight")
+            if not math.isfinite(model.weight) or not -1 <= model.weight <= 1:
+                raise RecipeError(f"{where}models.{i} ({model.model}): weight {model.weight} is outside [-1, 1]")
+        if model.density is not None and not 0 < model.density <= 1:
+            raise RecipeError(f"{where}models.{i} ({model.model}): density {model.density} is outside (0, 1]")
+        if m in USES_DENSITY and model.density is None and m != "ties":
+            raise RecipeError(f"{where}models.{i} ({model.model}): method {m} needs a density")
+    t = point.parameters.get("t")
+    if m == "slerp" and (t is None or not 0 <= t <= 1):
+        raise RecipeError(f"{where}parameters.t: slerp needs t in [0, 1], got {t}")
+    lam = point.parameters.get("lambda")
+    if lam is not None and not 0 < lam <= 2:
+        raise RecipeError(f"{where}parameters.lambda: {lam} is outside (0, 2]")
+
+
+def parse_merge_recipe(data: object, source: str = "<recipe>") -> MergeRecipe:
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a merge recipe is a YAML mapping")
+    try:
+        return MergeRecipe.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(_format_errors(source, err)) from None
+
+
+def load_merge_recipe(path: str | Path) -> MergeRecipe:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise RecipeError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML") from None
+    return parse_merge_recipe(data, str(path))

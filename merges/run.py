@@ -1,0 +1,145 @@
+"""``finharness merge RECIPE.yaml``: check everything, write MergeKit YAML, merge, publish.
+
+Each merge point is built in a hidden ``.<label>.partial-<pid>`` folder beside its final
+place and renamed when complete (``finharness_merge.json`` written last), so a killed
+merge never leaves a checkpoint that looks finished.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from merges.checks import check_compatible, resolve_models
+from merges.lora_space import fast_path_refusal, merge_in_lora_space
+from merges.mergekit_yaml import mergekit_dict, to_yaml, validate
+from merges.recipe import MergePoint, MergeRecipe, expand, load_merge_recipe
+from training.recipe import RecipeError
+from training.run_folder import write_atomic
+
+DONE = "finharness_merge.json"
+
+
+@dataclass
+class PlannedMerge:
+    point: MergePoint
+    folder: Path
+    yaml_text: str
+    config: object  # mergekit MergeConfiguration
+    paths: dict[str, Path]
+    fast_refusal: str | None
+
+
+def plan(recipe: MergeRecipe, output_dir: str | Path | None = None) -> list[PlannedMerge]:
+    """Every point checked and its YAML made; nothing written yet."""
+    root = Path(output_dir or recipe.output_dir) / recipe.name
+    planned = []
+    for point in expand(recipe):
+        paths = resolve_models(point)
+        check_compatible(paths, point.base_model or point.models[0].model)
+        config_dict = mergekit_dict(point, paths)
+        where = f"[{point.label}] " if point.label else ""
+        config = validate(config_dict, where)
+        refusal = "fast_path: off in the recipe" if point.fast_path == "off" else fast_path_refusal(point, paths)
+        folder = root / point.label if point.label else root
+        planned.append(PlannedMerge(point, folder, to_yaml(config_dict), config, paths, refusal))
+    return planned
+
+
+def run_mergekit(config, yaml_text: str, out: Path, seed: int) -> None:
+    from mergekit.merge import run_merge
+    from mergekit.options import MergeOptions
+
+    options = MergeOptions(random_seed=seed, copy_tokenizer=True, quiet=True, lazy_unpickle=False,
+                           trust_remote_code=False, safe_serialization=True)
+    run_merge(config, str(out), options=options, config_source=yaml_text)
+
+
+def execute(item: PlannedMerge, say=print) -> Path:
+    folder = item.folder
+    if (folder / DONE).is_file():
+        if (folder / "mergekit.yaml").read_text() == item.yaml_text:
+            say(f"{folder}: already merged with this config")
+            return folder
+        raise RecipeError(f"{folder} holds a different finished merge; remove it or rename the recipe")
+    if folder.exists() and any(folder.glob("*.safetensors")):
+        raise RecipeError(f"{folder} exists and is not a finished finharness merge; move it away")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    start = time.perf_counter()
+    try:
+        if item.fast_refusal is None:
+            merge_in_lora_space(item.config, item.point, item.paths, work)
+            route = "lora-space"
+        else:
+            say(f"{folder.name}: full-model MergeKit merge ({item.fast_refusal})")
+            run_mergekit(item.config, item.yaml_text, work, item.point.seed)
+            route = "mergekit"
+        write_atomic(work / "mergekit.yaml", item.yaml_text)
+        write_atomic(work / "merge_recipe.yaml", to_yaml(item.point.model_dump(mode="json")))
+        seconds = time.perf_counter() - start
+        _write_card(work, item, route, seconds)
+        write_atomic(work / DONE, json.dumps({
+            "method": item.point.method, "route": route, "fast_path_refused": item.fast_refusal,
+            "seconds": seconds, "seed": item.point.seed,
+            "models": {k: str(v) for k, v in item.paths.items()},
+        }, indent=2))
+        if folder.exists():
+            shutil.rmtree(folder)
+        work.rename(folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    say(f"merged {folder} ({route}, {seconds:.1f} s)")
+    return folder
+
+
+def _write_card(work: Path, item: PlannedMerge, route: str, seconds: float) -> None:
+    p = item.point
+    rows = "\n".join(f"| `{m.model}` | {m.weight if m.weight is not None else ''} | "
+                     f"{m.density if m.density is not None else ''} |" for m in p.models)
+    write_atomic(work / "README.md", f"""---
+base_model: {p.base_model}
+tags: [finharness, merge, mergekit, {p.method}]
+---
+# {item.folder.name}
+
+Merged by `finharness merge` with MergeKit's `{p.method}` ({'LoRA-space path: MergeKit merge tasks on base + adapter deltas' if route == 'lora-space' else 'full-model `run_merge`'}), seed {p.seed}, dtype {p.dtype}, in {seconds:.1f} s.
+
+Base: `{p.base_model}`
+
+| model | weight | density |
+|---|---|---|
+{rows}
+
+Global parameters: `{json.dumps(p.parameters)}`
+
+## MergeKit configuration (`mergekit.yaml`, valid `mergekit-yaml` input)
+
+```yaml
+{item.yaml_text.rstrip()}
+```
+""")
+
+
+def merge_recipe(recipe: MergeRecipe | str | Path, *, output_dir: str | Path | None = None,
+                 dry_run: bool = False, quiet: bool = False) -> list[Path]:
+    say = (lambda *a: None) if quiet else print
+    if not isinstance(recipe, MergeRecipe):
+        recipe = load_merge_recipe(recipe)
+    items = plan(recipe, output_dir)
+    if dry_run:
+        for item in items:
+            say(f"# {item.folder}  ({'lora-space' if item.fast_refusal is None else 'mergekit: ' + item.fast_refusal})")
+            say(item.yaml_text)
+        return [item.folder for item in items]
+    folders = [execute(item, say) for item in items]
+    if len(folders) > 1:
+        index = folders[0].parent / "sweep.json"
+        write_atomic(index, json.dumps({"points": [str(f) for f in folders]}, indent=2))
+        say(f"{len(folders)} merges; score them on validation with: finharness eval "
+            + " ".join(f"-m {f}" for f in folders[:2]) + (" ..." if len(folders) > 2 else ""))
+    return folders

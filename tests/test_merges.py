@@ -1,0 +1,223 @@
+"""`finharness merge` on tiny random models: MergeKit parity, formulas, seeds, errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from merges import run as merge_run
+from merges.recipe import parse_merge_recipe
+from merges.run import merge_recipe, plan
+from tests.conftest import build_tiny_checkpoint
+from training.recipe import RecipeError, parse_recipe
+from training.run import train_recipe
+
+
+def state(folder: Path) -> dict[str, torch.Tensor]:
+    out = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        out.update(load_file(file))
+    return out
+
+
+def perturbed_copy(base: Path, dest: Path, seed: int) -> Path:
+    """A 'fine-tuned' full model: every weight moved by a little seeded noise."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.02)
+    model.save_pretrained(dest, safe_serialization=True)
+    AutoTokenizer.from_pretrained(base).save_pretrained(dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def lora_runs(tiny_checkpoint, tmp_path_factory) -> list[Path]:
+    out = tmp_path_factory.mktemp("runs")
+    return [train_recipe(parse_recipe({
+        "name": task, "base_model": str(tiny_checkpoint), "output_dir": str(out),
+        "tasks": [{"name": task, "samples": 16}], "lora": {"r": 4, "alpha": 8},
+        "training": {"lr": 5e-2, "epochs": 1, "batch_size": 8},
+    }), quiet=True) for task in ("fin_fpb", "fin_fomc", "fin_headlines")]
+
+
+@pytest.fixture(scope="module")
+def full_models(tiny_checkpoint, tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("full")
+    return [perturbed_copy(tiny_checkpoint, root / f"ft{i}", seed=i) for i in range(3)]
+
+
+def recipe_for(method: str, base: Path | None, models: list[Path], out: Path, **extra) -> dict:
+    params = {"weight": 0.5} if method not in {"slerp", "model_stock"} else {}
+    if method in {"ties", "dare_ties", "dare_linear", "breadcrumbs", "della"}:
+        params["density"] = 0.5
+    recipe = {"name": method, "method": method, "models": [{"model": str(m), **params} for m in models],
+              "seed": 7, "output_dir": str(out)}
+    if base is not None:
+        recipe["base_model"] = str(base)
+    recipe.update(extra)
+    return recipe
+
+
+def mergekit_yaml_cli(config: Path, out: Path, seed: int) -> dict[str, torch.Tensor]:
+    script = Path(sys.executable).with_name("mergekit-yaml")
+    subprocess.run([str(script), str(config), str(out), "--random-seed", str(seed), "--quiet"],
+                   check=True, capture_output=True)
+    return state(out)
+
+
+# --- parity with mergekit-yaml -----------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["task_arithmetic", "ties", "dare_ties", "dare_linear"])
+def test_lora_space_merge_equals_mergekit_yaml(method, tiny_checkpoint, lora_runs, tmp_path):
+    [folder] = merge_recipe(parse_merge_recipe(recipe_for(method, tiny_checkpoint, lora_runs, tmp_path)), quiet=True)
+    assert json.loads((folder / "finharness_merge.json").read_text())["route"] == "lora-space"
+    ours = state(folder)
+    theirs = mergekit_yaml_cli(folder / "mergekit.yaml", tmp_path / "cli", seed=7)
+    assert ours.keys() == theirs.keys()
+    for name in theirs:
+        assert torch.equal(ours[name], theirs[name]), name
+    assert any(not torch.equal(ours[n], state(tiny_checkpoint)[n]) for n in ours)  # it did change something
+
+
+@pytest.mark.parametrize("method, with_base, n_models", [
+    ("linear", False, 3), ("slerp", True, 1), ("breadcrumbs", True, 3), ("della", True, 3), ("model_stock", True, 3),
+])
+def test_other_methods_run_mergekit_and_match_the_cli(method, with_base, n_models, tiny_checkpoint, full_models, tmp_path):
+    extra = {"parameters": {"t": 0.3}} if method == "slerp" else {}
+    recipe = recipe_for(method, tiny_checkpoint if with_base else None, full_models[:n_models], tmp_path, **extra)
+    [folder] = merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    assert json.loads((folder / "finharness_merge.json").read_text())["route"] == "mergekit"
+    ours, theirs = state(folder), mergekit_yaml_cli(folder / "mergekit.yaml", tmp_path / "cli", seed=7)
+    assert ours.keys() == theirs.keys()
+    for name in theirs:
+        assert torch.equal(ours[name], theirs[name]), name
+
+
+def test_slerp_says_it_falls_back(tiny_checkpoint, lora_runs, tmp_path, capsys):
+    recipe = recipe_for("slerp", tiny_checkpoint, lora_runs[:1], tmp_path, parameters={"t": 0.5})
+    merge_recipe(parse_merge_recipe(recipe))
+    assert "full-model MergeKit merge (slerp is not computed from task vectors alone" in capsys.readouterr().out
+
+
+# --- the formulas, by hand ---------------------------------------------------------------
+
+def test_task_arithmetic_is_the_weighted_sum_of_task_vectors(tiny_checkpoint, full_models, tmp_path):
+    weights = [0.5, 0.25, -0.25]
+    recipe = recipe_for("task_arithmetic", tiny_checkpoint, full_models, tmp_path)
+    recipe["models"] = [{"model": str(m), "weight": w} for m, w in zip(full_models, weights)]
+    [folder] = merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    base, merged = state(tiny_checkpoint), state(folder)
+    fine = [state(m) for m in full_models]
+    for name, b in base.items():
+        expected = b + sum(w * (f[name] - b) for w, f in zip(weights, fine))
+        assert torch.allclose(merged[name], expected, atol=1e-6), name
+
+
+def test_ties_trims_elects_signs_and_averages_agreeing_deltas(tiny_checkpoint, full_models, tmp_path):
+    density, weights = 0.4, [1.0, 0.5, 0.8]
+    recipe = recipe_for("ties", tiny_checkpoint, full_models, tmp_path)
+    recipe["models"] = [{"model": str(m), "weight": w, "density": density} for m, w in zip(full_models, weights)]
+    [folder] = merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    base, merged = state(tiny_checkpoint), state(folder)
+    fine = [state(m) for m in full_models]
+    for name, b in base.items():
+        trimmed = []
+        for f in fine:
+            delta = (f[name] - b).flatten()
+            keep = torch.zeros_like(delta)
+            keep[delta.abs().argsort(descending=True)[: max(1, int(density * delta.numel()))]] = 1
+            trimmed.append((delta * keep).reshape(b.shape))
+        weighted = torch.stack([w * t for w, t in zip(weights, trimmed)])
+        sign = torch.where(weighted.sum(0) >= 0, 1.0, -1.0)
+        agree = (weighted.sign() == sign).float()
+        divisor = (torch.tensor(weights).view(-1, *[1] * b.dim()) * agree).sum(0)
+        divisor[divisor == 0] = 1
+        expected = b + (weighted * agree).sum(0) / divisor
+        assert torch.allclose(merged[name], expected, atol=1e-6), name
+
+
+# --- seeds, sweeps, bytes ----------------------------------------------------------------
+
+def test_dare_is_reproducible_with_a_seed_and_varies_without(tiny_checkpoint, lora_runs, tmp_path):
+    def merged(seed: int, where: str):
+        recipe = recipe_for("dare_ties", tiny_checkpoint, lora_runs, tmp_path / where, seed=seed)
+        return state(merge_recipe(parse_merge_recipe(recipe), quiet=True)[0])
+
+    a, b, c = merged(1, "a"), merged(1, "b"), merged(2, "c")
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert any(not torch.equal(a[n], c[n]) for n in a)
+
+
+def test_a_sweep_writes_one_yaml_and_checkpoint_per_point(tiny_checkpoint, lora_runs, tmp_path):
+    recipe = recipe_for("task_arithmetic", tiny_checkpoint, lora_runs[:2], tmp_path,
+                        sweep={"method": ["task_arithmetic", "ties"], "weight": [0.3, 0.6]})
+    first = [item.yaml_text for item in plan(parse_merge_recipe(recipe))]
+    assert first == [item.yaml_text for item in plan(parse_merge_recipe(recipe))]  # byte-stable
+    folders = merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    assert [f.name for f in folders] == ["task_arithmetic-w0.3", "task_arithmetic-w0.6", "ties-w0.3", "ties-w0.6"]
+    for folder, text in zip(folders, first):
+        assert (folder / "mergekit.yaml").read_text() == text and (folder / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "task_arithmetic" / "sweep.json").read_text())["points"] == [str(f) for f in folders]
+    assert "weight: 0.6" in (folders[1] / "mergekit.yaml").read_text()
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def odd_models(tiny_checkpoint, tmp_path_factory) -> dict[str, Path]:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("odd")
+    config = LlamaConfig.from_pretrained(tiny_checkpoint)
+    config.num_hidden_layers = 3
+    LlamaForCausalLM(config).save_pretrained(root / "deeper")
+    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(root / "deeper")
+    other_vocab = build_tiny_checkpoint(root / "vocab")
+    tok = AutoTokenizer.from_pretrained(other_vocab)
+    tok.add_tokens(["<extra>"])
+    tok.save_pretrained(other_vocab)
+    pickle = root / "pickle"
+    pickle.mkdir()
+    (pickle / "config.json").write_text((tiny_checkpoint / "config.json").read_text())
+    (pickle / "pytorch_model.bin").write_bytes(b"not allowed")
+    return {"deeper": root / "deeper", "vocab": other_vocab, "pickle": pickle}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r, odd: r["models"].append({"model": str(odd["deeper"]), "weight": 0.5}), r"deeper.*architecture differs.*num_hidden_layers: 3 vs 2"),
+    (lambda r, odd: r["models"].append({"model": str(odd["vocab"]), "weight": 0.5}), r"vocab.*tokenizer vocabulary differs"),
+    (lambda r, odd: r["models"].append({"model": str(odd["pickle"]), "weight": 0.5}), r"pickle.*no .safetensors weights"),
+    (lambda r, odd: r["models"].append({"model": "/nowhere/run", "weight": 0.5}), r"'/nowhere/run'.*does not exist"),
+    (lambda r, odd: r["models"][0].update(weight=1.5), r"models.0 \(.*\): weight 1.5 is outside \[-1, 1\]"),
+    (lambda r, odd: r["models"][1].update(density=0.0), r"models.1 \(.*\): density 0.0 is outside \(0, 1\]"),
+    (lambda r, odd: r.pop("base_model"), r"base_model: method ties needs a base model and none is given"),
+    (lambda r, odd: r.update(parameters={"lamda": 0.5}), r"parameters: unknown \['lamda'\]"),
+])
+def test_bad_merges_are_refused_before_anything_is_written(change, message, tiny_checkpoint, full_models, odd_models, tmp_path):
+    recipe = recipe_for("ties", tiny_checkpoint, full_models[:2], tmp_path / "out")
+    change(recipe, odd_models)
+    with pytest.raises(RecipeError, match=message):
+        merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_merge_leaves_nothing_that_looks_finished(tiny_checkpoint, lora_runs, tmp_path, monkeypatch):
+    def die(config, point, paths, out):
+        out.mkdir(parents=True)
+        (out / "model.safetensors").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(merge_run, "merge_in_lora_space", die)
+    recipe = parse_merge_recipe(recipe_for("task_arithmetic", tiny_checkpoint, lora_runs, tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        merge_recipe(recipe, quiet=True)
+    assert list(tmp_path.iterdir()) == []  # neither the merge folder nor its .partial
