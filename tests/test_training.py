@@ -237,3 +237,17 @@ def test_merged_checkpoint_scores_like_base_plus_adapter(trained, tiny_checkpoin
     for a, b in zip(merged, adapted):
         for (ll_a, _), (ll_b, _) in zip([r[0] for r in a], [r[0] for r in b]):
             assert ll_a == pytest.approx(ll_b, abs=1e-4)
+
+
+def test_multi_task_recipes_mix_every_task_with_its_own_count(tiny_checkpoint, tmp_path):
+    from collections import Counter
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    recipe = parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path, tasks=[
+        {"name": "fin_fpb", "samples": 6}, {"name": "fin_fomc", "samples": 4}, {"name": "fin_finred_gen", "samples": 2}]))
+    examples = build_examples(recipe, tokenizer)
+    assert Counter(e.task for e in examples) == {"fin_fpb": 6, "fin_fomc": 4, "fin_finred_gen": 2}
+    assert all(e.prompt.startswith("Examine the excerpt") for e in examples if e.task == "fin_fomc")
+    assert len({(e.task, e.doc_index) for e in examples}) == 12  # no example drawn twice
