@@ -11,10 +11,9 @@ import math
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from training.recipe import RecipeError, _format_errors
+from training.recipe import RecipeError, _format_errors, read_recipe_yaml
 
 Method = Literal["task_arithmetic", "ties", "dare_ties", "dare_linear", "linear", "slerp",
                  "breadcrumbs", "della", "model_stock"]
@@ -148,12 +147,4 @@ def parse_merge_recipe(data: object, source: str = "<recipe>") -> MergeRecipe:
 
 
 def load_merge_recipe(path: str | Path) -> MergeRecipe:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: no such recipe file") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise RecipeError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML") from None
-    return parse_merge_recipe(data, str(path))
+    return parse_merge_recipe(read_recipe_yaml(path), str(path))

@@ -120,17 +120,21 @@ def parse_recipe(data: object, source: str = "<recipe>") -> TrainRecipe:
         raise RecipeError(_format_errors(source, err)) from None
 
 
-def load_recipe(path: str | Path) -> TrainRecipe:
+def read_recipe_yaml(path: str | Path) -> object:
+    """A recipe file's YAML; a missing file or a syntax error names the file and line."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such recipe file") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise RecipeError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
-    return parse_recipe(data, str(path))
+
+
+def load_recipe(path: str | Path) -> TrainRecipe:
+    return parse_recipe(read_recipe_yaml(path), str(path))
 
 
 def dump_recipe(recipe: TrainRecipe) -> str:
