@@ -73,15 +73,9 @@ def peak_rss_mb() -> float:
 
 
 def max_abs_diff(a: Path, b: Path) -> float:
-    from safetensors.torch import load_file
+    from merges.lora_space import load_state
 
-    def state(folder):
-        out = {}
-        for f in folder.glob("*.safetensors"):
-            out.update(load_file(f))
-        return out
-
-    x, y = state(a), state(b)
+    x, y = load_state(a), load_state(b)
     if x.keys() != y.keys():
         raise SystemExit(f"different tensors: {sorted(x.keys() ^ y.keys())[:5]}")
     return max((x[k] - y[k]).abs().max().item() for k in x)

@@ -65,7 +65,8 @@ def adapter_deltas(run_folder: Path) -> dict[str, "torch.Tensor"]:
     return deltas
 
 
-def _base_state(folder: Path) -> dict:
+def load_state(folder: Path) -> dict:
+    """Every tensor of a checkpoint folder's safetensors files."""
     from safetensors.torch import load_file
 
     state = {}
@@ -95,7 +96,7 @@ def merge_in_lora_space(config, point: MergePoint, paths: dict[str, Path], out: 
     schedule = Executor(targets=targets).schedule.tasks
 
     base_path = paths[point.base_model]
-    base = _base_state(base_path)
+    base = load_state(base_path)
     deltas_by_path = {str(paths[m.model]): adapter_deltas(paths[m.model]) for m in point.models}
     always_execute = point.method in RANDOM_METHODS
     merged = {}
@@ -122,7 +123,7 @@ def merge_in_lora_space(config, point: MergePoint, paths: dict[str, Path], out: 
         result = task.execute(tensors=inputs)
         if result is not None:
             merged[weight.name] = result.contiguous()
-    if out_config.tie_word_embeddings if hasattr(out_config, "tie_word_embeddings") else False:
+    if getattr(out_config, "tie_word_embeddings", False):
         merged.pop("lm_head.weight", None)
     out.mkdir(parents=True, exist_ok=True)
     save_file(merged, out / "model.safetensors", metadata={"format": "pt"})

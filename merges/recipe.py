@@ -11,9 +11,9 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from training.recipe import RecipeError, _format_errors, read_recipe_yaml
+from training.recipe import RecipeError, read_recipe_yaml, validate_mapping
 
 Method = Literal["task_arithmetic", "ties", "dare_ties", "dare_linear", "linear", "slerp",
                  "breadcrumbs", "della", "model_stock"]
@@ -138,12 +138,7 @@ def check_point(point: MergePoint) -> None:
 
 
 def parse_merge_recipe(data: object, source: str = "<recipe>") -> MergeRecipe:
-    if not isinstance(data, dict):
-        raise RecipeError(f"{source}: a merge recipe is a YAML mapping")
-    try:
-        return MergeRecipe.model_validate(data)
-    except ValidationError as err:
-        raise RecipeError(_format_errors(source, err)) from None
+    return validate_mapping(MergeRecipe, data, source)
 
 
 def load_merge_recipe(path: str | Path) -> MergeRecipe:

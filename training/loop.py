@@ -121,6 +121,10 @@ def latest_checkpoint(work_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def checkpoint_step(folder: Path) -> int:
+    return json.loads((folder / "step.json").read_text())["step"]
+
+
 def load_checkpoint(folder: Path, peft_model, optimizer, scheduler) -> int:
     from safetensors.torch import load_file
 
@@ -136,7 +140,7 @@ def load_checkpoint(folder: Path, peft_model, optimizer, scheduler) -> int:
     random.setstate(state["python_rng"])
     if state["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return json.loads((folder / "step.json").read_text())["step"]
+    return checkpoint_step(folder)
 
 
 def train_loop(

@@ -36,9 +36,9 @@ def check_target_modules(model, lora: LoraSpec) -> None:
 
 
 def add_lora(model, lora: LoraSpec):
+    """PEFT LoRA on ``model``; call :func:`check_target_modules` first for a clear error."""
     from peft import LoraConfig, get_peft_model
 
-    check_target_modules(model, lora)
     config = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         target_modules=lora.target_modules, bias="none", task_type="CAUSAL_LM",

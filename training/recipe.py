@@ -111,13 +111,18 @@ def _format_errors(source: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_recipe(data: object, source: str = "<recipe>") -> TrainRecipe:
+def validate_mapping(schema: type[BaseModel], data: object, source: str):
+    """``data`` checked against a recipe schema; errors name the source and the field."""
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe is a YAML mapping, not {type(data).__name__}")
     try:
-        return TrainRecipe.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as err:
         raise RecipeError(_format_errors(source, err)) from None
+
+
+def parse_recipe(data: object, source: str = "<recipe>") -> TrainRecipe:
+    return validate_mapping(TrainRecipe, data, source)
 
 
 def read_recipe_yaml(path: str | Path) -> object:

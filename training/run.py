@@ -49,7 +49,7 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     from training.batching import plan_steps
     from training.encode import encode_example
     from training.examples import build_examples, load_tasks
-    from training.loop import StepLog, latest_checkpoint, pick_precision, train_loop
+    from training.loop import StepLog, checkpoint_step, latest_checkpoint, pick_precision, train_loop
     from training.model_setup import add_lora, check_target_modules, load_base
 
     if not isinstance(recipe, TrainRecipe):
@@ -88,7 +88,7 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
                       group_by_length=spec.group_by_length, world_size=accelerator.num_processes)
     steps_per_epoch = math.ceil(len(encoded) / spec.batch_size) / (spec.grad_accum * accelerator.num_processes)
     checkpoint_dir = latest_checkpoint(work) if resume else None
-    start_step = json.loads((checkpoint_dir / "step.json").read_text())["step"] if checkpoint_dir else 0
+    start_step = checkpoint_step(checkpoint_dir) if checkpoint_dir else 0
     log_rows = read_log(work, up_to_step=start_step) if checkpoint_dir else []
     if accelerator.is_main_process:
         write_atomic(work / "recipe.yaml", recipe_text)
