@@ -35,6 +35,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def dropped_note(row: dict) -> str:
+    return "; ".join(f"{n} {split} rows dropped (no gold label)" for split, n in row.get("dropped", {}).items())
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -46,7 +50,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR])
     table = [
         [r["name"], r["kind"], len(r.get("labels", [])) or "",
-         (r.get("splits") or {}).get("test", ""), r.get("skipped", "")]
+         (r.get("splits") or {}).get("test", ""), r.get("skipped", "") or dropped_note(r)]
         for r in rows
     ]
     print(tabulate(table, headers=["name", "kind", "labels", "test docs", "note"], tablefmt="github"))
@@ -101,6 +105,34 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_views(args: argparse.Namespace) -> int:
+    import json
+
+    from lm_eval.tasks import TaskManager
+    from tabulate import tabulate
+
+    from fin_tasks import TASKS_DIR
+    from harness.views import load_views, place_tasks, view_of, view_table
+
+    trained = [t for entry in args.trained_on for t in entry.split(",") if t]
+    views = load_views()
+    places = place_tasks(views, TaskManager(include_path=[str(TASKS_DIR)], include_defaults=False).task_index)
+    unknown = [t for t in trained if t not in places]
+    if unknown:
+        raise ValueError(f"--trained-on: {', '.join(unknown)} is not a generalization-suite task")
+    if args.results is None:
+        rows = [[t, places[t].task_type, view_of(t, trained, places)] for t in sorted(places)]
+        print(tabulate(rows, headers=["task", "type", "view"], tablefmt="github"))
+        return 0
+    try:
+        scores = json.loads(args.results.read_text())["results"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{args.results}: not an lm-eval results file ({err})") from None
+    rows = view_table(scores, trained, places, views)
+    print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4f"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finharness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -148,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("--output-dir", type=Path, default=None, help="parent of the merge folder (default: the recipe's output_dir)")
     me.add_argument("--dry-run", action="store_true", help="check the recipe and print the MergeKit YAML; merge nothing")
     me.set_defaults(func=cmd_merge)
+
+    vi = sub.add_parser("views", help="in-domain / out-of-domain / cross-task placement of the gen_* tasks")
+    vi.add_argument("--trained-on", action="append", required=True,
+                    help="the task(s) the model was fine-tuned on, e.g. gen_sentiment_amazon")
+    vi.add_argument("--results", type=Path, default=None,
+                    help="an lm-eval results JSON: print the mean score per task type and view")
+    vi.set_defaults(func=cmd_views)
 
     mo = sub.add_parser("models", help="embedded default models: list, or convert and print their paths")
     mo.add_argument("action", choices=["list", "path"])

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from fin_tasks import TASKS_DIR
-from training.recipe import RecipeError, TrainRecipe
+from training.recipe import RecipeError, TaskSpec, TrainRecipe
 
 
 @dataclass(frozen=True)
@@ -107,13 +107,26 @@ def render_example(task, doc: dict, demos: Sequence[dict], prompt_format: str, t
     return prompt, full[len(prompt):]
 
 
-def sample_rows(n_rows: int, samples: int | None, seed: int, task_name: str) -> list[int]:
+def sample_rows(n_rows: int, samples: int | None, seed: int, task_name: str, split: str = "training") -> list[int]:
     if samples is None:
         return list(range(n_rows))
     if samples > n_rows:
         raise RecipeError(
-            f"tasks: {task_name} asks for {samples} samples but its training split has {n_rows}")
+            f"tasks: {task_name} asks for {samples} samples but its {split} split has {n_rows}")
     return sorted(random.Random(f"{seed}:{task_name}").sample(range(n_rows), samples))
+
+
+def split_docs(task, spec: TaskSpec):
+    """The documents a recipe task trains on: its training split, or the split it names."""
+    if spec.split is None:
+        if not task.has_training_docs():
+            raise RecipeError(f"tasks: {spec.name} has no training split")
+        return task.training_docs()
+    if spec.split not in task.dataset:
+        raise RecipeError(
+            f"tasks: {spec.name} has no split {spec.split!r} (has: {', '.join(task.dataset)})")
+    docs = task.dataset[spec.split]
+    return task.config.process_docs(docs) if task.config.process_docs else docs
 
 
 def build_examples(recipe: TrainRecipe, tokenizer, tasks: dict[str, Any] | None = None) -> list[Example]:
@@ -124,10 +137,8 @@ def build_examples(recipe: TrainRecipe, tokenizer, tasks: dict[str, Any] | None 
     examples: list[Example] = []
     for spec in recipe.tasks:
         task = tasks[spec.name]
-        if not task.has_training_docs():
-            raise RecipeError(f"tasks: {spec.name} has no training split")
-        docs = task.training_docs()
-        rows = sample_rows(len(docs), spec.samples, recipe.seed, spec.name)
+        docs = split_docs(task, spec)
+        rows = sample_rows(len(docs), spec.samples, recipe.seed, spec.name, spec.split or "training")
         k = recipe.fticl.k
         if k and k >= len(docs):
             raise RecipeError(f"fticl.k: {k} demonstrations but {spec.name} has {len(docs)} training docs")

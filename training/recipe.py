@@ -21,10 +21,15 @@ class _Strict(BaseModel):
 
 
 class TaskSpec(_Strict):
-    """One training task: an lm-eval task name and how many training examples to draw."""
+    """One training task: an lm-eval task name, its split, and how many examples to draw."""
 
     name: str
-    samples: int | None = Field(default=None, gt=0, description="None: the whole training split")
+    split: str | None = Field(
+        default=None,
+        description="None: the task's training_split. The generalization suite also has the "
+        "paper's subsets train_2000 / train_4000 / train_6000.",
+    )
+    samples: int | None = Field(default=None, gt=0, description="None: the whole split")
 
 
 class FticlSpec(_Strict):

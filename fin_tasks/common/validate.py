@@ -19,6 +19,7 @@ from lm_eval.config.task import TaskConfig
 from lm_eval.tasks._yaml_loader import load_yaml
 
 from fin_tasks.common import data as task_data
+from fin_tasks.common import generalization_data
 
 TASK_FIELDS = {f.name for f in dataclasses.fields(TaskConfig)}
 GROUP_FIELDS = {f.name for f in dataclasses.fields(GroupConfig)}
@@ -69,8 +70,20 @@ def check_fields(path: Path, cfg: dict[str, Any]) -> None:
         raise TaskYamlError(f"{path}: unknown {kind} field(s) {unknown}; lm-eval's {kind} config has no such key")
 
 
+LOADERS = {module.__name__: module for module in (task_data, generalization_data)}
+
+
+def loader_of(cfg: dict[str, Any]):
+    """The finharness data module a task loads through, or None for any other task."""
+    return LOADERS.get(getattr(cfg.get("custom_dataset"), "__module__", None))
+
+
 def is_finharness_task(cfg: dict[str, Any]) -> bool:
-    return getattr(cfg.get("custom_dataset"), "__module__", None) == task_data.__name__
+    return loader_of(cfg) is not None
+
+
+def is_classification(cfg: dict[str, Any]) -> bool:
+    return cfg.get("output_type") == "multiple_choice" or "labels" in (cfg.get("dataset_kwargs") or {})
 
 
 def check_labels_declared(path: Path, cfg: dict[str, Any]) -> list[str]:
@@ -79,7 +92,8 @@ def check_labels_declared(path: Path, cfg: dict[str, Any]) -> list[str]:
         raise TaskYamlError(f"{path}: field dataset_kwargs.labels must be a non-empty list of strings")
     if len(set(labels)) != len(labels):
         raise TaskYamlError(f"{path}: field dataset_kwargs.labels repeats a label: {labels}")
-    if cfg.get("doc_to_choice") != labels:
+    # The generalization suite reads the choices off each row (the loader adds them).
+    if cfg.get("doc_to_choice") not in (labels, "choices"):
         raise TaskYamlError(f"{path}: field doc_to_choice must equal dataset_kwargs.labels ({labels})")
     return labels
 
@@ -96,11 +110,18 @@ def check_prompt_renders(path: Path, cfg: dict[str, Any], doc: dict[str, Any]) -
         raise TaskYamlError(f"{path}: field doc_to_text does not render on the first test row: {err}") from None
 
 
-def check_data(path: Path, cfg: dict[str, Any]) -> dict[str, int]:
-    """Load a finharness task's data; return split sizes. Raises on any mismatch."""
+def check_data(path: Path, cfg: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """Load a finharness task's data; return split sizes and rows dropped per split.
+
+    Raises on any mismatch.
+    """
     kwargs = dict(cfg.get("dataset_kwargs") or {})
+    dropped: dict[str, int] = {}
     try:
-        splits = task_data.load(config_source=str(path), **kwargs)
+        if loader_of(cfg) is generalization_data:
+            splits, dropped = generalization_data.read_splits(config_source=str(path), **kwargs)
+        else:
+            splits = task_data.load(config_source=str(path), **kwargs)
     except task_data.TaskDataError as err:
         raise TaskYamlError(f"{path}: {err}") from None
     for field in SPLIT_FIELDS:
@@ -112,7 +133,7 @@ def check_data(path: Path, cfg: dict[str, Any]) -> dict[str, int]:
             )
     test = cfg.get("test_split") or cfg.get("validation_split")
     check_prompt_renders(path, cfg, splits[test][0])
-    return {name: len(ds) for name, ds in splits.items()}
+    return {name: len(ds) for name, ds in splits.items()}, dropped
 
 
 def validate_file(path: Path, *, with_data: bool = True) -> dict[str, Any]:
@@ -124,10 +145,13 @@ def validate_file(path: Path, *, with_data: bool = True) -> dict[str, Any]:
         row["kind"] = "group" if "group" in cfg else "task"
         return row
     row["kind"] = cfg.get("output_type", "generate_until")
-    row["labels"] = check_labels_declared(path, cfg)
+    if is_classification(cfg):
+        row["labels"] = check_labels_declared(path, cfg)
     if with_data:
         try:
-            row["splits"] = check_data(path, cfg)
+            row["splits"], dropped = check_data(path, cfg)
+            if dropped:
+                row["dropped"] = dropped
         except task_data.DataUnavailable as err:
             row["skipped"] = str(err)
     return row
