@@ -133,6 +133,17 @@ def cmd_views(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from harness.stats import compare
+
+    rows = [compare(args.a, args.b, task, args.metric, args.resamples, args.level, args.seed)
+            for entry in args.tasks for task in entry.split(",") if task]
+    print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4f"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finharness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,6 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--results", type=Path, default=None,
                     help="an lm-eval results JSON: print the mean score per task type and view")
     vi.set_defaults(func=cmd_views)
+
+    co = sub.add_parser("compare", help="paired bootstrap interval and permutation test between two result folders")
+    co.add_argument("a", type=Path, help="--output_path folder of the first entry")
+    co.add_argument("b", type=Path, help="--output_path folder of the second entry")
+    co.add_argument("--tasks", "-t", action="append", required=True, help="task(s), comma-separated")
+    co.add_argument("--metric", default="acc", help="a per-sample metric of the task (acc, f1_macro, rougeL, ...)")
+    co.add_argument("--resamples", type=int, default=2000)
+    co.add_argument("--level", type=float, default=0.95)
+    co.add_argument("--seed", type=int, default=0)
+    co.set_defaults(func=cmd_compare)
 
     mo = sub.add_parser("models", help="embedded default models: list, or convert and print their paths")
     mo.add_argument("action", choices=["list", "path"])

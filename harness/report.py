@@ -5,7 +5,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-METRICS = ("acc", "f1_macro", "f1_weighted", "mcc", "missing")
+METRICS = ("acc", "f1_macro", "f1_weighted", "mcc", "missing", "rouge1", "rouge2", "rougeL")
 
 
 def _value(entry: dict[str, Any], metric: str) -> float | None:
@@ -29,9 +29,10 @@ def score_rows(results: dict[str, Any]) -> list[list[Any]]:
 def score_table(results: dict[str, Any], fmt: str = "github") -> str:
     headers = ["task", "docs", *METRICS]
     rows = score_rows(results)
-    # Drop the `missing` column when no generative task ran.
-    if all(row[-1] is None for row in rows):
-        headers, rows = headers[:-1], [row[:-1] for row in rows]
+    # Show only the metric columns some task reported (no `missing` without generative
+    # classification, no ROUGE without generation tasks).
+    keep = [0, 1] + [i for i in range(2, len(headers)) if any(row[i] is not None for row in rows)]
+    headers, rows = [headers[i] for i in keep], [[row[i] for i in keep] for row in rows]
     return tabulate(rows, headers=headers, tablefmt=fmt, floatfmt=".4f", missingval="")
 
 

@@ -1,0 +1,157 @@
+"""Paired comparisons of two entries scored on the same documents.
+
+A leaderboard gap of one point on 500 documents is often noise. Both entries' per-sample
+logs (lm-eval's ``samples_<task>_*.jsonl``) hold a value per document for every metric:
+a float (``acc``, ``rouge1``) or a ``(gold, pred)`` pair that a corpus-level aggregation
+turns into a score (``f1_macro``, ``mcc``). Comparisons resample *documents*, keeping
+each document's two values together:
+
+- :func:`paired_bootstrap`: a percentile confidence interval of the score difference
+  (Koehn 2004; Efron & Tibshirani ch. 13), seeded;
+- :func:`paired_permutation_test`: a two-sided p-value by swapping the two entries'
+  values per document (exact for up to 16 documents, Monte Carlo above).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Aggregate = Callable[[Sequence[Any]], float]
+EXACT_UP_TO = 16
+
+
+def mean(values: Sequence[Any]) -> float:
+    return float(np.mean(np.asarray(values, dtype=float)))
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float  # score(a) - score(b) on all documents
+    low: float
+    high: float
+    level: float
+    resamples: int
+
+
+def _check_paired(a: Sequence[Any], b: Sequence[Any]) -> None:
+    if len(a) != len(b):
+        raise ValueError(f"paired comparison needs the same documents: {len(a)} vs {len(b)} values")
+    if not a:
+        raise ValueError("paired comparison needs at least one document")
+
+
+def paired_bootstrap(
+    a: Sequence[Any], b: Sequence[Any], aggregate: Aggregate = mean,
+    resamples: int = 2000, level: float = 0.95, seed: int = 0,
+) -> Interval:
+    """Percentile interval of ``aggregate(a) - aggregate(b)``, resampling documents jointly."""
+    _check_paired(a, b)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, not {level}")
+    rng = np.random.default_rng(seed)
+    n = len(a)
+    diffs = np.empty(resamples)
+    for i in range(resamples):
+        idx = rng.integers(0, n, n)
+        diffs[i] = aggregate([a[j] for j in idx]) - aggregate([b[j] for j in idx])
+    tail = (1 - level) / 2
+    low, high = np.quantile(diffs, [tail, 1 - tail])
+    return Interval(aggregate(a) - aggregate(b), float(low), float(high), level, resamples)
+
+
+def paired_permutation_test(
+    a: Sequence[Any], b: Sequence[Any], aggregate: Aggregate = mean,
+    resamples: int = 5000, seed: int = 0,
+) -> float:
+    """Two-sided p-value of ``aggregate(a) - aggregate(b)`` under "the labels a/b are exchangeable".
+
+    Each document's two values are swapped or not; the p-value is the share of swap
+    patterns whose difference is at least as large in size as the observed one (the
+    observed pattern included, so it is never 0).
+    """
+    _check_paired(a, b)
+    observed = abs(aggregate(a) - aggregate(b))
+    n = len(a)
+
+    def diff(swaps: Sequence[bool]) -> float:
+        x = [bj if s else aj for aj, bj, s in zip(a, b, swaps)]
+        y = [aj if s else bj for aj, bj, s in zip(a, b, swaps)]
+        return abs(aggregate(x) - aggregate(y))
+
+    tolerance = 1e-12 * max(1.0, observed)
+    if n <= EXACT_UP_TO:
+        patterns = list(itertools.product((False, True), repeat=n))
+        return sum(diff(p) >= observed - tolerance for p in patterns) / len(patterns)
+    rng = np.random.default_rng(seed)
+    hits = sum(diff(rng.random(n) < 0.5) >= observed - tolerance for _ in range(resamples))
+    return (hits + 1) / (resamples + 1)
+
+
+def read_samples(path: Path, metric: str) -> dict[int, Any]:
+    """``doc_id -> value`` of one metric from an lm-eval per-sample log (JSONL)."""
+    values: dict[int, Any] = {}
+    with Path(path).open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                value = row[metric]
+                doc_id = int(row["doc_id"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                raise ValueError(f"{path}:{lineno}: not an lm-eval sample with {metric!r} ({err})") from None
+            if doc_id in values:
+                raise ValueError(f"{path}:{lineno}: doc_id {doc_id} appears twice")
+            values[doc_id] = tuple(value) if isinstance(value, list) else value
+    return values
+
+
+def align(a: dict[int, Any], b: dict[int, Any], names: tuple[str, str] = ("a", "b")) -> tuple[list, list]:
+    """The two entries' values on the same documents, in doc order; refuse different doc sets."""
+    if a.keys() != b.keys():
+        only_a, only_b = sorted(a.keys() - b.keys()), sorted(b.keys() - a.keys())
+        raise ValueError(
+            f"{names[0]} and {names[1]} were not scored on the same documents "
+            f"(only in {names[0]}: {only_a[:5]}{'...' if len(only_a) > 5 else ''}; "
+            f"only in {names[1]}: {only_b[:5]}{'...' if len(only_b) > 5 else ''})")
+    docs = sorted(a)
+    return [a[d] for d in docs], [b[d] for d in docs]
+
+
+def aggregate_for(metric: str) -> Aggregate:
+    """The corpus-level aggregation of a finharness metric (mean for per-document scores)."""
+    from fin_tasks.common import metrics
+
+    corpus = {"f1_macro": metrics.f1_macro, "f1_weighted": metrics.f1_weighted, "mcc": metrics.mcc}
+    return corpus.get(metric, mean)
+
+
+def samples_file(results_dir: Path, task: str) -> Path:
+    """The newest per-sample log of ``task`` under a ``--output_path`` folder."""
+    found = sorted(Path(results_dir).rglob(f"samples_{task}_*.jsonl"), key=lambda p: p.name)
+    if not found:
+        raise ValueError(f"{results_dir}: no per-sample log of {task} (samples_{task}_*.jsonl)")
+    return found[-1]
+
+
+def compare(
+    dir_a: Path, dir_b: Path, task: str, metric: str,
+    resamples: int = 2000, level: float = 0.95, seed: int = 0,
+) -> dict[str, Any]:
+    """Score difference of two result folders on one task, with interval and p-value."""
+    a, b = align(read_samples(samples_file(dir_a, task), metric),
+                 read_samples(samples_file(dir_b, task), metric), (str(dir_a), str(dir_b)))
+    aggregate = aggregate_for(metric)
+    interval = paired_bootstrap(a, b, aggregate, resamples, level, seed)
+    return {
+        "task": task, "metric": metric, "docs": len(a),
+        "a": aggregate(a), "b": aggregate(b), "a - b": interval.estimate,
+        f"{level:.0%} CI low": interval.low, f"{level:.0%} CI high": interval.high,
+        "p (paired permutation)": paired_permutation_test(a, b, aggregate, seed=seed),
+    }
