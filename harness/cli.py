@@ -27,6 +27,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             chat_template=args.chat_template, online=args.online,
             include_defaults=args.include_defaults, output_path=args.output_path,
             log_samples=args.log_samples, seed=args.seed, backend=args.backend,
+            use_cache=not args.no_cache,
         ))
         docs = docs_scored(outcome.results)
         print(f"\n## {model}  ({outcome.checkpoint})")
@@ -167,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=1234)
     ev.add_argument("--backend", choices=["hf-shared-prefix", "hf"], default="hf-shared-prefix",
                     help="lm-eval model backend: hf-shared-prefix scores each context once (default); hf is lm-eval's own")
+    ev.add_argument("--no_cache", action="store_true",
+                    help="do not read or write the per-checkpoint request cache (FINHARNESS_LM_CACHE)")
     ev.set_defaults(func=cmd_eval)
 
     ts = sub.add_parser("tasks", help="list the tasks with their label sets and sizes")

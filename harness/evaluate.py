@@ -10,6 +10,7 @@ from typing import Any
 
 from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_paths
+from harness.lm_cache import cache_path
 from harness.models import is_instruct, resolve_checkpoint
 
 DEFAULT_TASKS = ["finharness_all"]
@@ -31,6 +32,7 @@ class EvalRequest:
     log_samples: bool = False
     seed: int = 1234
     backend: str = "hf-shared-prefix"  # or "hf": lm-eval's own backend
+    use_cache: bool = True  # per-checkpoint lm-eval request cache (harness/lm_cache.py)
 
 
 @dataclass
@@ -108,6 +110,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     chat = use_chat_template(req.chat_template, checkpoint)
     device = req.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tracker = EvaluationTracker(output_path=str(req.output_path)) if req.output_path else None
+    cache = str(cache_path(checkpoint, req.backend, req.dtype)) if req.use_cache else None
 
     start = time.perf_counter()
     results = lm_eval.simple_evaluate(
@@ -119,6 +122,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         batch_size=req.batch_size,
         device=device,
         task_manager=manager,
+        use_cache=cache,
         apply_chat_template=chat,
         fewshot_as_multiturn=bool(chat and req.num_fewshot),
         log_samples=req.log_samples or tracker is not None,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 # Nothing in the suite may touch the network.
 for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ[var] = "1"
+# Request caches of this session stay in a scratch folder, not in the user's cache.
+os.environ["FINHARNESS_LM_CACHE"] = tempfile.mkdtemp(prefix="finharness-lm-cache-")
 
 CORPUS = [
     "Analyze the sentiment of this statement extracted from a financial news article.",

@@ -1,0 +1,44 @@
+"""One lm-eval request cache per checkpoint, so an interrupted run resumes.
+
+lm-eval's ``use_cache`` keys each answer by the request alone (``hash_args(kind, args)``),
+not by the model (lm-eval issue #4063), so one shared cache would serve model A's answers
+to model B. Here the cache file lives under a fingerprint of the checkpoint's bytes
+(weights, config, tokenizer, chat template) plus the backend and dtype, so a re-written
+checkpoint at the same path gets a fresh cache. Both backends record each answer as it is
+computed (``cache_hook.add_partial``, SQLite autocommit), so a killed run keeps what it
+had finished and the re-run only computes the rest.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from harness.models import finharness_home
+
+FINGERPRINTED = {"config.json", "generation_config.json", "chat_template.jinja", "special_tokens_map.json"}
+CHUNK = 1 << 22
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("FINHARNESS_LM_CACHE", finharness_home() / "lm_cache"))
+
+
+def _fingerprinted(path: Path) -> bool:
+    return path.suffix == ".safetensors" or path.name in FINGERPRINTED or path.name.startswith("tokenizer")
+
+
+def checkpoint_fingerprint(checkpoint: Path) -> str:
+    """sha256 over the names and bytes of the files that decide the model's answers."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(checkpoint).iterdir() if p.is_file() and _fingerprinted(p)):
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()[:20]
+
+
+def cache_path(checkpoint: Path, backend: str, dtype: str) -> Path:
+    """The ``use_cache`` prefix for lm-eval (it appends ``_rank<N>.db``)."""
+    return cache_root() / checkpoint_fingerprint(checkpoint) / f"{backend}-{dtype}"

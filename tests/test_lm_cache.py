@@ -1,0 +1,65 @@
+"""A re-run serves finished requests from the checkpoint's own cache, never another model's."""
+import shutil
+
+import pytest
+
+from harness.evaluate import EvalRequest, run_eval
+from harness.lm_cache import cache_path, checkpoint_fingerprint
+from harness.shared_prefix_lm import SharedPrefixLM
+from tests.conftest import build_tiny_checkpoint
+
+
+@pytest.fixture
+def counted(monkeypatch, tmp_path):
+    """Counts the loglikelihood requests that reach the model (cache misses), on an empty cache."""
+    monkeypatch.setenv("FINHARNESS_LM_CACHE", str(tmp_path / "lm_cache"))
+    calls = []
+    real = SharedPrefixLM.loglikelihood
+
+    def loglikelihood(self, requests, *args, **kwargs):
+        calls.append(len(requests))
+        return real(self, requests, *args, **kwargs)
+
+    monkeypatch.setattr(SharedPrefixLM, "loglikelihood", loglikelihood)
+    return calls
+
+
+def flip_bit(checkpoint, byte):
+    """New weights at the same path: one bit of one weight near the end of the file."""
+    weights = checkpoint / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[byte] ^= 1
+    weights.write_bytes(bytes(data))
+
+
+def scores(outcome, task):
+    return {k: v for k, v in outcome.results["results"][task].items() if k != "alias"}
+
+
+def test_a_rerun_only_computes_the_tasks_it_had_not_finished(tmp_path, counted):
+    model = build_tiny_checkpoint(tmp_path / "tiny")
+    first = run_eval(EvalRequest(model=str(model), tasks=["fin_fpb"], limit=4, batch_size=4))
+    assert counted == [12]  # 4 docs x 3 labels
+    # As after a kill once fin_fpb was done: the re-run asks the model only for fin_fomc.
+    second = run_eval(EvalRequest(model=str(model), tasks=["fin_fpb", "fin_fomc"], limit=4, batch_size=4))
+    assert counted == [12, 12]
+    assert scores(second, "fin_fpb") == scores(first, "fin_fpb")
+    run_eval(EvalRequest(model=str(model), tasks=["fin_fpb", "fin_fomc"], limit=4, batch_size=4))
+    assert counted == [12, 12]  # nothing left to compute: the model is not called
+    run_eval(EvalRequest(model=str(model), tasks=["fin_fpb"], limit=4, batch_size=4, use_cache=False))
+    assert counted == [12, 12, 12]
+
+
+def test_the_cache_is_keyed_by_the_checkpoints_bytes(tmp_path, counted):
+    a = build_tiny_checkpoint(tmp_path / "a")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    assert checkpoint_fingerprint(a) == checkpoint_fingerprint(b)
+    assert cache_path(a, "hf", "float32") != cache_path(a, "hf", "bfloat16")
+    # Same path, new weights (a re-written merge): a new cache, so the model is asked again.
+    run_eval(EvalRequest(model=str(a), tasks=["fin_fpb"], limit=2, batch_size=2))
+    before = checkpoint_fingerprint(a)
+    flip_bit(a, -1)
+    assert checkpoint_fingerprint(a) != before
+    run_eval(EvalRequest(model=str(a), tasks=["fin_fpb"], limit=2, batch_size=2))
+    assert counted == [6, 6]
