@@ -145,6 +145,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forgetting(args: argparse.Namespace) -> int:
+    from lm_eval.tasks import TaskManager
+    from tabulate import tabulate
+
+    from fin_tasks import TASKS_DIR
+    from harness.measures import change_table, read_scores
+    from harness.views import group_members
+
+    index = TaskManager(include_path=[str(TASKS_DIR)], include_defaults=False).task_index
+    seen = [t for g in ("finharness_seen", "finharness_seen_gen") for t in group_members(g, index)]
+    unseen = [t for g in ("finharness_unseen", "finharness_unseen_gen") if g in index for t in group_members(g, index)]
+    rows, averages = change_table(read_scores(args.entry, args.metric), read_scores(args.reference, args.metric),
+                                  seen, unseen)
+    print(f"{args.metric}: {args.entry} against {args.reference}\n")
+    print(tabulate(rows, headers="keys", tablefmt="github", floatfmt="+.4f"))
+    if averages:
+        print()
+        print(tabulate(averages, headers="keys", tablefmt="github", floatfmt="+.4f"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finharness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--level", type=float, default=0.95)
     co.add_argument("--seed", type=int, default=0)
     co.set_defaults(func=cmd_compare)
+
+    fo = sub.add_parser("forgetting", help="per-task change of one result folder against another (seen/unseen averages)")
+    fo.add_argument("entry", type=Path, help="--output_path folder of the fine-tuned or merged model")
+    fo.add_argument("reference", type=Path, help="--output_path folder of the reference (e.g. the base model zero-shot)")
+    fo.add_argument("--metric", default="acc")
+    fo.set_defaults(func=cmd_forgetting)
 
     mo = sub.add_parser("models", help="embedded default models: list, or convert and print their paths")
     mo.add_argument("action", choices=["list", "path"])

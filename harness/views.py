@@ -47,7 +47,8 @@ def load_views(path: Path = VIEWS_FILE) -> Views:
     return validate_mapping(Views, read_recipe_yaml(path), path)
 
 
-def _members(name: str, index: Mapping, seen: tuple[str, ...] = ()) -> list[str]:
+def group_members(name: str, index: Mapping, seen: tuple[str, ...] = ()) -> list[str]:
+    """The tasks a group (or tag, or task) stands for, from lm-eval's task index."""
     from lm_eval.tasks._index import Kind
 
     if name in seen:
@@ -61,7 +62,7 @@ def _members(name: str, index: Mapping, seen: tuple[str, ...] = ()) -> list[str]
         children = entry.cfg.get("task") or []
         out: list[str] = []
         for child in children if isinstance(children, list) else [children]:
-            out += _members(child["task"] if isinstance(child, dict) else child, index, seen + (name,))
+            out += group_members(child["task"] if isinstance(child, dict) else child, index, seen + (name,))
         return out
     return [name]
 
@@ -79,7 +80,7 @@ def place_tasks(views: Views, index: Mapping) -> dict[str, TaskPlace]:
     places: dict[str, TaskPlace] = {}
     for type_name, spec in views.task_types.items():
         for group in spec.groups:
-            for task in _members(group, index):
+            for task in group_members(group, index):
                 known = places.get(task)
                 if known is not None and known.task_type != type_name:
                     raise ValueError(f"task {task!r} is in both {known.task_type!r} and {type_name!r}")

@@ -1,0 +1,82 @@
+"""The papers' measures, computed from stored lm-eval results, never re-typed.
+
+- :func:`change_table`: per task, a fine-tuned (or merged) entry against a reference
+  entry on the same tasks (usually the same base model zero-shot): the score, the
+  reference's, and the change (negative = forgetting on an unseen task, gain on a seen
+  one), then the change averaged over the seen and the unseen tasks (tasks, not
+  documents, as arXiv 2411.02476 averages).
+- :func:`normalized_scores`: for a merge, each task's score divided by the score of the
+  single-task fine-tuned model of that task (FusionBench's normalized score), and the mean.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from statistics import mean
+
+
+def results_file(results_dir: Path) -> Path:
+    """The newest ``results_*.json`` lm-eval wrote under a ``--output_path`` folder."""
+    found = sorted(Path(results_dir).rglob("results_*.json"), key=lambda p: p.name)
+    if not found:
+        raise ValueError(f"{results_dir}: no lm-eval results file (results_*.json)")
+    return found[-1]
+
+
+def read_scores(results_dir: Path, metric: str) -> dict[str, float]:
+    """``task -> score`` of one metric, tasks only (group rows are averages, left out)."""
+    path = results_file(results_dir)
+    try:
+        data = json.loads(path.read_text())
+        results, groups = data["results"], set(data.get("groups", {}))
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{path}: not an lm-eval results file ({err})") from None
+    key = f"{metric},none"
+    return {
+        task: float(scores[key]) for task, scores in results.items()
+        if task not in groups and isinstance(scores.get(key), (int, float))
+    }
+
+
+def change_table(
+    entry: Mapping[str, float], reference: Mapping[str, float],
+    seen: Iterable[str] = (), unseen: Iterable[str] = (),
+) -> tuple[list[dict], list[dict]]:
+    """Per-task rows and the seen/unseen averages of ``entry - reference``.
+
+    Only tasks both entries scored are compared; a task in neither list is reported but
+    not averaged.
+    """
+    seen, unseen = set(seen), set(unseen)
+    common = sorted(set(entry) & set(reference))
+    if not common:
+        raise ValueError("the two entries share no scored task")
+    rows = []
+    for task in common:
+        role = "seen" if task in seen else "unseen" if task in unseen else ""
+        rows.append({"task": task, "role": role, "score": entry[task],
+                     "reference": reference[task], "change": entry[task] - reference[task]})
+    averages = []
+    for role in ("seen", "unseen"):
+        members = [r for r in rows if r["role"] == role]
+        if members:
+            averages.append({
+                "tasks": role, "n": len(members),
+                "score": mean(r["score"] for r in members),
+                "reference": mean(r["reference"] for r in members),
+                "change": mean(r["change"] for r in members),
+            })
+    return rows, averages
+
+
+def normalized_scores(merged: Mapping[str, float], single_task: Mapping[str, float]) -> tuple[dict[str, float], float]:
+    """``merged[t] / single_task[t]`` per task the single-task models cover, and the mean."""
+    common = sorted(set(merged) & set(single_task))
+    if not common:
+        raise ValueError("the merge was not scored on any task of the single-task models")
+    zero = [t for t in common if single_task[t] == 0]
+    if zero:
+        raise ValueError(f"single-task score is 0 on {zero}: the normalized score is undefined there")
+    ratios = {t: merged[t] / single_task[t] for t in common}
+    return ratios, mean(ratios.values())

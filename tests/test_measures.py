@@ -1,0 +1,56 @@
+"""Forgetting and normalized scores, from stored results, checked by hand."""
+import json
+import re
+
+import pytest
+
+from harness.cli import main
+from harness.measures import change_table, normalized_scores, read_scores
+
+
+def write_results(folder, scores, groups=()):
+    folder.mkdir(parents=True)
+    results = {task: {"alias": task, "acc,none": acc, "acc_stderr,none": "N/A"} for task, acc in scores.items()}
+    for group in groups:
+        results[group] = {"alias": group, "acc,none": 0.0}
+    (folder / "results_2026-11-22T00-00-00.json").write_text(
+        json.dumps({"results": results, "groups": {g: {} for g in groups}}))
+    return folder
+
+
+def test_change_by_hand():
+    tuned = {"fin_fpb": 0.80, "fin_fomc": 0.60, "fin_finarg_auc": 0.40, "fin_fincausal": 0.30, "extra": 0.5}
+    base = {"fin_fpb": 0.50, "fin_fomc": 0.50, "fin_finarg_auc": 0.50, "fin_fincausal": 0.40}
+    rows, averages = change_table(tuned, base, seen=["fin_fpb", "fin_fomc"], unseen=["fin_finarg_auc", "fin_fincausal"])
+    assert [r["task"] for r in rows] == ["fin_finarg_auc", "fin_fincausal", "fin_fomc", "fin_fpb"]  # "extra": base lacks it
+    assert {r["task"]: round(r["change"], 10) for r in rows} == {
+        "fin_fpb": 0.3, "fin_fomc": 0.1, "fin_finarg_auc": -0.1, "fin_fincausal": -0.1}
+    # Seen: mean(0.8, 0.6) - mean(0.5, 0.5) = +0.2 (gain); unseen: mean(0.4, 0.3) - mean(0.5, 0.4) = -0.1 (forgetting).
+    seen, unseen = averages
+    assert (seen["tasks"], seen["n"], seen["change"]) == ("seen", 2, pytest.approx(0.2))
+    assert (unseen["tasks"], unseen["n"], unseen["change"]) == ("unseen", 2, pytest.approx(-0.1))
+
+
+def test_normalized_score_by_hand():
+    ratios, average = normalized_scores({"a": 0.6, "b": 0.9, "c": 0.2}, {"a": 0.8, "b": 0.9})
+    assert ratios == pytest.approx({"a": 0.75, "b": 1.0})
+    assert average == pytest.approx(0.875)
+    with pytest.raises(ValueError, match=r"single-task score is 0 on \['a'\]"):
+        normalized_scores({"a": 0.5}, {"a": 0.0})
+
+
+def test_group_rows_are_not_tasks(tmp_path):
+    folder = write_results(tmp_path / "r", {"fin_fpb": 0.5}, groups=["finharness_seen"])
+    assert read_scores(folder, "acc") == {"fin_fpb": 0.5}
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no lm-eval results file"):
+        read_scores(tmp_path / "empty", "acc")
+
+
+def test_finharness_forgetting_prints_seen_and_unseen(tmp_path, capsys):
+    tuned = write_results(tmp_path / "tuned", {"fin_fpb": 0.9, "fin_finarg_auc": 0.45, "fin_fincausal": 0.2})
+    base = write_results(tmp_path / "base", {"fin_fpb": 0.5, "fin_finarg_auc": 0.5, "fin_fincausal": 0.3})
+    assert main(["forgetting", str(tuned), str(base)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\| fin_fpb +\| seen +\| +\+0\.9000 \| +\+0\.5000 \| +\+0\.4000 \|", out)
+    assert re.search(r"\| unseen +\| +2 \| +\+0\.3250 \| +\+0\.4000 \| +-0\.0750 \|", out)
