@@ -27,7 +27,8 @@ import argparse
 import json
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from build_fin_data import REPO, write_jsonl  # same folder: run as a script
+
 OUT = REPO / "fin_tasks" / "tasks" / "generalization"
 
 # (task type, packaged dataset name, shared dir, file prefix)
@@ -59,15 +60,6 @@ def read_array(path: Path) -> list[dict]:
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise SystemExit(f"{path}: expected a JSON array of objects")
     return rows
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 def with_ids(rows: list[dict], dataset: str, split: str) -> list[dict]:

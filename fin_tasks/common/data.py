@@ -40,7 +40,8 @@ def hub_offline() -> bool:
     return any(f.strip().lower() in {"1", "true", "yes", "on"} for f in flags)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path, fields: tuple[str, ...] = ("text", "label")) -> list[dict]:
+    """Rows of a JSONL file, each tagged ``_where`` (file:line) for error messages."""
     rows = []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -50,8 +51,9 @@ def _read_jsonl(path: Path) -> list[dict]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise TaskDataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict) or "text" not in row or "label" not in row:
-                raise TaskDataError(f"{path}:{lineno}: a row needs the fields 'text' and 'label'")
+            missing = [f for f in fields if not isinstance(row, dict) or f not in row]
+            if missing:
+                raise TaskDataError(f"{path}:{lineno}: a row needs the field(s) {missing}")
             row["_where"] = f"{path}:{lineno}"
             rows.append(row)
     return rows
@@ -87,7 +89,7 @@ def load_packaged(directory: Path, labels: list[str]) -> datasets.DatasetDict:
     for split in SPLITS:
         path = directory / f"{split}.jsonl"
         if path.is_file():
-            out[split] = datasets.Dataset.from_list(_attach_labels(_read_jsonl(path), labels, str(path)))
+            out[split] = datasets.Dataset.from_list(_attach_labels(read_jsonl(path), labels, str(path)))
     return datasets.DatasetDict(out)
 
 

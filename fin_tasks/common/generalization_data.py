@@ -18,7 +18,6 @@ counted; :func:`describe` reports the counts and :func:`load` logs them.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,29 +25,11 @@ from typing import Any
 
 import datasets
 
-from fin_tasks.common.data import TaskDataError, data_dir_of
+from fin_tasks.common.data import TaskDataError, data_dir_of, read_jsonl
 
 log = logging.getLogger("finharness")
 
 FILE_SPLITS = ("test", "fewshot", "train")
-
-
-def _read_jsonl(path: Path, fields: Sequence[str]) -> list[dict]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise TaskDataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            missing = [f for f in fields if not isinstance(row, dict) or f not in row]
-            if missing:
-                raise TaskDataError(f"{path}:{lineno}: a row needs the field(s) {missing}")
-            row["_where"] = f"{path}:{lineno}"
-            rows.append(row)
-    return rows
 
 
 def _label_rows(rows: list[dict], labels: list[str], label_field: str, drop: set[str]) -> tuple[list[dict], int]:
@@ -85,12 +66,12 @@ def read_splits(
         sources["fewshot"] = data_dir_of(config_source, fewshot_dir) / "fewshot.jsonl"
         if not sources["fewshot"].is_file():
             raise TaskDataError(f"fewshot_dir {fewshot_dir!r}: no fewshot.jsonl at {sources['fewshot']}")
-    fields = [label_field] if labels is not None else []
+    fields = (label_field,) if labels is not None else ()
     splits, dropped = {}, {}
     for split, path in sources.items():
         if not path.is_file():
             continue
-        rows = _read_jsonl(path, fields)
+        rows = read_jsonl(path, fields)
         if labels is not None:
             rows, dropped[split] = _label_rows(rows, list(labels), label_field, set(drop_labels))
         for row in rows:
