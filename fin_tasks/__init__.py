@@ -1,4 +1,4 @@
-"""finharness task suite: lm-eval YAML tasks for financial classification.
+"""finharness task suites: lm-eval YAML tasks for financial classification and generalization.
 
 - ``tasks/``: every task whose data ships in this package (runs offline), plus the
   ``finharness_*`` groups. ``python -m fin_tasks`` prints this folder, for
@@ -12,4 +12,13 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 TASKS_DIR = PACKAGE_DIR / "tasks"
 HUB_TASKS_DIR = PACKAGE_DIR / "hub_tasks"
 
-__all__ = ["PACKAGE_DIR", "TASKS_DIR", "HUB_TASKS_DIR"]
+
+
+def task_manager(include_paths=(TASKS_DIR,)):
+    """lm-eval's TaskManager over the packaged tasks only (its ~14,700 built-ins cost ~10 s)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=[str(p) for p in include_paths], include_defaults=False)
+
+
+__all__ = ["PACKAGE_DIR", "TASKS_DIR", "HUB_TASKS_DIR", "task_manager"]

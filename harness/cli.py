@@ -107,17 +107,15 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_views(args: argparse.Namespace) -> int:
-    import json
-
-    from lm_eval.tasks import TaskManager
     from tabulate import tabulate
 
-    from fin_tasks import TASKS_DIR
+    from fin_tasks import task_manager
+    from harness.result_files import load_results
     from harness.views import load_views, place_tasks, view_of, view_table
 
     trained = [t for entry in args.trained_on for t in entry.split(",") if t]
     views = load_views()
-    places = place_tasks(views, TaskManager(include_path=[str(TASKS_DIR)], include_defaults=False).task_index)
+    places = place_tasks(views, task_manager().task_index)
     unknown = [t for t in trained if t not in places]
     if unknown:
         raise ValueError(f"--trained-on: {', '.join(unknown)} is not a generalization-suite task")
@@ -125,11 +123,7 @@ def cmd_views(args: argparse.Namespace) -> int:
         rows = [[t, places[t].task_type, view_of(t, trained, places)] for t in sorted(places)]
         print(tabulate(rows, headers=["task", "type", "view"], tablefmt="github"))
         return 0
-    try:
-        scores = json.loads(args.results.read_text())["results"]
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{args.results}: not an lm-eval results file ({err})") from None
-    rows = view_table(scores, trained, places, views)
+    rows = view_table(load_results(args.results)["results"], trained, places, views)
     print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4f"))
     return 0
 
@@ -146,16 +140,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_forgetting(args: argparse.Namespace) -> int:
-    from lm_eval.tasks import TaskManager
     from tabulate import tabulate
 
-    from fin_tasks import TASKS_DIR
+    from fin_tasks import task_manager
     from harness.measures import change_table, read_scores
     from harness.views import group_members
 
-    index = TaskManager(include_path=[str(TASKS_DIR)], include_defaults=False).task_index
+    index = task_manager().task_index
     seen = [t for g in ("finharness_seen", "finharness_seen_gen") for t in group_members(g, index)]
-    unseen = [t for g in ("finharness_unseen", "finharness_unseen_gen") if g in index for t in group_members(g, index)]
+    unseen = [t for g in ("finharness_unseen", "finharness_unseen_gen") for t in group_members(g, index)]
     rows, averages = change_table(read_scores(args.entry, args.metric), read_scores(args.reference, args.metric),
                                   seen, unseen)
     print(f"{args.metric}: {args.entry} against {args.reference}\n")

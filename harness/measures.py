@@ -10,31 +10,20 @@
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from statistics import mean
 
-
-def results_file(results_dir: Path) -> Path:
-    """The newest ``results_*.json`` lm-eval wrote under a ``--output_path`` folder."""
-    found = sorted(Path(results_dir).rglob("results_*.json"), key=lambda p: p.name)
-    if not found:
-        raise ValueError(f"{results_dir}: no lm-eval results file (results_*.json)")
-    return found[-1]
+from harness.result_files import load_results, results_file
 
 
 def read_scores(results_dir: Path, metric: str) -> dict[str, float]:
     """``task -> score`` of one metric, tasks only (group rows are averages, left out)."""
-    path = results_file(results_dir)
-    try:
-        data = json.loads(path.read_text())
-        results, groups = data["results"], set(data.get("groups", {}))
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{path}: not an lm-eval results file ({err})") from None
+    data = load_results(results_file(results_dir))
+    groups = set(data.get("groups", {}))
     key = f"{metric},none"
     return {
-        task: float(scores[key]) for task, scores in results.items()
+        task: float(scores[key]) for task, scores in data["results"].items()
         if task not in groups and isinstance(scores.get(key), (int, float))
     }
 

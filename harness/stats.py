@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.result_files import samples_file
+
 Aggregate = Callable[[Sequence[Any]], float]
 EXACT_UP_TO = 16
 
@@ -130,14 +132,6 @@ def aggregate_for(metric: str) -> Aggregate:
 
     corpus = {"f1_macro": metrics.f1_macro, "f1_weighted": metrics.f1_weighted, "mcc": metrics.mcc}
     return corpus.get(metric, mean)
-
-
-def samples_file(results_dir: Path, task: str) -> Path:
-    """The newest per-sample log of ``task`` under a ``--output_path`` folder."""
-    found = sorted(Path(results_dir).rglob(f"samples_{task}_*.jsonl"), key=lambda p: p.name)
-    if not found:
-        raise ValueError(f"{results_dir}: no per-sample log of {task} (samples_{task}_*.jsonl)")
-    return found[-1]
 
 
 def compare(

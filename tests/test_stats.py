@@ -88,3 +88,13 @@ def test_finharness_compare_reads_two_result_folders(tmp_path, capsys):
     assert re.search(r"\| gen_nli_rte \| f1_macro \| +4 \| 1\.0000 \| 0\.5000 \| +0\.5000 \|.*\| +0\.5000 \|$", out, re.M)
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "-t", "fin_fpb"]) == 2
     assert "no per-sample log of fin_fpb" in capsys.readouterr().err
+
+
+def test_a_tasks_log_is_not_mistaken_for_its_variants(tmp_path):
+    from harness.result_files import samples_file
+
+    (tmp_path / "samples_gen_nli_rte_2026-11-22T07-00-00.000001.jsonl").write_text("")
+    # Sorts after the file above by name, but belongs to another task.
+    (tmp_path / "samples_gen_nli_rte_mc_2026-11-22T08-00-00.000001.jsonl").write_text("")
+    assert samples_file(tmp_path, "gen_nli_rte").name == "samples_gen_nli_rte_2026-11-22T07-00-00.000001.jsonl"
+    assert samples_file(tmp_path, "gen_nli_rte_mc").name.startswith("samples_gen_nli_rte_mc_")

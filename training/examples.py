@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from fin_tasks import TASKS_DIR
+from fin_tasks import task_manager
 from training.recipe import RecipeError, TaskSpec, TrainRecipe
 
 
@@ -34,12 +33,6 @@ class _FixedSampler:
 
     def sample(self, n: int, eval_doc=None, df=None, **kwargs) -> list[dict]:
         return self.docs[:n]
-
-
-def task_manager(include_paths: Sequence[Path] = (TASKS_DIR,)):
-    from lm_eval.tasks import TaskManager
-
-    return TaskManager(include_path=[str(p) for p in include_paths], include_defaults=False)
 
 
 def load_tasks(names: Sequence[str], manager=None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ Task YAMLs under ``tasks/generalization/`` call :func:`load` through
 Classification tasks declare ``labels``: the loader adds ``choices`` and ``gold`` (the
 label's index) and refuses a label outside the set, naming file, line and value. Rows
 whose label is in ``drop_labels`` (NLI's ``-``, no annotator majority) are dropped and
-counted; :func:`describe` reports the counts and :func:`load` logs them.
+counted; :func:`read_splits` returns the counts and :func:`load` logs them.
 """
 from __future__ import annotations
 
@@ -82,12 +82,6 @@ def read_splits(
     for size in sorted({r["train_subset"] for r in splits.get("train", []) if "train_subset" in r}):
         splits[f"train_{size}"] = [r for r in splits["train"] if r.get("train_subset", size + 1) <= size]
     return splits, {k: v for k, v in dropped.items() if v}
-
-
-def describe(**kwargs: Any) -> dict[str, Any]:
-    """Split sizes after dropping, and what was dropped: for ``finharness tasks`` and tests."""
-    splits, dropped = read_splits(**kwargs)
-    return {"splits": {name: len(rows) for name, rows in splits.items()}, "dropped": dropped}
 
 
 def load(**kwargs: Any) -> datasets.DatasetDict:
