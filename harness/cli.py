@@ -16,10 +16,11 @@ def _limit(text: str) -> int | float:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from harness.evaluate import EvalRequest, run_eval
+    from harness.evaluate import EvalRequest, parse_model_args, run_eval
     from harness.report import docs_scored, score_table
 
     tasks = [t for chunk in args.tasks for t in chunk.split(",") if t]
+    extra = parse_model_args(args.model_args or "")
     for model in args.model:
         outcome = run_eval(EvalRequest(
             model=model, tasks=tasks, num_fewshot=args.num_fewshot, limit=args.limit,
@@ -27,10 +28,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             chat_template=args.chat_template, online=args.online,
             include_defaults=args.include_defaults, output_path=args.output_path,
             log_samples=args.log_samples, seed=args.seed, backend=args.backend,
-            use_cache=not args.no_cache,
+            use_cache=not args.no_cache, base_model=args.base_model,
+            weight_type=args.weight_type, model_args=extra,
         ))
+        if outcome.results is None:  # a non-zero rank under `accelerate launch`
+            continue
         docs = docs_scored(outcome.results)
-        print(f"\n## {model}  ({outcome.checkpoint})")
+        print(f"\n## {model}  ({outcome.model.describe()})")
         print(score_table(outcome.results))
         print(f"\n{docs} docs in {outcome.seconds:.1f} s ({docs / outcome.seconds:.2f} docs/s)")
     return 0
@@ -165,7 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="score checkpoints on financial tasks (lm-eval)")
     ev.add_argument("--model", "-m", action="append", required=True,
-                    help="embedded model name or checkpoint folder; repeat for several")
+                    help="embedded model name, checkpoint folder (training run, merge output) or "
+                         "PEFT adapter folder; repeat for several")
+    ev.add_argument("--base_model", default=None,
+                    help="base checkpoint for an adapter (default: the adapter's base_model_name_or_path) or delta")
+    ev.add_argument("--weight_type", choices=["auto", "original", "adapter", "delta"], default="auto",
+                    help="auto: a folder with adapter_config.json and no config.json is an adapter")
     ev.add_argument("--tasks", "-t", action="append", default=None,
                     help="tasks, groups or patterns, comma-separated (default: finharness_all)")
     ev.add_argument("--num_fewshot", type=int, default=None)
@@ -180,8 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output_path", type=Path, default=None, help="write lm-eval results and samples here")
     ev.add_argument("--log_samples", action="store_true")
     ev.add_argument("--seed", type=int, default=1234)
-    ev.add_argument("--backend", choices=["hf-shared-prefix", "hf"], default="hf-shared-prefix",
-                    help="lm-eval model backend: hf-shared-prefix scores each context once (default); hf is lm-eval's own")
+    ev.add_argument("--backend", choices=["hf-shared-prefix", "hf", "vllm"], default="hf-shared-prefix",
+                    help="lm-eval model backend: hf-shared-prefix scores each context once (default); "
+                         "hf is lm-eval's own; vllm for GPU machines (pip install vllm)")
+    ev.add_argument("--model_args", default=None,
+                    help="extra lm-eval model_args, e.g. parallelize=True (hf) or "
+                         "tensor_parallel_size=2,data_parallel_size=2 (vllm)")
     ev.add_argument("--no_cache", action="store_true",
                     help="do not read or write the per-checkpoint request cache (FINHARNESS_LM_CACHE)")
     ev.set_defaults(func=cmd_eval)

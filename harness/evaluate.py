@@ -10,10 +10,11 @@ from typing import Any
 
 from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_paths
-from harness.lm_cache import cache_path
-from harness.models import is_instruct, resolve_checkpoint
+from harness.lm_cache import cache_path, model_fingerprint
+from harness.models import CheckpointError, ResolvedModel, is_instruct, resolve_model
 
 DEFAULT_TASKS = ["finharness_all"]
+BACKENDS = ("hf-shared-prefix", "hf", "vllm")
 
 
 @dataclass
@@ -31,16 +32,20 @@ class EvalRequest:
     output_path: Path | None = None
     log_samples: bool = False
     seed: int = 1234
-    backend: str = "hf-shared-prefix"  # or "hf": lm-eval's own backend
+    backend: str = "hf-shared-prefix"  # or "hf" (lm-eval's own), or "vllm" (GPU machines)
     use_cache: bool = True  # per-checkpoint lm-eval request cache (harness/lm_cache.py)
+    base_model: str | None = None  # for an adapter or delta weights
+    weight_type: str = "auto"  # auto | original | adapter | delta
+    model_args: dict[str, str] = field(default_factory=dict)  # passed through to the lm-eval backend
 
 
 @dataclass
 class EvalOutcome:
-    results: dict[str, Any]
+    results: dict[str, Any] | None  # None on the non-zero ranks of an `accelerate launch` run
     skipped: dict[str, str]
     seconds: float
     checkpoint: Path
+    model: ResolvedModel | None = None
 
 
 def set_offline(online: bool) -> None:
@@ -91,9 +96,45 @@ def use_chat_template(mode: str, checkpoint: Path) -> bool:
     return is_instruct(checkpoint) if mode == "auto" else mode == "on"
 
 
+def backend_model_args(req: EvalRequest, model: ResolvedModel) -> dict[str, Any]:
+    """lm-eval ``model_args`` for the backend: the weights, dtype, and the user's extras.
+
+    The extras are lm-eval's own scale-out knobs (``parallelize=True`` for the hf
+    backends; ``tensor_parallel_size``, ``data_parallel_size``, ``gpu_memory_utilization``
+    for vLLM). ``trust_remote_code`` stays off whatever they say.
+    """
+    if req.backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {req.backend!r}")
+    args: dict[str, Any] = {**model.model_args(), "dtype": req.dtype}
+    if req.backend == "vllm":
+        # vLLM's lm-eval wrapper serves adapters as LoRA requests and has no delta option.
+        if model.weight_type == "delta":
+            raise CheckpointError("the vllm backend cannot apply delta weights; use --backend hf")
+        if args.pop("peft", None):
+            args["lora_local_path"] = str(model.extra)
+    owned = set(args) | {"trust_remote_code"}
+    clash = sorted(set(req.model_args) & owned)
+    if clash:
+        raise ValueError(f"--model_args may not set {', '.join(clash)} (finharness sets them from --model and --dtype)")
+    return {**args, **req.model_args, "trust_remote_code": False}
+
+
+def parse_model_args(text: str) -> dict[str, str]:
+    """``key=value,key=value`` as lm-eval's ``--model_args`` writes it."""
+    pairs = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--model_args: {item!r} is not key=value")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
 def run_eval(req: EvalRequest) -> EvalOutcome:
     set_offline(req.online)
-    checkpoint = resolve_checkpoint(req.model)
+    model = resolve_model(req.model, req.base_model, req.weight_type)
+    checkpoint = model.checkpoint
+    model_args = backend_model_args(req, model)
     include, skipped = plan_tasks(req.tasks, req.online)
     for name, why in skipped.items():
         print(f"skipping {name}: {why}")
@@ -110,12 +151,12 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     chat = use_chat_template(req.chat_template, checkpoint)
     device = req.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tracker = EvaluationTracker(output_path=str(req.output_path)) if req.output_path else None
-    cache = str(cache_path(checkpoint, req.backend, req.dtype)) if req.use_cache else None
+    cache = str(cache_path(model.folders, req.backend, req.dtype)) if req.use_cache else None
 
     start = time.perf_counter()
     results = lm_eval.simple_evaluate(
         model=req.backend,
-        model_args={"pretrained": str(checkpoint), "dtype": req.dtype, "trust_remote_code": False},
+        model_args=model_args,
         tasks=tasks,
         num_fewshot=req.num_fewshot,
         limit=req.limit,
@@ -133,10 +174,19 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         fewshot_random_seed=req.seed,
     )
     seconds = time.perf_counter() - start
+    if results is None:  # a non-zero rank of a data-parallel run: rank 0 reports
+        return EvalOutcome(None, skipped, seconds, checkpoint, model)
+    # What was scored, by content: the leaderboard pins a local checkpoint by this
+    # fingerprint as the Hub pins a revision by its commit.
+    results["finharness"] = {
+        "model": req.model, "weight_type": model.weight_type, "base_model": req.base_model,
+        "revision": model_fingerprint(model.folders), "backend": req.backend, "dtype": req.dtype,
+        "chat_template": chat, "num_fewshot": req.num_fewshot, "limit": req.limit, "tasks": tasks,
+    }
     if tracker is not None:
         samples = results.pop("samples", None)
         tracker.save_results_aggregated(results=results, samples=samples)
         if samples:
             for task_name in results["configs"]:
                 tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
-    return EvalOutcome(results=results, skipped=skipped, seconds=seconds, checkpoint=checkpoint)
+    return EvalOutcome(results=results, skipped=skipped, seconds=seconds, checkpoint=checkpoint, model=model)

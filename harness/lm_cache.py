@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from harness.models import finharness_home
 
-FINGERPRINTED = {"config.json", "generation_config.json", "chat_template.jinja", "special_tokens_map.json"}
+FINGERPRINTED = {"config.json", "adapter_config.json", "generation_config.json", "chat_template.jinja", "special_tokens_map.json"}
 CHUNK = 1 << 22
 
 
@@ -39,6 +40,12 @@ def checkpoint_fingerprint(checkpoint: Path) -> str:
     return digest.hexdigest()[:20]
 
 
-def cache_path(checkpoint: Path, backend: str, dtype: str) -> Path:
+def model_fingerprint(folders: Iterable[Path]) -> str:
+    """One checkpoint's fingerprint, or base + adapter (or delta) fingerprints joined."""
+    return "-".join(checkpoint_fingerprint(f) for f in folders)
+
+
+def cache_path(folders: Path | Iterable[Path], backend: str, dtype: str) -> Path:
     """The ``use_cache`` prefix for lm-eval (it appends ``_rank<N>.db``)."""
-    return cache_root() / checkpoint_fingerprint(checkpoint) / f"{backend}-{dtype}"
+    folders = [folders] if isinstance(folders, Path) else list(folders)
+    return cache_root() / model_fingerprint(folders) / f"{backend}-{dtype}"

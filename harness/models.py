@@ -123,6 +123,99 @@ def resolve_checkpoint(spec: str) -> Path:
     return path.resolve()
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+WEIGHT_TYPES = ("original", "adapter", "delta")
+
+
+def pickle_files(folder: Path) -> list[Path]:
+    """Weight files that unpickle (and so can run code) when loaded."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in PICKLE_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What lm-eval's ``hf`` backend loads: a full checkpoint, optionally with a PEFT
+    adapter (``peft=``) or delta weights (``delta=``) applied to it."""
+
+    checkpoint: Path
+    weight_type: str = "original"
+    extra: Path | None = None  # the adapter or delta folder
+
+    @property
+    def folders(self) -> list[Path]:
+        return [self.checkpoint] + ([self.extra] if self.extra else [])
+
+    def model_args(self) -> dict[str, str]:
+        args = {"pretrained": str(self.checkpoint)}
+        if self.weight_type == "adapter":
+            args["peft"] = str(self.extra)
+        elif self.weight_type == "delta":
+            args["delta"] = str(self.extra)
+        return args
+
+    def describe(self) -> str:
+        return str(self.checkpoint) if self.extra is None else f"{self.checkpoint} + {self.weight_type} {self.extra}"
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: unreadable ({err})") from None
+
+
+def is_adapter(path: Path) -> bool:
+    return (path / "adapter_config.json").is_file() and not (path / "config.json").is_file()
+
+
+def _check_adapter(path: Path) -> None:
+    if not (path / "adapter_model.safetensors").is_file():
+        raise CheckpointError(f"adapter {path} has no adapter_model.safetensors (pickle adapters are refused)")
+
+
+_SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "intermediate_size")
+
+
+def _check_same_architecture(delta: Path, base: Path) -> None:
+    a, b = _json(delta / "config.json"), _json(base / "config.json")
+    differ = [k for k in _SHAPE_KEYS if a.get(k) != b.get(k)]
+    if differ:
+        pairs = ", ".join(f"{k}: {a.get(k)!r} vs base {b.get(k)!r}" for k in differ)
+        raise CheckpointError(f"delta {delta} does not fit base model {base} ({pairs})")
+
+
+def resolve_model(spec: str, base_model: str | None = None, weight_type: str = "auto") -> ResolvedModel:
+    """A checkpoint, an adapter on a base model, or delta weights on a base model.
+
+    ``auto``: a folder with ``adapter_config.json`` and no ``config.json`` is a PEFT
+    adapter (a training run's ``adapter/``); its base is ``base_model`` or else the
+    adapter's own ``base_model_name_or_path``. Deltas look like full checkpoints, so they
+    must be named (``weight_type="delta"``).
+    """
+    if weight_type not in ("auto", *WEIGHT_TYPES):
+        raise CheckpointError(f"weight type must be auto, {', '.join(WEIGHT_TYPES)}; not {weight_type!r}")
+    path = Path(spec).expanduser()
+    if weight_type == "auto":
+        weight_type = "adapter" if path.is_dir() and is_adapter(path) else "original"
+    if weight_type == "original":
+        if base_model:
+            raise CheckpointError(f"--base_model is for adapters and deltas; {spec!r} is a full checkpoint")
+        return ResolvedModel(resolve_checkpoint(spec))
+    if weight_type == "adapter":
+        if not (path / "adapter_config.json").is_file():
+            raise CheckpointError(f"adapter {spec!r} has no adapter_config.json")
+        _check_adapter(path)
+        base_model = base_model or _json(path / "adapter_config.json").get("base_model_name_or_path")
+        if not base_model:
+            raise CheckpointError(f"adapter {spec!r} names no base model: pass --base_model")
+        return ResolvedModel(resolve_checkpoint(base_model), "adapter", path.resolve())
+    if not base_model:
+        raise CheckpointError(f"delta weights {spec!r} need --base_model")
+    delta, base = resolve_checkpoint(spec), resolve_checkpoint(base_model)
+    _check_same_architecture(delta, base)
+    return ResolvedModel(base, "delta", delta)
+
+
 def is_instruct(checkpoint: Path) -> bool:
     """Whether prompts should go through the model's chat template."""
     marker = checkpoint / MARKER
