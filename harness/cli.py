@@ -163,6 +163,30 @@ def cmd_forgetting(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from leaderboard.store import Board
+
+    board = Board(args.board)
+    if args.action == "submit":
+        from leaderboard.submission import load_submission
+        from leaderboard.submit import submit
+
+        options = {k: v for k, v in (("batch_size", args.batch_size), ("device", args.device)) if v is not None}
+        entry = submit(load_submission(args.submission), board, **options)
+        print(f"entry {entry} added to {board.path}")
+        return 0
+    if args.action == "show":
+        from leaderboard.table import show
+
+        print(show(board.entries(), metric=args.metric, sort=args.sort, ascending=args.ascending, fmt=args.format))
+        return 0
+    from leaderboard.render import render
+
+    out = render(board.entries(), args.out, metric=args.metric, title=args.title)
+    print(f"wrote {out} ({len(board.entries())} entries)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finharness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -244,6 +268,27 @@ def build_parser() -> argparse.ArgumentParser:
     fo.add_argument("reference", type=Path, help="--output_path folder of the reference (e.g. the base model zero-shot)")
     fo.add_argument("--metric", default="acc")
     fo.set_defaults(func=cmd_forgetting)
+
+    lb = sub.add_parser("leaderboard", help="submit scored models to the board, show it, render it as HTML")
+    lb_sub = lb.add_subparsers(dest="action", required=True)
+    board_help = "the board's SQLite file (default: $FINHARNESS_BOARD or ~/.cache/finharness/leaderboard/board.sqlite)"
+    ls = lb_sub.add_parser("submit", help="validate a submission YAML, score it if needed, record it")
+    ls.add_argument("submission", type=Path, help="submission YAML (see leaderboard/examples/)")
+    ls.add_argument("--board", type=Path, default=None, help=board_help)
+    ls.add_argument("--batch_size", default=None)
+    ls.add_argument("--device", default=None)
+    lh = lb_sub.add_parser("show", help="print the board (tabulate)")
+    lh.add_argument("--board", type=Path, default=None, help=board_help)
+    lh.add_argument("--metric", default="acc", help="the per-task metric shown (ROUGE-L where a task lacks it)")
+    lh.add_argument("--sort", default="unseen", help="any column: unseen, forgetting, fin_fpb, model, ...")
+    lh.add_argument("--ascending", action="store_true")
+    lh.add_argument("--format", default="github", help="any tabulate format: github, plain, latex, html, ...")
+    lr = lb_sub.add_parser("render", help="write the board as one static HTML page")
+    lr.add_argument("--board", type=Path, default=None, help=board_help)
+    lr.add_argument("--out", type=Path, default=Path("leaderboard.html"))
+    lr.add_argument("--metric", default="acc")
+    lr.add_argument("--title", default="finharness leaderboard")
+    lb.set_defaults(func=cmd_leaderboard)
 
     mo = sub.add_parser("models", help="embedded default models: list, or convert and print their paths")
     mo.add_argument("action", choices=["list", "path"])

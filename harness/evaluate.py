@@ -11,7 +11,7 @@ from typing import Any
 from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_paths
 from harness.lm_cache import cache_path, model_fingerprint
-from harness.models import CheckpointError, ResolvedModel, is_instruct, resolve_model
+from harness.models import CheckpointError, ResolvedModel, has_chat_template, is_instruct, resolve_model
 
 DEFAULT_TASKS = ["finharness_all"]
 BACKENDS = ("hf-shared-prefix", "hf", "vllm")
@@ -93,6 +93,8 @@ def select_tasks(requested: list[str], known: list[str], skipped: dict[str, str]
 def use_chat_template(mode: str, checkpoint: Path) -> bool:
     if mode not in {"auto", "on", "off"}:
         raise ValueError(f"chat_template must be auto, on or off, not {mode!r}")
+    if mode == "on" and not has_chat_template(checkpoint):
+        raise CheckpointError(f"chat template on, but {checkpoint} has none (no chat_template in its tokenizer)")
     return is_instruct(checkpoint) if mode == "auto" else mode == "on"
 
 

@@ -176,12 +176,13 @@ def _check_adapter(path: Path) -> None:
 _SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "intermediate_size")
 
 
-def _check_same_architecture(delta: Path, base: Path) -> None:
-    a, b = _json(delta / "config.json"), _json(base / "config.json")
+def check_same_architecture(checkpoint: Path, base: Path, what: str = "checkpoint") -> None:
+    """Refuse a checkpoint whose shape differs from its stated base model's."""
+    a, b = _json(checkpoint / "config.json"), _json(base / "config.json")
     differ = [k for k in _SHAPE_KEYS if a.get(k) != b.get(k)]
     if differ:
         pairs = ", ".join(f"{k}: {a.get(k)!r} vs base {b.get(k)!r}" for k in differ)
-        raise CheckpointError(f"delta {delta} does not fit base model {base} ({pairs})")
+        raise CheckpointError(f"{what} {checkpoint} does not fit base model {base} ({pairs})")
 
 
 def resolve_model(spec: str, base_model: str | None = None, weight_type: str = "auto") -> ResolvedModel:
@@ -212,7 +213,7 @@ def resolve_model(spec: str, base_model: str | None = None, weight_type: str = "
     if not base_model:
         raise CheckpointError(f"delta weights {spec!r} need --base_model")
     delta, base = resolve_checkpoint(spec), resolve_checkpoint(base_model)
-    _check_same_architecture(delta, base)
+    check_same_architecture(delta, base, "delta")
     return ResolvedModel(base, "delta", delta)
 
 
@@ -221,6 +222,10 @@ def is_instruct(checkpoint: Path) -> bool:
     marker = checkpoint / MARKER
     if marker.is_file():
         return bool(json.loads(marker.read_text()).get("instruct"))
+    return has_chat_template(checkpoint)
+
+
+def has_chat_template(checkpoint: Path) -> bool:
     if (checkpoint / "chat_template.jinja").is_file():  # transformers 5 saves it here
         return True
     config = checkpoint / "tokenizer_config.json"

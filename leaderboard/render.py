@@ -1,0 +1,100 @@
+"""``finharness leaderboard render``: one static HTML page, no network and no JS library.
+
+The table sorts by any column (a few lines of plain JavaScript); the plots are SVG drawn
+here, so the page opens from a file or any static host. Recipes are copied into the page
+(``<details>``), so a link to an entry's recipe never dangles.
+"""
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from leaderboard.store import Entry
+from leaderboard.table import INFO_COLUMNS, SUMMARY_COLUMNS, board_rows, sort_rows
+from training.run_folder import write_atomic
+
+TEMPLATES = Path(__file__).with_name("templates")
+COLOURS = {"pretrained": "#1f77b4", "instruct": "#2ca02c", "fine-tuned": "#ff7f0e", "merged": "#9467bd"}
+TEXT_COLUMNS = {"model", "model_type", "weight_type", "base_model", "precision", "chat_template", "revision", "recipe"}
+LABELS = {"seen_gain": "seen gain", "model_type": "type", "weight_type": "weights", "base_model": "base",
+          "chat_template": "chat", "num_fewshot": "shots"}
+
+
+def scatter_svg(points: list[tuple[str, str, float, float]], size: int = 320, pad: int = 40) -> str:
+    """Seen (x) against unseen (y); axes from 0 to 1 (scores are rates or ROUGE)."""
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size + 2 * pad}" height="{size + 2 * pad}" '
+             f'role="img" aria-label="seen vs unseen scatter" class="scatter">',
+             f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" fill="none" stroke="#999"/>']
+    for tick in (0, 0.25, 0.5, 0.75, 1):
+        x, y = pad + tick * size, pad + size - tick * size
+        parts.append(f'<text x="{x:.1f}" y="{pad + size + 14}" font-size="10" text-anchor="middle">{tick:g}</text>')
+        parts.append(f'<text x="{pad - 6}" y="{y + 3:.1f}" font-size="10" text-anchor="end">{tick:g}</text>')
+    parts.append(f'<line x1="{pad}" y1="{pad + size}" x2="{pad + size}" y2="{pad}" stroke="#ddd"/>')
+    parts.append(f'<text x="{pad + size / 2}" y="{pad + size + 30}" font-size="11" text-anchor="middle">seen</text>')
+    parts.append(f'<text x="12" y="{pad + size / 2}" font-size="11" transform="rotate(-90 12 {pad + size / 2})" '
+                 'text-anchor="middle">unseen</text>')
+    for label, kind, seen, unseen in points:
+        # Positions clamp to the axes (an MCC can be negative); the tooltip keeps the value.
+        cx, cy = pad + min(max(seen, 0), 1) * size, pad + size - min(max(unseen, 0), 1) * size
+        colour = COLOURS.get(kind, "#444")
+        parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{colour}" data-label="{escape(label)}">'
+                     f'<title>{escape(label)}: seen {seen:.4f}, unseen {unseen:.4f}</title></circle>')
+        parts.append(f'<text x="{cx + 7:.1f}" y="{cy - 6:.1f}" font-size="10">{escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bars_svg(task: str, bars: list[tuple[str, str, float]], width: int = 260, bar: int = 16) -> str:
+    """One task: a horizontal bar per entry, scores from 0 to 1."""
+    label_w, height = 110, len(bars) * (bar + 4) + 8
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 50}" height="{height}" '
+             f'role="img" aria-label="{escape(task)}" class="bars">']
+    for i, (label, kind, value) in enumerate(bars):
+        y = 4 + i * (bar + 4)
+        w = max(value, 0.0) * width
+        parts.append(f'<text x="{label_w - 4}" y="{y + bar - 4}" font-size="10" text-anchor="end">{escape(label)}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar}" fill="{COLOURS.get(kind, "#444")}">'
+                     f'<title>{escape(label)}: {value:.4f}</title></rect>')
+        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar - 4}" font-size="10">{value:.3f}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _columns(tasks: list[str]) -> list[dict[str, Any]]:
+    columns = []
+    for key in (*INFO_COLUMNS, "recipe", *SUMMARY_COLUMNS, *tasks):
+        columns.append({
+            "key": key, "label": LABELS.get(key, key), "title": key,
+            "type": "text" if key in TEXT_COLUMNS else "number",
+            "signed": key in ("seen_gain", "forgetting"),
+        })
+    return columns
+
+
+def render_html(entries: list[Entry], metric: str = "acc", title: str = "finharness leaderboard",
+                roles: tuple[set[str], set[str]] | None = None) -> str:
+    rows, tasks = board_rows(entries, metric, roles)
+    rows = sort_rows(rows, "unseen") if rows else rows
+    by_id = {e.id: e for e in entries}
+    for row in rows:
+        entry = by_id[row["id"]]
+        row["recipe_href"] = f"#recipe-{entry.id}" if entry.recipe_text else (entry.recipe or "")
+        row["chat_template"] = "on" if row["chat_template"] else "off"
+    name = {r["id"]: f'#{r["id"]} {r["model"]}' for r in rows}
+    points = [(name[r["id"]], r["model_type"], r["seen"], r["unseen"]) for r in rows
+              if r["seen"] is not None and r["unseen"] is not None]
+    bars = [(task, bars_svg(task, [(name[r["id"]], r["model_type"], r[task]) for r in rows if r[task] is not None]))
+            for task in tasks]
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    return env.get_template("board.html.j2").render(
+        title=title, metric=metric, rows=rows, columns=_columns(tasks), entries=entries,
+        scatter=scatter_svg(points), bars=bars, colours=COLOURS,
+    )
+
+
+def render(entries: list[Entry], out: Path, **kwargs: Any) -> Path:
+    write_atomic(Path(out), render_html(entries, **kwargs))
+    return Path(out)

@@ -1,0 +1,145 @@
+"""The board's store: one SQLite file, safe for several submitters at once.
+
+Each entry is one row, written in one transaction (``BEGIN IMMEDIATE``), so a reader sees
+an entry whole or not at all, and a killed submitter leaves nothing behind. Duplicates
+(same model, revision, precision, weight type, chat template and evaluation settings)
+are refused by a UNIQUE constraint inside that transaction, so two submitters racing
+with the same model cannot both land. WAL mode lets ``show`` and ``render`` read while
+someone submits.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.models import finharness_home
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    model        TEXT NOT NULL,
+    revision     TEXT NOT NULL,
+    precision    TEXT NOT NULL,
+    weight_type  TEXT NOT NULL,
+    chat_template INTEGER NOT NULL,
+    settings     TEXT NOT NULL,   -- canonical JSON: tasks, num_fewshot, limit
+    model_type   TEXT NOT NULL,
+    base_model   TEXT,
+    recipe       TEXT,            -- path or URL as submitted
+    recipe_text  TEXT,            -- the recipe itself, so the board stays readable
+    submitted_at TEXT NOT NULL,
+    results_path TEXT NOT NULL,
+    scores       TEXT NOT NULL,   -- JSON: task -> metric -> score (verified)
+    docs         TEXT NOT NULL,   -- JSON: task -> docs scored
+    metadata     TEXT NOT NULL,   -- JSON: the submission as accepted
+    UNIQUE (model, revision, precision, weight_type, chat_template, settings)
+);
+"""
+
+
+class DuplicateEntry(ValueError):
+    """The same model, revision and settings are already on the board."""
+
+
+def default_board() -> Path:
+    return Path(os.environ.get("FINHARNESS_BOARD", finharness_home() / "leaderboard" / "board.sqlite"))
+
+
+@dataclass
+class Entry:
+    id: int
+    model: str
+    revision: str
+    precision: str
+    weight_type: str
+    chat_template: bool
+    settings: dict[str, Any]
+    model_type: str
+    base_model: str | None
+    recipe: str | None
+    recipe_text: str | None
+    submitted_at: str
+    results_path: str
+    scores: dict[str, dict[str, float]]
+    docs: dict[str, int]
+    metadata: dict[str, Any]
+
+
+def settings_key(tasks: list[str], num_fewshot: int | None, limit: float | None) -> str:
+    """What makes two scorings of one model comparable (and so a duplicate)."""
+    if limit is not None and float(limit).is_integer():
+        limit = int(limit)  # lm-eval writes --limit 5 as 5.0
+    return json.dumps({"tasks": sorted(tasks), "num_fewshot": num_fewshot or 0, "limit": limit}, sort_keys=True)
+
+
+class Board:
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path or default_board())
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            conn.executescript(SCHEMA)
+            yield conn
+        except sqlite3.DatabaseError as err:
+            raise ValueError(f"{self.path}: not a finharness board ({err})") from None
+        finally:
+            conn.close()
+
+    def find(self, model: str, revision: str, precision: str, weight_type: str,
+             chat_template: bool, settings: str) -> Entry | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM entries WHERE model=? AND revision=? AND precision=? AND weight_type=? "
+                "AND chat_template=? AND settings=?",
+                (model, revision, precision, weight_type, int(chat_template), settings)).fetchone()
+            return self._entry(row) if row else None
+
+    def add(self, fields: dict[str, Any]) -> int:
+        """Insert one entry atomically; :class:`DuplicateEntry` if it is already there."""
+        row = {
+            **fields,
+            "chat_template": int(fields["chat_template"]),
+            "submitted_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **{k: json.dumps(fields[k], sort_keys=True) for k in ("scores", "docs", "metadata")},
+        }
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.execute(f"INSERT INTO entries ({columns}) VALUES ({marks})", list(row.values()))
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK")
+                raise DuplicateEntry(
+                    f"{fields['model']} (revision {fields['revision'][:12]}, {fields['precision']}, "
+                    f"{fields['weight_type']}, chat template {'on' if fields['chat_template'] else 'off'}) "
+                    f"is already on the board {self.path} with these settings {fields['settings']}") from None
+            conn.execute("COMMIT")
+            return int(cursor.lastrowid)
+
+    def entries(self) -> list[Entry]:
+        if not self.path.exists():
+            return []
+        with self._connect() as conn:
+            return [self._entry(r) for r in conn.execute("SELECT * FROM entries ORDER BY id").fetchall()]
+
+    @staticmethod
+    def _entry(row: sqlite3.Row) -> Entry:
+        values = dict(row)
+        for key in ("settings", "scores", "docs", "metadata"):
+            values[key] = json.loads(values[key])
+        values["chat_template"] = bool(values["chat_template"])
+        return Entry(**values)

@@ -1,0 +1,113 @@
+"""A leaderboard submission: a short YAML file, checked field by field (pydantic).
+
+The fields follow the Open LLM Leaderboard's request files (model, base model, revision,
+precision, weight type, model type, chat template), plus where the scores come from:
+a ``checkpoint`` the board scores itself, or a ``results`` folder written by
+``finharness eval --output_path`` that the board verifies against its logs.
+
+    model: acme/smollm2-fin-ta          # the name shown on the board
+    model_type: merged                  # pretrained | instruct | fine-tuned | merged
+    weight_type: original               # original | adapter | delta
+    base_model: smollm2-135m-instruct   # required for adapters and deltas
+    precision: float32                  # float32 | bfloat16 | float16
+    chat_template: true
+    recipe: ../merges/recipes/task_arithmetic_seen.yaml
+    checkpoint: runs/merges/ta_seen     # or  results: runs/eval/ta_seen
+"""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ModelType(str, Enum):
+    pretrained = "pretrained"
+    instruct = "instruct"
+    fine_tuned = "fine-tuned"
+    merged = "merged"
+
+
+class WeightType(str, Enum):
+    original = "original"
+    adapter = "adapter"
+    delta = "delta"
+
+
+class Precision(str, Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class SubmissionError(ValueError):
+    """A submission the board refuses; the message names the file and field."""
+
+
+class Submission(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+    model: str = Field(min_length=1, description="the name shown on the board")
+    model_type: ModelType
+    weight_type: WeightType
+    precision: Precision
+    chat_template: bool = Field(description="whether prompts went through the model's chat template")
+    base_model: str | None = Field(None, description="the model the weights were fine-tuned or merged from")
+    revision: str | None = Field(None, description="pinned by content fingerprint when finharness scores it")
+    recipe: str | None = Field(None, description="training or merge recipe: a path (copied in) or a URL")
+    checkpoint: str | None = None
+    results: str | None = None
+    tasks: list[str] = Field(default_factory=lambda: ["finharness_all"], min_length=1)
+    num_fewshot: int = Field(0, ge=0)
+    limit: float | None = Field(None, gt=0, description="docs per task, as `finharness eval --limit`")
+    # Accepted only as false: the board never runs a submission's own code.
+    trust_remote_code: Literal[False] = False
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _sources_and_base(self) -> "Submission":
+        if (self.checkpoint is None) == (self.results is None):
+            raise ValueError("give exactly one of `checkpoint` (scored by the board) or `results` "
+                             "(a `finharness eval --output_path` folder)")
+        if self.weight_type in ("adapter", "delta") and not self.base_model:
+            raise ValueError(f"`base_model` is required for weight_type {self.weight_type}")
+        return self
+
+
+def _errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(file)"
+        given = f" (given {e['input']!r})" if e["type"] not in ("missing",) and not isinstance(e["input"], dict) else ""
+        lines.append(f"  {where}: {e['msg']}{given}")
+    return "\n".join(lines)
+
+
+def parse_submission(data: object, source: str = "submission") -> Submission:
+    if not isinstance(data, dict):
+        raise SubmissionError(f"{source}: expected a mapping of fields, got {type(data).__name__}")
+    try:
+        return Submission.model_validate(data)
+    except ValidationError as err:
+        raise SubmissionError(f"{source}: invalid submission\n{_errors(err)}") from None
+
+
+def load_submission(path: Path) -> Submission:
+    """Read and check a submission YAML; relative paths in it are relative to the file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise SubmissionError(f"{path}: cannot read it as YAML ({err})") from None
+    submission = parse_submission(data, str(path))
+    for name in ("checkpoint", "results", "recipe"):
+        value = getattr(submission, name)
+        if value and "://" not in value and not Path(value).is_absolute():
+            local = (path.parent / value).resolve()
+            # A bare embedded-model name (checkpoint: gemma3-270m) stays as it is.
+            if local.exists() or name != "checkpoint":
+                setattr(submission, name, str(local))
+    return submission

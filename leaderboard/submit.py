@@ -1,0 +1,168 @@
+"""``finharness leaderboard submit``: check a submission, score it if needed, record it.
+
+Order matters: everything that can refuse a submission runs before anything is written,
+and the board row is the last write. A refused submission leaves the board as it was.
+
+- checkpoint: safetensors only, no custom code, the right architecture for its base
+  model; pinned by the fingerprint of its bytes (as the Hub pins a commit); refused as a
+  duplicate before any scoring; then scored with ``finharness eval`` into the board's
+  ``results/`` folder (a re-submission after a crash reuses that folder's request cache).
+- results folder: verified against its per-sample logs (``leaderboard/verify.py``),
+  cross-checked against the submission's fields, and copied into the board's folder so
+  the logs the entry rests on stay with it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from harness.models import CheckpointError, check_same_architecture, pickle_files, resolve_checkpoint, resolve_model
+from leaderboard.store import Board, DuplicateEntry, settings_key
+from leaderboard.submission import Submission, SubmissionError
+from leaderboard.verify import VerifiedResults, verify_results
+
+
+def check_checkpoint_files(folder: Path) -> None:
+    """The Open LLM Leaderboard's rules: safetensors weights, nothing that runs code."""
+    pickled = pickle_files(folder)
+    if pickled:
+        raise SubmissionError(f"checkpoint {folder}: pickle weight file(s) {', '.join(p.name for p in pickled)}; "
+                              "only safetensors are accepted (pickle runs code when loaded)")
+    code = sorted(p.name for p in Path(folder).rglob("*.py"))
+    if code:
+        raise SubmissionError(f"checkpoint {folder}: Python files {', '.join(code)}; "
+                              "custom model code is refused (trust_remote_code stays off)")
+    config = Path(folder) / "config.json"
+    if config.is_file() and "auto_map" in json.loads(config.read_text()):
+        raise SubmissionError(f"checkpoint {folder}: config.json has auto_map (custom model code); "
+                              "trust_remote_code stays off")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "model"
+
+
+def _settings_of(verified: VerifiedResults) -> tuple[list[str], int, float | None]:
+    shots = [int(n) for n in verified.data.get("n-shot", {}).values() if isinstance(n, int)]
+    limit = verified.data.get("config", {}).get("limit")
+    return sorted(verified.scores), max(shots, default=0), limit
+
+
+def _cross_check(sub: Submission, meta: dict, source: Path) -> None:
+    """A results folder made by ``finharness eval`` says how it was made; it must agree."""
+    checks = {
+        "chat_template": (sub.chat_template, meta.get("chat_template")),
+        "precision": (sub.precision, meta.get("dtype")),
+        "weight_type": (sub.weight_type, meta.get("weight_type")),
+    }
+    for field, (claimed, recorded) in checks.items():
+        if recorded is not None and claimed != recorded:
+            raise SubmissionError(f"{source}: the submission says {field}={claimed!r}, "
+                                  f"but the results were made with {recorded!r}")
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    """Copy beside the target and rename. ``target`` is named by content, so an existing
+    one (a racing submitter, or a submit that died after copying) already holds the same
+    files and is kept."""
+    if target.exists():
+        return
+    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # the other submitter renamed first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _score(sub: Submission, board: Board, say: Callable[[str], None],
+           eval_options: dict) -> tuple[Path, str, VerifiedResults]:
+    from harness.evaluate import EvalRequest, run_eval
+    from harness.lm_cache import model_fingerprint
+
+    weight = sub.weight_type
+    path = Path(sub.checkpoint)
+    if path.exists():
+        check_checkpoint_files(path)
+    resolved = resolve_model(sub.checkpoint, sub.base_model if weight != "original" else None, weight)
+    if weight == "original" and sub.base_model:
+        try:
+            base = resolve_checkpoint(sub.base_model)
+        except CheckpointError:
+            base = None  # a base the board cannot load (e.g. a Hub id offline): nothing to compare
+        if base is not None:
+            check_same_architecture(resolved.checkpoint, base)
+    revision = model_fingerprint(resolved.folders)
+    if sub.revision and sub.revision != revision:
+        raise SubmissionError(f"revision: {sub.revision!r} given, but the checkpoint's content fingerprint "
+                              f"is {revision!r}; leave revision out for a local checkpoint")
+    request = dict(tasks=sub.tasks, num_fewshot=sub.num_fewshot or None, limit=sub.limit)
+    out = _results_dir(board, sub.model, revision, json.dumps(request, sort_keys=True))
+    try:  # scored already (an earlier submit that stopped after scoring): reuse it
+        verified = verify_results(out)
+        if verified.data.get("finharness", {}).get("revision") == revision:
+            say(f"{sub.model}: already scored in {out}")
+            return out, revision, verified
+    except ValueError:
+        pass
+    say(f"scoring {sub.model} ({resolved.describe()}) into {out}")
+    run_eval(EvalRequest(
+        model=sub.checkpoint, base_model=sub.base_model if weight != "original" else None, weight_type=weight,
+        dtype=sub.precision, chat_template="on" if sub.chat_template else "off", output_path=out,
+        log_samples=True, **request, **eval_options,
+    ))
+    return out, revision, verify_results(out)
+
+
+def _results_dir(board: Board, model: str, revision: str, settings: str) -> Path:
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
+    return board.path.parent / "results" / f"{_slug(model)}-{revision[:16]}-{digest}"
+
+
+def submit(sub: Submission, board: Board, say: Callable[[str], None] = print, **eval_options) -> int:
+    """Validate, score if needed, verify and record ``sub``; the new entry's id."""
+    recipe_text = None
+    if sub.recipe and "://" not in sub.recipe:
+        recipe = Path(sub.recipe)
+        if not recipe.is_file():
+            raise SubmissionError(f"recipe: {sub.recipe} does not exist")
+        recipe_text = recipe.read_text()
+
+    if sub.checkpoint is not None:
+        results_dir, revision, verified = _score(sub, board, say, eval_options)
+    else:
+        source = Path(sub.results)
+        verified = verify_results(source)
+        meta = verified.data.get("finharness", {})
+        _cross_check(sub, meta, verified.path)
+        revision = meta.get("revision") or sub.revision
+        if not revision:
+            raise SubmissionError(f"{verified.path}: not made by `finharness eval`, so give `revision` "
+                                  "(the commit or content hash of the weights scored)")
+        if sub.revision and meta.get("revision") and sub.revision != meta["revision"]:
+            raise SubmissionError(f"revision: {sub.revision!r} given, but the results were made from {meta['revision']!r}")
+        results_dir = None
+
+    tasks, shots, limit = _settings_of(verified)
+    settings = settings_key(tasks, shots, limit)
+    fields = dict(
+        model=sub.model, revision=revision, precision=sub.precision, weight_type=sub.weight_type,
+        chat_template=sub.chat_template, settings=settings, model_type=sub.model_type,
+        base_model=sub.base_model, recipe=sub.recipe, recipe_text=recipe_text,
+        scores=verified.scores, docs=verified.docs, metadata=sub.model_dump(mode="json"),
+    )
+    existing = board.find(sub.model, revision, sub.precision, sub.weight_type, sub.chat_template, settings)
+    if existing is not None:  # checked again inside the insert, for racing submitters
+        raise DuplicateEntry(f"{sub.model}: entry {existing.id} on {board.path} already holds this model, "
+                             f"revision {revision[:12]} and settings {settings}")
+    if results_dir is None:
+        content = hashlib.sha256(verified.path.read_bytes()).hexdigest()
+        results_dir = _results_dir(board, sub.model, revision, settings + content)
+        _copy_atomic(Path(sub.results), results_dir)
+    return board.add({**fields, "results_path": str(results_dir)})

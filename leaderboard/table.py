@@ -1,0 +1,102 @@
+"""Board rows: per-task scores, seen / unseen averages and forgetting, from stored entries.
+
+- *seen* and *unseen* are the financial tasks of the ``finharness_seen[_gen]`` and
+  ``finharness_unseen[_gen]`` groups (the split of arXiv 2411.02476); each average is
+  over tasks, not documents, as the paper averages.
+- *forgetting*: the entry's unseen average minus that of its ``base_model``'s entry
+  scored with the same settings (negative = lost ground); *seen gain* likewise. Empty
+  when the base model is not on the board with those settings.
+- Each task shows one metric: ``--metric`` (default ``acc``) where the task reports it,
+  else ROUGE-L (generation tasks).
+"""
+from __future__ import annotations
+
+from statistics import mean
+from typing import Any
+
+from leaderboard.store import Entry
+
+FALLBACK_METRICS = ("rougeL",)
+INFO_COLUMNS = ("id", "model", "model_type", "weight_type", "base_model", "precision", "chat_template",
+                "num_fewshot", "revision")
+SUMMARY_COLUMNS = ("seen", "unseen", "seen_gain", "forgetting")
+
+
+def task_roles() -> tuple[set[str], set[str]]:
+    from fin_tasks import task_manager
+    from harness.views import group_members
+
+    index = task_manager().task_index
+    seen = {t for g in ("finharness_seen", "finharness_seen_gen") for t in group_members(g, index)}
+    unseen = {t for g in ("finharness_unseen", "finharness_unseen_gen") for t in group_members(g, index)}
+    return seen, unseen
+
+
+def task_score(scores: dict[str, float], metric: str) -> float | None:
+    for name in (metric, *FALLBACK_METRICS):
+        if name in scores:
+            return scores[name]
+    return None
+
+
+def _average(values: dict[str, float | None], members: set[str]) -> float | None:
+    picked = [v for t, v in values.items() if t in members and v is not None]
+    return mean(picked) if picked else None
+
+
+def _reference(entry: Entry, entries: list[Entry]) -> Entry | None:
+    """The base model's entry with the same settings, the same chat-template choice first."""
+    if not entry.base_model:
+        return None
+    same = [e for e in entries if e.model == entry.base_model and e.settings == entry.settings and e.id != entry.id]
+    same.sort(key=lambda e: (e.chat_template != entry.chat_template, e.id))
+    return same[0] if same else None
+
+
+def board_rows(entries: list[Entry], metric: str = "acc",
+               roles: tuple[set[str], set[str]] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """One dict per entry (info, summary and task columns) and the task columns' names."""
+    seen, unseen = roles or task_roles()
+    per_entry = {e.id: {t: task_score(s, metric) for t, s in e.scores.items()} for e in entries}
+    tasks = sorted({t for values in per_entry.values() for t in values},
+                   key=lambda t: (t not in seen, t not in unseen, t))
+    averages = {i: (_average(v, seen), _average(v, unseen)) for i, v in per_entry.items()}
+    rows = []
+    for e in entries:
+        ref = _reference(e, entries)
+        s_avg, u_avg = averages[e.id]
+        r_seen, r_unseen = averages[ref.id] if ref else (None, None)
+        row: dict[str, Any] = {
+            "id": e.id, "model": e.model, "model_type": e.model_type, "weight_type": e.weight_type,
+            "base_model": e.base_model or "", "precision": e.precision, "chat_template": e.chat_template,
+            "num_fewshot": e.settings.get("num_fewshot", 0), "revision": e.revision[:12],
+            "seen": s_avg, "unseen": u_avg,
+            "seen_gain": s_avg - r_seen if None not in (s_avg, r_seen) else None,
+            "forgetting": u_avg - r_unseen if None not in (u_avg, r_unseen) else None,
+            "recipe": e.recipe or "", "reference_id": ref.id if ref else None,
+        }
+        row.update({t: per_entry[e.id].get(t) for t in tasks})
+        rows.append(row)
+    return rows, tasks
+
+
+def sort_rows(rows: list[dict[str, Any]], column: str, ascending: bool = False) -> list[dict[str, Any]]:
+    """Sort by any column; empty cells last whichever the direction."""
+    if rows and column not in rows[0]:
+        raise ValueError(f"no column {column!r} on the board (columns: {', '.join(rows[0])})")
+    present = [r for r in rows if r.get(column) is not None]
+    missing = [r for r in rows if r.get(column) is None]
+    return sorted(present, key=lambda r: r[column], reverse=not ascending) + missing
+
+
+def show(entries: list[Entry], metric: str = "acc", sort: str = "unseen", ascending: bool = False,
+         fmt: str = "github", roles: tuple[set[str], set[str]] | None = None) -> str:
+    from tabulate import tabulate
+
+    if not entries:
+        return "(the board is empty)"
+    rows, tasks = board_rows(entries, metric, roles)
+    rows = sort_rows(rows, sort, ascending)
+    columns = [*INFO_COLUMNS, *SUMMARY_COLUMNS, *tasks]
+    return tabulate([[r[c] for c in columns] for r in rows], headers=columns, tablefmt=fmt,
+                    floatfmt=".4f", missingval="")

@@ -1,0 +1,152 @@
+"""Check a results folder before it reaches the board: every score must follow from its logs.
+
+A folder written by ``finharness eval --output_path`` (lm-eval's layout) holds
+``results_<ts>.json`` and one ``samples_<task>_<ts>.jsonl`` per task. The board trusts
+neither blindly. For every task it:
+
+1. refuses a task finharness does not know (its name is not in the packaged suite);
+2. reads every per-sample row and refuses one whose ``doc`` is not the task's document
+   of that ``doc_id`` (edited text or gold label);
+3. re-scores each row from its logged responses with the task's own
+   ``process_results`` (lm-eval's code, not a copy) and refuses a row whose logged
+   metric values differ (an edited ``acc``);
+4. aggregates the rows with the task's metrics and refuses a results file whose score
+   differs (an edited ``results_*.json``), and checks lm-eval's ``task_hashes``.
+
+What it cannot catch is a forger who edits the model's responses themselves; a
+submission with a checkpoint is scored by the board, so that needs no trust.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.result_files import load_results, results_file, samples_file
+from harness.stats import aggregate_for
+
+TOLERANCE = 1e-6
+
+
+class TamperedResults(ValueError):
+    """A results folder whose scores do not follow from its own per-sample logs."""
+
+
+@dataclass
+class VerifiedResults:
+    path: Path  # the results JSON
+    data: dict[str, Any]
+    scores: dict[str, dict[str, float]]  # task -> metric -> score, recomputed
+    docs: dict[str, int] = field(default_factory=dict)  # task -> docs scored
+
+
+def _plain(value: Any) -> Any:
+    """JSON round trip of a metric value: tuples come back as lists."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _response(value: Any) -> Any:
+    """lm-eval logs a loglikelihood answer as ``["-6.06", "False"]``; parse it back."""
+    if isinstance(value, list) and len(value) == 2 and value[1] in ("True", "False"):
+        return float(value[0]), value[1] == "True"
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _task_hash(rows: list[dict]) -> str:
+    from lm_eval.utils import hash_string
+
+    return hash_string("".join(r["doc_hash"] + r["prompt_hash"] + r["target_hash"] for r in rows))
+
+
+def _read_rows(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise TamperedResults(f"{path}:{lineno}: not JSON ({err.msg}); a half-written log?") from None
+            if not isinstance(row, dict) or not {"doc_id", "doc", "filtered_resps"} <= row.keys():
+                raise TamperedResults(f"{path}:{lineno}: not an lm-eval sample row")
+            rows.append(row)
+    return rows
+
+
+def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where: Path,
+                expected_docs: int | None, expected_hash: str | None) -> dict[str, float]:
+    docs = list(task.eval_docs)
+    seen: set[int] = set()
+    per_metric: dict[str, list] = {}
+    for row in rows:
+        doc_id = row["doc_id"]
+        if not isinstance(doc_id, int) or not 0 <= doc_id < len(docs) or doc_id in seen:
+            raise TamperedResults(f"{where}: doc_id {doc_id!r} is out of range or repeated")
+        seen.add(doc_id)
+        if _plain(docs[doc_id]) != row["doc"]:
+            raise TamperedResults(f"{where}: doc {doc_id} is not {name}'s document {doc_id} (edited text or label)")
+        rescored = task.process_results(docs[doc_id], [_response(r) for r in row["filtered_resps"]])
+        for metric, value in rescored.items():
+            if not _same(_plain(value), row.get(metric)):
+                raise TamperedResults(
+                    f"{where}: doc {doc_id}: {metric} is logged as {row.get(metric)!r}, "
+                    f"but its responses score {_plain(value)!r}")
+            per_metric.setdefault(metric, []).append(value)
+    if expected_docs is not None and len(rows) != expected_docs:
+        raise TamperedResults(f"{where}: {len(rows)} sample rows, but the results file counts {expected_docs} docs")
+    if expected_hash and _task_hash(rows) != expected_hash:
+        raise TamperedResults(f"{where}: the rows do not match the results file's task hash")
+
+    scores = {}
+    aggregations = task.aggregation()
+    for key, value in logged.items():
+        metric, _, filt = key.partition(",")
+        if metric not in per_metric or "stderr" in metric or not isinstance(value, (int, float)):
+            continue
+        recomputed = float(aggregations.get(metric, aggregate_for(metric))(per_metric[metric]))
+        if not _same(recomputed, value):
+            raise TamperedResults(
+                f"{name}: {metric} is {value!r} in the results file, but {recomputed!r} "
+                f"from its {len(rows)} per-sample rows")
+        scores[metric] = recomputed
+    return scores
+
+
+def verify_results(folder: Path) -> VerifiedResults:
+    """The folder's scores, each recomputed from its logs; an error naming what is wrong."""
+    from lm_eval.tasks import get_task_dict
+
+    from fin_tasks import task_manager
+
+    path = results_file(Path(folder))
+    data = load_results(path)
+    groups = set(data.get("groups", {})) | set(data.get("group_subtasks", {}))
+    tasks = [t for t in data["results"] if t not in groups]
+    if not tasks:
+        raise ValueError(f"{path}: no task scores in it")
+    manager = task_manager()
+    unknown = [t for t in tasks if t not in manager.all_tasks]
+    if unknown:
+        raise ValueError(f"{path}: unknown task(s) {', '.join(unknown)} (not in the finharness suite)")
+    task_objects = get_task_dict(tasks, manager)
+    n_samples = data.get("n-samples", {})
+    hashes = data.get("task_hashes", {})
+    scores, docs = {}, {}
+    for name in tasks:
+        where = samples_file(Path(folder), name)
+        rows = _read_rows(where)
+        scores[name] = _check_task(name, task_objects[name], rows, data["results"][name], where,
+                                   n_samples.get(name, {}).get("effective"), hashes.get(name))
+        docs[name] = len(rows)
+    return VerifiedResults(path, data, scores, docs)

@@ -1,0 +1,283 @@
+"""The leaderboard: submit, refuse what is wrong, survive concurrent submitters, show, render."""
+import json
+import multiprocessing
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from statistics import mean
+
+import pytest
+import torch
+import yaml
+
+from harness.cli import main
+from harness.evaluate import EvalRequest, run_eval
+from harness.measures import read_scores
+from harness.result_files import results_file, samples_file
+from leaderboard.store import Board, DuplicateEntry, settings_key
+from leaderboard.submission import SubmissionError, load_submission
+from leaderboard.submit import submit
+from leaderboard.table import board_rows, show
+from tests.conftest import build_tiny_checkpoint
+
+TASKS = ["fin_fpb", "fin_fomc", "fin_finarg_auc", "fin_fincausal"]  # two seen, two unseen
+SEEN, UNSEEN = ["fin_fpb", "fin_fomc"], ["fin_finarg_auc", "fin_fincausal"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def perturbed_copy(source: Path, target: Path, seed: int) -> Path:
+    """Another model of the same architecture: the tiny model with noise on its weights."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(source)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.5)
+    model.save_pretrained(target, safe_serialization=True)
+    AutoTokenizer.from_pretrained(source).save_pretrained(target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """Two checkpoints and their `finharness eval --output_path` folders."""
+    root = tmp_path_factory.mktemp("board-models")
+    base = build_tiny_checkpoint(root / "base")
+    tuned = perturbed_copy(base, root / "tuned", seed=3)
+    folders = {}
+    for name, model in (("base", base), ("tuned", tuned)):
+        folders[name] = root / f"eval-{name}"
+        run_eval(EvalRequest(model=str(model), tasks=TASKS, limit=6, batch_size=8, chat_template="off",
+                             output_path=folders[name]))
+    return {"base": base, "tuned": tuned, "results": folders, "root": root}
+
+
+def write_submission(folder: Path, **fields) -> Path:
+    data = {"model_type": "pretrained", "weight_type": "original", "precision": "float32", "chat_template": False}
+    data.update(fields)
+    path = folder / f"{fields['model']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def tampered_copy(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def board_state(board: Board) -> tuple[list, list]:
+    """What a refused submission must leave unchanged: the rows and the stored results."""
+    results = board.path.parent / "results"
+    return ([(e.id, e.model) for e in board.entries()],
+            sorted(p.name for p in results.iterdir()) if results.exists() else [])
+
+
+def test_submit_show_and_forgetting_against_the_base_models_entry(scored, tmp_path):
+    board = Board(tmp_path / "board.sqlite")
+    base_id = submit(load_submission(write_submission(tmp_path, model="tiny-base", results=str(scored["results"]["base"]))), board)
+    tuned_id = submit(load_submission(write_submission(
+        tmp_path, model="tiny-tuned", model_type="fine-tuned", base_model="tiny-base",
+        results=str(scored["results"]["tuned"]))), board)
+
+    rows, tasks = board_rows(board.entries(), "acc", roles=(set(SEEN), set(UNSEEN)))
+    assert sorted(tasks) == sorted(TASKS)
+    tuned = next(r for r in rows if r["id"] == tuned_id)
+    # By hand, from the results files lm-eval wrote: mean over tasks, then the difference.
+    base_acc = read_scores(scored["results"]["base"], "acc")
+    tuned_acc = read_scores(scored["results"]["tuned"], "acc")
+    assert tuned["unseen"] == pytest.approx(mean(tuned_acc[t] for t in UNSEEN))
+    assert tuned["forgetting"] == pytest.approx(mean(tuned_acc[t] for t in UNSEEN) - mean(base_acc[t] for t in UNSEEN))
+    assert tuned["seen_gain"] == pytest.approx(mean(tuned_acc[t] for t in SEEN) - mean(base_acc[t] for t in SEEN))
+    assert tuned["reference_id"] == base_id
+    assert next(r for r in rows if r["id"] == base_id)["forgetting"] is None  # no base of its own
+
+    table = show(board.entries(), sort="fin_fpb", ascending=True, roles=(set(SEEN), set(UNSEEN)))
+    assert "tiny-tuned" in table and "tiny-base" in table
+    order = [line.split("|")[2].strip() for line in table.splitlines()[2:]]
+    # Ascending by FPB accuracy, ties in submission order (the sort is stable).
+    assert order == sorted(["tiny-base", "tiny-tuned"],
+                           key=lambda m: (base_acc if m == "tiny-base" else tuned_acc)["fin_fpb"])
+    # The board keeps its own copy of the logs each entry rests on.
+    for entry in board.entries():
+        assert samples_file(Path(entry.results_path), "fin_fpb").is_file()
+
+
+def test_a_duplicate_is_refused_and_the_board_is_unchanged(scored, tmp_path):
+    board = Board(tmp_path / "board.sqlite")
+    path = write_submission(tmp_path, model="tiny-base", results=str(scored["results"]["base"]))
+    submit(load_submission(path), board)
+    before = board_state(board)
+    with pytest.raises(DuplicateEntry, match="already holds this model"):
+        submit(load_submission(path), board)
+    assert board_state(board) == before
+    # Other settings of the same model are a new entry (here: fewer docs per task).
+    fewer = tmp_path / "eval-base-4"
+    run_eval(EvalRequest(model=str(scored["base"]), tasks=["fin_fpb"], limit=4, batch_size=8,
+                         chat_template="off", output_path=fewer))
+    submit(load_submission(write_submission(tmp_path, model="tiny-base", results=str(fewer))), board)
+    assert len(board.entries()) == 2
+
+
+@pytest.mark.parametrize("tamper, message", [
+    ("results_score", r"fin_fpb: acc is 0\.99 in the results file, but"),
+    ("sample_metric", r"doc 0: acc is logged as 1\.0, but its responses score"),
+    ("sample_label", r"doc 0 is not fin_fpb's document 0"),
+    ("half_written", r"not an lm-eval results file"),
+    ("missing_log", r"no per-sample log of fin_fomc"),
+    ("unknown_task", r"unknown task\(s\) fin_made_up"),
+])
+def test_tampered_or_broken_results_are_refused_naming_what_is_wrong(scored, tmp_path, tamper, message):
+    folder = tampered_copy(scored["results"]["base"], tmp_path / "submitted")
+    results = results_file(folder)
+    data = json.loads(results.read_text())
+    fpb_log = samples_file(folder, "fin_fpb")
+    rows = [json.loads(line) for line in fpb_log.read_text().splitlines()]
+    if tamper == "results_score":
+        data["results"]["fin_fpb"]["acc,none"] = 0.99
+        results.write_text(json.dumps(data))
+    elif tamper == "sample_metric":
+        rows[0]["acc"] = 1.0 - rows[0]["acc"]
+        fpb_log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    elif tamper == "sample_label":
+        rows[0]["doc"]["gold"] = (rows[0]["doc"]["gold"] + 1) % 3
+        fpb_log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    elif tamper == "half_written":
+        text = results.read_text()
+        results.write_text(text[: len(text) // 2])
+    elif tamper == "missing_log":
+        samples_file(folder, "fin_fomc").unlink()
+    elif tamper == "unknown_task":
+        data["results"]["fin_made_up"] = {"acc,none": 1.0}
+        results.write_text(json.dumps(data))
+
+    board = Board(tmp_path / "board.sqlite")
+    submit(load_submission(write_submission(tmp_path, model="honest", results=str(scored["results"]["tuned"]))), board)
+    before = board_state(board)
+    with pytest.raises(ValueError, match=message):
+        submit(load_submission(write_submission(tmp_path, model="forged", results=str(folder))), board)
+    assert board_state(board) == before
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"precision": None}, r"precision: Field required"),
+    ({"weight_type": "lora"}, r"weight_type: Input should be 'original', 'adapter' or 'delta' \(given 'lora'\)"),
+    ({"weight_type": "adapter"}, r"`base_model` is required for weight_type adapter"),
+    ({"trust_remote_code": True}, r"trust_remote_code: Input should be False"),
+    ({"checkpoint": "x"}, r"give exactly one of `checkpoint`"),
+    ({"results": None}, r"give exactly one of `checkpoint`"),
+    ({"licence": "mit"}, r"licence: Extra inputs are not permitted"),
+])
+def test_a_submission_with_a_bad_field_is_refused_naming_it(tmp_path, fields, message):
+    data = {"model": "m", "results": "r", **fields}
+    path = write_submission(tmp_path, **{k: v for k, v in data.items() if v is not None})
+    if fields.get("precision", "") is None:
+        raw = yaml.safe_load(path.read_text())
+        raw.pop("precision")
+        path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SubmissionError, match=message) as err:
+        load_submission(path)
+    assert str(path) in str(err.value)
+
+
+def test_malformed_yaml_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("model: [unclosed\n")
+    with pytest.raises(SubmissionError, match=r"broken\.yaml: cannot read it as YAML"):
+        load_submission(path)
+
+
+def test_checkpoints_that_could_run_code_or_do_not_fit_their_base_are_refused(scored, tmp_path):
+    board = Board(tmp_path / "board.sqlite")
+    pickled = tampered_copy(scored["base"], tmp_path / "pickled")
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04K\x00.")
+    custom = tampered_copy(scored["base"], tmp_path / "custom")
+    config = json.loads((custom / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    (custom / "config.json").write_text(json.dumps(config))
+    wider = tampered_copy(scored["base"], tmp_path / "wider")
+    config = json.loads((wider / "config.json").read_text())
+    config["hidden_size"] = 64
+    (wider / "config.json").write_text(json.dumps(config))
+    cases = [
+        (dict(checkpoint=str(pickled)), r"pickle weight file\(s\) pytorch_model\.bin"),
+        (dict(checkpoint=str(custom)), r"auto_map"),
+        (dict(checkpoint=str(wider), model_type="fine-tuned", base_model=str(scored["base"])),
+         r"does not fit base model .*\(hidden_size: 64 vs base 32\)"),
+    ]
+    for fields, message in cases:
+        with pytest.raises(ValueError, match=message):
+            submit(load_submission(write_submission(tmp_path, model="bad", **fields)), board)
+    assert board.entries() == []
+
+
+def test_a_checkpoint_is_scored_by_the_board_once(scored, tmp_path, capsys):
+    """The README's flow: submit a checkpoint folder from the command line."""
+    board = tmp_path / "board.sqlite"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("name: my-merge\nmethod: task_arithmetic\n")
+    path = write_submission(tmp_path, model="tiny-tuned", model_type="merged", base_model=str(scored["base"]),
+                            checkpoint=str(scored["tuned"]), recipe="recipe.yaml", tasks=["fin_fpb"], limit=4)
+    assert main(["leaderboard", "submit", str(path), "--board", str(board)]) == 0
+    assert "scoring tiny-tuned" in capsys.readouterr().out
+    (entry,) = Board(board).entries()
+    assert entry.recipe_text == recipe.read_text() and entry.docs == {"fin_fpb": 4}
+    # The board pins the checkpoint by the fingerprint of its bytes, as the Hub pins a commit.
+    assert entry.revision == json.loads(results_file(Path(entry.results_path)).read_text())["finharness"]["revision"]
+    # Submitting again: already scored, so no second evaluation; refused as a duplicate.
+    assert main(["leaderboard", "submit", str(path), "--board", str(board)]) == 2
+    out, err = capsys.readouterr()
+    assert "already scored" in out and "already holds this model" in err
+    assert main(["leaderboard", "show", "--board", str(board), "--sort", "fin_fpb"]) == 0
+    assert "tiny-tuned" in capsys.readouterr().out
+
+
+def test_two_submitters_at_once_both_land(scored, tmp_path):
+    board = tmp_path / "board.sqlite"
+    paths = [write_submission(tmp_path, model=f"tiny-{name}", results=str(scored["results"][name]))
+             for name in ("base", "tuned")]
+    procs = [subprocess.Popen([sys.executable, "-m", "harness.cli", "leaderboard", "submit", str(p), "--board", str(board)],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for p in paths]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sorted(e.model for e in Board(board).entries()) == ["tiny-base", "tiny-tuned"]
+
+
+def _insert_many(board_path: str, worker: int, count: int, barrier) -> list[str]:
+    board, outcomes = Board(Path(board_path)), []
+    barrier.wait()
+    for i in range(count):
+        for model in (f"w{worker}-m{i}", "contested"):  # every worker also races for one entry
+            try:
+                board.add(dict(model=model, revision="r", precision="float32", weight_type="original",
+                               chat_template=False, settings=settings_key(["fin_fpb"], 0, None),
+                               model_type="pretrained", base_model=None, recipe=None, recipe_text=None,
+                               results_path="-", scores={"fin_fpb": {"acc": 0.5}}, docs={"fin_fpb": 1},
+                               metadata={}))
+                outcomes.append(model)
+            except DuplicateEntry:
+                outcomes.append("duplicate")
+    return outcomes
+
+
+def test_many_concurrent_writes_all_land_and_a_contested_entry_lands_once(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Manager().Barrier(4)
+    with context.Pool(4) as pool:
+        results = pool.starmap(_insert_many, [(str(tmp_path / "b.sqlite"), w, 10, barrier) for w in range(4)])
+    models = [e.model for e in Board(tmp_path / "b.sqlite").entries()]
+    assert len(models) == 41 and models.count("contested") == 1
+    assert sum(r.count("contested") for r in results) == 1
+    assert sum(r.count("duplicate") for r in results) == 39
+
+
+def test_a_file_that_is_not_a_board_is_named(tmp_path):
+    bogus = tmp_path / "board.sqlite"
+    bogus.write_text("not a database")
+    with pytest.raises(ValueError, match="not a finharness board"):
+        Board(bogus).entries()
+    assert bogus.read_text() == "not a database"
