@@ -25,7 +25,8 @@ LABELS = {"seen_gain": "seen gain", "model_type": "type", "weight_type": "weight
 
 def scatter_svg(points: list[tuple[str, str, float, float]], size: int = 320, pad: int = 40) -> str:
     """Seen (x) against unseen (y); axes from 0 to 1 (scores are rates or ROUGE)."""
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size + 2 * pad}" height="{size + 2 * pad}" '
+    # Extra room on the right for the labels of points near x = 1.
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size + 2 * pad + 140}" height="{size + 2 * pad}" '
              f'role="img" aria-label="seen vs unseen scatter" class="scatter">',
              f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" fill="none" stroke="#999"/>']
     for tick in (0, 0.25, 0.5, 0.75, 1):
