@@ -32,6 +32,8 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
+from harness.progress import by_documents
+
 Request = tuple[tuple[str, str] | None, list[int], list[int]]
 
 
@@ -126,6 +128,16 @@ def pack_batch(
 @register_model("hf-shared-prefix")
 class SharedPrefixLM(HFLM):
     """``hf`` with one forward pass per context for log-likelihood requests."""
+
+    # Both request kinds go through in chunks of whole documents, under one bar that
+    # counts documents and finished tasks (harness/progress.py).
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        return by_documents(requests, lambda chunk: super(SharedPrefixLM, self).loglikelihood(chunk, disable_tqdm=True),
+                            "loglikelihood", disable=disable_tqdm or self.rank != 0)
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        return by_documents(requests, lambda chunk: super(SharedPrefixLM, self).generate_until(chunk, disable_tqdm=True),
+                            "generate_until", disable=disable_tqdm or self.rank != 0)
 
     def _fast_path_ok(self) -> bool:
         return self.backend == "causal"

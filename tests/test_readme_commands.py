@@ -1,0 +1,51 @@
+"""Every finharness command the README shows parses with today's CLI (docs do not drift)."""
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from harness.cli import build_parser, cmd_eval
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_commands() -> list[str]:
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+    lines = [line.split("  #")[0].strip() for block in blocks for line in block.replace("\\\n", " ").splitlines()]
+    commands = []
+    for line in lines:
+        if not line or line.startswith("#"):
+            continue
+        for part in line.split("&&"):
+            words = shlex.split(part.strip())
+            if words[:1] == ["finharness"]:
+                commands.append(words[1:])
+            elif "harness.cli" in words:  # accelerate launch ... -m harness.cli eval ...
+                commands.append(words[words.index("harness.cli") + 1:])
+    return commands
+
+
+COMMANDS = readme_commands()
+
+
+def test_the_readme_shows_the_leaderboard_and_scale_out_commands():
+    shown = {tuple(c[:2]) for c in COMMANDS}
+    assert {("leaderboard", "submit"), ("leaderboard", "show"), ("leaderboard", "render")} <= shown
+    assert any("vllm" in c for c in COMMANDS) and any("parallelize=True" in c for c in COMMANDS)
+
+
+@pytest.mark.parametrize("words", COMMANDS, ids=[" ".join(c)[:60] for c in COMMANDS])
+def test_readme_command_parses(words):
+    args = build_parser().parse_args(words)
+    assert args.func is not None
+
+
+def test_a_rank_without_results_prints_nothing(monkeypatch, capsys, tiny_checkpoint):
+    """Under `accelerate launch`, lm-eval returns results on rank 0 only."""
+    import lm_eval
+
+    monkeypatch.setattr(lm_eval, "simple_evaluate", lambda **kwargs: None)
+    args = build_parser().parse_args(["eval", "-m", str(tiny_checkpoint), "-t", "fin_fpb", "--limit", "2"])
+    assert cmd_eval(args) == 0
+    assert "##" not in capsys.readouterr().out
