@@ -7,6 +7,7 @@ import pytest
 
 from harness.cli import main
 from leaderboard.store import Board, settings_key
+from tests.conftest import build_tiny_checkpoint
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -45,10 +46,19 @@ def test_the_rendered_board_shows_every_entry_and_sorts_by_any_column(browser, t
     # The verified-submission path is covered in test_leaderboard.py; here the rows are
     # written straight to the store so the scores, and so the expected order, are known.
     board = Board(tmp_path / "board.sqlite")
-    add(board, "smollm2-135m-instruct", fpb=0.50, finarg=0.40)
+    add(board, "smollm2-135m-instruct", fpb=0.45, finarg=0.40)  # no tie with a k/4 score
     add(board, "fin-merge-ta", fpb=0.70, finarg=0.55, model_type="merged", base_model="smollm2-135m-instruct",
         recipe="merges/recipes/task_arithmetic_seen.yaml", recipe_text="method: task_arithmetic\n")
     add(board, "fin-fpb-lora", fpb=0.90, finarg=0.20, model_type="fine-tuned", base_model="smollm2-135m-instruct")
+
+    # And one entry the way a user adds it: a `finharness eval` folder through `submit`.
+    model = build_tiny_checkpoint(tmp_path / "tiny")
+    assert main(["eval", "-m", str(model), "-t", "fin_fpb,fin_finarg_auc", "--limit", "4",
+                 "--output_path", str(tmp_path / "eval")]) == 0
+    submission = tmp_path / "tiny.yaml"
+    submission.write_text(f"model: tiny-submitted\nmodel_type: pretrained\nweight_type: original\n"
+                          f"precision: float32\nchat_template: false\nresults: {tmp_path / 'eval'}\n")
+    assert main(["leaderboard", "submit", str(submission), "--board", str(board.path)]) == 0
 
     page = tmp_path / "site" / "index.html"
     assert main(["leaderboard", "render", "--board", str(board.path), "--out", str(page)]) == 0
@@ -60,20 +70,28 @@ def test_the_rendered_board_shows_every_entry_and_sorts_by_any_column(browser, t
         return [row.find_elements(By.TAG_NAME, "td")[i].text for row in browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")]
 
     # Rendered by unseen average, best first: finarg is the only unseen task here.
-    assert column("model") == ["fin-merge-ta", "smollm2-135m-instruct", "fin-fpb-lora"]
-    assert column("forgetting") == ["+0.1500", "", "-0.2000"]
+    models = column("model")
+    assert "tiny-submitted" in models
+    models.remove("tiny-submitted")  # its random-weight scores fall anywhere
+    assert models == ["fin-merge-ta", "smollm2-135m-instruct", "fin-fpb-lora"]
+    forgetting = dict(zip(column("model"), column("forgetting")))
+    assert forgetting == {"fin-merge-ta": "+0.1500", "smollm2-135m-instruct": "", "fin-fpb-lora": "-0.2000",
+                          "tiny-submitted": ""}
+    tiny_fpb = float(dict(zip(column("model"), column("fin_fpb")))["tiny-submitted"])
+    by_fpb = sorted([("fin-fpb-lora", 0.9), ("fin-merge-ta", 0.7), ("smollm2-135m-instruct", 0.45),
+                     ("tiny-submitted", tiny_fpb)], key=lambda m: -m[1])
     browser.find_element(By.CSS_SELECTOR, 'th[data-column="fin_fpb"]').click()
-    assert column("model") == ["fin-fpb-lora", "fin-merge-ta", "smollm2-135m-instruct"]
+    assert column("model") == [m for m, _ in by_fpb]  # best first
     browser.find_element(By.CSS_SELECTOR, 'th[data-column="fin_fpb"]').click()
-    assert column("model") == ["smollm2-135m-instruct", "fin-merge-ta", "fin-fpb-lora"]
-    browser.find_element(By.CSS_SELECTOR, 'th[data-column="model"]').click()
-    assert column("model") == ["smollm2-135m-instruct", "fin-merge-ta", "fin-fpb-lora"]  # z to a first
+    assert column("model") == [m for m, _ in reversed(by_fpb)]
+    browser.find_element(By.CSS_SELECTOR, 'th[data-column="model"]').click()  # z to a first
+    assert column("model") == ["tiny-submitted", "smollm2-135m-instruct", "fin-merge-ta", "fin-fpb-lora"]
     browser.find_element(By.CSS_SELECTOR, 'th[data-column="forgetting"]').click()
-    assert column("forgetting") == ["+0.1500", "-0.2000", ""]  # empty cells last
+    assert column("forgetting") == ["+0.1500", "-0.2000", "", ""]  # empty cells last
 
     # Plots: a point per entry in the scatter, a bar per entry in each task's chart.
-    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.scatter circle")) == 3
-    assert len(browser.find_elements(By.CSS_SELECTOR, 'svg[aria-label="fin_fpb"] rect')) == 3
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.scatter circle")) == 4
+    assert len(browser.find_elements(By.CSS_SELECTOR, 'svg[aria-label="fin_fpb"] rect')) == 4
     # The recipe link opens the recipe copied into the page.
     link = browser.find_element(By.CSS_SELECTOR, 'tr[data-id="2"] a')
     assert link.get_attribute("href").endswith("#recipe-2")
