@@ -17,8 +17,9 @@ DOCS_PER_CHUNK = 64  # large enough that the backend still batches across docume
 
 
 def by_documents(requests: Sequence[Any], run: Callable[[list[Any]], list[Any]], kind: str,
-                 disable: bool = False, docs_per_chunk: int = DOCS_PER_CHUNK) -> list[Any]:
+                 disable: bool = False, docs_per_chunk: int | None = None) -> list[Any]:
     """``run`` over ``requests`` a chunk of whole documents at a time, answers in request order."""
+    docs_per_chunk = docs_per_chunk or DOCS_PER_CHUNK
     docs: dict[tuple[str, Any], list[int]] = defaultdict(list)
     for i, request in enumerate(requests):
         docs[(getattr(request, "task_name", None), getattr(request, "doc_id", i))].append(i)

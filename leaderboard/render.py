@@ -50,13 +50,14 @@ def scatter_svg(points: list[tuple[str, str, float, float]], size: int = 320, pa
 
 def bars_svg(task: str, bars: list[tuple[str, str, float]], width: int = 260, bar: int = 16) -> str:
     """One task: a horizontal bar per entry, scores from 0 to 1."""
-    label_w, height = 110, len(bars) * (bar + 4) + 8
+    label_w, height = 170, len(bars) * (bar + 4) + 8
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 50}" height="{height}" '
              f'role="img" aria-label="{escape(task)}" class="bars">']
     for i, (label, kind, value) in enumerate(bars):
         y = 4 + i * (bar + 4)
         w = max(value, 0.0) * width
-        parts.append(f'<text x="{label_w - 4}" y="{y + bar - 4}" font-size="10" text-anchor="end">{escape(label)}</text>')
+        short = label if len(label) <= 30 else label[:29] + "\u2026"  # the tooltip has it whole
+        parts.append(f'<text x="{label_w - 4}" y="{y + bar - 4}" font-size="10" text-anchor="end">{escape(short)}</text>')
         parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar}" fill="{COLOURS.get(kind, "#444")}">'
                      f'<title>{escape(label)}: {value:.4f}</title></rect>')
         parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar - 4}" font-size="10">{value:.3f}</text>')
