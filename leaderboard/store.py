@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -89,14 +90,28 @@ class Board:
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         conn.row_factory = sqlite3.Row
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=60000")
-            conn.executescript(SCHEMA)
+            self._prepare(conn)
             yield conn
         except sqlite3.DatabaseError as err:
             raise ValueError(f"{self.path}: not a finharness board ({err})") from None
         finally:
             conn.close()
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection) -> None:
+        """WAL mode and the schema. Switching to WAL can answer "locked" at once, without
+        waiting, while other submitters open the same new file, so retry for a while."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def find(self, model: str, revision: str, precision: str, weight_type: str,
              chat_template: bool, settings: str) -> Entry | None:

@@ -69,19 +69,12 @@ def _task_hash(rows: list[dict]) -> str:
 
 
 def _read_rows(path: Path) -> list[dict]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise TamperedResults(f"{path}:{lineno}: not JSON ({err.msg}); a half-written log?") from None
-            if not isinstance(row, dict) or not {"doc_id", "doc", "filtered_resps"} <= row.keys():
-                raise TamperedResults(f"{path}:{lineno}: not an lm-eval sample row")
-            rows.append(row)
-    return rows
+    from fin_tasks.common.data import TaskDataError, read_jsonl
+
+    try:
+        return read_jsonl(path, fields=("doc_id", "doc", "filtered_resps"))
+    except TaskDataError as err:
+        raise TamperedResults(f"{err} (not an lm-eval sample row; a half-written log?)") from None
 
 
 def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where: Path,

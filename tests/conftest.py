@@ -57,3 +57,18 @@ def build_tiny_checkpoint(path: Path, *, chat_template: str | None = None) -> Pa
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def perturbed_copy(base: Path, dest: Path, seed: int, scale: float = 0.02) -> Path:
+    """Another model of the same architecture: every weight moved by seeded noise."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * scale)
+    model.save_pretrained(dest, safe_serialization=True)
+    AutoTokenizer.from_pretrained(base).save_pretrained(dest)
+    return dest

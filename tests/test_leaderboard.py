@@ -1,16 +1,13 @@
 """The leaderboard: submit, refuse what is wrong, survive concurrent submitters, show, render."""
 import json
 import multiprocessing
-import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from statistics import mean
 
 import pytest
-import torch
 import yaml
 
 from harness.cli import main
@@ -21,25 +18,11 @@ from leaderboard.store import Board, DuplicateEntry, settings_key
 from leaderboard.submission import SubmissionError, load_submission
 from leaderboard.submit import submit
 from leaderboard.table import board_rows, show
-from tests.conftest import build_tiny_checkpoint
+from tests.conftest import build_tiny_checkpoint, perturbed_copy
 
 TASKS = ["fin_fpb", "fin_fomc", "fin_finarg_auc", "fin_fincausal"]  # two seen, two unseen
 SEEN, UNSEEN = ["fin_fpb", "fin_fomc"], ["fin_finarg_auc", "fin_fincausal"]
 REPO = Path(__file__).resolve().parents[1]
-
-
-def perturbed_copy(source: Path, target: Path, seed: int) -> Path:
-    """Another model of the same architecture: the tiny model with noise on its weights."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(source)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.5)
-    model.save_pretrained(target, safe_serialization=True)
-    AutoTokenizer.from_pretrained(source).save_pretrained(target)
-    return target
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +30,7 @@ def scored(tmp_path_factory):
     """Two checkpoints and their `finharness eval --output_path` folders."""
     root = tmp_path_factory.mktemp("board-models")
     base = build_tiny_checkpoint(root / "base")
-    tuned = perturbed_copy(base, root / "tuned", seed=3)
+    tuned = perturbed_copy(base, root / "tuned", seed=3, scale=0.5)
     folders = {}
     for name, model in (("base", base), ("tuned", tuned)):
         folders[name] = root / f"eval-{name}"
@@ -127,6 +110,7 @@ def test_a_duplicate_is_refused_and_the_board_is_unchanged(scored, tmp_path):
     ("sample_metric", r"doc 0: acc is logged as 1\.0, but its responses score"),
     ("sample_label", r"doc 0 is not fin_fpb's document 0"),
     ("half_written", r"not an lm-eval results file"),
+    ("half_written_log", r"not valid JSON .* a half-written log"),
     ("missing_log", r"no per-sample log of fin_fomc"),
     ("unknown_task", r"unknown task\(s\) fin_made_up"),
 ])
@@ -148,6 +132,9 @@ def test_tampered_or_broken_results_are_refused_naming_what_is_wrong(scored, tmp
     elif tamper == "half_written":
         text = results.read_text()
         results.write_text(text[: len(text) // 2])
+    elif tamper == "half_written_log":
+        text = fpb_log.read_text()
+        fpb_log.write_text(text[: len(text) - 40])
     elif tamper == "missing_log":
         samples_file(folder, "fin_fomc").unlink()
     elif tamper == "unknown_task":

@@ -1,7 +1,6 @@
 """submit -> render -> the page in headless Chromium shows the entries and sorts by a click."""
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 

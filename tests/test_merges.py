@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from merges import run as merge_run
 from merges.recipe import parse_merge_recipe
 from merges.run import merge_recipe, plan
-from tests.conftest import build_tiny_checkpoint
+from tests.conftest import build_tiny_checkpoint, perturbed_copy
 from training.recipe import RecipeError, parse_recipe
 from training.run import train_recipe
 
@@ -23,20 +23,6 @@ def state(folder: Path) -> dict[str, torch.Tensor]:
     for file in sorted(folder.glob("*.safetensors")):
         out.update(load_file(file))
     return out
-
-
-def perturbed_copy(base: Path, dest: Path, seed: int) -> Path:
-    """A 'fine-tuned' full model: every weight moved by a little seeded noise."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(base)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.02)
-    model.save_pretrained(dest, safe_serialization=True)
-    AutoTokenizer.from_pretrained(base).save_pretrained(dest)
-    return dest
 
 
 @pytest.fixture(scope="module")
