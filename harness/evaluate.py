@@ -44,8 +44,7 @@ class EvalOutcome:
     results: dict[str, Any] | None  # None on the non-zero ranks of an `accelerate launch` run
     skipped: dict[str, str]
     seconds: float
-    checkpoint: Path
-    model: ResolvedModel | None = None
+    model: ResolvedModel
 
 
 def set_offline(online: bool) -> None:
@@ -135,7 +134,6 @@ def parse_model_args(text: str) -> dict[str, str]:
 def run_eval(req: EvalRequest) -> EvalOutcome:
     set_offline(req.online)
     model = resolve_model(req.model, req.base_model, req.weight_type)
-    checkpoint = model.checkpoint
     model_args = backend_model_args(req, model)
     include, skipped = plan_tasks(req.tasks, req.online)
     for name, why in skipped.items():
@@ -150,10 +148,13 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
 
     manager = TaskManager(include_path=[str(p) for p in include], include_defaults=req.include_defaults)
     tasks = select_tasks(req.tasks, list(manager.all_tasks), skipped)
-    chat = use_chat_template(req.chat_template, checkpoint)
+    chat = use_chat_template(req.chat_template, model.checkpoint)
     device = req.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tracker = EvaluationTracker(output_path=str(req.output_path)) if req.output_path else None
-    cache = str(cache_path(model.folders, req.backend, req.dtype)) if req.use_cache else None
+    # Hashing the weights is read-bound (seconds for a 7B model): once, for the cache
+    # path and for the results' revision.
+    fingerprint = model_fingerprint(model.folders)
+    cache = str(cache_path(fingerprint, req.backend, req.dtype)) if req.use_cache else None
 
     start = time.perf_counter()
     results = lm_eval.simple_evaluate(
@@ -177,12 +178,12 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     )
     seconds = time.perf_counter() - start
     if results is None:  # a non-zero rank of a data-parallel run: rank 0 reports
-        return EvalOutcome(None, skipped, seconds, checkpoint, model)
+        return EvalOutcome(None, skipped, seconds, model)
     # What was scored, by content: the leaderboard pins a local checkpoint by this
     # fingerprint as the Hub pins a revision by its commit.
     results["finharness"] = {
         "model": req.model, "weight_type": model.weight_type, "base_model": req.base_model,
-        "revision": model_fingerprint(model.folders), "backend": req.backend, "dtype": req.dtype,
+        "revision": fingerprint, "backend": req.backend, "dtype": req.dtype,
         "chat_template": chat, "num_fewshot": req.num_fewshot, "limit": req.limit, "tasks": tasks,
     }
     if tracker is not None:
@@ -191,4 +192,4 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         if samples:
             for task_name in results["configs"]:
                 tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
-    return EvalOutcome(results=results, skipped=skipped, seconds=seconds, checkpoint=checkpoint, model=model)
+    return EvalOutcome(results=results, skipped=skipped, seconds=seconds, model=model)

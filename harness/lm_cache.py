@@ -45,7 +45,6 @@ def model_fingerprint(folders: Iterable[Path]) -> str:
     return "-".join(checkpoint_fingerprint(f) for f in folders)
 
 
-def cache_path(folders: Path | Iterable[Path], backend: str, dtype: str) -> Path:
-    """The ``use_cache`` prefix for lm-eval (it appends ``_rank<N>.db``)."""
-    folders = [folders] if isinstance(folders, Path) else list(folders)
-    return cache_root() / model_fingerprint(folders) / f"{backend}-{dtype}"
+def cache_path(fingerprint: str, backend: str, dtype: str) -> Path:
+    """The ``use_cache`` prefix for lm-eval (it appends ``_rank<N>.db``), from :func:`model_fingerprint`."""
+    return cache_root() / fingerprint / f"{backend}-{dtype}"

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from harness.evaluate import EvalRequest, run_eval
-from harness.lm_cache import cache_path, checkpoint_fingerprint
+from harness.lm_cache import cache_path, checkpoint_fingerprint, model_fingerprint
 from harness.shared_prefix_lm import SharedPrefixLM
 from tests.conftest import build_tiny_checkpoint
 
@@ -55,7 +55,7 @@ def test_the_cache_is_keyed_by_the_checkpoints_bytes(tmp_path, counted):
     b = tmp_path / "b"
     shutil.copytree(a, b)
     assert checkpoint_fingerprint(a) == checkpoint_fingerprint(b)
-    assert cache_path(a, "hf", "float32") != cache_path(a, "hf", "bfloat16")
+    assert cache_path(model_fingerprint([a]), "hf", "float32") != cache_path(model_fingerprint([a]), "hf", "bfloat16")
     # Same path, new weights (a re-written merge): a new cache, so the model is asked again.
     run_eval(EvalRequest(model=str(a), tasks=["fin_fpb"], limit=2, batch_size=2))
     before = checkpoint_fingerprint(a)
