@@ -22,7 +22,11 @@ from typing import Any
 
 from harness.models import finharness_home
 
-SCHEMA = """
+# What makes two entries the same: model, revision, precision, weight type, chat template
+# and evaluation settings.
+KEY = ("model", "revision", "precision", "weight_type", "chat_template", "settings")
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS entries (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     model        TEXT NOT NULL,
@@ -40,7 +44,7 @@ CREATE TABLE IF NOT EXISTS entries (
     scores       TEXT NOT NULL,   -- JSON: task -> metric -> score (verified)
     docs         TEXT NOT NULL,   -- JSON: task -> docs scored
     metadata     TEXT NOT NULL,   -- JSON: the submission as accepted
-    UNIQUE (model, revision, precision, weight_type, chat_template, settings)
+    UNIQUE ({", ".join(KEY)})
 );
 """
 
@@ -113,14 +117,27 @@ class Board:
                     raise
                 time.sleep(0.05)
 
-    def find(self, model: str, revision: str, precision: str, weight_type: str,
-             chat_template: bool, settings: str) -> Entry | None:
+    def find(self, fields: dict[str, Any]) -> Entry | None:
+        """The entry with the same :data:`KEY` values as ``fields``, if any."""
+        where = " AND ".join(f"{k}=?" for k in KEY)
+        values = [int(fields[k]) if k == "chat_template" else fields[k] for k in KEY]
         with self._connect() as conn:
-            row = conn.execute(
-                "SELECT * FROM entries WHERE model=? AND revision=? AND precision=? AND weight_type=? "
-                "AND chat_template=? AND settings=?",
-                (model, revision, precision, weight_type, int(chat_template), settings)).fetchone()
+            row = conn.execute(f"SELECT * FROM entries WHERE {where}", values).fetchone()
             return self._entry(row) if row else None
+
+    def check_new(self, fields: dict[str, Any]) -> None:
+        """:class:`DuplicateEntry` if ``fields`` is on the board already. A check before
+        costly work; :meth:`add` checks again inside its transaction, for racing submitters."""
+        existing = self.find(fields)
+        if existing is not None:
+            raise self._duplicate(fields, existing.id)
+
+    def _duplicate(self, fields: dict[str, Any], entry_id: int | None = None) -> DuplicateEntry:
+        which = f"entry {entry_id}" if entry_id is not None else "an entry"
+        return DuplicateEntry(
+            f"{fields['model']}: {which} on {self.path} already holds this model (revision {fields['revision'][:12]}, "
+            f"{fields['precision']}, {fields['weight_type']}, chat template {'on' if fields['chat_template'] else 'off'}) "
+            f"with these settings {fields['settings']}")
 
     def add(self, fields: dict[str, Any]) -> int:
         """Insert one entry atomically; :class:`DuplicateEntry` if it is already there."""
@@ -138,10 +155,7 @@ class Board:
                 cursor = conn.execute(f"INSERT INTO entries ({columns}) VALUES ({marks})", list(row.values()))
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK")
-                raise DuplicateEntry(
-                    f"{fields['model']} (revision {fields['revision'][:12]}, {fields['precision']}, "
-                    f"{fields['weight_type']}, chat template {'on' if fields['chat_template'] else 'off'}) "
-                    f"is already on the board {self.path} with these settings {fields['settings']}") from None
+                raise self._duplicate(fields) from None
             conn.execute("COMMIT")
             return int(cursor.lastrowid)
 

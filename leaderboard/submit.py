@@ -4,9 +4,10 @@ Order matters: everything that can refuse a submission runs before anything is w
 and the board row is the last write. A refused submission leaves the board as it was.
 
 - checkpoint: safetensors only, no custom code, the right architecture for its base
-  model; pinned by the fingerprint of its bytes (as the Hub pins a commit); refused as a
-  duplicate before any scoring; then scored with ``finharness eval`` into the board's
-  ``results/`` folder (a re-submission after a crash reuses that folder's request cache).
+  model; pinned by the fingerprint of its bytes (as the Hub pins a commit); scored with
+  ``finharness eval`` into the board's ``results/`` folder, named by revision and
+  settings, so a re-submission reuses a folder that verifies instead of scoring again
+  (and a duplicate is refused then, without a second evaluation).
 - results folder: verified against its per-sample logs (``leaderboard/verify.py``),
   cross-checked against the submission's fields, and copied into the board's folder so
   the logs the entry rests on stay with it.
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.models import CheckpointError, check_same_architecture, pickle_files, resolve_checkpoint, resolve_model
-from leaderboard.store import Board, DuplicateEntry, settings_key
+from leaderboard.store import Board, settings_key
 from leaderboard.submission import Submission, SubmissionError
 from leaderboard.verify import VerifiedResults, verify_results
 
@@ -87,10 +88,12 @@ def _score(sub: Submission, board: Board, say: Callable[[str], None],
     from harness.lm_cache import model_fingerprint
 
     weight = sub.weight_type
+    # For original weights the base model is the forgetting reference, not something to load.
+    load_base = sub.base_model if weight != "original" else None
     path = Path(sub.checkpoint)
     if path.exists():
         check_checkpoint_files(path)
-    resolved = resolve_model(sub.checkpoint, sub.base_model if weight != "original" else None, weight)
+    resolved = resolve_model(sub.checkpoint, load_base, weight)
     if weight == "original" and sub.base_model:
         try:
             base = resolve_checkpoint(sub.base_model)
@@ -113,7 +116,7 @@ def _score(sub: Submission, board: Board, say: Callable[[str], None],
         pass
     say(f"scoring {sub.model} ({resolved.describe()}) into {out}")
     run_eval(EvalRequest(
-        model=sub.checkpoint, base_model=sub.base_model if weight != "original" else None, weight_type=weight,
+        model=sub.checkpoint, base_model=load_base, weight_type=weight,
         dtype=sub.precision, chat_template="on" if sub.chat_template else "off", output_path=out,
         log_samples=True, **request, **eval_options,
     ))
@@ -157,10 +160,7 @@ def submit(sub: Submission, board: Board, say: Callable[[str], None] = print, **
         base_model=sub.base_model, recipe=sub.recipe, recipe_text=recipe_text,
         scores=verified.scores, docs=verified.docs, metadata=sub.model_dump(mode="json"),
     )
-    existing = board.find(sub.model, revision, sub.precision, sub.weight_type, sub.chat_template, settings)
-    if existing is not None:  # checked again inside the insert, for racing submitters
-        raise DuplicateEntry(f"{sub.model}: entry {existing.id} on {board.path} already holds this model, "
-                             f"revision {revision[:12]} and settings {settings}")
+    board.check_new(fields)  # before the copy below
     if results_dir is None:
         content = hashlib.sha256(verified.path.read_bytes()).hexdigest()
         results_dir = _results_dir(board, sub.model, revision, settings + content)

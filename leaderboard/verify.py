@@ -104,7 +104,7 @@ def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where
     scores = {}
     aggregations = task.aggregation()
     for key, value in logged.items():
-        metric, _, filt = key.partition(",")
+        metric = key.partition(",")[0]
         if metric not in per_metric or "stderr" in metric or not isinstance(value, (int, float)):
             continue
         recomputed = float(aggregations.get(metric, aggregate_for(metric))(per_metric[metric]))
