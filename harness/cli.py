@@ -146,13 +146,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_forgetting(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from fin_tasks import task_manager
-    from harness.measures import change_table, read_scores
-    from harness.views import group_members
+    from harness.measures import change_table, read_scores, seen_and_unseen
 
-    index = task_manager().task_index
-    seen = [t for g in ("finharness_seen", "finharness_seen_gen") for t in group_members(g, index)]
-    unseen = [t for g in ("finharness_unseen", "finharness_unseen_gen") for t in group_members(g, index)]
+    seen, unseen = seen_and_unseen()
     rows, averages = change_table(read_scores(args.entry, args.metric), read_scores(args.reference, args.metric),
                                   seen, unseen)
     print(f"{args.metric}: {args.entry} against {args.reference}\n")
@@ -182,8 +178,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return 0
     from leaderboard.render import render
 
-    out = render(board.entries(), args.out, metric=args.metric, title=args.title)
-    print(f"wrote {out} ({len(board.entries())} entries)")
+    entries = board.entries()
+    out = render(entries, args.out, metric=args.metric, title=args.title)
+    print(f"wrote {out} ({len(entries)} entries)")
     return 0
 
 

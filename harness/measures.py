@@ -17,6 +17,18 @@ from statistics import mean
 from harness.result_files import load_results, results_file
 
 
+def seen_and_unseen() -> tuple[set[str], set[str]]:
+    """The financial tasks the paper's models were fine-tuned on (seen) and held out
+    (unseen): the members of the ``finharness_seen[_gen]`` / ``finharness_unseen[_gen]`` groups."""
+    from fin_tasks import task_manager
+    from harness.views import group_members
+
+    index = task_manager().task_index
+    seen = {t for g in ("finharness_seen", "finharness_seen_gen") for t in group_members(g, index)}
+    unseen = {t for g in ("finharness_unseen", "finharness_unseen_gen") for t in group_members(g, index)}
+    return seen, unseen
+
+
 def read_scores(results_dir: Path, metric: str) -> dict[str, float]:
     """``task -> score`` of one metric, tasks only (group rows are averages, left out)."""
     data = load_results(results_file(results_dir))

@@ -79,7 +79,7 @@ def _columns(tasks: list[str]) -> list[dict[str, Any]]:
 def render_html(entries: list[Entry], metric: str = "acc", title: str = "finharness leaderboard",
                 roles: tuple[set[str], set[str]] | None = None) -> str:
     rows, tasks = board_rows(entries, metric, roles)
-    rows = sort_rows(rows, "unseen") if rows else rows
+    rows = sort_rows(rows, "unseen")
     by_id = {e.id: e for e in entries}
     for row in rows:
         entry = by_id[row["id"]]

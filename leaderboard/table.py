@@ -14,22 +14,13 @@ from __future__ import annotations
 from statistics import mean
 from typing import Any
 
+from harness.measures import seen_and_unseen
 from leaderboard.store import Entry
 
 FALLBACK_METRICS = ("rougeL",)
 INFO_COLUMNS = ("id", "model", "model_type", "weight_type", "base_model", "precision", "chat_template",
                 "num_fewshot", "revision")
 SUMMARY_COLUMNS = ("seen", "unseen", "seen_gain", "forgetting")
-
-
-def task_roles() -> tuple[set[str], set[str]]:
-    from fin_tasks import task_manager
-    from harness.views import group_members
-
-    index = task_manager().task_index
-    seen = {t for g in ("finharness_seen", "finharness_seen_gen") for t in group_members(g, index)}
-    unseen = {t for g in ("finharness_unseen", "finharness_unseen_gen") for t in group_members(g, index)}
-    return seen, unseen
 
 
 def task_score(scores: dict[str, float], metric: str) -> float | None:
@@ -56,7 +47,7 @@ def _reference(entry: Entry, entries: list[Entry]) -> Entry | None:
 def board_rows(entries: list[Entry], metric: str = "acc",
                roles: tuple[set[str], set[str]] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """One dict per entry (info, summary and task columns) and the task columns' names."""
-    seen, unseen = roles or task_roles()
+    seen, unseen = roles or seen_and_unseen()
     per_entry = {e.id: {t: task_score(s, metric) for t, s in e.scores.items()} for e in entries}
     tasks = sorted({t for values in per_entry.values() for t in values},
                    key=lambda t: (t not in seen, t not in unseen, t))
