@@ -32,7 +32,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
-from harness.progress import by_documents
+from harness.progress import DocProgress, by_documents
 
 Request = tuple[tuple[str, str] | None, list[int], list[int]]
 
@@ -129,11 +129,19 @@ def pack_batch(
 class SharedPrefixLM(HFLM):
     """``hf`` with one forward pass per context for log-likelihood requests."""
 
-    # Both request kinds go through in chunks of whole documents, under one bar that
-    # counts documents and finished tasks (harness/progress.py).
+    # One bar counting documents and finished tasks (harness/progress.py). Log-likelihood
+    # answers are reported as their batch finishes (the requests reach
+    # _loglikelihood_tokens in the same order, one to one), so batching is unchanged.
+    _doc_progress: DocProgress | None = None
+
     def loglikelihood(self, requests, disable_tqdm: bool = False):
-        return by_documents(requests, lambda chunk: super(SharedPrefixLM, self).loglikelihood(chunk, disable_tqdm=True),
-                            "loglikelihood", disable=disable_tqdm or self.rank != 0)
+        progress = DocProgress(requests, "loglikelihood", disable=disable_tqdm or self.rank != 0)
+        self._doc_progress = progress
+        try:
+            return super().loglikelihood(requests, disable_tqdm=True)
+        finally:
+            progress.close()
+            self._doc_progress = None
 
     def generate_until(self, requests, disable_tqdm: bool = False):
         return by_documents(requests, lambda chunk: super(SharedPrefixLM, self).generate_until(chunk, disable_tqdm=True),
@@ -170,8 +178,12 @@ class SharedPrefixLM(HFLM):
         disable_tqdm: bool = False,
         override_bs: int | None = None,
     ) -> list[tuple[float, bool]]:
+        progress = self._doc_progress
         if not self._fast_path_ok():
-            return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+            answers = super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+            for i in range(len(requests)) if progress else ():
+                progress.answered(i)
+            return answers
         rows, leftover = build_rows(requests, self.max_length)
         window = self._sliding_window()
         if window is not None:
@@ -185,11 +197,13 @@ class SharedPrefixLM(HFLM):
                 [requests[i] for i in leftover], disable_tqdm=True, override_bs=override_bs
             )):
                 answers[i] = answer
+                if progress:
+                    progress.answered(i)
 
         rows.sort(key=lambda r: (-r.length, r.context))  # longest first, like hf: OOM early
         keep_logits = self._accepts_logits_to_keep()
         per_batch = override_bs or self._rows_per_batch()
-        pbar = tqdm(total=len(requests) - len(leftover), disable=(disable_tqdm or self.rank != 0),
+        pbar = tqdm(total=len(requests) - len(leftover), disable=(disable_tqdm or self.rank != 0 or bool(progress)),
                     desc="Running loglikelihood requests (shared prefix)")
         for start in range(0, len(rows), per_batch):
             batch = rows[start: start + per_batch]
@@ -199,6 +213,8 @@ class SharedPrefixLM(HFLM):
                 if key is not None:
                     self.cache_hook.add_partial("loglikelihood", key, answer)
                 pbar.update(1)
+                if progress:
+                    progress.answered(i)
         pbar.close()
         return answers  # type: ignore[return-value]
 

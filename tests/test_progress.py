@@ -27,3 +27,26 @@ def test_chunks_hold_whole_documents_and_answers_come_back_in_request_order(caps
     assert all(len(c) == 3 * len({(r.task_name, r.doc_id) for r in c}) for c in chunks)  # no doc split
     bar = capsys.readouterr().err
     assert "docs (loglikelihood)" in bar and "10/10" in bar and "tasks 2/2" in bar
+
+
+def test_a_document_counts_once_its_last_request_is_answered_in_any_order(capsys):
+    from harness.progress import DocProgress
+
+    requests = [FakeRequest("fin_fpb", 0, "a"), FakeRequest("fin_fomc", 0, "a"),
+                FakeRequest("fin_fpb", 0, "b"), FakeRequest("fin_fpb", 1, "a")]
+    progress = DocProgress(requests, "loglikelihood")
+    for i, docs_done in ((3, 1), (0, 1), (2, 2), (1, 3)):  # batches finish longest first, not in order
+        progress.answered(i)
+        assert progress.bar.n == docs_done
+    assert progress._tasks_done() == "tasks 2/2"
+    progress.close()
+
+
+def test_the_default_backend_shows_documents_and_tasks(tmp_path, capsys):
+    from harness.evaluate import EvalRequest, run_eval
+    from tests.conftest import build_tiny_checkpoint
+
+    model = build_tiny_checkpoint(tmp_path / "tiny")
+    run_eval(EvalRequest(model=str(model), tasks=["fin_fpb", "fin_fomc"], limit=3, use_cache=False))
+    bar = capsys.readouterr().err
+    assert "docs (loglikelihood)" in bar and "6/6" in bar and "tasks 2/2" in bar
