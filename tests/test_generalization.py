@@ -196,7 +196,10 @@ def test_tiny_model_runs_a_generation_and_a_classification_task(tiny_checkpoint,
     [path] = tmp_path.rglob("samples_gen_summary_xsum_20*.jsonl")
     samples = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(samples) == 3
+    # --num_fewshot reaches the suite's tasks: the paper's first in-context example leads every prompt.
+    first_example = json.loads((SUITE / "summary/data/xsum/fewshot.jsonl").open().readline())
     for s in samples:
+        assert s["arguments"]["gen_args_0"]["arg_0"].startswith(f"### Input:\n{first_example['input']}")
         assert s["rougeL"] == pytest.approx(rouge(s["doc"]["output"], s["filtered_resps"][0])["rougeL"])
     assert scores["gen_summary_xsum"]["rougeL,none"] == pytest.approx(sum(s["rougeL"] for s in samples) / 3)
 
