@@ -29,7 +29,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             include_defaults=args.include_defaults, output_path=args.output_path,
             log_samples=args.log_samples, seed=args.seed, backend=args.backend,
             use_cache=not args.no_cache, base_model=args.base_model,
-            weight_type=args.weight_type, model_args=extra,
+            weight_type=args.weight_type, model_args=extra, split=args.split,
         ))
         if outcome.results is None:  # a non-zero rank under `accelerate launch`
             continue
@@ -106,7 +106,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from merges.run import merge_recipe
 
-    merge_recipe(args.recipe, output_dir=args.output_dir, dry_run=args.dry_run)
+    folders = merge_recipe(args.recipe, output_dir=args.output_dir, dry_run=args.dry_run)
+    if args.select_on and not args.dry_run:
+        from tabulate import tabulate
+
+        from merges.select import select_point
+
+        tasks = [t for t in args.select_on.split(",") if t]
+        selection = select_point(folders, tasks, metric=args.metric, limit=args.limit)
+        print(tabulate([{k: v for k, v in r.items() if k != "folder"} for r in selection["points"]],
+                       headers="keys", tablefmt="github", floatfmt=".4f"))
+        print(f"best on validation ({args.metric}): {selection['best']}")
     return 0
 
 
@@ -184,6 +194,20 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from study.run import run_study
+
+    if args.action == "run":
+        run_study(args.folder, full=args.full, output_dir=args.output_dir, device=args.device,
+                  dry_run=args.dry_run, board=args.board)
+        return 0
+    from study.spec import load_study
+    from study.tables import write_tables
+
+    write_tables(load_study(args.folder, full=args.full, output_dir=args.output_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finharness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output_path", type=Path, default=None, help="write lm-eval results and samples here")
     ev.add_argument("--log_samples", action="store_true")
     ev.add_argument("--seed", type=int, default=1234)
+    ev.add_argument("--split", choices=["test", "validation"], default="test",
+                    help="validation: score each task's validation split (to choose merge weights or checkpoints)")
     ev.add_argument("--backend", choices=["hf-shared-prefix", "hf", "vllm"], default="hf-shared-prefix",
                     help="lm-eval model backend: hf-shared-prefix scores each context once (default); "
                          "hf is lm-eval's own; vllm for GPU machines (pip install vllm)")
@@ -241,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("recipe", type=Path, help="merge recipe (see merges/recipes/)")
     me.add_argument("--output-dir", type=Path, default=None, help="parent of the merge folder (default: the recipe's output_dir)")
     me.add_argument("--dry-run", action="store_true", help="check the recipe and print the MergeKit YAML; merge nothing")
+    me.add_argument("--select-on", default=None, metavar="TASKS",
+                    help="score every merged point on these tasks' validation split and record the best "
+                         "(selection.json); comma-separated tasks or groups")
+    me.add_argument("--metric", default="acc", help="the metric --select-on maximizes (task mean)")
+    me.add_argument("--limit", type=_limit, default=None, help="--select-on: first N validation docs per task")
     me.set_defaults(func=cmd_merge)
 
     vi = sub.add_parser("views", help="in-domain / out-of-domain / cross-task placement of the gen_* tasks")
@@ -286,6 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--metric", default="acc")
     lr.add_argument("--title", default="finharness leaderboard")
     lb.set_defaults(func=cmd_leaderboard)
+
+    st = sub.add_parser("study", help="run a paper's study (recipes/<study>/): train, merge, score, tabulate")
+    st.add_argument("action", choices=["run", "table"], help="run: every step not done yet; table: re-render the tables")
+    st.add_argument("folder", type=Path, help="study folder (recipes/<study>/)")
+    st.add_argument("--full", action="store_true", help="the papers' sizes (study.yaml `full:`), for a GPU machine")
+    st.add_argument("--output-dir", type=Path, default=None, help="parent of the study's output (default: study.yaml)")
+    st.add_argument("--device", default=None)
+    st.add_argument("--dry-run", action="store_true", help="list the steps and which are done; run nothing")
+    st.add_argument("--board", type=Path, default=None, help="leaderboard file the study submits to")
+    st.set_defaults(func=cmd_study)
 
     mo = sub.add_parser("models", help="embedded default models: list, or convert and print their paths")
     mo.add_argument("action", choices=["list", "path"])

@@ -37,6 +37,7 @@ class EvalRequest:
     base_model: str | None = None  # for an adapter or delta weights
     weight_type: str = "auto"  # auto | original | adapter | delta
     model_args: dict[str, str] = field(default_factory=dict)  # passed through to the lm-eval backend
+    split: str = "test"  # or "validation": for choosing merge weights or checkpoints, never on test
 
 
 @dataclass
@@ -97,6 +98,27 @@ def use_chat_template(mode: str, checkpoint: Path) -> bool:
     return is_instruct(checkpoint) if mode == "auto" else mode == "on"
 
 
+def score_on_validation(manager) -> None:
+    """Make ``manager`` load every task with its validation split as the scored split.
+
+    lm-eval scores a task's ``test_split``; choosing among checkpoints (a merge sweep's
+    points) must not look at it, so the loaded tasks are pointed at ``validation_split``.
+    Few-shot examples drawn from that same split skip the scored document, as lm-eval does.
+    """
+    load = manager.load
+
+    def load_validation(*args, **kwargs):
+        loaded = load(*args, **kwargs)
+        for name, task in loaded["tasks"].items():
+            split = task.config.validation_split
+            if not split:
+                raise ValueError(f"task {name} has no validation split to score (--split validation)")
+            task.set_config(key="test_split", value=split)
+        return loaded
+
+    manager.load = load_validation
+
+
 def backend_model_args(req: EvalRequest, model: ResolvedModel) -> dict[str, Any]:
     """lm-eval ``model_args`` for the backend: the weights, dtype, and the user's extras.
 
@@ -148,6 +170,10 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
 
     manager = TaskManager(include_path=[str(p) for p in include], include_defaults=req.include_defaults)
     tasks = select_tasks(req.tasks, list(manager.all_tasks), skipped)
+    if req.split not in {"test", "validation"}:
+        raise ValueError(f"split must be test or validation, not {req.split!r}")
+    if req.split == "validation":
+        score_on_validation(manager)
     chat = use_chat_template(req.chat_template, model.checkpoint)
     device = req.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tracker = EvaluationTracker(output_path=str(req.output_path)) if req.output_path else None
@@ -185,6 +211,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         "model": req.model, "weight_type": model.weight_type, "base_model": req.base_model,
         "revision": fingerprint, "backend": req.backend, "dtype": req.dtype,
         "chat_template": chat, "num_fewshot": req.num_fewshot, "limit": req.limit, "tasks": tasks,
+        "split": req.split,
     }
     if tracker is not None:
         samples = results.pop("samples", None)

@@ -140,6 +140,5 @@ def merge_recipe(recipe: MergeRecipe | str | Path, *, output_dir: str | Path | N
     if len(folders) > 1:
         index = folders[0].parent / "sweep.json"
         write_atomic(index, json.dumps({"points": [str(f) for f in folders]}, indent=2))
-        say(f"{len(folders)} merges; score them on validation with: finharness eval "
-            + " ".join(f"-m {f}" for f in folders[:2]) + (" ..." if len(folders) > 2 else ""))
+        say(f"{len(folders)} merges; choose one on validation with: finharness merge <recipe> --select-on <tasks>")
     return folders

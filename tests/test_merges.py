@@ -212,3 +212,38 @@ def test_an_interrupted_merge_leaves_nothing_that_looks_finished(tiny_checkpoint
     with pytest.raises(KeyboardInterrupt):
         merge_recipe(recipe, quiet=True)
     assert list(tmp_path.iterdir()) == []  # neither the merge folder nor its .partial
+
+
+# --- choosing a sweep point on validation ------------------------------------------------
+
+def test_sweep_point_is_chosen_on_the_validation_split(tiny_checkpoint, full_models, tmp_path):
+    from harness.measures import read_scores
+    from harness.result_files import samples_file
+    from merges.select import select_point
+
+    recipe = recipe_for("task_arithmetic", tiny_checkpoint, full_models[:2], tmp_path,
+                        sweep={"weight": [0.2, 1.0]})
+    folders = merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    selection = select_point(folders, ["fin_fpb", "fin_fomc"], metric="acc", limit=4)
+
+    # Every point was scored on the tasks' validation documents, not on their test documents.
+    validation = [json.loads(line) for line in
+                  (Path(__file__).parents[1] / "fin_tasks/tasks/fpb/data/validation.jsonl").open()][:4]
+    for folder in folders:
+        out = folder.parent / "validation" / folder.name
+        docs = [json.loads(line)["doc"] for line in samples_file(out, "fin_fpb").read_text().splitlines()]
+        assert [d["text"] for d in docs] == [v["text"] for v in validation]
+    # The best point is the one with the highest task-mean validation score, and it is recorded.
+    means = {Path(p["folder"]): p["mean acc"] for p in selection["points"]}
+    assert selection["best"] == str(max(means, key=means.get))
+    for folder in folders:
+        scores = read_scores(folder.parent / "validation" / folder.name, "acc")
+        assert means[folder] == pytest.approx((scores["fin_fpb"] + scores["fin_fomc"]) / 2)
+    assert json.loads((folders[0].parent / "selection.json").read_text())["split"] == "validation"
+
+
+def test_validation_split_is_refused_for_a_task_without_one(tiny_checkpoint):
+    from harness.evaluate import EvalRequest, run_eval
+
+    with pytest.raises(ValueError, match="task gen_sentiment_sst2_mc has no validation split"):
+        run_eval(EvalRequest(model=str(tiny_checkpoint), tasks=["gen_sentiment_sst2_mc"], limit=1, split="validation"))
