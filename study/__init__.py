@@ -1,0 +1,1 @@
+"""Paper studies as resumable step lists: recipes/<study>/ in, tables and board entries out."""

@@ -1,0 +1,123 @@
+"""``finharness study run recipes/<study>``: train, merge, score, tabulate, submit.
+
+Every step is skipped when its output is already there, so a killed study resumes where
+it stopped: a training run continues from its last checkpoint (``finharness train
+--resume``), a finished merge or evaluation folder is kept (both are built under a
+temporary name and renamed when complete), and board entries already recorded are left.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from merges.mergekit_yaml import to_yaml
+from study.spec import EvalStep, Study, load_study
+from training.recipe import dump_recipe
+from training.run_folder import is_finished, write_atomic
+
+EVAL_DONE = "finharness_eval.json"
+
+
+@dataclass
+class Step:
+    kind: str  # train | merge | eval | table | submit
+    label: str
+    done: Callable[[], bool]
+    run: Callable[[], None]
+
+
+def write_recipes(study: Study) -> None:
+    """The expanded recipes, as files ``finharness train`` / ``merge`` accept."""
+    root = Path(study.root) / "recipes"
+    for recipe in study.train_recipes:
+        path = root / "train" / f"{recipe.name}.yaml"
+        text = dump_recipe(recipe)
+        if not path.is_file() or path.read_text() != text:
+            write_atomic(path, text)
+    for recipe in study.merge_recipes:
+        path = root / "merge" / f"{recipe.name}.yaml"
+        text = to_yaml(recipe.model_dump(mode="json", by_alias=True, exclude_none=True))
+        if not path.is_file() or path.read_text() != text:
+            write_atomic(path, text)
+
+
+def eval_done(step: EvalStep) -> bool:
+    return (Path(step.folder) / EVAL_DONE).is_file()
+
+
+def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None) -> None:
+    """Score into ``<folder>.partial`` and rename: a results folder is always complete."""
+    from harness.evaluate import EvalRequest, run_eval
+
+    final = Path(step.folder)
+    work = final.with_name(final.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    outcome = run_eval(EvalRequest(
+        model=step.checkpoint.path, tasks=step.tasks, num_fewshot=step.shots, limit=step.limit,
+        batch_size=batch_size, device=device, output_path=work, log_samples=True))
+    write_atomic(work / EVAL_DONE, json.dumps({
+        "checkpoint": step.checkpoint.model_dump(), "setting": step.setting, "shots": step.shots,
+        "tasks": step.tasks, "limit": step.limit, "seconds": outcome.seconds,
+    }, indent=2))
+    if final.exists():
+        shutil.rmtree(final)
+    work.rename(final)
+
+
+def plan_steps(study: Study, device: str | None = None, say=print, board: Path | None = None) -> list[Step]:
+    from merges.run import merge_recipe
+    from training.run import train_recipe
+
+    steps = []
+    for recipe in study.train_recipes:
+        steps.append(Step("train", recipe.name, lambda r=recipe: is_finished(r.run_dir()),
+                          lambda r=recipe: train_recipe(r, resume=True, quiet=True)))
+    for recipe in study.merge_recipes:
+        folder = Path(recipe.output_dir) / recipe.name
+        steps.append(Step("merge", recipe.name, lambda f=folder: (f / "finharness_merge.json").is_file(),
+                          lambda r=recipe: merge_recipe(r, quiet=True)))
+    for step in study.evals:
+        label = f"{step.checkpoint.label} {step.setting} ({step.shots}-shot) on set {step.set_index}"
+        steps.append(Step("eval", label, lambda s=step: eval_done(s),
+                          lambda s=step: run_eval_step(s, study.eval.batch_size, device)))
+
+    from study.tables import write_tables
+
+    steps.append(Step("table", "tables.md / tables.json", lambda: False, lambda: write_tables(study, say)))
+    if study.spec.leaderboard:
+        from leaderboard.store import Board
+        from study.board import submit_study
+
+        steps.append(Step("submit", "leaderboard entries", lambda: False,
+                          lambda: submit_study(study, say, Board(board))))
+    return steps
+
+
+def run_study(folder: str | Path, *, full: bool = False, output_dir: str | Path | None = None,
+              device: str | None = None, dry_run: bool = False, board: Path | None = None, say=print) -> Study:
+    study = load_study(folder, full=full, output_dir=output_dir)
+    steps = plan_steps(study, device, say, board)
+    say(f"study {study.spec.name}{' (--full)' if full else ''}: {len(steps)} steps -> {study.root}")
+    if dry_run:
+        for i, step in enumerate(steps, 1):
+            say(f"[{i}/{len(steps)}] {step.kind:6s} {step.label}{'  (done)' if step.done() else ''}")
+        return study
+    write_recipes(study)
+    started = time.perf_counter()
+    for i, step in enumerate(steps, 1):
+        prefix = f"[{i}/{len(steps)}] {step.kind:6s} {step.label}"
+        if step.done():
+            say(f"{prefix}: already done")
+            continue
+        say(f"{prefix} ...")
+        t0 = time.perf_counter()
+        step.run()
+        say(f"{prefix}: done in {time.perf_counter() - t0:.0f} s (study: {time.perf_counter() - started:.0f} s)")
+    write_atomic(Path(study.root) / "study_run.json", json.dumps({
+        "study": study.spec.name, "full": full, "seconds_this_run": time.perf_counter() - started,
+    }, indent=2))
+    return study

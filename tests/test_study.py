@@ -1,0 +1,168 @@
+"""`finharness study run` end to end: both papers' studies on tiny random models, a few documents.
+
+The study folders under recipes/ are used as they are, except for the models (tiny ones)
+and the sizes (a few examples and documents), so the test exercises the shipped recipes.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from harness.measures import read_scores
+from harness.result_files import samples_file
+from harness.stats import read_samples
+from leaderboard.store import Board
+from study.run import run_study
+from study.spec import load_study
+from tests.conftest import build_tiny_checkpoint
+from tests.test_training import CHATML
+from training.recipe import RecipeError
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def shrink(study: str, dest: Path, models: dict[str, Path], limit: int = 3, samples: int = 2,
+           tasks: list[list[str]] | None = None) -> Path:
+    """A copy of ``recipes/<study>`` on the given tiny models and sizes (and fewer tasks)."""
+    folder = dest / study
+    shutil.copytree(RECIPES / study, folder)
+
+    def edit(name: str, change) -> None:
+        path = folder / name
+        data = yaml.safe_load(path.read_text())
+        change(data)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def study_file(d):
+        for m in d["models"]:
+            m["model"] = str(models[m["label"]])
+        d["table"]["resamples"] = 50
+
+    def train_file(d):
+        d["samples"] = samples
+        d["training"].update(max_length=256, batch_size=2)
+        d["lora"].update(r=2, alpha=4)
+        for run in d["runs"]:
+            for task in run["tasks"]:
+                task["samples"] = samples
+
+    def eval_file(d):
+        for i, s in enumerate(d["sets"]):
+            s["limit"] = limit
+            if tasks:
+                s["tasks"] = tasks[i]
+
+    edit("study.yaml", study_file)
+    edit("train.yaml", train_file)
+    edit("eval.yaml", eval_file)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("study-models")
+    return {"gemma": build_tiny_checkpoint(root / "base"),
+            "smollm2": build_tiny_checkpoint(root / "instruct", chat_template=CHATML)}
+
+
+def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path, capsys):
+    # Two seen tasks and one unseen keep the suite fast; the study's own set is finharness_all.
+    folder = shrink("fin-instruct-merge", tmp_path / "recipes", tiny_models,
+                    tasks=[["fin_fpb", "fin_fomc", "fin_finarg_auc"]])
+    board = tmp_path / "board.sqlite"
+    study = run_study(folder, output_dir=tmp_path / "out", board=board)
+    root = Path(study.root)
+
+    # Ten LoRA runs (5 per model) and three merges into the instruct model, each a finished folder
+    # with the expanded recipe beside the study, runnable with `finharness train` / `merge`.
+    assert len(study.train_recipes) == 10 and len(study.merge_recipes) == 3
+    for recipe in study.train_recipes:
+        assert (recipe.run_dir() / "finharness_run.json").is_file()
+        assert (root / "recipes" / "train" / f"{recipe.name}.yaml").is_file()
+    for name in ("smollm2-task-arithmetic", "smollm2-ties", "smollm2-dare-ties"):
+        assert json.loads((root / "merges" / name / "finharness_merge.json").read_text())["method"]
+
+    # The paper's rows, per model; merges only for the instruct model.
+    records = json.loads((root / "tables.json").read_text())
+    rows = {(r["model"], r["row"]) for r in records}
+    assert {("gemma", "zero-shot"), ("gemma", "few-shot (1)"), ("gemma", "FT single"), ("gemma", "FT multi (multi)"),
+            ("smollm2", "merged: task-arithmetic"), ("smollm2", "merged: ties"),
+            ("smollm2", "merged: dare-ties")} <= rows
+    assert not any(m == "gemma" and r.startswith("merged") for m, r in rows)
+
+    # A merged row's "Δ unseen" is its unseen mean minus the zero-shot's, from the stored results.
+    def unseen_mean(label: str) -> float:
+        scores = read_scores(root / "evals" / label / "zero-shot-set0", "f1_weighted")
+        return scores["fin_finarg_auc"]
+
+    ta = next(r for r in records if r["row"] == "merged: task-arithmetic")
+    assert ta["Δ unseen"] == pytest.approx(unseen_mean("smollm2--task-arithmetic") - unseen_mean("smollm2"))
+    low, high = ta["Δ unseen CI"]
+    assert low <= high
+    # The FT single row takes FOMC from the FOMC specialist.
+    single = next(r for r in records if r["model"] == "smollm2" and r["row"] == "FT single")
+    fomc = read_samples(samples_file(root / "evals" / "smollm2--fomc" / "zero-shot-set0", "fin_fomc"), "f1_weighted")
+    assert single["fin_fomc"] == pytest.approx(read_scores(root / "evals" / "smollm2--fomc" / "zero-shot-set0",
+                                                           "f1_weighted")["fin_fomc"])
+    assert len(fomc) == 3  # the limit
+    assert "seen mean [95% CI]" in (root / "tables.md").read_text()
+
+    # Every scored checkpoint is on the board.
+    entries = Board(board).entries()
+    assert len(entries) == len(study.evals) == 17
+
+    # A second run finds everything done and redoes nothing.
+    capsys.readouterr()
+    run_study(folder, output_dir=tmp_path / "out", board=board)
+    out = capsys.readouterr().out
+    assert out.count("already done") == 10 + 3 + 17
+    assert len(Board(board).entries()) == 17
+
+
+def test_generalization_study_runs_end_to_end(tiny_models, tmp_path):
+    # One in-domain and one out-of-domain dataset per task type.
+    folder = shrink("ft-generalization", tmp_path / "recipes", tiny_models, limit=2,
+                    tasks=[["gen_sentiment_amazon_mc", "gen_sentiment_yelp_mc"], ["gen_summary_xsum", "gen_summary_xlsum"]])
+    study = run_study(folder, output_dir=tmp_path / "out", board=tmp_path / "board.sqlite")
+    records = json.loads((Path(study.root) / "tables.json").read_text())
+
+    # FTICL runs put k demonstrations in each training prompt.
+    recipe = yaml.safe_load((Path(study.root) / "runs" / "gemma-xsum-fticl" / "recipe.yaml").read_text())
+    assert recipe["fticl"]["k"] == 1
+
+    # Each fine-tuned model against the vanilla model in the same setting, by view.
+    amazon = next(r for r in records if r["checkpoint"] == "gemma/amazon" and r["setting"] == "few-shot")
+    assert set(amazon["in_domain"]["tasks"]) == {"gen_sentiment_amazon_mc"}
+    assert "gen_sentiment_yelp_mc" in amazon["out_of_domain"]["tasks"]
+    assert set(amazon["cross_task"]["tasks"]) == {"gen_summary_xsum", "gen_summary_xlsum"}
+    assert amazon["cross_task"]["metric"] == "rougeL"
+    vanilla = next(r for r in records if r["checkpoint"] == "gemma" and r["setting"] == "few-shot")
+    expected = np.mean([amazon[t] - vanilla[t] for t in amazon["cross_task"]["tasks"]])
+    assert amazon["cross_task"]["change"] == pytest.approx(expected)
+    xsum = next(r for r in records if r["checkpoint"] == "gemma/xsum" and r["setting"] == "zero-shot")
+    assert set(xsum["in_domain"]["tasks"]) == {"gen_summary_xsum"}
+
+
+def test_study_errors_name_the_file_and_field(tmp_path, tiny_models):
+    folder = shrink("fin-instruct-merge", tmp_path, tiny_models)
+    merge = folder / "merge.yaml"
+    merge.write_text(merge.read_text().replace("runs: [sentiment, headlines, finred, fomc]}",
+                                               "runs: [sentiment, headlines, finred, nope]}", 1))
+    with pytest.raises(RecipeError, match=r"merge.yaml: merges.task-arithmetic.runs: no training run \['nope'\]"):
+        load_study(folder)
+    (folder / "eval.yaml").unlink()
+    with pytest.raises(RecipeError, match=r"eval.yaml: missing"):
+        load_study(folder)
+
+
+def test_full_switch_uses_the_papers_sizes():
+    small, full = load_study(RECIPES / "fin-instruct-merge"), load_study(RECIPES / "fin-instruct-merge", full=True)
+    assert small.evals[0].limit == 40 and full.evals[0].limit is None
+    assert {t.samples for r in full.train_recipes for t in r.tasks} == {None}
+    assert full.train_recipes[0].training.epochs == 2 and small.train_recipes[0].training.epochs == 1
+    assert Path(full.root).name == "fin-instruct-merge-full"
