@@ -2,10 +2,13 @@
 
 Four single-task LoRA runs of the embedded instruct model (trained here once, a few
 steps each: merge cost does not depend on how well they are trained) are merged back into
-the vanilla model with the same recipe two ways, each in its own process:
+the vanilla model with the same recipe three ways, each in its own process:
 
-- ``mergekit``: MergeKit's ``run_merge`` on the four full fine-tuned checkpoints (the run
-  folders), i.e. what ``mergekit-yaml`` does with the YAML finharness writes;
+- ``mergekit-adapters``: MergeKit's own way to merge LoRA adapters: the YAML names each
+  model as ``base+adapter``, and ``run_merge`` first writes each fine-tuned model in full
+  (PEFT ``merge_and_unload`` into ``lora_merge_cache``), then merges them;
+- ``mergekit-full``: ``run_merge`` on full fine-tuned checkpoints already on disk (a
+  finharness run folder holds one), i.e. ``mergekit-yaml`` on the YAML finharness writes;
 - ``lora-space``: finharness's path (base + adapters, MergeKit's merge tasks in its order).
 
 Reported: wall time of the merge call (both write a full checkpoint), peak RSS of the
@@ -43,7 +46,7 @@ def ensure_runs() -> list[Path]:
 
 def recipe(method: str, runs: list[Path], out: Path) -> dict:
     density = {"density": 0.5} if method != "task_arithmetic" else {}
-    return {"name": method, "base_model": MODEL, "method": method, "seed": 0, "output_dir": str(out),
+    return {"name": method, "base_model": MODEL, "method": method, "seed": 0, "output_dir": str(out), "fast_path": "on",
             "models": [{"model": str(r), "weight": 0.25, **density} for r in runs]}
 
 
@@ -56,12 +59,32 @@ def one(route: str, method: str, out: Path) -> dict:
     [item] = plan(parse_merge_recipe(recipe(method, runs, out)))
     assert item.fast_refusal is None, item.fast_refusal
     start = time.perf_counter()
-    if route == "mergekit":
+    if route == "mergekit-adapters":
+        merge_adapters_with_mergekit(item, out)
+    elif route == "mergekit-full":
         run_mergekit(item.config, item.yaml_text, out / route, item.point.seed)
     else:
         merge_in_lora_space(item.config, item.point, item.paths, out / route)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def merge_adapters_with_mergekit(item, out: Path) -> None:
+    """The same YAML with ``base+adapter`` model references, as a MergeKit user writes it."""
+    import yaml
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import run_merge
+    from mergekit.options import MergeOptions
+
+    data = yaml.safe_load(item.yaml_text)
+    for model in data["models"]:
+        model["model"] = f"{data['base_model']}+{Path(model['model']) / 'adapter'}"
+    text = yaml.safe_dump(data, sort_keys=False)
+    options = MergeOptions(random_seed=item.point.seed, copy_tokenizer=True, quiet=True, lazy_unpickle=False,
+                           trust_remote_code=False, safe_serialization=True,
+                           lora_merge_cache=str(out / "lora-merge-cache"))
+    run_merge(MergeConfiguration.model_validate(data), str(out / "mergekit-adapters"), options=options,
+              config_source=text)
 
 
 def peak_rss_mb() -> float:
@@ -93,25 +116,29 @@ def main() -> None:
         return
     ensure_runs()
     rows = []
-    print(f"{'method':16s} {'mergekit s':>10s} {'lora-space s':>12s} {'speed-up':>8s} "
-          f"{'RSS mergekit':>12s} {'RSS lora':>9s} {'max |diff|':>10s}")
+    routes = ("mergekit-adapters", "mergekit-full", "lora-space")
+    print(f"{'method':16s} " + " ".join(f"{r + ' s':>19s}" for r in routes)
+          + f" {'speed-up (adapters)':>20s} {'speed-up (full)':>16s} "
+          + " ".join(f"{'RSS ' + r:>22s}" for r in routes) + f" {'max |diff|':>10s}")
     for method in args.methods.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             result = {}
-            for route in ("mergekit", "lora-space"):
+            for route in routes:
                 proc = subprocess.run([sys.executable, __file__, "--one", route, method, tmp],
                                       capture_output=True, text=True)
                 line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
                 if line is None:
                     raise SystemExit(f"{route} {method} failed:\n{proc.stderr[-3000:]}")
                 result[route] = json.loads(line[7:])
-            diff = max_abs_diff(Path(tmp) / "mergekit", Path(tmp) / "lora-space")
-        full, fast = result["mergekit"], result["lora-space"]
-        row = {"method": method, "mergekit": full, "lora_space": fast, "speedup": full["seconds"] / fast["seconds"],
-               "max_abs_diff": diff}
+            diff = max(max_abs_diff(Path(tmp) / r, Path(tmp) / "lora-space") for r in routes[:2])
+        fast = result["lora-space"]
+        row = {"method": method, **{r.replace("-", "_"): result[r] for r in routes},
+               "speedup_vs_adapters": result["mergekit-adapters"]["seconds"] / fast["seconds"],
+               "speedup_vs_full": result["mergekit-full"]["seconds"] / fast["seconds"], "max_abs_diff": diff}
         rows.append(row)
-        print(f"{method:16s} {full['seconds']:10.1f} {fast['seconds']:12.1f} {row['speedup']:7.1f}x "
-              f"{full['peak_rss_mb']:10.0f}MB {fast['peak_rss_mb']:7.0f}MB {diff:10.2e}", flush=True)
+        print(f"{method:16s} " + " ".join(f"{result[r]['seconds']:19.1f}" for r in routes)
+              + f" {row['speedup_vs_adapters']:19.1f}x {row['speedup_vs_full']:15.1f}x "
+              + " ".join(f"{result[r]['peak_rss_mb']:20.0f}MB" for r in routes) + f" {diff:10.2e}", flush=True)
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"model": MODEL, "adapters": TASKS, "rows": rows}, indent=2))
