@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,7 @@ class Bootstrap:
         docs = sorted(values)
         if task not in self._docs:
             self._docs[task] = docs
-            rng = np.random.default_rng([self.seed, len(self._draws)])
+            rng = np.random.default_rng([self.seed, zlib.crc32(task.encode())])  # one draw per task, order-free
             self._draws[task] = rng.integers(0, len(docs), (self.resamples, len(docs)))
         elif docs != self._docs[task]:
             raise ValueError(f"{folder}: {task} was scored on other documents than the study's other rows "
@@ -134,6 +135,13 @@ def seen_unseen_rows(study: Study) -> tuple[list[Row], list[str], list[str]]:
     seen_all, unseen_all = seen_and_unseen()
     scored = _expand_tasks(_folders(study))
     tasks = sorted({t for by_task in scored.values() for t in by_task})
+    # The papers' column order: the groups' own member order, then any other seen/unseen task.
+    from fin_tasks import task_manager
+    from harness.views import group_members
+
+    index = task_manager().task_index
+    order = group_members("finharness_seen", index) + group_members("finharness_unseen", index)
+    tasks = sorted(tasks, key=lambda t: (order.index(t) if t in order else len(order), t))
     seen = [t for t in tasks if t in seen_all]
     unseen = [t for t in tasks if t in unseen_all]
     rows: list[Row] = []

@@ -27,7 +27,7 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def shrink(study: str, dest: Path, models: dict[str, Path], limit: int = 3, samples: int = 2,
-           tasks: list[list[str]] | None = None) -> Path:
+           tasks: list[list[str]] | None = None, leaderboard: bool = True) -> Path:
     """A copy of ``recipes/<study>`` on the given tiny models and sizes (and fewer tasks)."""
     folder = dest / study
     shutil.copytree(RECIPES / study, folder)
@@ -42,6 +42,7 @@ def shrink(study: str, dest: Path, models: dict[str, Path], limit: int = 3, samp
         for m in d["models"]:
             m["model"] = str(models[m["label"]])
         d["table"]["resamples"] = 50
+        d["leaderboard"] = leaderboard
 
     def train_file(d):
         d["samples"] = samples
@@ -126,7 +127,7 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
 
 def test_generalization_study_runs_end_to_end(tiny_models, tmp_path):
     # One in-domain and one out-of-domain dataset per task type.
-    folder = shrink("ft-generalization", tmp_path / "recipes", tiny_models, limit=2,
+    folder = shrink("ft-generalization", tmp_path / "recipes", tiny_models, limit=2, leaderboard=False,
                     tasks=[["gen_sentiment_amazon_mc", "gen_sentiment_yelp_mc"], ["gen_summary_xsum", "gen_summary_xlsum"]])
     study = run_study(folder, output_dir=tmp_path / "out", board=tmp_path / "board.sqlite")
     records = json.loads((Path(study.root) / "tables.json").read_text())
