@@ -168,6 +168,17 @@ class SharedPrefixLM(HFLM):
         forward = getattr(self.model, "get_base_model", lambda: self.model)().forward
         return "logits_to_keep" in inspect.signature(forward).parameters
 
+    def _hf_batch_size(self, requests: list[Request], override_bs: int | None) -> int:
+        """Rows per batch for requests served by ``HFLM``, which log-softmaxes every position
+        of a batch over the whole vocabulary: with Gemma-3's 262k tokens, four 2,000-token
+        one-shot prompts took 15 GB. Rows are capped so that this stays near 2 GiB."""
+        wanted = override_bs or self._rows_per_batch()
+        config = self.model.config
+        vocab = getattr(getattr(config, "get_text_config", lambda: config)(), "vocab_size", None) or 0
+        longest = max(len(context) + len(cont) for _, context, cont in requests)
+        fits = (2 * 1024**3) // max(1, longest * vocab * 4 * 2)  # float32 logits and their log-softmax
+        return max(1, min(wanted, fits))
+
     def _rows_per_batch(self) -> int:
         size = self.batch_size
         return int(size) if str(size).isdigit() and int(size) > 0 else 8
@@ -193,8 +204,9 @@ class SharedPrefixLM(HFLM):
 
         answers: list[tuple[float, bool] | None] = [None] * len(requests)
         if leftover:
+            left = [requests[i] for i in leftover]
             for i, answer in zip(leftover, super()._loglikelihood_tokens(
-                [requests[i] for i in leftover], disable_tqdm=True, override_bs=override_bs
+                left, disable_tqdm=True, override_bs=self._hf_batch_size(left, override_bs)
             )):
                 answers[i] = answer
                 if progress:
@@ -239,26 +251,28 @@ class SharedPrefixLM(HFLM):
             mask = masks[kinds[0]].to(self.device)
         else:
             mask = {kind: m.to(self.device) for kind, m in masks.items()}
-        # The first scored position is the last context token of the shortest context.
-        first = min(len(r.context) for r in batch) - 1
-        kwargs = {"logits_to_keep": width - first} if keep_logits else {}
+        # Each answer token is scored at one packed index: cont[0] at the context's last
+        # token, cont[t] (t >= 1) at the index of cont[t-1].
+        scored = []
+        for b, row in enumerate(batch):
+            at = len(row.context)
+            for cont in row.continuations:
+                scored.append((b, row, cont, [len(row.context) - 1] + list(range(at, at + len(cont) - 1))))
+                at += len(cont) - 1
+        # Only those indices are projected onto the vocabulary: with Gemma-3's 262k-token
+        # vocabulary, a span from the shortest context to the end cost ~15 GB for 4 long rows.
+        keep = sorted({w for *_, where in scored for w in where})
+        column = {w: j for j, w in enumerate(keep)} if keep_logits else {w: w for w in range(width)}
+        kwargs = {"logits_to_keep": torch.tensor(keep, device=self.device)} if keep_logits else {}
         logits = self.model(
             input_ids=input_ids.to(self.device), attention_mask=mask,
             position_ids=None if positions is None else positions.to(self.device), use_cache=False, **kwargs,
         ).logits
-        offset = width - logits.shape[1]  # packed index of logits[:, 0]
-        for b, row in enumerate(batch):
-            c = len(row.context)
-            at = c
-            for cont in row.continuations:
-                # Position predicting cont[0] is the context's last token; cont[t] (t >= 1)
-                # is predicted at the packed index of cont[t-1].
-                where = [c - 1] + list(range(at, at + len(cont) - 1))
-                at += len(cont) - 1
-                picked = logits[b, [w - offset for w in where]]
-                logprobs = F.log_softmax(picked, dim=-1, dtype=self.softmax_dtype)
-                target = torch.tensor(cont, device=logprobs.device)
-                greedy = bool((logprobs.argmax(dim=-1) == target).all())
-                total = float(logprobs.gather(1, target[:, None]).sum())
-                for i in row.requests[cont]:
-                    yield i, (total, greedy)
+        for b, row, cont, where in scored:
+            picked = logits[b, [column[w] for w in where]]
+            logprobs = F.log_softmax(picked, dim=-1, dtype=self.softmax_dtype)
+            target = torch.tensor(cont, device=logprobs.device)
+            greedy = bool((logprobs.argmax(dim=-1) == target).all())
+            total = float(logprobs.gather(1, target[:, None]).sum())
+            for i in row.requests[cont]:
+                yield i, (total, greedy)

@@ -98,6 +98,8 @@ class EvalSet(_Strict):
     tasks: list[str] = Field(min_length=1)
     limit: int | None = Field(default=None, gt=0)
     few_shot: int = Field(default=0, ge=0, description="shots of the few-shot setting")
+    settings: list[Literal["zero-shot", "few-shot"]] = Field(
+        default=["zero-shot", "few-shot"], description="the settings this set is scored in")
 
 
 class EvalFile(_Strict):
@@ -253,7 +255,7 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
         for setting in settings:
             for i, eval_set in enumerate(evals.sets):
                 shots = eval_set.few_shot if setting == "few-shot" else 0
-                if setting == "few-shot" and shots == 0:
+                if setting not in eval_set.settings or (setting == "few-shot" and shots == 0):
                     continue
                 steps.append(EvalStep(
                     checkpoint=point, setting=setting, set_index=i, tasks=eval_set.tasks, limit=eval_set.limit,

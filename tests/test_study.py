@@ -74,7 +74,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path, capsys):
     # Two seen tasks and one unseen keep the suite fast; the study's own set is finharness_all.
     folder = shrink("fin-instruct-merge", tmp_path / "recipes", tiny_models,
-                    tasks=[["fin_fpb", "fin_fomc", "fin_finarg_auc"]])
+                    tasks=[["fin_fpb", "fin_fomc", "fin_finarg_auc"], ["fin_fpb", "fin_finarg_auc"]])
     board = tmp_path / "board.sqlite"
     study = run_study(folder, output_dir=tmp_path / "out", board=board)
     root = Path(study.root)
