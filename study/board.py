@@ -30,13 +30,14 @@ def submit_study(study: Study, say=print, board: Board | None = None) -> list[in
         vanilla = models[point.model]
         results = json.loads(next(folder.rglob("results_*.json")).read_text())
         sub = Submission(
-            model=f"{study.spec.name}/{point.label}" + (f" FTICL-k{point.fticl}" if point.fticl else ""),
+            model=f"{study.spec.name}/{point.label}" + (f" FTICL-k{point.fticl}" if point.fticl else "")
+            + (f" [{step.set_name}]" if len(study.eval.sets) > 1 else ""),
             model_type=MODEL_TYPE.get(point.role, "instruct" if vanilla.prompt_format == "instruct" else "pretrained"),
             weight_type="original", precision=results.get("finharness", {}).get("dtype", "float32"),
             chat_template=bool(results.get("finharness", {}).get("chat_template")),
             base_model=None if point.role == "vanilla" else vanilla.model,
             recipe=point.recipe, results=str(folder),
-            notes=f"{study.spec.paper}; {step.setting}; set {step.set_index}",
+            notes=f"{study.spec.paper}; {step.setting}; task set {step.set_name}",
         )
         try:
             added.append(submit(sub, board, say=lambda *a: None))

@@ -95,6 +95,7 @@ class MergeFile(_Strict):
 
 
 class EvalSet(_Strict):
+    name: str | None = Field(default=None, description="shown on the leaderboard; default set<i>")
     tasks: list[str] = Field(min_length=1)
     limit: int | None = Field(default=None, gt=0)
     few_shot: int = Field(default=0, ge=0, description="shots of the few-shot setting")
@@ -135,6 +136,7 @@ class EvalStep(_Strict):
     checkpoint: Checkpoint
     setting: Literal["zero-shot", "few-shot"]
     set_index: int
+    set_name: str
     tasks: list[str]
     limit: int | None
     shots: int
@@ -258,7 +260,8 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
                 if setting not in eval_set.settings or (setting == "few-shot" and shots == 0):
                     continue
                 steps.append(EvalStep(
-                    checkpoint=point, setting=setting, set_index=i, tasks=eval_set.tasks, limit=eval_set.limit,
+                    checkpoint=point, setting=setting, set_index=i, set_name=eval_set.name or f"set{i}",
+                    tasks=eval_set.tasks, limit=eval_set.limit,
                     shots=shots, folder=str(root / "evals" / point.label.replace("/", "--") / f"{setting}-set{i}")))
     return Study(folder=str(folder), root=str(root), spec=spec, train=train, merge=merge, eval=evals, full=full,
                  train_recipes=train_recipes, merge_recipes=merge_recipes, checkpoints=checkpoints, evals=steps)
