@@ -188,6 +188,23 @@ def test_an_identical_finished_run_is_not_redone(trained, capsys):
     assert (trained / "finharness_run.json").stat().st_mtime_ns == before
 
 
+def test_a_run_recorded_before_a_new_recipe_field_is_still_the_same_recipe(trained, capsys):
+    # Runs made by an older finharness have no `split:` line; the recipe they record is the same one.
+    stored = trained / "recipe.yaml"
+    text = stored.read_text()
+    try:
+        stored.write_text("".join(line for line in text.splitlines(True) if line.strip() != "split: null"))
+        assert stored.read_text() != text
+        assert train_recipe(load_recipe(stored)) == trained
+        assert "already trained" in capsys.readouterr().out
+        # A recipe that really differs is still refused.
+        changed = load_recipe(stored).model_copy(update={"seed": 7})
+        with pytest.raises(RecipeError, match="holds a finished run of a different recipe"):
+            train_recipe(changed)
+    finally:
+        stored.write_text(text)
+
+
 def test_resume_ends_with_the_same_weights(tiny_checkpoint, tmp_path, monkeypatch, trained):
     recipe = parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path))
     real_save = loop.save_checkpoint

@@ -9,11 +9,23 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import yaml
+
 from harness.models import MARKER, resolve_checkpoint
-from training.recipe import RecipeError, TrainRecipe, dump_recipe, load_recipe
+from training.recipe import RecipeError, TrainRecipe, dump_recipe, load_recipe, parse_recipe
 from training.run_folder import (
     DONE, is_finished, library_versions, model_card, partial_dir, read_log, write_atomic, write_log,
 )
+
+
+def _same_recipe(stored: Path, recipe_text: str) -> bool:
+    """Compared as recipes, not text: a field added since the run was made (written with its
+    default by today's dump) does not make an old finished run look like a different one."""
+    try:
+        return parse_recipe(yaml.safe_load(stored.read_text()), str(stored)) == parse_recipe(
+            yaml.safe_load(recipe_text))
+    except (RecipeError, yaml.YAMLError):
+        return False
 
 
 def _prepare_folders(recipe_text: str, final: Path, resume: bool, overwrite: bool) -> Path | None:
@@ -22,7 +34,7 @@ def _prepare_folders(recipe_text: str, final: Path, resume: bool, overwrite: boo
     if is_finished(final):
         if overwrite:
             shutil.rmtree(final)
-        elif (final / "recipe.yaml").read_text() == recipe_text:
+        elif _same_recipe(final / "recipe.yaml", recipe_text):
             return None
         else:
             raise RecipeError(f"{final} holds a finished run of a different recipe (use --overwrite or another name)")
@@ -33,7 +45,7 @@ def _prepare_folders(recipe_text: str, final: Path, resume: bool, overwrite: boo
             shutil.rmtree(work)
         elif not resume:
             raise RecipeError(f"{work} holds an interrupted run: pass --resume to continue it, or --overwrite")
-        elif (work / "recipe.yaml").is_file() and (work / "recipe.yaml").read_text() != recipe_text:
+        elif (work / "recipe.yaml").is_file() and not _same_recipe(work / "recipe.yaml", recipe_text):
             raise RecipeError(f"{work} was started from a different recipe; --resume needs the same one")
     work.mkdir(parents=True, exist_ok=True)
     return work
