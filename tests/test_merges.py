@@ -46,7 +46,7 @@ def recipe_for(method: str, base: Path | None, models: list[Path], out: Path, **
     if method in {"ties", "dare_ties", "dare_linear", "breadcrumbs", "della"}:
         params["density"] = 0.5
     recipe = {"name": method, "method": method, "models": [{"model": str(m), **params} for m in models],
-              "seed": 7, "output_dir": str(out), "fast_path": "on"}
+              "seed": 7, "output_dir": str(out)}
     if base is not None:
         recipe["base_model"] = str(base)
     recipe.update(extra)
@@ -72,11 +72,11 @@ def test_lora_space_merge_equals_mergekit_yaml(method, tiny_checkpoint, lora_run
     for name in theirs:
         assert torch.equal(ours[name], theirs[name]), name
     assert any(not torch.equal(ours[n], state(tiny_checkpoint)[n]) for n in ours)  # it did change something
-    # and the default route (MergeKit on the full run checkpoints) agrees too
-    recipe = recipe_for(method, tiny_checkpoint, lora_runs, tmp_path / "default", fast_path="off")
-    [default] = merge_recipe(parse_merge_recipe(recipe), quiet=True)
-    assert json.loads((default / "finharness_merge.json").read_text())["route"] == "mergekit"
-    assert all(torch.equal(ours[n], t) for n, t in state(default).items())
+    # and MergeKit on the full run checkpoints (fast_path: off) agrees too
+    recipe = recipe_for(method, tiny_checkpoint, lora_runs, tmp_path / "full", fast_path="off")
+    [full] = merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    assert json.loads((full / "finharness_merge.json").read_text())["route"] == "mergekit"
+    assert all(torch.equal(ours[n], t) for n, t in state(full).items())
 
 
 @pytest.mark.parametrize("method, with_base, n_models", [
