@@ -13,16 +13,24 @@ from leaderboard.store import Board, DuplicateEntry
 from leaderboard.submission import Submission
 from leaderboard.submit import submit
 from study.run import EVAL_DONE
-from study.spec import Study
+from study.spec import Checkpoint, Study
 
 MODEL_TYPE = {"single": "fine-tuned", "multi": "fine-tuned", "merged": "merged"}
+
+
+def entry_name(study: Study, point: Checkpoint, set_name: str) -> str:
+    """The board name of one checkpoint scored on one eval set: ``<study>/<label>[ FTICL-kN][ [set]]``."""
+    return (f"{study.spec.name}/{point.label}" + (f" FTICL-k{point.fticl}" if point.fticl else "")
+            + (f" [{set_name}]" if len(study.eval.sets) > 1 else ""))
 
 
 def submit_study(study: Study, say=print, board: Board | None = None) -> list[int]:
     board = board or Board()
     models = {m.label: m for m in study.spec.models}
+    vanillas = {c.model: c for c in study.checkpoints if c.role == "vanilla"}
     added = []
-    for step in study.evals:
+    # Vanilla entries first, so each fine-tuned or merged entry finds its reference on the board.
+    for step in sorted(study.evals, key=lambda s: s.checkpoint.role != "vanilla"):
         folder = Path(step.folder)
         if not (folder / EVAL_DONE).is_file():
             continue
@@ -30,12 +38,12 @@ def submit_study(study: Study, say=print, board: Board | None = None) -> list[in
         vanilla = models[point.model]
         results = json.loads(next(folder.rglob("results_*.json")).read_text())
         sub = Submission(
-            model=f"{study.spec.name}/{point.label}" + (f" FTICL-k{point.fticl}" if point.fticl else "")
-            + (f" [{step.set_name}]" if len(study.eval.sets) > 1 else ""),
+            model=entry_name(study, point, step.set_name),
             model_type=MODEL_TYPE.get(point.role, "instruct" if vanilla.prompt_format == "instruct" else "pretrained"),
             weight_type="original", precision=results.get("finharness", {}).get("dtype", "float32"),
             chat_template=bool(results.get("finharness", {}).get("chat_template")),
-            base_model=None if point.role == "vanilla" else vanilla.model,
+            # The vanilla model's entry on the same set is the board's seen-gain / forgetting reference.
+            base_model=None if point.role == "vanilla" else entry_name(study, vanillas[point.model], step.set_name),
             recipe=point.recipe, results=str(folder),
             notes=f"{study.spec.paper}; {step.setting}; task set {step.set_name}",
         )

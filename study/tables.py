@@ -207,7 +207,10 @@ def seen_unseen_table(study: Study) -> tuple[str, list[dict]]:
         ])
     text = (f"Metric: {spec.metric}; seen = {', '.join(seen)}; unseen = {', '.join(unseen)}. "
             f"Intervals: 95% percentile bootstrap over documents ({spec.resamples} resamples, paired for Δ).\n\n"
-            + tabulate(table, headers=headers, tablefmt="github", disable_numparse=True))
+            + tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+            + "\n\nFT single: each seen task is scored by the single-task model trained on it; each unseen task by "
+              "the mean of all single-task models. A blank cell was not scored in that setting: the row's mean "
+              "covers the tasks it has, and its Δ compares only the tasks both rows scored.")
     return text, records
 
 

@@ -68,3 +68,13 @@ def test_unknown_data_source_is_refused(monkeypatch):
     monkeypatch.setenv("FINHARNESS_DATA", "s3")
     with pytest.raises(ValueError, match="FINHARNESS_DATA must be 'packaged' or 'hub', not 's3'"):
         task_data.load(labels=["a"], config_source=str(TASKS_DIR / "fpb" / "fin_fpb.yaml"))
+
+
+def test_loading_a_task_does_not_print_lm_evals_custom_dataset_notice(caplog):
+    from lm_eval.tasks import get_task_dict
+
+    from fin_tasks import task_manager
+
+    with caplog.at_level("WARNING"):
+        get_task_dict(["fin_fpb", "gen_sentiment_amazon"], task_manager())
+    assert "Custom kwargs" not in caplog.text

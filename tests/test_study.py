@@ -116,6 +116,14 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     # Every scored checkpoint is on the board.
     entries = Board(board).entries()
     assert len(entries) == len(study.evals) == 17
+    # ... and a merged entry's forgetting is measured against the vanilla instruct model on the same set.
+    from leaderboard.table import board_rows
+
+    rows = {r["model"]: r for r in board_rows(entries)[0]}
+    merged = rows["fin-instruct-merge/smollm2/task-arithmetic [all tasks]"]
+    vanilla = rows["fin-instruct-merge/smollm2 [all tasks]"]
+    assert merged["reference_id"] == vanilla["id"]
+    assert merged["forgetting"] == pytest.approx(merged["unseen"] - vanilla["unseen"])
 
     # A second run finds everything done and redoes nothing.
     capsys.readouterr()

@@ -18,6 +18,7 @@ Which source is used:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,18 @@ from typing import Any
 import datasets
 
 SPLITS = ("train", "validation", "test")
+
+
+class _QuietCustomDatasetNotice(logging.Filter):
+    """lm-eval warns on every load of a ``custom_dataset`` task that it takes ``--metadata``
+    kwargs; ours need none, and the notice (two lines per task per run) buried real warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith(("fin_", "gen_")) and "Custom kwargs can be passed to `--metadata`" in message)
+
+
+logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetNotice())
 
 
 class TaskDataError(ValueError):
