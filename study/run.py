@@ -85,9 +85,11 @@ def plan_steps(study: Study, device: str | None = None, say=print, board: Path |
         steps.append(Step("eval", label, lambda s=step: eval_done(s),
                           lambda s=step: run_eval_step(s, study.eval.batch_size, device)))
 
-    from study.tables import write_tables
+    from study.tables import tables_current, write_tables
 
-    steps.append(Step("table", "tables.md / tables.json", lambda: False, lambda: write_tables(study, say)))
+    # Redone only when an evaluation, the table spec or the table code changed since.
+    steps.append(Step("table", "tables.md / tables.json", lambda: tables_current(study),
+                      lambda: write_tables(study, say)))
     if study.spec.leaderboard:
         from leaderboard.store import Board
         from study.board import submit_study

@@ -268,11 +268,36 @@ def views_table(study: Study) -> tuple[str, list[dict]]:
     return text, records
 
 
+TABLES_KEY = "tables.key"
+
+
+def tables_key(study: Study) -> str:
+    """What the tables are made from: the table spec, the finished evaluations (their done
+    markers' contents) and this module's code. Unchanged key: the tables are current."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(json.dumps([study.spec.name, study.spec.paper, study.full,
+                              study.spec.table.model_dump(mode="json")], sort_keys=True).encode())
+    for step in study.evals:
+        marker = Path(step.folder) / "finharness_eval.json"
+        if marker.is_file():
+            digest.update(f"{step.folder}\0".encode() + marker.read_bytes())
+    return digest.hexdigest()
+
+
+def tables_current(study: Study) -> bool:
+    root = Path(study.root)
+    key = root / TABLES_KEY
+    return (root / "tables.md").is_file() and key.is_file() and key.read_text().strip() == tables_key(study)
+
+
 def write_tables(study: Study, say=print) -> Path:
     text, records = (seen_unseen_table if study.spec.table.kind == "seen_unseen" else views_table)(study)
     root = Path(study.root)
     header = f"# {study.spec.name}{' (--full)' if study.full else ''}: {study.spec.paper}\n\n"
     write_atomic(root / "tables.md", header + text + "\n")
     write_atomic(root / "tables.json", json.dumps(records, indent=2, default=list))
+    write_atomic(root / TABLES_KEY, tables_key(study) + "\n")  # last: a killed render is redone
     say(header + text)
     return root / "tables.md"

@@ -129,8 +129,17 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     capsys.readouterr()
     run_study(folder, output_dir=tmp_path / "out", board=board)
     out = capsys.readouterr().out
-    assert out.count("already done") == 10 + 3 + 17
+    assert out.count("already done") == 10 + 3 + 17 + 1  # trainings, merges, evaluations, tables
     assert len(Board(board).entries()) == 17
+
+    # A changed table spec makes the tables stale: only they are redone.
+    spec = yaml.safe_load((folder / "study.yaml").read_text())
+    spec["table"]["resamples"] = 60
+    (folder / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run_study(folder, output_dir=tmp_path / "out", board=board)
+    out = capsys.readouterr().out
+    assert out.count("already done") == 10 + 3 + 17 and "tables.md / tables.json: done in" in out
+    assert "(60 resamples" in (root / "tables.md").read_text()
 
 
 def test_generalization_study_runs_end_to_end(tiny_models, tmp_path):
