@@ -32,6 +32,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
+from harness.prefix_cache import PrefixGroup, PrefixKV, group_by_shared_prefix
 from harness.progress import DocProgress, by_documents
 
 Request = tuple[tuple[str, str] | None, list[int], list[int]]
@@ -83,23 +84,27 @@ def build_rows(requests: list[Request], max_length: int) -> tuple[list[PackedRow
 
 
 def pack_batch(
-    rows: list[PackedRow], pad_id: int, dtype: torch.dtype, sliding_window: int | None, mask_kinds: tuple[str, ...]
+    rows: list[PackedRow], pad_id: int, dtype: torch.dtype, sliding_window: int | None, mask_kinds: tuple[str, ...],
+    head: int = 0,
 ):
     """Input ids, position ids, the packed width, and one 4-D additive mask per kind asked for.
 
-    Kinds are ``full_attention`` and ``sliding_attention``; none asked, none built.
+    Kinds are ``full_attention`` and ``sliding_attention``; none asked, none built. With
+    ``head`` > 0 the first ``head`` context tokens of every row are already in a key/value
+    cache: rows hold what follows, positions start at ``head``, and every mask has
+    ``head`` leading key columns, visible to every query.
     """
-    width = max(r.length for r in rows)
+    width = max(r.length for r in rows) - head
     n = len(rows)
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
     positions = torch.zeros((n, width), dtype=torch.long)
     segment = torch.full((n, width), -1, dtype=torch.long)  # 0: context, s>0: continuation s, -1: pad
     for b, row in enumerate(rows):
         c = len(row.context)
-        input_ids[b, :c] = torch.tensor(row.context)
-        positions[b, :c] = torch.arange(c)
-        segment[b, :c] = 0
-        at = c
+        input_ids[b, : c - head] = torch.tensor(row.context[head:])
+        positions[b, : c - head] = torch.arange(head, c)
+        segment[b, : c - head] = 0
+        at = c - head
         for s, cont in enumerate(row.continuations, start=1):
             body = cont[:-1]
             if body:
@@ -108,19 +113,23 @@ def pack_batch(
                 segment[b, at: at + len(body)] = s
                 at += len(body)
         # Pads: keep positions increasing so no row of the mask is empty.
-        positions[b, at:] = torch.arange(at, width)
+        positions[b, at:] = torch.arange(head + at, head + width)
     if not mask_kinds:
         return input_ids, positions, width, {}
     index = torch.arange(width)
     causal = index[None, :, None] >= index[None, None, :]  # query >= key, in the packed order
     seg_q, seg_k = segment[:, :, None], segment[:, None, :]
     visible = causal & ((seg_k == 0) | (seg_k == seg_q) | (seg_q == -1))
+    head_positions = torch.arange(head)
     neg = torch.finfo(dtype).min
     masks = {}
     for kind in mask_kinds:
         allowed = visible
+        head_allowed = torch.ones((n, width, head), dtype=torch.bool)
         if kind == "sliding_attention":
             allowed = visible & (positions[:, :, None] - positions[:, None, :] < sliding_window)
+            head_allowed = positions[:, :, None] - head_positions[None, None, :] < sliding_window
+        allowed = torch.cat([head_allowed, allowed], dim=2)
         masks[kind] = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, neg)[:, None]
     return input_ids, positions, width, masks
 
@@ -134,6 +143,14 @@ class SharedPrefixLM(HFLM):
     # _loglikelihood_tokens in the same order, one to one), so batching is unchanged.
     _doc_progress: DocProgress | None = None
 
+    def __init__(self, *args, prefix_reuse: bool | str = True, **kwargs):
+        # prefix_reuse=False (``--model_args prefix_reuse=False``) scores every document from
+        # its first token, as before cross-document reuse; kept for benchmarks and bisecting.
+        super().__init__(*args, **kwargs)
+        self.prefix_reuse = str(prefix_reuse).lower() not in {"false", "0", "no"}
+        self._generation_head: tuple[int, ...] | None = None  # the head of the batch being generated
+        self._head_kv: dict[tuple[int, ...], PrefixKV] = {}  # heads computed in one generate_until call
+
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         progress = DocProgress(requests, "loglikelihood", disable=disable_tqdm or self.rank != 0)
         self._doc_progress = progress
@@ -144,8 +161,98 @@ class SharedPrefixLM(HFLM):
             self._doc_progress = None
 
     def generate_until(self, requests, disable_tqdm: bool = False):
-        return by_documents(requests, lambda chunk: super(SharedPrefixLM, self).generate_until(chunk, disable_tqdm=True),
-                            "generate_until", disable=disable_tqdm or self.rank != 0)
+        """hf's generation, with each task's shared head run once.
+
+        Requests are put in head order (documents sharing a head side by side) and served a
+        chunk of whole documents at a time; within a chunk each head's documents go to
+        ``HFLM.generate_until`` together, which batches them by length as usual, and
+        :meth:`_model_generate` starts their batch from the head's key/value cache.
+        """
+        disable = disable_tqdm or self.rank != 0
+        run_hf = super(SharedPrefixLM, self).generate_until
+        if not (self.prefix_reuse and self._fast_path_ok()) or not requests:
+            return by_documents(requests, lambda chunk: run_hf(chunk, disable_tqdm=True), "generate_until", disable=disable)
+        head_of: dict[int, tuple[int, ...]] = {}
+        order: list[int] = []
+        for head, members in self._generation_heads(requests):
+            order += members
+            head_of.update((id(requests[i]), head) for i in members)
+
+        def run(chunk):
+            answers: dict[int, str] = {}
+            by_head: dict[tuple[int, ...], list[int]] = {}
+            for j, request in enumerate(chunk):
+                by_head.setdefault(head_of[id(request)], []).append(j)
+            for head, members in by_head.items():
+                self._generation_head = head or None
+                try:
+                    outs = run_hf([chunk[j] for j in members], disable_tqdm=True)
+                finally:
+                    self._generation_head = None
+                answers.update(zip(members, outs, strict=True))
+            return [answers[j] for j in range(len(chunk))]
+
+        try:
+            in_order = by_documents([requests[i] for i in order], run, "generate_until", disable=disable)
+        finally:
+            self._head_kv.clear()
+        answers: list[str | None] = [None] * len(requests)
+        for position, i in enumerate(order):
+            answers[i] = in_order[position]
+        return answers
+
+    def _generation_heads(self, requests) -> list[tuple[tuple[int, ...], list[int]]]:
+        """(head tokens, request indices) per group; an empty head for requests that share none.
+
+        Contexts are encoded and left-truncated as ``HFLM.generate_until`` will encode them;
+        :meth:`_model_generate` checks every row against its head before using it.
+        """
+        encoded = []
+        for request in requests:
+            context, gen_kwargs = request.args[0], request.args[1] if len(request.args) > 1 else {}
+            max_gen = (gen_kwargs or {}).get("max_gen_toks", self.max_gen_toks)
+            tokens = self.tok_encode(context)
+            encoded.append(tokens[-max(1, self.max_length - int(max_gen)):])
+        groups = group_by_shared_prefix(encoded, caps=[len(t) - 1 for t in encoded])
+        return [(tuple(encoded[g.members[0]][: g.prefix_len]), g.members) for g in groups]
+
+    def _model_generate(self, context, max_length: int, stop: list[str], **generation_kwargs):
+        """hf's generation; a batch whose rows all start with the current head starts from its cache.
+
+        hf left-pads: [pads][head][rest]. Here each row becomes [head][pads][rest] with the
+        same width and the attention mask to match, so generate() takes the head from the
+        cache and computes the rest (positions follow the mask, as in hf). Sliding-window
+        models reuse a head only when the whole generation fits their window: their window
+        is counted in cache slots, which the moved pads would shift.
+        """
+        head = self._generation_head
+        attention_mask = generation_kwargs.get("attention_mask")
+        window = self._sliding_window()
+        if (
+            head is None or attention_mask is None or generation_kwargs.get("do_sample")
+            or (window is not None and max_length > window)
+        ):
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+        n_head = len(head)
+        head_ids = torch.tensor(head, device=context.device)
+        rows = [context[b][attention_mask[b].bool()] for b in range(context.shape[0])]
+        if any(len(r) <= n_head or not torch.equal(r[:n_head], head_ids) for r in rows):
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+        width = context.shape[1]
+        moved = context.clone()
+        mask = torch.zeros_like(attention_mask)
+        for b, row in enumerate(rows):
+            rest = len(row) - n_head
+            moved[b, :n_head] = head_ids
+            moved[b, n_head: width - rest] = self.tokenizer.pad_token_id or 0
+            moved[b, width - rest:] = row[n_head:]
+            mask[b, :n_head] = 1
+            mask[b, width - rest:] = 1
+        kv = self._head_kv.get(head)
+        if kv is None:
+            kv = self._head_kv[head] = PrefixKV(self.model, head, self.device, self._accepts_logits_to_keep())
+        generation_kwargs.update(attention_mask=mask, past_key_values=kv.cache_for(len(rows)))
+        return super()._model_generate(moved, max_length, stop, **generation_kwargs)
 
     def _fast_path_ok(self) -> bool:
         return self.backend == "causal"
@@ -212,26 +319,41 @@ class SharedPrefixLM(HFLM):
                 if progress:
                     progress.answered(i)
 
-        rows.sort(key=lambda r: (-r.length, r.context))  # longest first, like hf: OOM early
         keep_logits = self._accepts_logits_to_keep()
         per_batch = override_bs or self._rows_per_batch()
         pbar = tqdm(total=len(requests) - len(leftover), disable=(disable_tqdm or self.rank != 0 or bool(progress)),
                     desc="Running loglikelihood requests (shared prefix)")
-        for start in range(0, len(rows), per_batch):
-            batch = rows[start: start + per_batch]
-            for i, answer in self._score_batch(batch, window, keep_logits):
-                answers[i] = answer
-                key = requests[i][0]
-                if key is not None:
-                    self.cache_hook.add_partial("loglikelihood", key, answer)
-                pbar.update(1)
-                if progress:
-                    progress.answered(i)
+        for head_len, members in self._prefix_groups(rows):
+            # Each context keeps its last token out of the head: it scores the first answer token.
+            head = PrefixKV(self.model, members[0].context[:head_len], self.device, keep_logits) if head_len else None
+            for start in range(0, len(members), per_batch):
+                batch = members[start: start + per_batch]
+                for i, answer in self._score_batch(batch, window, keep_logits, head):
+                    answers[i] = answer
+                    key = requests[i][0]
+                    if key is not None:
+                        self.cache_hook.add_partial("loglikelihood", key, answer)
+                    pbar.update(1)
+                    if progress:
+                        progress.answered(i)
         pbar.close()
         return answers  # type: ignore[return-value]
 
+    def _prefix_groups(self, rows: list[PackedRow]) -> list[tuple[int, list[PackedRow]]]:
+        """Rows grouped by the head they share, longest rows first within and across groups (as
+        in hf: an out-of-memory error comes early)."""
+        if self.prefix_reuse:
+            groups = group_by_shared_prefix([r.context for r in rows], caps=[len(r.context) - 1 for r in rows])
+        else:
+            groups = [PrefixGroup(0, list(range(len(rows))))]
+        ordered = [
+            (g.prefix_len, sorted((rows[i] for i in g.members), key=lambda r: (-r.length, r.context)))
+            for g in groups
+        ]
+        return sorted(ordered, key=lambda item: (-item[1][0].length, item[1][0].context)) if ordered else []
+
     @torch.no_grad()
-    def _score_batch(self, batch: list[PackedRow], window: int | None, keep_logits: bool):
+    def _score_batch(self, batch: list[PackedRow], window: int | None, keep_logits: bool, head: PrefixKV | None = None):
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
             pad_id = self.tokenizer.eos_token_id or 0
@@ -244,7 +366,8 @@ class SharedPrefixLM(HFLM):
             kinds = ("full_attention", "sliding_attention")
         else:
             kinds = ("sliding_attention" if window is not None else "full_attention",)
-        input_ids, positions, width, masks = pack_batch(batch, pad_id, dtype, window, kinds)
+        skip = len(head) if head is not None else 0
+        input_ids, positions, width, masks = pack_batch(batch, pad_id, dtype, window, kinds, head=skip)
         if not kinds:
             mask, positions = None, None
         elif len(kinds) == 1:
@@ -252,21 +375,26 @@ class SharedPrefixLM(HFLM):
         else:
             mask = {kind: m.to(self.device) for kind, m in masks.items()}
         # Each answer token is scored at one packed index: cont[0] at the context's last
-        # token, cont[t] (t >= 1) at the index of cont[t-1].
+        # token, cont[t] (t >= 1) at the index of cont[t-1] (indices after the head).
         scored = []
         for b, row in enumerate(batch):
-            at = len(row.context)
+            last = len(row.context) - 1 - skip
+            at = last + 1
             for cont in row.continuations:
-                scored.append((b, row, cont, [len(row.context) - 1] + list(range(at, at + len(cont) - 1))))
+                scored.append((b, row, cont, [last] + list(range(at, at + len(cont) - 1))))
                 at += len(cont) - 1
         # Only those indices are projected onto the vocabulary: with Gemma-3's 262k-token
         # vocabulary, a span from the shortest context to the end cost ~15 GB for 4 long rows.
         keep = sorted({w for *_, where in scored for w in where})
         column = {w: j for j, w in enumerate(keep)} if keep_logits else {w: w for w in range(width)}
         kwargs = {"logits_to_keep": torch.tensor(keep, device=self.device)} if keep_logits else {}
+        if head is not None:
+            kwargs.update(past_key_values=head.cache_for(len(batch)), use_cache=True)
+        else:
+            kwargs.update(use_cache=False)
         logits = self.model(
             input_ids=input_ids.to(self.device), attention_mask=mask,
-            position_ids=None if positions is None else positions.to(self.device), use_cache=False, **kwargs,
+            position_ids=None if positions is None else positions.to(self.device), **kwargs,
         ).logits
         for b, row, cont, where in scored:
             picked = logits[b, [column[w] for w in where]]

@@ -72,3 +72,23 @@ def perturbed_copy(base: Path, dest: Path, seed: int, scale: float = 0.02) -> Pa
     model.save_pretrained(dest, safe_serialization=True)
     AutoTokenizer.from_pretrained(base).save_pretrained(dest)
     return dest
+
+
+def build_tiny_gemma3(path: Path, tokenizer_from: Path, sliding_window: int = 16) -> Path:
+    """A 2-layer Gemma-3 text model (one sliding-window layer, one full layer), like the
+    embedded Gemma-3-270M but small; the tokenizer is ``tokenizer_from``'s."""
+    import torch
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=1024,
+        layer_types=["sliding_attention", "full_attention"], sliding_window=sliding_window,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    Gemma3ForCausalLM(config).save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path

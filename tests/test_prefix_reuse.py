@@ -1,0 +1,140 @@
+"""Cross-document prefix reuse: the head every document of a task shares is run once, and
+every answer is still the one lm-eval's hf backend gives."""
+import random
+
+import pytest
+from lm_eval.models.huggingface import HFLM
+
+from harness import prefix_cache
+from harness.prefix_cache import group_by_shared_prefix
+from harness.shared_prefix_lm import SharedPrefixLM
+from tests.conftest import build_tiny_gemma3
+
+TOL = 1e-4  # float32
+
+
+def task_like_requests(vocab: int, seed: int = 0, window: int = 64):
+    """Two 'tasks', each a fixed 30-token head (system turn + instruction) before every
+    document, multi-token answers; a few documents long enough to be cut from the left."""
+    rng = random.Random(seed)
+    heads = [[rng.randrange(vocab) for _ in range(30)] for _ in range(2)]
+    reqs = []
+    for t, head in enumerate(heads):
+        for d in range(9):
+            body = [rng.randrange(vocab) for _ in range(rng.randrange(2, 20))]
+            if d == 8:
+                body += [rng.randrange(vocab) for _ in range(window)]  # longer than the window
+            for k, length in enumerate((1, 2, 3)):
+                cont = [rng.randrange(vocab) for _ in range(length)]
+                reqs.append(((f"task{t}-doc{d}", f"label{k}"), head + body, cont))
+    return heads, reqs
+
+
+def assert_same(expected, got):
+    assert len(expected) == len(got)
+    for (ll_a, greedy_a), (ll_b, greedy_b) in zip(expected, got):
+        assert ll_b == pytest.approx(ll_a, abs=TOL)
+        assert greedy_a == greedy_b
+
+
+@pytest.fixture
+def heads_run(monkeypatch):
+    """Records the length of every head the backend computes."""
+    lengths = []
+    original = prefix_cache.PrefixKV.__init__
+
+    def spy(self, model, tokens, device, keep_logits):
+        lengths.append(len(tokens))
+        original(self, model, tokens, device, keep_logits)
+
+    monkeypatch.setattr(prefix_cache.PrefixKV, "__init__", spy)
+    return lengths
+
+
+def test_each_task_head_runs_once_and_every_answer_matches_hf(tiny_checkpoint, heads_run):
+    args = dict(pretrained=str(tiny_checkpoint), device="cpu", dtype="float32", batch_size=4, max_length=64)
+    hf, fast = HFLM(**args), SharedPrefixLM(**args)
+    heads, reqs = task_like_requests(hf.model.config.vocab_size)
+    assert_same(hf._loglikelihood_tokens(reqs, disable_tqdm=True), fast._loglikelihood_tokens(reqs, disable_tqdm=True))
+    # One head per task, at least the 30 shared tokens; the truncated documents share none.
+    assert len([n for n in heads_run if n >= 30]) == 2, heads_run
+
+
+def test_prefix_reuse_off_computes_no_head(tiny_checkpoint, heads_run):
+    args = dict(pretrained=str(tiny_checkpoint), device="cpu", dtype="float32", batch_size=4, max_length=64)
+    hf, plain = HFLM(**args), SharedPrefixLM(**args, prefix_reuse="False")
+    _, reqs = task_like_requests(hf.model.config.vocab_size, seed=3)
+    assert_same(hf._loglikelihood_tokens(reqs, disable_tqdm=True), plain._loglikelihood_tokens(reqs, disable_tqdm=True))
+    assert heads_run == []
+
+
+def test_sliding_window_model_matches_hf_inside_and_beyond_its_window(tiny_checkpoint, tmp_path, heads_run):
+    """Gemma-3's mix of sliding-window and full layers: rows that fit the window reuse the
+    head under both masks; rows wider than the window are served by hf itself."""
+    gemma = build_tiny_gemma3(tmp_path / "gemma", tiny_checkpoint, sliding_window=48)
+    args = dict(pretrained=str(gemma), device="cpu", dtype="float32", batch_size=4, max_length=96)
+    hf, fast = HFLM(**args), SharedPrefixLM(**args)
+    assert fast._mixed_layers() and fast._sliding_window() == 48
+    _, reqs = task_like_requests(hf.model.config.vocab_size, seed=1, window=96)
+    assert_same(hf._loglikelihood_tokens(reqs, disable_tqdm=True), fast._loglikelihood_tokens(reqs, disable_tqdm=True))
+    assert heads_run, "the rows inside the window reused a head"
+
+
+def test_grouping_keeps_each_task_on_its_own_head():
+    system = [1, 2, 3, 4, 5, 6, 7, 8, 9]  # shared by everything, like a chat system turn
+    task_a = system + [10] * 20
+    task_b = system + [11] * 20
+    seqs = [task_a + [d, d + 1] for d in range(5)] + [task_b + [d] for d in range(4)] + [[99, 98, 97]]
+    groups = group_by_shared_prefix(seqs)
+    heads = sorted((g.prefix_len, sorted(g.members)) for g in groups)
+    assert heads == [(0, [9]), (len(task_a), [0, 1, 2, 3, 4]), (len(task_b), [5, 6, 7, 8])]
+
+
+def test_grouping_respects_caps_and_short_heads():
+    # Identical sequences may not take their whole length as the head when capped.
+    groups = group_by_shared_prefix([[5] * 12, [5] * 12], caps=[11, 11])
+    assert [(g.prefix_len, sorted(g.members)) for g in groups] == [(11, [0, 1])]
+    # A head shorter than min_prefix is not worth a forward pass of its own.
+    groups = group_by_shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5]], min_prefix=8)
+    assert all(g.prefix_len == 0 for g in groups)
+    assert sorted(i for g in groups for i in g.members) == [0, 1]
+    assert group_by_shared_prefix([]) == []
+
+
+def generation_requests(tokenizer, seed: int = 0, long_docs: int = 1):
+    """Prompts of two 'tasks' (a chat-style head and an instruction, then the document),
+    as lm-eval builds generate_until requests; one long document per task is truncated."""
+    from lm_eval.api.instance import Instance
+
+    rng = random.Random(seed)
+    words = "profit sales fell rose outlook company shares market revenue quarter".split()
+    heads = ["<|system|>You are a helpful assistant.\n<|user|>Summarize the article in one line.\nArticle: ",
+             "<|system|>You are a helpful assistant.\n<|user|>Write a question about the passage.\nPassage: "]
+    reqs = []
+    for t, head in enumerate(heads):
+        for d in range(7):
+            n_words = 60 if d < long_docs else rng.randrange(3, 25)
+            text = head + " ".join(rng.choice(words) for _ in range(n_words)) + "\n<|assistant|>"
+            kwargs = {"until": ["\n\n"], "max_gen_toks": 10, "do_sample": False, "temperature": 0.0}
+            reqs.append(Instance("generate_until", {}, (text, kwargs), 0, (f"task{t}", d, 1)))
+    return reqs
+
+
+def test_generation_reuses_each_head_and_matches_hf_token_for_token(tiny_checkpoint, heads_run):
+    args = dict(pretrained=str(tiny_checkpoint), device="cpu", dtype="float32", batch_size=4, max_length=96)
+    hf, fast = HFLM(**args), SharedPrefixLM(**args)
+    reqs = generation_requests(hf.tokenizer)
+    expected = hf.generate_until(reqs, disable_tqdm=True)
+    assert fast.generate_until(reqs, disable_tqdm=True) == expected
+    assert any(expected), "the tiny model generates something"
+    assert len([n for n in heads_run if n >= 15]) == 2, heads_run
+
+
+def test_generation_on_a_sliding_window_model_matches_hf(tiny_checkpoint, tmp_path, heads_run):
+    """Within the window the head is reused; a generation that would outgrow it goes to hf."""
+    gemma = build_tiny_gemma3(tmp_path / "gemma", tiny_checkpoint, sliding_window=128)
+    args = dict(pretrained=str(gemma), device="cpu", dtype="float32", batch_size=3, max_length=200)
+    hf, fast = HFLM(**args), SharedPrefixLM(**args)
+    reqs = generation_requests(hf.tokenizer, seed=2, long_docs=2)
+    assert fast.generate_until(reqs, disable_tqdm=True) == hf.generate_until(reqs, disable_tqdm=True)
+    assert heads_run, "short documents reused their head"
