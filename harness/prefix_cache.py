@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MethodType
 
 import torch
 
@@ -93,6 +94,10 @@ def group_by_shared_prefix(
     return groups
 
 
+def _attend_without_storing(layer, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+    return torch.cat([layer.keys, key_states], dim=-2), torch.cat([layer.values, value_states], dim=-2)
+
+
 class PrefixKV:
     """One head's key/value cache, computed once, handed to every batch that starts with it."""
 
@@ -110,8 +115,13 @@ class PrefixKV:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def cache_for(self, batch: int):
-        """A fresh cache holding the head for ``batch`` rows: views, not per-row copies."""
+    def cache_for(self, batch: int, read_only: bool = False):
+        """A fresh cache holding the head for ``batch`` rows: views, not per-row copies.
+
+        ``read_only``: the forward pass attends to the head but the cache keeps nothing of
+        what the batch adds, so no layer's keys and values outlive that layer (a scoring
+        pass needs no cache afterwards, and holding every layer's would raise peak memory).
+        """
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.config)
@@ -121,4 +131,51 @@ class PrefixKV:
             layer.values = values.expand(batch, -1, -1, -1)
             if hasattr(layer, "cumulative_length"):  # sliding-window layers count what they saw
                 layer.cumulative_length = len(self.tokens)
+            if read_only:
+                layer.update = MethodType(_attend_without_storing, layer)
         return cache
+
+    def cache_for_rows(
+        self, model, rests: Sequence[Sequence[int]], width: int, max_length: int, device, keep_logits: bool,
+    ):
+        """A cache holding ``width - 1`` slots per row, laid out as ``[head][free slots][rest]``
+        minus each row's last token: ready for ``generate()`` to compute only that last token.
+
+        Each row's rest is computed on its own (a batch of one after the head), so no padding
+        is ever computed; free slots stay zero and the attention mask hides them. For models
+        without sliding-window layers the cache is preallocated to ``max_length`` slots
+        (transformers' ``StaticCache``): decoding then writes each new token in place instead
+        of copying the whole cache at every step, as the growing cache does.
+        """
+        from transformers import DynamicCache, StaticCache
+
+        head = len(self.tokens)
+        extra = {"logits_to_keep": 1} if keep_logits else {}
+        bodies = []
+        for rest in rests:
+            body = list(rest[:-1])
+            if not body:
+                bodies.append(None)
+                continue
+            cache = self.cache_for(1)
+            with torch.no_grad():
+                model(input_ids=torch.tensor([body], device=device), past_key_values=cache, use_cache=True, **extra)
+            bodies.append([(layer.keys[0, :, head:], layer.values[0, :, head:]) for layer in cache.layers])
+        sliding = any(getattr(layer, "is_sliding", False) for layer in DynamicCache(config=self.config).layers)
+        out = DynamicCache(config=self.config) if sliding else StaticCache(config=self.config, max_cache_len=max_length)
+        slots = (width - 1) if sliding else max_length
+        for index, (layer, (keys, values)) in enumerate(zip(out.layers, self.layers, strict=True)):
+            k = keys.new_zeros(len(rests), keys.shape[1], slots, keys.shape[3])
+            v = values.new_zeros(len(rests), values.shape[1], slots, values.shape[3])
+            k[:, :, :head], v[:, :, :head] = keys, values
+            for b, body in enumerate(bodies):
+                if body is not None:
+                    n = body[index][0].shape[1]
+                    k[b, :, width - 1 - n: width - 1], v[b, :, width - 1 - n: width - 1] = body[index]
+            layer.lazy_initialization(k, v)
+            layer.keys, layer.values = k, v
+            if isinstance(layer.cumulative_length if hasattr(layer, "cumulative_length") else None, torch.Tensor):
+                layer.cumulative_length.fill_(width - 1)
+            elif hasattr(layer, "cumulative_length"):
+                layer.cumulative_length = width - 1
+        return out

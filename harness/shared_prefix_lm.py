@@ -220,10 +220,11 @@ class SharedPrefixLM(HFLM):
         """hf's generation; a batch whose rows all start with the current head starts from its cache.
 
         hf left-pads: [pads][head][rest]. Here each row becomes [head][pads][rest] with the
-        same width and the attention mask to match, so generate() takes the head from the
-        cache and computes the rest (positions follow the mask, as in hf). Sliding-window
-        models reuse a head only when the whole generation fits their window: their window
-        is counted in cache slots, which the moved pads would shift.
+        same width and the attention mask to match; the head comes from its cache, each
+        rest but its last token is computed once without padding, and generate() starts at
+        the last prompt token (positions follow the mask, as in hf). Sliding-window models
+        reuse a head only when the whole generation fits their window: their window is
+        counted in cache slots, which the moved pads would shift.
         """
         head = self._generation_head
         attention_mask = generation_kwargs.get("attention_mask")
@@ -248,10 +249,14 @@ class SharedPrefixLM(HFLM):
             moved[b, width - rest:] = row[n_head:]
             mask[b, :n_head] = 1
             mask[b, width - rest:] = 1
+        keep_logits = self._accepts_logits_to_keep()
         kv = self._head_kv.get(head)
         if kv is None:
-            kv = self._head_kv[head] = PrefixKV(self.model, head, self.device, self._accepts_logits_to_keep())
-        generation_kwargs.update(attention_mask=mask, past_key_values=kv.cache_for(len(rows)))
+            kv = self._head_kv[head] = PrefixKV(self.model, head, self.device, keep_logits)
+        cache = kv.cache_for_rows(
+            self.model, [r[n_head:].tolist() for r in rows], width, max_length, self.device, keep_logits,
+        )
+        generation_kwargs.update(attention_mask=mask, past_key_values=cache)
         return super()._model_generate(moved, max_length, stop, **generation_kwargs)
 
     def _fast_path_ok(self) -> bool:
@@ -389,12 +394,10 @@ class SharedPrefixLM(HFLM):
         column = {w: j for j, w in enumerate(keep)} if keep_logits else {w: w for w in range(width)}
         kwargs = {"logits_to_keep": torch.tensor(keep, device=self.device)} if keep_logits else {}
         if head is not None:
-            kwargs.update(past_key_values=head.cache_for(len(batch)), use_cache=True)
-        else:
-            kwargs.update(use_cache=False)
+            kwargs["past_key_values"] = head.cache_for(len(batch), read_only=True)
         logits = self.model(
             input_ids=input_ids.to(self.device), attention_mask=mask,
-            position_ids=None if positions is None else positions.to(self.device), **kwargs,
+            position_ids=None if positions is None else positions.to(self.device), use_cache=False, **kwargs,
         ).logits
         for b, row, cont, where in scored:
             picked = logits[b, [column[w] for w in where]]
