@@ -138,3 +138,53 @@ def test_generation_on_a_sliding_window_model_matches_hf(tiny_checkpoint, tmp_pa
     reqs = generation_requests(hf.tokenizer, seed=2, long_docs=2)
     assert fast.generate_until(reqs, disable_tqdm=True) == hf.generate_until(reqs, disable_tqdm=True)
     assert heads_run, "short documents reused their head"
+
+
+CHAT = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def _answers(model: str, backend: str, tasks: list[str], limit: int, shots: int | None, chat: str):
+    from harness.evaluate import EvalRequest, run_eval
+
+    out = run_eval(EvalRequest(model=model, tasks=tasks, limit=limit, num_fewshot=shots, log_samples=True,
+                               backend=backend, chat_template=chat, use_cache=False))
+    answers = {(task, s["doc_id"]): [r[0] for r in s["resps"]] for task, samples in out.results["samples"].items()
+               for s in samples}
+    return out.results["results"], answers
+
+
+def assert_same_answers(expected: dict, got: dict):
+    assert expected.keys() == got.keys()
+    for key, answers in expected.items():
+        for a, b in zip(answers, got[key], strict=True):
+            if isinstance(a, str):
+                assert a == b, key
+            else:
+                assert float(b[0]) == pytest.approx(float(a[0]), abs=TOL) and bool(a[1]) == bool(b[1]), key
+
+
+def test_chat_template_and_few_shot_prompts_match_hf(tmp_path):
+    """A chat checkpoint, two-shot prompts, multiple-choice and generative tasks of both
+    suites in one run: the same answers, document by document, and the same metrics."""
+    from tests.conftest import build_tiny_checkpoint
+
+    chat = str(build_tiny_checkpoint(tmp_path / "chat", chat_template=CHAT))
+    tasks = ["fin_fpb", "fin_finred", "fin_fomc_gen", "gen_question_socialiqa"]
+    base, base_answers = _answers(chat, "hf", tasks, 3, 2, "on")
+    fast, fast_answers = _answers(chat, "hf-shared-prefix", tasks, 3, 2, "on")
+    assert_same_answers(base_answers, fast_answers)
+    assert base == fast
+
+
+def test_embedded_model_generates_as_hf_token_for_token():
+    """SmolLM2-135M-Instruct with its chat template, one-shot question generation (60 new
+    tokens), where the shared head is the system turn, the instruction and the example."""
+    tasks = ["gen_question_socialiqa"]
+    base, base_answers = _answers("smollm2-135m-instruct", "hf", tasks, 4, 1, "auto")
+    fast, fast_answers = _answers("smollm2-135m-instruct", "hf-shared-prefix", tasks, 4, 1, "auto")
+    assert_same_answers(base_answers, fast_answers)
+    assert all(answers[0] for answers in base_answers.values()), "the model answered every document"
+    assert base == fast
