@@ -8,6 +8,7 @@ TRL runs with its defaults except the two the training issue turns off on CPU
 (``bf16``, ``gradient_checkpointing``), which would otherwise make TRL slower still.
 Each trainer runs in its own process so peak memory (max RSS) is its own.
 
+    pip install -e ".[bench]"   # TRL, the baseline this benchmark compares against
     python benchmarks/bench_train.py [--samples 48] [--json benchmarks/results/train_2cpu.json]
 
 Figures: training tokens per second (non-padding tokens of the dataset x epochs, over the

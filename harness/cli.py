@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -9,10 +10,24 @@ from harness.models import CheckpointError
 
 
 def _limit(text: str) -> int | float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"--limit must be positive, not {text}")
+    """A document count (>= 1) or a fraction of each task (< 1); checked before any model loads."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--limit must be a number, not {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"--limit must be a positive, finite number, not {text}")
     return int(value) if value >= 1 else value
+
+
+def _shots(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--num_fewshot must be a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--num_fewshot must be 0 or more, not {text}")
+    return value
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -222,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto: a folder with adapter_config.json and no config.json is an adapter")
     ev.add_argument("--tasks", "-t", action="append", default=None,
                     help="tasks, groups or patterns, comma-separated (default: finharness_all)")
-    ev.add_argument("--num_fewshot", type=int, default=None)
+    ev.add_argument("--num_fewshot", type=_shots, default=None)
     ev.add_argument("--limit", type=_limit, default=None, help="first N docs per task (or a fraction)")
     ev.add_argument("--batch_size", default=8)
     ev.add_argument("--device", default=None, help="default: cuda if available, else cpu")

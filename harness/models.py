@@ -120,6 +120,7 @@ def resolve_checkpoint(spec: str) -> Path:
         raise CheckpointError(f"checkpoint {spec!r} is not a Hugging Face model folder (no config.json in it)")
     if not any(path.glob("*.safetensors")):
         raise CheckpointError(f"checkpoint {spec!r} has no .safetensors weights (pickle checkpoints are refused)")
+    _refuse_pickles(path, "checkpoint")
     return path.resolve()
 
 
@@ -171,6 +172,16 @@ def is_adapter(path: Path) -> bool:
 def _check_adapter(path: Path) -> None:
     if not (path / "adapter_model.safetensors").is_file():
         raise CheckpointError(f"adapter {path} has no adapter_model.safetensors (pickle adapters are refused)")
+    _refuse_pickles(path, "adapter")
+
+
+def _refuse_pickles(path: Path, what: str) -> None:
+    """Refuse before anything loads: beside a decoy .safetensors file, transformers would
+    fall back to unpickling pytorch_model.bin (and a cache fingerprint would skip it)."""
+    pickled = pickle_files(path)
+    if pickled:
+        raise CheckpointError(f"{what} {path}: pickle weight file(s) {', '.join(p.name for p in pickled)}; "
+                              "only safetensors are loaded (unpickling can run code)")
 
 
 _SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "intermediate_size")
@@ -201,7 +212,7 @@ def resolve_model(spec: str, base_model: str | None = None, weight_type: str = "
     if weight_type == "original":
         if base_model:
             raise CheckpointError(f"--base_model is for adapters and deltas; {spec!r} is a full checkpoint")
-        return ResolvedModel(resolve_checkpoint(spec))
+        return ResolvedModel(_with_tokenizer(resolve_checkpoint(spec)))
     if weight_type == "adapter":
         if not (path / "adapter_config.json").is_file():
             raise CheckpointError(f"adapter {spec!r} has no adapter_config.json")
@@ -209,12 +220,24 @@ def resolve_model(spec: str, base_model: str | None = None, weight_type: str = "
         base_model = base_model or _json(path / "adapter_config.json").get("base_model_name_or_path")
         if not base_model:
             raise CheckpointError(f"adapter {spec!r} names no base model: pass --base_model")
-        return ResolvedModel(resolve_checkpoint(base_model), "adapter", path.resolve())
+        return ResolvedModel(_with_tokenizer(resolve_checkpoint(base_model)), "adapter", path.resolve())
     if not base_model:
         raise CheckpointError(f"delta weights {spec!r} need --base_model")
     delta, base = resolve_checkpoint(spec), resolve_checkpoint(base_model)
     check_same_architecture(delta, base, "delta")
-    return ResolvedModel(base, "delta", delta)
+    return ResolvedModel(_with_tokenizer(base), "delta", delta)
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "tiktoken.model")
+
+
+def _with_tokenizer(checkpoint: Path) -> Path:
+    """The folder lm-eval loads its tokenizer from must hold one; transformers would
+    otherwise say only "install sentencepiece or tiktoken"."""
+    if not any((checkpoint / name).is_file() for name in TOKENIZER_FILES):
+        raise CheckpointError(f"checkpoint {checkpoint} has no tokenizer files (none of {', '.join(TOKENIZER_FILES)}); "
+                              "save the base model's tokenizer into it (tokenizer.save_pretrained)")
+    return checkpoint
 
 
 def is_instruct(checkpoint: Path) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -65,6 +66,18 @@ def bars_svg(task: str, bars: list[tuple[str, str, float]], width: int = 260, ba
     return "".join(parts)
 
 
+def safe_link(url: str | None) -> str:
+    """``url`` when it is an http(s) link, else "": a submitted ``javascript:`` or ``data:``
+    URL must never become an ``href`` (escaping alone does not stop it running)."""
+    if not url:
+        return ""
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return ""
+    return url.strip() if scheme in ("http", "https") else ""
+
+
 def _columns(tasks: list[str]) -> list[dict[str, Any]]:
     columns = []
     for key in (*INFO_COLUMNS, "recipe", *SUMMARY_COLUMNS, *tasks):
@@ -83,7 +96,7 @@ def render_html(entries: list[Entry], metric: str = "acc", title: str = "finharn
     by_id = {e.id: e for e in entries}
     for row in rows:
         entry = by_id[row["id"]]
-        row["recipe_href"] = f"#recipe-{entry.id}" if entry.recipe_text else (entry.recipe or "")
+        row["recipe_href"] = f"#recipe-{entry.id}" if entry.recipe_text else safe_link(entry.recipe)
         row["chat_template"] = "on" if row["chat_template"] else "off"
     name = {r["id"]: f'#{r["id"]} {r["model"]}' for r in rows}
     points = [(name[r["id"]], r["model_type"], r["seen"], r["unseen"]) for r in rows
@@ -92,7 +105,7 @@ def render_html(entries: list[Entry], metric: str = "acc", title: str = "finharn
             for task in tasks]
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("board.html.j2").render(
-        title=title, metric=metric, rows=rows, columns=_columns(tasks), entries=entries,
+        title=title, metric=metric, rows=rows, columns=_columns(tasks), entries=entries, safe_link=safe_link,
         scatter=scatter_svg(points), bars=bars, colours=COLOURS,
     )
 

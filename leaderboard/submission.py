@@ -16,12 +16,15 @@ a ``checkpoint`` the board scores itself, or a ``results`` folder written by
 """
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.models import EMBEDDED
 
 
 class ModelType(str, Enum):
@@ -72,6 +75,8 @@ class Submission(BaseModel):
         if (self.checkpoint is None) == (self.results is None):
             raise ValueError("give exactly one of `checkpoint` (scored by the board) or `results` "
                              "(a `finharness eval --output_path` folder)")
+        if self.recipe and ":" in self.recipe.split("/", 1)[0] and not re.match(r"(?i)https?://", self.recipe):
+            raise ValueError(f"`recipe` {self.recipe!r}: give a local path or an http(s) link")
         if self.weight_type in ("adapter", "delta") and not self.base_model:
             raise ValueError(f"`base_model` is required for weight_type {self.weight_type}")
         return self
@@ -106,8 +111,8 @@ def load_submission(path: Path) -> Submission:
     for name in ("checkpoint", "results", "recipe"):
         value = getattr(submission, name)
         if value and "://" not in value and not Path(value).is_absolute():
-            local = (path.parent / value).resolve()
-            # A bare embedded-model name (checkpoint: gemma3-270m) stays as it is.
-            if local.exists() or name != "checkpoint":
-                setattr(submission, name, str(local))
+            # An embedded-model name (checkpoint: gemma3-270m) stays as it is; any other
+            # relative path is the submission file's, never the current directory's.
+            if not (name == "checkpoint" and value in EMBEDDED):
+                setattr(submission, name, str((path.parent / value).resolve()))
     return submission

@@ -50,8 +50,10 @@ def _slug(text: str) -> str:
 
 def _settings_of(verified: VerifiedResults) -> tuple[list[str], int, float | None]:
     shots = [int(n) for n in verified.data.get("n-shot", {}).values() if isinstance(n, int)]
-    limit = verified.data.get("config", {}).get("limit")
-    return sorted(verified.scores), max(shots, default=0), limit
+    if any(n < 0 for n in shots):
+        raise SubmissionError(f"{verified.path}: n-shot holds a negative count {min(shots)}")
+    # The limit every task's logged documents were checked against, not an unchecked field.
+    return sorted(verified.scores), max(shots, default=0), verified.limit
 
 
 def _cross_check(sub: Submission, meta: dict, source: Path) -> None:
@@ -65,6 +67,15 @@ def _cross_check(sub: Submission, meta: dict, source: Path) -> None:
         if recorded is not None and claimed != recorded:
             raise SubmissionError(f"{source}: the submission says {field}={claimed!r}, "
                                   f"but the results were made with {recorded!r}")
+
+
+def _refuse_links(folder: Path) -> None:
+    """Nothing is read or copied through a link: a link in a submitted folder could point
+    at any file on the board's machine and land its content in the board's store."""
+    links = [p for p in Path(folder).rglob("*") if p.is_symlink()]
+    if links:
+        raise SubmissionError(f"{folder}: symbolic link(s) {', '.join(str(p.relative_to(folder)) for p in links)}; "
+                              "submit plain files only")
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
@@ -141,6 +152,7 @@ def submit(sub: Submission, board: Board, say: Callable[[str], None] = print, **
         results_dir, revision, verified = _score(sub, board, say, eval_options)
     else:
         source = Path(sub.results)
+        _refuse_links(source)
         verified = verify_results(source)
         meta = verified.data.get("finharness", {})
         _cross_check(sub, meta, verified.path)

@@ -6,7 +6,10 @@ neither blindly. For every task it:
 
 1. refuses a task finharness does not know (its name is not in the packaged suite);
 2. reads every per-sample row and refuses one whose ``doc`` is not the task's document
-   of that ``doc_id`` (edited text or gold label);
+   of that ``doc_id`` (edited text or gold label), and refuses a set of rows that is not
+   exactly the documents the declared ``limit`` selects (lm-eval's rule: the first
+   ``limit`` documents), so rows cannot be cherry-picked and a partial run cannot pass
+   as a full one;
 3. re-scores each row from its logged responses with the task's own
    ``process_results`` (lm-eval's code, not a copy) and refuses a row whose logged
    metric values differ (an edited ``acc``);
@@ -40,6 +43,26 @@ class VerifiedResults:
     data: dict[str, Any]
     scores: dict[str, dict[str, float]]  # task -> metric -> score, recomputed
     docs: dict[str, int] = field(default_factory=dict)  # task -> docs scored
+    limit: float | None = None  # the declared limit, checked against every task's rows
+
+
+def documents_selected(n_docs: int, limit: float | None) -> int:
+    """How many documents ``--limit`` scores of a task with ``n_docs``: the first ones
+    (lm-eval's ``get_sample_size``, then the first that many of ``eval_docs``)."""
+    if limit is None:
+        return n_docs
+    limit = float(limit)
+    wanted = math.ceil(n_docs * limit) if limit < 1.0 else int(limit)
+    return min(wanted, n_docs)
+
+
+def _declared_limit(data: dict[str, Any], path: Path) -> float | None:
+    limit = data.get("config", {}).get("limit")
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit) or limit <= 0:
+        raise TamperedResults(f"{path}: config.limit is {limit!r}, not a positive number or null")
+    return float(limit)
 
 
 def _plain(value: Any) -> Any:
@@ -78,7 +101,7 @@ def _read_rows(path: Path) -> list[dict]:
 
 
 def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where: Path,
-                expected_docs: int | None, expected_hash: str | None) -> dict[str, float]:
+                expected_docs: int | None, expected_hash: str | None, limit: float | None) -> dict[str, float]:
     docs = list(task.eval_docs)
     seen: set[int] = set()
     per_metric: dict[str, list] = {}
@@ -96,6 +119,16 @@ def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where
                     f"{where}: doc {doc_id}: {metric} is logged as {row.get(metric)!r}, "
                     f"but its responses score {_plain(value)!r}")
             per_metric.setdefault(metric, []).append(value)
+    selected = set(range(documents_selected(len(docs), limit)))
+    if seen != selected:
+        missing, extra = sorted(selected - seen), sorted(seen - selected)
+        said = "no limit (the whole test split)" if limit is None else f"limit {limit:g}"
+        detail = "; ".join(part for part in (
+            f"missing doc_id {', '.join(map(str, missing[:5]))}{' ...' if len(missing) > 5 else ''}" if missing else "",
+            f"doc_id {', '.join(map(str, extra[:5]))} not selected" if extra else "",
+        ) if part)
+        raise TamperedResults(f"{where}: {said} selects documents 0-{len(selected) - 1} of {name}, "
+                              f"but the log holds {len(rows)} rows ({detail})")
     if expected_docs is not None and len(rows) != expected_docs:
         raise TamperedResults(f"{where}: {len(rows)} sample rows, but the results file counts {expected_docs} docs")
     if expected_hash and _task_hash(rows) != expected_hash:
@@ -135,11 +168,12 @@ def verify_results(folder: Path) -> VerifiedResults:
     task_objects = get_task_dict(tasks, manager)
     n_samples = data.get("n-samples", {})
     hashes = data.get("task_hashes", {})
+    limit = _declared_limit(data, path)
     scores, docs = {}, {}
     for name in tasks:
         where = samples_file(Path(folder), name)
         rows = _read_rows(where)
         scores[name] = _check_task(name, task_objects[name], rows, data["results"][name], where,
-                                   n_samples.get(name, {}).get("effective"), hashes.get(name))
+                                   n_samples.get(name, {}).get("effective"), hashes.get(name), limit)
         docs[name] = len(rows)
-    return VerifiedResults(path, data, scores, docs)
+    return VerifiedResults(path, data, scores, docs, limit)

@@ -130,6 +130,12 @@ def check_point(point: MergePoint) -> None:
             raise RecipeError(f"{where}models.{i} ({model.model}): density {model.density} is outside (0, 1]")
         if m in USES_DENSITY and model.density is None and m != "ties":
             raise RecipeError(f"{where}models.{i} ({model.model}): method {m} needs a density")
+        if m in ("slerp", "model_stock"):
+            # Their MergeKit inputs take no per-model parameters: a value given would be dropped.
+            given = [name for name in ("weight", "density") if getattr(model, name) is not None]
+            if given:
+                raise RecipeError(f"{where}models.{i} ({model.model}): method {m} takes no {' or '.join(given)}"
+                                  + (" (slerp's mix is parameters.t)" if m == "slerp" else ""))
     t = point.parameters.get("t")
     if m == "slerp" and (t is None or not 0 <= t <= 1):
         raise RecipeError(f"{where}parameters.t: slerp needs t in [0, 1], got {t}")

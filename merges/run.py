@@ -65,7 +65,8 @@ def execute(item: PlannedMerge, say=print) -> Path:
             say(f"{folder}: already merged with this config")
             return folder
         raise RecipeError(f"{folder} holds a different finished merge; remove it or rename the recipe")
-    if folder.exists() and any(folder.glob("*.safetensors")):
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        # Never delete what someone put there (train refuses the same way).
         raise RecipeError(f"{folder} exists and is not a finished finharness merge; move it away")
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = folder.parent / f".{folder.name}.partial-{os.getpid()}"

@@ -64,7 +64,7 @@ class LoraSpec(_Strict):
 class TrainingSpec(_Strict):
     optimizer: Literal["adamw"] = "adamw"
     lr: float = Field(default=2e-4, gt=0)
-    epochs: float = Field(default=2, gt=0)
+    epochs: float = Field(default=2, gt=0, allow_inf_nan=False)
     batch_size: int = Field(default=4, gt=0, description="examples per micro-batch per device")
     grad_accum: int = Field(default=1, gt=0)
     warmup_ratio: float = Field(default=0.03, ge=0, lt=1)

@@ -56,8 +56,13 @@ def hub_offline() -> bool:
 def read_jsonl(path: Path, fields: tuple[str, ...] = ("text", "label")) -> list[dict]:
     """Rows of a JSONL file, each tagged ``_where`` (file:line) for error messages."""
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise TaskDataError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[err.start]:02x} at "
+                                    f"column {err.start + 1}); save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
@@ -67,6 +72,10 @@ def read_jsonl(path: Path, fields: tuple[str, ...] = ("text", "label")) -> list[
             missing = [f for f in fields if not isinstance(row, dict) or f not in row]
             if missing:
                 raise TaskDataError(f"{path}:{lineno}: a row needs the field(s) {missing}")
+            # A null would reach the prompt as the word "None".
+            null = [f for f in fields if row[f] is None]
+            if null:
+                raise TaskDataError(f"{path}:{lineno}: field(s) {null} are null")
             row["_where"] = f"{path}:{lineno}"
             rows.append(row)
     return rows

@@ -31,12 +31,14 @@ class TaskYamlError(ValueError):
 
 
 def yaml_files(paths: Iterable[Path]) -> list[Path]:
-    """Every ``*.yaml`` lm-eval would index under ``paths`` (files are taken as given)."""
+    """Every ``*.yaml`` lm-eval would index under ``paths`` (files are taken as given), and
+    every ``*.yml``, which lm-eval skips without a word: :func:`read_config` says so."""
     found: list[Path] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            found += sorted(p for p in path.glob("**/*.yaml") if "__pycache__" not in p.parts)
+            found += sorted(p for pattern in ("**/*.yaml", "**/*.yml") for p in path.glob(pattern)
+                            if "__pycache__" not in p.parts)
         else:
             found.append(path)
     return found
@@ -44,6 +46,9 @@ def yaml_files(paths: Iterable[Path]) -> list[Path]:
 
 def read_config(path: Path) -> dict[str, Any]:
     """Load a YAML the way lm-eval does (includes and ``!function`` resolved)."""
+    if Path(path).suffix == ".yml":
+        raise TaskYamlError(f"{path}: lm-eval only reads task files ending in .yaml; rename it to "
+                            f"{Path(path).with_suffix('.yaml').name}")
     try:
         cfg = load_yaml(path, resolve_func=True)
     except yaml.YAMLError as err:
@@ -110,6 +115,30 @@ def check_prompt_renders(path: Path, cfg: dict[str, Any], doc: dict[str, Any]) -
         raise TaskYamlError(f"{path}: field doc_to_text does not render on the first test row: {err}") from None
 
 
+def check_metrics(path: Path, cfg: dict[str, Any], doc: dict[str, Any]) -> None:
+    """Every metric in ``metric_list`` must be one the task produces: lm-eval drops an
+    unknown one silently, or crashes after scoring every document on a misspelt one."""
+    names = [m.get("metric") for m in cfg.get("metric_list") or [] if isinstance(m, dict)]
+    process = cfg.get("process_results")
+    if callable(process):
+        if cfg.get("output_type") == "multiple_choice":
+            choices = cfg.get("doc_to_choice")
+            n = len(doc.get("choices", [])) if choices == "choices" else len(choices or [])
+            results: list[Any] = [(-1.0, False)] * max(n, 1)
+        else:
+            results = [""]
+        produced = set(process(doc, results))
+        source = f"its process_results ({getattr(process, '__name__', process)})"
+    else:
+        from lm_eval.api.registry import METRIC_REGISTRY
+
+        produced, source = set(METRIC_REGISTRY), "lm-eval's metric registry"
+    unknown = [name for name in names if name not in produced]
+    if unknown:
+        raise TaskYamlError(f"{path}: field metric_list names {unknown}, which {source} does not produce "
+                            f"(it produces: {', '.join(sorted(produced)[:20])})")
+
+
 def check_data(path: Path, cfg: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
     """Load a finharness task's data; return split sizes and rows dropped per split.
 
@@ -133,6 +162,7 @@ def check_data(path: Path, cfg: dict[str, Any]) -> tuple[dict[str, int], dict[st
             )
     test = cfg.get("test_split") or cfg.get("validation_split")
     check_prompt_renders(path, cfg, splits[test][0])
+    check_metrics(path, cfg, splits[test][0])
     return {name: len(ds) for name, ds in splits.items()}, dropped
 
 
