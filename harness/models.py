@@ -120,7 +120,7 @@ def resolve_checkpoint(spec: str) -> Path:
         raise CheckpointError(f"checkpoint {spec!r} is not a Hugging Face model folder (no config.json in it)")
     if not any(path.glob("*.safetensors")):
         raise CheckpointError(f"checkpoint {spec!r} has no .safetensors weights (pickle checkpoints are refused)")
-    _refuse_pickles(path, "checkpoint")
+    refuse_pickles(path, "checkpoint")
     return path.resolve()
 
 
@@ -172,10 +172,10 @@ def is_adapter(path: Path) -> bool:
 def _check_adapter(path: Path) -> None:
     if not (path / "adapter_model.safetensors").is_file():
         raise CheckpointError(f"adapter {path} has no adapter_model.safetensors (pickle adapters are refused)")
-    _refuse_pickles(path, "adapter")
+    refuse_pickles(path, "adapter")
 
 
-def _refuse_pickles(path: Path, what: str) -> None:
+def refuse_pickles(path: Path, what: str) -> None:
     """Refuse before anything loads: beside a decoy .safetensors file, transformers would
     fall back to unpickling pytorch_model.bin (and a cache fingerprint would skip it)."""
     pickled = pickle_files(path)

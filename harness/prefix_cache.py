@@ -161,21 +161,25 @@ class PrefixKV:
             with torch.no_grad():
                 model(input_ids=torch.tensor([body], device=device), past_key_values=cache, use_cache=True, **extra)
             bodies.append([(layer.keys[0, :, head:], layer.values[0, :, head:]) for layer in cache.layers])
-        sliding = any(getattr(layer, "is_sliding", False) for layer in DynamicCache(config=self.config).layers)
-        out = DynamicCache(config=self.config) if sliding else StaticCache(config=self.config, max_cache_len=max_length)
-        slots = (width - 1) if sliding else max_length
+        out = DynamicCache(config=self.config)
+        sliding = any(getattr(layer, "is_sliding", False) for layer in out.layers)
+        if not sliding:
+            out = StaticCache(config=self.config, max_cache_len=max_length)
         for index, (layer, (keys, values)) in enumerate(zip(out.layers, self.layers, strict=True)):
-            k = keys.new_zeros(len(rests), keys.shape[1], slots, keys.shape[3])
-            v = values.new_zeros(len(rests), values.shape[1], slots, values.shape[3])
+            rows = len(rests)
+            layer.lazy_initialization(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1))
+            if sliding:  # a growing cache: width - 1 slots of our own
+                layer.keys = keys.new_zeros(rows, keys.shape[1], width - 1, keys.shape[3])
+                layer.values = values.new_zeros(rows, values.shape[1], width - 1, values.shape[3])
+            k, v = layer.keys, layer.values  # StaticCache: its own zeroed max_length slots, filled in place
             k[:, :, :head], v[:, :, :head] = keys, values
             for b, body in enumerate(bodies):
                 if body is not None:
                     n = body[index][0].shape[1]
                     k[b, :, width - 1 - n: width - 1], v[b, :, width - 1 - n: width - 1] = body[index]
-            layer.lazy_initialization(k, v)
-            layer.keys, layer.values = k, v
-            if isinstance(layer.cumulative_length if hasattr(layer, "cumulative_length") else None, torch.Tensor):
-                layer.cumulative_length.fill_(width - 1)
-            elif hasattr(layer, "cumulative_length"):
+            counted = getattr(layer, "cumulative_length", None)
+            if isinstance(counted, torch.Tensor):
+                counted.fill_(width - 1)
+            elif counted is not None:
                 layer.cumulative_length = width - 1
         return out

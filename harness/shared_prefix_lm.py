@@ -367,7 +367,7 @@ class SharedPrefixLM(HFLM):
             (g.prefix_len, sorted((rows[i] for i in g.members), key=lambda r: (-r.length, r.context)))
             for g in groups
         ]
-        return sorted(ordered, key=lambda item: (-item[1][0].length, item[1][0].context)) if ordered else []
+        return sorted(ordered, key=lambda item: (-item[1][0].length, item[1][0].context))
 
     @torch.no_grad()
     def _score_batch(self, batch: list[PackedRow], window: int | None, keep_logits: bool, head: PrefixKV | None = None):

@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from harness.models import CheckpointError, check_same_architecture, pickle_files, resolve_checkpoint, resolve_model
+from harness.models import CheckpointError, check_same_architecture, refuse_pickles, resolve_checkpoint, resolve_model
 from leaderboard.store import Board, settings_key
 from leaderboard.submission import Submission, SubmissionError
 from leaderboard.verify import VerifiedResults, verify_results
@@ -30,10 +30,10 @@ from leaderboard.verify import VerifiedResults, verify_results
 
 def check_checkpoint_files(folder: Path) -> None:
     """The Open LLM Leaderboard's rules: safetensors weights, nothing that runs code."""
-    pickled = pickle_files(folder)
-    if pickled:
-        raise SubmissionError(f"checkpoint {folder}: pickle weight file(s) {', '.join(p.name for p in pickled)}; "
-                              "only safetensors are accepted (pickle runs code when loaded)")
+    try:
+        refuse_pickles(Path(folder), "checkpoint")
+    except CheckpointError as err:
+        raise SubmissionError(str(err)) from None
     code = sorted(p.name for p in Path(folder).rglob("*.py"))
     if code:
         raise SubmissionError(f"checkpoint {folder}: Python files {', '.join(code)}; "

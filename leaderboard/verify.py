@@ -46,16 +46,6 @@ class VerifiedResults:
     limit: float | None = None  # the declared limit, checked against every task's rows
 
 
-def documents_selected(n_docs: int, limit: float | None) -> int:
-    """How many documents ``--limit`` scores of a task with ``n_docs``: the first ones
-    (lm-eval's ``get_sample_size``, then the first that many of ``eval_docs``)."""
-    if limit is None:
-        return n_docs
-    limit = float(limit)
-    wanted = math.ceil(n_docs * limit) if limit < 1.0 else int(limit)
-    return min(wanted, n_docs)
-
-
 def _declared_limit(data: dict[str, Any], path: Path) -> float | None:
     limit = data.get("config", {}).get("limit")
     if limit is None:
@@ -119,7 +109,11 @@ def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where
                     f"{where}: doc {doc_id}: {metric} is logged as {row.get(metric)!r}, "
                     f"but its responses score {_plain(value)!r}")
             per_metric.setdefault(metric, []).append(value)
-    selected = set(range(documents_selected(len(docs), limit)))
+    from lm_eval.evaluator_utils import get_sample_size
+
+    # lm-eval's own rule: get_sample_size, then the first that many of eval_docs.
+    wanted = get_sample_size(task, limit)
+    selected = set(range(len(docs) if wanted is None else min(wanted, len(docs))))
     if seen != selected:
         missing, extra = sorted(selected - seen), sorted(seen - selected)
         said = "no limit (the whole test split)" if limit is None else f"limit {limit:g}"
