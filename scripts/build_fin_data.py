@@ -134,14 +134,16 @@ def build(shared: Path) -> dict[str, dict[str, list[dict]]]:
 
     for splits in families.values():
         for name in list(splits):
-            splits[name] = shuffled(splits[name])
+            # An empty text is no document (FinCausal has 4): dropped after the shuffle,
+            # so every other row keeps the place it had before the drop.
+            splits[name] = [r for r in shuffled(splits[name]) if r["text"].strip()]
     return families
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--out", type=Path, default=REPO / "fin_tasks")
+    parser.add_argument("--out", type=Path, default=REPO / "fin_tasks" / "tasks")
     args = parser.parse_args()
     for family, splits in build(args.shared).items():
         for split, rows in splits.items():

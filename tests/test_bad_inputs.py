@@ -237,6 +237,23 @@ def test_12_a_yml_file_is_named_not_skipped(tmp_path):
                       "rename it to fin_demo.yaml"]
 
 
+def test_13_an_empty_text_is_refused_naming_the_row(tmp_path):
+    from fin_tasks.common.validate import TaskYamlError, validate_file
+
+    rows = {**ALL_SPLITS, "validation": ROWS[:1] + [{"id": "x", "text": "  \n", "label": "up"}]}
+    with pytest.raises(TaskYamlError, match=r"data/validation\.jsonl:2: field 'text' is empty"):
+        validate_file(write_task(tmp_path, GOOD_BODY, rows))
+
+
+def test_13_the_packaged_data_has_no_empty_text():
+    """FinCausal shipped 4 empty sentences; the build script now drops them after its shuffle."""
+    from fin_tasks import TASKS_DIR
+    from fin_tasks.common.data import read_jsonl
+
+    for path in sorted(TASKS_DIR.glob("*/data/*.jsonl")):
+        assert all(row["text"].strip() for row in read_jsonl(path)), path
+
+
 def test_14_a_null_text_is_refused_naming_the_row(tmp_path):
     from fin_tasks.common.validate import TaskYamlError, validate_file
 

@@ -76,6 +76,9 @@ def read_jsonl(path: Path, fields: tuple[str, ...] = ("text", "label")) -> list[
             null = [f for f in fields if row[f] is None]
             if null:
                 raise TaskDataError(f"{path}:{lineno}: field(s) {null} are null")
+            # An empty text would be scored as a bare "Text: " prompt: no document at all.
+            if "text" in fields and isinstance(row["text"], str) and not row["text"].strip():
+                raise TaskDataError(f"{path}:{lineno}: field 'text' is empty; drop the row or fill it in")
             row["_where"] = f"{path}:{lineno}"
             rows.append(row)
     return rows
