@@ -13,12 +13,11 @@ TASKS_DIR = PACKAGE_DIR / "tasks"
 HUB_TASKS_DIR = PACKAGE_DIR / "hub_tasks"
 
 
+def task_manager(include_paths=(), hub: bool = False):
+    """lm-eval's TaskManager over the packaged tasks and ``include_paths`` (fin_tasks/index.py)."""
+    from fin_tasks.index import task_manager as build
 
-def task_manager(include_paths=(TASKS_DIR,)):
-    """lm-eval's TaskManager over the packaged tasks only (its ~14,700 built-ins cost ~10 s)."""
-    from lm_eval.tasks import TaskManager
-
-    return TaskManager(include_path=[str(p) for p in include_paths], include_defaults=False)
+    return build(include_paths, hub)
 
 
 __all__ = ["PACKAGE_DIR", "TASKS_DIR", "HUB_TASKS_DIR", "task_manager"]

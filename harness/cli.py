@@ -6,6 +6,8 @@ import math
 import sys
 from pathlib import Path
 
+from lm_eval._cli.utils import MergeDictAction
+
 from harness.models import CheckpointError
 
 
@@ -30,21 +32,67 @@ def _shots(text: str) -> int:
     return value
 
 
+def eval_targets(args: argparse.Namespace) -> tuple[str, list[tuple[str, str | None, str]], dict]:
+    """(backend, [(model, base_model, weight_type)], remaining model_args) from the flags.
+
+    ``--model`` takes a checkpoint (finharness's own spelling, repeatable) or, as lm-eval
+    users type it, a backend name with the checkpoint in ``--model_args pretrained=...``
+    (``peft=`` for an adapter, ``delta=`` for delta weights on it).
+    """
+    from harness.evaluate import BACKENDS
+
+    model_args = dict(args.model_args or {})
+    named = [m for m in args.model if m in BACKENDS and not Path(m).exists()]
+    checkpoints = [m for m in args.model if m not in named]
+    backend = args.backend
+    if named:
+        if len(set(named)) > 1 or (args.backend_given and args.backend != named[0]):
+            raise ValueError(f"two backends named: {', '.join(sorted({*named, args.backend}))}")
+        backend = named[0]
+    targets = [(m, args.base_model, args.weight_type) for m in checkpoints]
+    pretrained = model_args.pop("pretrained", None)
+    adapter, delta = model_args.pop("peft", None), model_args.pop("delta", None)
+    if pretrained is not None:
+        if adapter and delta:
+            raise ValueError("--model_args: give peft= or delta=, not both")
+        if adapter or delta:
+            targets.append((str(adapter or delta), str(pretrained), "adapter" if adapter else "delta"))
+        else:
+            targets.append((str(pretrained), args.base_model, args.weight_type))
+    elif adapter or delta:
+        raise ValueError("--model_args: peft= and delta= need pretrained= (the base model)")
+    if not targets:
+        raise ValueError(
+            f"--model {named[0]} names lm-eval's {named[0]!r} backend, but no checkpoint was given: "
+            f"add --model_args pretrained=PATH_OR_EMBEDDED_NAME (as with lm_eval), or pass the checkpoint "
+            f"itself: finharness eval -m PATH --backend {named[0]}")
+    return backend, targets, model_args
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from harness.evaluate import EvalRequest, parse_model_args, run_eval
+    from fin_tasks.index import include_paths
+    from harness.evaluate import EvalRequest, run_eval
     from harness.report import docs_scored, score_table
 
     tasks = [t for chunk in args.tasks for t in chunk.split(",") if t]
-    extra = parse_model_args(args.model_args or "")
-    for model in args.model:
+    backend, targets, extra = eval_targets(args)
+    chat = args.chat_template
+    if args.apply_chat_template is not None:
+        chat = "on" if args.apply_chat_template is not False else "off"
+    template_name = args.apply_chat_template if isinstance(args.apply_chat_template, str) else None
+    for model, base, weight_type in targets:
         outcome = run_eval(EvalRequest(
             model=model, tasks=tasks, num_fewshot=args.num_fewshot, limit=args.limit,
             batch_size=args.batch_size, device=args.device, dtype=args.dtype,
-            chat_template=args.chat_template, online=args.online,
+            chat_template=chat, online=args.online,
             include_defaults=args.include_defaults, output_path=args.output_path,
-            log_samples=args.log_samples, seed=args.seed, backend=args.backend,
-            use_cache=not args.no_cache, base_model=args.base_model,
-            weight_type=args.weight_type, model_args=extra, split=args.split,
+            log_samples=args.log_samples, seed=args.seed, backend=backend,
+            use_cache=not args.no_cache, base_model=base,
+            weight_type=weight_type, model_args=extra, split=args.split,
+            include_paths=include_paths(args.include_path), chat_template_name=template_name,
+            system_instruction=args.system_instruction, fewshot_as_multiturn=args.fewshot_as_multiturn,
+            gen_kwargs=args.gen_kwargs, wandb_args=args.wandb_args, wandb_config_args=args.wandb_config_args,
+            hf_hub_log_args=args.hf_hub_log_args,
         ))
         if outcome.results is None:  # a non-zero rank under `accelerate launch`
             continue
@@ -64,16 +112,17 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
     from fin_tasks.common.validate import validate_paths
-    from harness.evaluate import set_offline
+    from fin_tasks.index import include_paths, roles, task_manager
 
-    set_offline(args.online)
-    rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR])
+    extra = include_paths(args.include_path)
+    rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR, *extra])
+    role = roles(task_manager(extra, hub=True).task_index) if not errors else {}
     table = [
-        [r["name"], r["kind"], len(r.get("labels", [])) or "",
+        [r["name"], r["kind"], role.get(r["name"], ""), len(r.get("labels", [])) or "",
          (r.get("splits") or {}).get("test", ""), r.get("skipped", "") or dropped_note(r)]
         for r in rows
     ]
-    print(tabulate(table, headers=["name", "kind", "labels", "test docs", "note"], tablefmt="github"))
+    print(tabulate(table, headers=["name", "kind", "role", "labels", "test docs", "note"], tablefmt="github"))
     for err in errors:
         print(f"error: {err}", file=sys.stderr)
     return 1 if errors else 0
@@ -82,10 +131,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
     from fin_tasks.common.validate import validate_paths
-    from harness.evaluate import set_offline
+    from fin_tasks.index import include_paths
 
-    set_offline(args.online)
-    paths = args.paths or [TASKS_DIR, HUB_TASKS_DIR]
+    paths = [*args.paths, *include_paths(args.include_path)] or [TASKS_DIR, HUB_TASKS_DIR]
     rows, errors = validate_paths(paths, with_data=not args.no_data)
     for row in rows:
         note = f"  (data not checked: {row['skipped']})" if "skipped" in row else ""
@@ -114,7 +162,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from training.run import train_recipe
 
-    train_recipe(args.recipe, resume=args.resume, overwrite=args.overwrite, output_dir=args.output_dir)
+    train_recipe(args.recipe, resume=args.resume, overwrite=args.overwrite, output_dir=args.output_dir,
+                 include_paths=args.include_path or [], online=args.online)
     return 0
 
 
@@ -171,12 +220,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_forgetting(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from harness.measures import change_table, read_scores, seen_and_unseen
+    from fin_tasks.index import include_paths
+    from harness.measures import change_table, read_scores, recorded_include_paths, task_roles
 
-    seen, unseen = seen_and_unseen()
-    rows, averages = change_table(read_scores(args.entry, args.metric), read_scores(args.reference, args.metric),
-                                  seen, unseen)
-    print(f"{args.metric}: {args.entry} against {args.reference}\n")
+    # The roles of a user's tasks come from their YAMLs: the folders each evaluation recorded.
+    folders = include_paths([*recorded_include_paths(args.entry), *recorded_include_paths(args.reference),
+                             *(args.include_path or [])])
+    roles = task_roles(folders)
+    by_role = {r: {t for t, x in roles.items() if x == r} for r in ("seen", "unseen", "retention")}
+    rows, averages = change_table(read_scores(args.entry, args.metric, fallback_to_own=True),
+                                  read_scores(args.reference, args.metric, fallback_to_own=True),
+                                  by_role["seen"], by_role["unseen"], by_role["retention"])
+    print(f"{args.metric} (a task without it: its own first metric): {args.entry} against {args.reference}\n")
     print(tabulate(rows, headers="keys", tablefmt="github", floatfmt="+.4f"))
     if averages:
         print()
@@ -193,7 +248,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         from leaderboard.submit import submit
 
         options = {k: v for k, v in (("batch_size", args.batch_size), ("device", args.device)) if v is not None}
-        entry = submit(load_submission(args.submission), board, **options)
+        entry = submit(load_submission(args.submission), board, include_paths=args.include_path or [], **options)
         print(f"entry {entry} added to {board.path}")
         return 0
     if args.action == "show":
@@ -228,45 +283,66 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser("eval", help="score checkpoints on financial tasks (lm-eval)")
-    ev.add_argument("--model", "-m", action="append", required=True,
-                    help="embedded model name, checkpoint folder (training run, merge output) or "
-                         "PEFT adapter folder; repeat for several")
+    ev.add_argument("--model", "-m", "-M", action="append", required=True,
+                    help="embedded model name, checkpoint folder (training run, merge output), PEFT adapter "
+                         "folder or (with --online) Hub id org/name; repeat for several. As with lm_eval, a "
+                         "backend name also works: --model hf --model_args pretrained=PATH[,peft=ADAPTER]")
     ev.add_argument("--base_model", default=None,
                     help="base checkpoint for an adapter (default: the adapter's base_model_name_or_path) or delta")
     ev.add_argument("--weight_type", choices=["auto", "original", "adapter", "delta"], default="auto",
                     help="auto: a folder with adapter_config.json and no config.json is an adapter")
     ev.add_argument("--tasks", "-t", action="append", default=None,
-                    help="tasks, groups or patterns, comma-separated (default: finharness_all)")
-    ev.add_argument("--num_fewshot", type=_shots, default=None)
-    ev.add_argument("--limit", type=_limit, default=None, help="first N docs per task (or a fraction)")
-    ev.add_argument("--batch_size", default=8)
+                    help="tasks, groups, tags or lm-eval patterns ('fin_*', 'fin_fp*'), comma-separated "
+                         "(default: finharness_all)")
+    ev.add_argument("--include_path", action="append", default=None, metavar="DIR",
+                    help="a folder of your own task YAMLs, as lm_eval --include_path; repeatable")
+    ev.add_argument("--num_fewshot", "-f", type=_shots, default=None)
+    ev.add_argument("--limit", "-L", type=_limit, default=None, help="first N docs per task (or a fraction)")
+    ev.add_argument("--batch_size", "-b", default=8)
     ev.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     ev.add_argument("--dtype", default="float32")
     ev.add_argument("--chat_template", choices=["auto", "on", "off"], default="auto",
                     help="auto: on for instruct checkpoints (embedded instruct model, or a tokenizer chat template)")
-    ev.add_argument("--online", action="store_true", help="allow the Hugging Face Hub (Hub-only tasks such as fin_ma)")
+    ev.add_argument("--apply_chat_template", nargs="?", const=True, default=None, metavar="TEMPLATE",
+                    help="lm-eval's spelling of --chat_template on (optionally a named template of the tokenizer)")
+    ev.add_argument("--system_instruction", default=None, help="a system message before every prompt (lm-eval)")
+    ev.add_argument("--fewshot_as_multiturn", nargs="?", const=True, default=None,
+                    type=lambda x: x.lower() in ("true", "1", "yes"), metavar="BOOL",
+                    help="few-shot examples as chat turns (default: on with the chat template and shots)")
+    ev.add_argument("--gen_kwargs", default=None, nargs="+", action=MergeDictAction, metavar="KEY=VALUE",
+                    help="generation arguments for generative tasks, as lm_eval --gen_kwargs")
+    ev.add_argument("--wandb_args", default=None, nargs="+", action=MergeDictAction, metavar="KEY=VALUE",
+                    help="log to Weights & Biases through lm-eval's WandbLogger (wandb.init arguments)")
+    ev.add_argument("--wandb_config_args", default=None, nargs="+", action=MergeDictAction, metavar="KEY=VALUE")
+    ev.add_argument("--hf_hub_log_args", default=None, nargs="+", action=MergeDictAction, metavar="KEY=VALUE",
+                    help="lm-eval's EvaluationTracker arguments, e.g. hub_results_org=ORG,push_results_to_hub=True")
+    ev.add_argument("--online", action="store_true",
+                    help="allow the Hugging Face Hub (Hub ids, Hub-only tasks such as fin_ma)")
     ev.add_argument("--include_defaults", action="store_true", help="also index lm-eval's built-in tasks")
-    ev.add_argument("--output_path", type=Path, default=None, help="write lm-eval results and samples here")
-    ev.add_argument("--log_samples", action="store_true")
+    ev.add_argument("--output_path", "-o", type=Path, default=None, help="write lm-eval results and samples here")
+    ev.add_argument("--log_samples", "-s", action="store_true")
     ev.add_argument("--seed", type=int, default=1234)
     ev.add_argument("--split", choices=["test", "validation"], default="test",
                     help="validation: score each task's validation split (to choose merge weights or checkpoints)")
-    ev.add_argument("--backend", choices=["hf-shared-prefix", "hf", "vllm"], default="hf-shared-prefix",
+    ev.add_argument("--backend", choices=["hf-shared-prefix", "hf", "vllm"], default=None,
                     help="lm-eval model backend: hf-shared-prefix scores each context once (default); "
-                         "hf is lm-eval's own; vllm for GPU machines (pip install vllm)")
-    ev.add_argument("--model_args", default=None,
-                    help="extra lm-eval model_args, e.g. parallelize=True (hf) or "
-                         "tensor_parallel_size=2,data_parallel_size=2 (vllm)")
+                         "hf is lm-eval's own; vllm for GPU machines (pip install 'finharness[vllm]')")
+    ev.add_argument("--model_args", "-a", default=None, nargs="+", action=MergeDictAction, metavar="KEY=VALUE",
+                    help="lm-eval model_args, parsed by lm-eval: pretrained=, peft=, revision=, parallelize=True "
+                         "(hf), tensor_parallel_size=2 (vllm), ...")
     ev.add_argument("--no_cache", action="store_true",
                     help="do not read or write the per-checkpoint request cache (FINHARNESS_LM_CACHE)")
     ev.set_defaults(func=cmd_eval)
 
-    ts = sub.add_parser("tasks", help="list the tasks with their label sets and sizes")
+    ts = sub.add_parser("tasks", help="list the tasks with their roles, label sets and sizes")
+    ts.add_argument("--include_path", action="append", default=None, metavar="DIR", help="your own task folders too")
     ts.add_argument("--online", action="store_true")
     ts.set_defaults(func=cmd_tasks)
 
     va = sub.add_parser("validate", help="check task YAMLs and their data before lm-eval runs them")
     va.add_argument("paths", nargs="*", type=Path, help="YAML files or folders (default: the packaged suite)")
+    va.add_argument("--include_path", action="append", default=None, metavar="DIR",
+                    help="a task folder to check, as lm_eval --include_path (same as a path argument)")
     va.add_argument("--no-data", action="store_true", help="check the YAML only, do not load data")
     va.add_argument("--online", action="store_true")
     va.set_defaults(func=cmd_validate)
@@ -276,8 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="discard an earlier run of the same name")
     tr.add_argument("--output-dir", type=Path, default=None, help="parent of the run folder (default: the recipe's output_dir)")
+    tr.add_argument("--include_path", action="append", default=None, metavar="DIR",
+                    help="task folders beside the recipe's include_paths")
+    tr.add_argument("--online", action="store_true", help="allow a Hub id as base_model")
     tr.set_defaults(func=cmd_train)
-
     me = sub.add_parser("merge", help="merge fine-tuned models with MergeKit from a YAML recipe")
     me.add_argument("recipe", type=Path, help="merge recipe (see merges/recipes/)")
     me.add_argument("--output-dir", type=Path, default=None, help="parent of the merge folder (default: the recipe's output_dir)")
@@ -287,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(selection.json); comma-separated tasks or groups")
     me.add_argument("--metric", default="acc", help="the metric --select-on maximizes (task mean)")
     me.add_argument("--limit", type=_limit, default=None, help="--select-on: first N validation docs per task")
+    me.add_argument("--online", action="store_true", help="allow Hub ids org/name[@revision] as merge inputs")
     me.set_defaults(func=cmd_merge)
 
     vi = sub.add_parser("views", help="in-domain / out-of-domain / cross-task placement of the gen_* tasks")
@@ -309,7 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     fo = sub.add_parser("forgetting", help="per-task change of one result folder against another (seen/unseen averages)")
     fo.add_argument("entry", type=Path, help="--output_path folder of the fine-tuned or merged model")
     fo.add_argument("reference", type=Path, help="--output_path folder of the reference (e.g. the base model zero-shot)")
-    fo.add_argument("--metric", default="acc")
+    fo.add_argument("--metric", default="acc", help="per task; a task without it is read on its own first metric")
+    fo.add_argument("--include_path", action="append", default=None, metavar="DIR",
+                    help="task folders whose role tags count (default: those the evaluations recorded)")
     fo.set_defaults(func=cmd_forgetting)
 
     lb = sub.add_parser("leaderboard", help="submit scored models to the board, show it, render it as HTML")
@@ -320,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--board", type=Path, default=None, help=board_help)
     ls.add_argument("--batch_size", default=None)
     ls.add_argument("--device", default=None)
+    ls.add_argument("--include_path", action="append", default=None, metavar="DIR",
+                    help="task folders beside the submission's include_paths")
+    ls.add_argument("--online", action="store_true", help="allow a Hub id as checkpoint or base_model")
     lh = lb_sub.add_parser("show", help="print the board (tabulate)")
     lh.add_argument("--board", type=Path, default=None, help=board_help)
     lh.add_argument("--metric", default="acc", help="the per-task metric shown (ROUGE-L where a task lacks it)")
@@ -351,9 +435,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness.evaluate import set_offline
+
     args = build_parser().parse_args(argv)
-    if getattr(args, "tasks", None) is None and args.command == "eval":
-        args.tasks = ["finharness_all"]
+    if args.command == "eval":
+        args.tasks = args.tasks or ["finharness_all"]
+        args.backend_given = args.backend is not None
+        args.backend = args.backend or "hf-shared-prefix"
+    # Offline unless asked: a Hub lookup fails at once instead of waiting on timeouts.
+    set_offline(getattr(args, "online", False))
     try:
         return args.func(args)
     except (CheckpointError, ValueError) as err:

@@ -10,6 +10,7 @@ from typing import Any
 
 from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_paths
+from fin_tasks.index import ALIASES, UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
 from harness.lm_cache import cache_path, model_fingerprint
 from harness.models import CheckpointError, ResolvedModel, has_chat_template, is_instruct, resolve_model
 
@@ -36,8 +37,17 @@ class EvalRequest:
     use_cache: bool = True  # per-checkpoint lm-eval request cache (harness/lm_cache.py)
     base_model: str | None = None  # for an adapter or delta weights
     weight_type: str = "auto"  # auto | original | adapter | delta
-    model_args: dict[str, str] = field(default_factory=dict)  # passed through to the lm-eval backend
+    model_args: dict[str, Any] = field(default_factory=dict)  # passed through to the lm-eval backend
     split: str = "test"  # or "validation": for choosing merge weights or checkpoints, never on test
+    include_paths: list[Path] = field(default_factory=list)  # the user's task folders (lm-eval --include_path)
+    # Passed through to lm-eval as its own CLI passes them:
+    chat_template_name: str | None = None  # --apply_chat_template NAME: a named template of the tokenizer
+    system_instruction: str | None = None
+    fewshot_as_multiturn: bool | None = None  # None: on with the chat template and few-shot examples
+    gen_kwargs: dict[str, Any] | None = None
+    wandb_args: dict[str, Any] | None = None  # lm-eval's WandbLogger
+    wandb_config_args: dict[str, Any] | None = None
+    hf_hub_log_args: dict[str, Any] | None = None  # lm-eval's EvaluationTracker (push to the Hub)
 
 
 @dataclass
@@ -55,36 +65,44 @@ def set_offline(online: bool) -> None:
             os.environ[var] = "1"
 
 
-def plan_tasks(requested: list[str], online: bool) -> tuple[list[Path], dict[str, str]]:
+def plan_tasks(requested: list[str], online: bool,
+               include_paths: list[Path] = ()) -> tuple[list[Path], dict[str, str]]:
     """Include paths for this run, and the requested hub-only tasks skipped offline.
 
-    Every YAML of the suite is validated first, so a broken file stops the run with its
-    name instead of silently vanishing from lm-eval's index.
+    Every YAML of the suite and of the user's folders is validated first, so a broken
+    file stops the run with its name instead of silently vanishing from lm-eval's index
+    (lm-eval says only "Tasks not found").
     """
-    rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR], with_data=False)
+    rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR, *include_paths], with_data=False)
     if errors:
         raise TaskYamlError("\n".join(errors))
     if online:
-        return [TASKS_DIR, HUB_TASKS_DIR], {}
+        return index_paths(include_paths, hub=True), {}
     hub_only = [r["name"] for r in rows if Path(r["file"]).is_relative_to(HUB_TASKS_DIR)]
+    wanted = [ALIASES.get(p, p) for p in requested]
     skipped = {
         name: "its data is only on the Hugging Face Hub and this run is offline (use --online)"
         for name in hub_only
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in requested)
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in wanted)
     }
-    return [TASKS_DIR], skipped
+    return index_paths(include_paths), skipped
 
 
 def select_tasks(requested: list[str], known: list[str], skipped: dict[str, str]) -> list[str]:
-    """Drop what was skipped; refuse a name or pattern that matches nothing at all."""
-    selected = []
+    """Names and patterns expanded by lm-eval's own matcher; what was skipped dropped; an
+    entry that matches nothing at all is an error listing the nearest names."""
+    selected: list[str] = []
     for entry in requested:
+        entry = deprecated_alias(entry)
         if entry in skipped:
             continue
-        if fnmatch.filter(known, entry):
-            selected.append(entry)
-        elif not fnmatch.filter(list(skipped), entry):
-            raise ValueError(f"unknown task, group or pattern {entry!r} (see `finharness tasks`)")
+        try:
+            matches = expand([entry], known)
+        except UnknownTask:
+            if fnmatch.filter(list(skipped), entry):
+                continue
+            raise
+        selected += [t for t in matches if t not in selected]
     if not selected:
         raise ValueError(f"no task to run: {requested} matched only tasks skipped offline")
     return selected
@@ -142,22 +160,22 @@ def backend_model_args(req: EvalRequest, model: ResolvedModel) -> dict[str, Any]
     return {**args, **req.model_args, "trust_remote_code": False}
 
 
-def parse_model_args(text: str) -> dict[str, str]:
-    """``key=value,key=value`` as lm-eval's ``--model_args`` writes it."""
-    pairs = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--model_args: {item!r} is not key=value")
-        pairs[key.strip()] = value.strip()
-    return pairs
+def parse_model_args(text: str) -> dict[str, Any]:
+    """``key=value,key=value`` parsed by lm-eval's own CLI parser (values typed: ``False``
+    is a bool, ``64`` an int), so ``--model_args`` means what it means to ``lm_eval``."""
+    from lm_eval._cli.utils import key_val_to_dict
+
+    try:
+        return key_val_to_dict(text)
+    except ValueError as err:
+        raise ValueError(f"--model_args: {err}") from None
 
 
 def run_eval(req: EvalRequest) -> EvalOutcome:
     set_offline(req.online)
-    model = resolve_model(req.model, req.base_model, req.weight_type)
+    model = resolve_model(req.model, req.base_model, req.weight_type, revision=req.model_args.get("revision"))
     model_args = backend_model_args(req, model)
-    include, skipped = plan_tasks(req.tasks, req.online)
+    include, skipped = plan_tasks(req.tasks, req.online, req.include_paths)
     for name, why in skipped.items():
         print(f"skipping {name}: {why}")
 
@@ -166,9 +184,10 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
 
     import harness.shared_prefix_lm  # noqa: F401  (registers the hf-shared-prefix backend)
     from lm_eval.loggers import EvaluationTracker
-    from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_path=[str(p) for p in include], include_defaults=req.include_defaults)
+    from fin_tasks.index import task_manager
+
+    manager = task_manager(req.include_paths, hub=HUB_TASKS_DIR in include, include_defaults=req.include_defaults)
     tasks = select_tasks(req.tasks, list(manager.all_tasks), skipped)
     if req.split not in {"test", "validation"}:
         raise ValueError(f"split must be test or validation, not {req.split!r}")
@@ -176,11 +195,24 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         score_on_validation(manager)
     chat = use_chat_template(req.chat_template, model.checkpoint)
     device = req.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tracker = EvaluationTracker(output_path=str(req.output_path)) if req.output_path else None
+    hub_log = dict(req.hf_hub_log_args or {})
+    tracker = None
+    if req.output_path or hub_log:
+        if req.output_path:
+            hub_log["output_path"] = str(req.output_path)
+        if os.environ.get("HF_TOKEN"):
+            hub_log.setdefault("token", os.environ["HF_TOKEN"])
+        tracker = EvaluationTracker(**hub_log)
+    wandb = None
+    if req.wandb_args:
+        from lm_eval.loggers import WandbLogger
+
+        wandb = WandbLogger(req.wandb_args, req.wandb_config_args or {})
     # Hashing the weights is read-bound (seconds for a 7B model): once, for the cache
     # path and for the results' revision.
     fingerprint = model_fingerprint(model.folders)
     cache = str(cache_path(fingerprint, req.backend, req.dtype)) if req.use_cache else None
+    multiturn = bool(chat and req.num_fewshot) if req.fewshot_as_multiturn is None else req.fewshot_as_multiturn
 
     start = time.perf_counter()
     results = lm_eval.simple_evaluate(
@@ -193,9 +225,11 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         device=device,
         task_manager=manager,
         use_cache=cache,
-        apply_chat_template=chat,
-        fewshot_as_multiturn=bool(chat and req.num_fewshot),
-        log_samples=req.log_samples or tracker is not None,
+        apply_chat_template=(req.chat_template_name or True) if chat else False,
+        fewshot_as_multiturn=multiturn,
+        system_instruction=req.system_instruction,
+        gen_kwargs=req.gen_kwargs,
+        log_samples=req.log_samples or tracker is not None or wandb is not None,
         evaluation_tracker=tracker,
         random_seed=req.seed,
         numpy_random_seed=req.seed,
@@ -206,17 +240,31 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     if results is None:  # a non-zero rank of a data-parallel run: rank 0 reports
         return EvalOutcome(None, skipped, seconds, model)
     # What was scored, by content: the leaderboard pins a local checkpoint by this
-    # fingerprint as the Hub pins a revision by its commit.
+    # fingerprint as the Hub pins a revision by its commit, and a task from the user's
+    # folders by the hashes of its files.
+    scored = list(results.get("configs", {}))
     results["finharness"] = {
         "model": req.model, "weight_type": model.weight_type, "base_model": req.base_model,
         "revision": fingerprint, "backend": req.backend, "dtype": req.dtype,
         "chat_template": chat, "num_fewshot": req.num_fewshot, "limit": req.limit, "tasks": tasks,
-        "split": req.split,
+        "split": req.split, "include_paths": [str(p) for p in req.include_paths],
+        "external_tasks": external_fingerprints(scored, manager.task_index),
     }
+    samples = results.pop("samples", None)
+    if wandb is not None:
+        wandb.post_init(results)
+        wandb.log_eval_result()
+        if samples:
+            wandb.log_eval_samples(samples)
     if tracker is not None:
-        samples = results.pop("samples", None)
         tracker.save_results_aggregated(results=results, samples=samples)
         if samples:
             for task_name in results["configs"]:
                 tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+        if tracker.push_results_to_hub or tracker.push_samples_to_hub:
+            tracker.recreate_metadata_card()
+    if wandb is not None:
+        wandb.run.finish()
+    if req.log_samples and samples is not None:
+        results["samples"] = samples
     return EvalOutcome(results=results, skipped=skipped, seconds=seconds, model=model)

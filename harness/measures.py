@@ -17,49 +17,68 @@ from statistics import mean
 from harness.result_files import load_results, results_file
 
 
-def seen_and_unseen() -> tuple[set[str], set[str]]:
-    """The financial tasks the paper's models were fine-tuned on (seen) and held out
-    (unseen): the members of the ``finharness_seen[_gen]`` / ``finharness_unseen[_gen]`` groups."""
-    from fin_tasks import task_manager
-    from harness.views import group_members
+def task_roles(include_paths: Iterable[Path] = ()) -> dict[str, str]:
+    """``task -> seen | unseen | retention``: the role tag each task declares (fin_tasks/index.py),
+    over the packaged suite, its Hub-only tasks and the user's ``include_paths``."""
+    from fin_tasks.index import roles, task_manager
 
-    index = task_manager().task_index
-    seen = {t for g in ("finharness_seen", "finharness_seen_gen") for t in group_members(g, index)}
-    unseen = {t for g in ("finharness_unseen", "finharness_unseen_gen") for t in group_members(g, index)}
-    return seen, unseen
+    return roles(task_manager(list(include_paths), hub=True).task_index)
 
 
-def read_scores(results_dir: Path, metric: str) -> dict[str, float]:
-    """``task -> score`` of one metric, tasks only (group rows are averages, left out)."""
+def seen_and_unseen(include_paths: Iterable[Path] = ()) -> tuple[set[str], set[str]]:
+    """The financial tasks the paper's models were fine-tuned on (seen) and held out (unseen)."""
+    roles = task_roles(include_paths)
+    return {t for t, r in roles.items() if r == "seen"}, {t for t, r in roles.items() if r == "unseen"}
+
+
+def own_metric(config: Mapping | None) -> str | None:
+    """A task's first metric in its own ``metric_list`` (lm-eval's ``configs`` entry)."""
+    metrics = [m.get("metric") for m in (config or {}).get("metric_list") or [] if isinstance(m, Mapping)]
+    return next((m for m in metrics if isinstance(m, str)), None)
+
+
+def read_scores(results_dir: Path, metric: str, fallback_to_own: bool = False) -> dict[str, float]:
+    """``task -> score`` of one metric, tasks only (group rows are averages, left out).
+
+    With ``fallback_to_own``, a task that does not report ``metric`` is read on the first
+    metric of its own ``metric_list`` (a summary task's ROUGE, a user task's own metric).
+    """
     data = load_results(results_file(results_dir))
     groups = set(data.get("groups", {}))
-    key = f"{metric},none"
-    return {
-        task: float(scores[key]) for task, scores in data["results"].items()
-        if task not in groups and isinstance(scores.get(key), (int, float))
-    }
+    out = {}
+    for task, scores in data["results"].items():
+        if task in groups:
+            continue
+        name = metric
+        if f"{metric},none" not in scores and fallback_to_own:
+            name = own_metric(data.get("configs", {}).get(task)) or metric
+        value = scores.get(f"{name},none")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[task] = float(value)
+    return out
 
 
 def change_table(
     entry: Mapping[str, float], reference: Mapping[str, float],
-    seen: Iterable[str] = (), unseen: Iterable[str] = (),
+    seen: Iterable[str] = (), unseen: Iterable[str] = (), retention: Iterable[str] = (),
 ) -> tuple[list[dict], list[dict]]:
-    """Per-task rows and the seen/unseen averages of ``entry - reference``.
+    """Per-task rows and the seen / unseen / retention averages of ``entry - reference``.
 
-    Only tasks both entries scored are compared; a task in neither list is reported but
+    Only tasks both entries scored are compared; a task in no list is reported but
     not averaged.
     """
-    seen, unseen = set(seen), set(unseen)
+    seen, unseen, retention = set(seen), set(unseen), set(retention)
     common = sorted(set(entry) & set(reference))
     if not common:
         raise ValueError("the two entries share no scored task")
     rows = []
     for task in common:
-        role = "seen" if task in seen else "unseen" if task in unseen else ""
+        role = ("seen" if task in seen else "unseen" if task in unseen
+                else "retention" if task in retention else "")
         rows.append({"task": task, "role": role, "score": entry[task],
                      "reference": reference[task], "change": entry[task] - reference[task]})
     averages = []
-    for role in ("seen", "unseen"):
+    for role in ("seen", "unseen", "retention"):
         members = [r for r in rows if r["role"] == role]
         if members:
             averages.append({
@@ -81,3 +100,11 @@ def normalized_scores(merged: Mapping[str, float], single_task: Mapping[str, flo
         raise ValueError(f"single-task score is 0 on {zero}: the normalized score is undefined there")
     ratios = {t: merged[t] / single_task[t] for t in common}
     return ratios, mean(ratios.values())
+
+
+def recorded_include_paths(results_dir: Path) -> list[str]:
+    """The task folders an evaluation was run with (``finharness eval --include_path``),
+    where they still exist: a user's task keeps its role when its folder is not named again."""
+    data = load_results(results_file(results_dir))
+    paths = (data.get("finharness") or {}).get("include_paths") or []
+    return [p for p in paths if isinstance(p, str) and Path(p).exists()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -108,14 +109,51 @@ def convert_embedded(name: str, force: bool = False) -> Path:
     return target
 
 
-def resolve_checkpoint(spec: str) -> Path:
-    """An embedded name or an existing local checkpoint folder, as a local path."""
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+# What a Hub download fetches: safetensors weights, configs, tokenizer and chat template;
+# never pickles or Python files, so nothing from the Hub can run code here.
+HUB_FILES = ["*.safetensors", "*.json", "*.jinja", "*.model", "*.txt", "*.tiktoken", "merges.txt"]
+
+
+def hub_is_offline() -> bool:
+    flags = (os.environ.get(v, "") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(f.strip().lower() in {"1", "true", "yes", "on"} for f in flags)
+
+
+def split_revision(spec: str) -> tuple[str, str | None]:
+    """``org/name@revision`` -> (``org/name``, ``revision``)."""
+    name, sep, revision = spec.partition("@")
+    return (name, revision or None) if sep and HUB_ID.match(name) else (spec, None)
+
+
+def download_hub_checkpoint(repo_id: str, revision: str | None = None) -> Path:
+    """A Hub model as a local folder (the Hub's own cache), safetensors and configs only."""
+    if hub_is_offline():
+        raise CheckpointError(
+            f"checkpoint {repo_id!r} is a Hugging Face Hub id and this run is offline: add --online "
+            "(with network), or download it and pass the folder")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES))
+    except Exception as err:  # the Hub's errors: not found, gated, no network
+        raise CheckpointError(f"checkpoint {repo_id!r}{f' @ {revision}' if revision else ''}: "
+                              f"cannot download it from the Hub ({type(err).__name__}: {err})") from None
+
+
+def resolve_checkpoint(spec: str, revision: str | None = None) -> Path:
+    """An embedded name, an existing local checkpoint folder, or (online) a Hub id
+    ``org/name`` (``@revision`` or ``revision=`` pins a commit), as a local path."""
     if spec in EMBEDDED:
         return convert_embedded(spec)
-    path = Path(spec).expanduser()
+    name, pinned = split_revision(spec)
+    path = Path(name).expanduser()
+    if not path.exists() and HUB_ID.match(name):
+        path = download_hub_checkpoint(name, pinned or revision)
     if not path.exists():
         names = ", ".join(EMBEDDED)
-        raise CheckpointError(f"checkpoint {spec!r} does not exist (not a folder, nor one of: {names})")
+        raise CheckpointError(f"checkpoint {spec!r} does not exist (not a folder, nor one of: {names}, "
+                              "nor a Hub id org/name)")
     if not path.is_dir() or not (path / "config.json").is_file():
         raise CheckpointError(f"checkpoint {spec!r} is not a Hugging Face model folder (no config.json in it)")
     if not any(path.glob("*.safetensors")):
@@ -196,13 +234,14 @@ def check_same_architecture(checkpoint: Path, base: Path, what: str = "checkpoin
         raise CheckpointError(f"{what} {checkpoint} does not fit base model {base} ({pairs})")
 
 
-def resolve_model(spec: str, base_model: str | None = None, weight_type: str = "auto") -> ResolvedModel:
+def resolve_model(spec: str, base_model: str | None = None, weight_type: str = "auto",
+                  revision: str | None = None) -> ResolvedModel:
     """A checkpoint, an adapter on a base model, or delta weights on a base model.
 
     ``auto``: a folder with ``adapter_config.json`` and no ``config.json`` is a PEFT
     adapter (a training run's ``adapter/``); its base is ``base_model`` or else the
     adapter's own ``base_model_name_or_path``. Deltas look like full checkpoints, so they
-    must be named (``weight_type="delta"``).
+    must be named (``weight_type="delta"``). ``revision`` pins a Hub checkpoint.
     """
     if weight_type not in ("auto", *WEIGHT_TYPES):
         raise CheckpointError(f"weight type must be auto, {', '.join(WEIGHT_TYPES)}; not {weight_type!r}")
@@ -212,7 +251,7 @@ def resolve_model(spec: str, base_model: str | None = None, weight_type: str = "
     if weight_type == "original":
         if base_model:
             raise CheckpointError(f"--base_model is for adapters and deltas; {spec!r} is a full checkpoint")
-        return ResolvedModel(_with_tokenizer(resolve_checkpoint(spec)))
+        return ResolvedModel(_with_tokenizer(resolve_checkpoint(spec, revision)))
     if weight_type == "adapter":
         if not (path / "adapter_config.json").is_file():
             raise CheckpointError(f"adapter {spec!r} has no adapter_config.json")

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from fin_tasks import PACKAGE_DIR
+from fin_tasks.index import group_members  # noqa: F401  (re-exported: views are read by it)
 from training.recipe import read_recipe_yaml, validate_mapping
 
 VIEWS_FILE = PACKAGE_DIR / "views" / "generalization.yaml"
@@ -45,26 +46,6 @@ class TaskPlace:
 
 def load_views(path: Path = VIEWS_FILE) -> Views:
     return validate_mapping(Views, read_recipe_yaml(path), path)
-
-
-def group_members(name: str, index: Mapping, seen: tuple[str, ...] = ()) -> list[str]:
-    """The tasks a group (or tag, or task) stands for, from lm-eval's task index."""
-    from lm_eval.tasks._index import Kind
-
-    if name in seen:
-        raise ValueError(f"group {name!r} contains itself")
-    entry = index.get(name)
-    if entry is None:
-        raise ValueError(f"unknown task, group or tag {name!r}")
-    if entry.kind is Kind.TAG:
-        return sorted(entry.tags)
-    if entry.kind is Kind.GROUP:
-        children = entry.cfg.get("task") or []
-        out: list[str] = []
-        for child in children if isinstance(children, list) else [children]:
-            out += group_members(child["task"] if isinstance(child, dict) else child, index, seen + (name,))
-        return out
-    return [name]
 
 
 def _data_folder(entry) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,7 +91,7 @@ def _columns(tasks: list[str]) -> list[dict[str, Any]]:
 
 
 def render_html(entries: list[Entry], metric: str = "acc", title: str = "finharness leaderboard",
-                roles: tuple[set[str], set[str]] | None = None) -> str:
+                roles: Mapping[str, str] | None = None) -> str:
     rows, tasks = board_rows(entries, metric, roles)
     rows = sort_rows(rows, "unseen")
     by_id = {e.id: e for e in entries}

@@ -9,6 +9,7 @@ someone submits.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -77,11 +78,17 @@ class Entry:
     metadata: dict[str, Any]
 
 
-def settings_key(tasks: list[str], num_fewshot: int | None, limit: float | None) -> str:
-    """What makes two scorings of one model comparable (and so a duplicate)."""
+def settings_key(tasks: list[str], num_fewshot: int | None, limit: float | None,
+                 external: dict[str, dict] | None = None) -> str:
+    """What makes two scorings of one model comparable (and so a duplicate). A task from a
+    user's folder counts by the content of its files, not its name alone."""
     if limit is not None and float(limit).is_integer():
         limit = int(limit)  # lm-eval writes --limit 5 as 5.0
-    return json.dumps({"tasks": sorted(tasks), "num_fewshot": num_fewshot or 0, "limit": limit}, sort_keys=True)
+    key: dict[str, Any] = {"tasks": sorted(tasks), "num_fewshot": num_fewshot or 0, "limit": limit}
+    if external:
+        files = json.dumps({t: f["files"] for t, f in external.items()}, sort_keys=True)
+        key["task_files"] = hashlib.sha256(files.encode()).hexdigest()[:16]
+    return json.dumps(key, sort_keys=True)
 
 
 class Board:

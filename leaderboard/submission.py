@@ -13,6 +13,7 @@ a ``checkpoint`` the board scores itself, or a ``results`` folder written by
     chat_template: true
     recipe: ../merges/recipes/task_arithmetic_seen.yaml
     checkpoint: runs/merges/ta_seen     # or  results: runs/eval/ta_seen
+    include_paths: [my_tasks]           # your own held-out task folders, if any
 """
 from __future__ import annotations
 
@@ -64,6 +65,8 @@ class Submission(BaseModel):
     checkpoint: str | None = None
     results: str | None = None
     tasks: list[str] = Field(default_factory=lambda: ["finharness_all"], min_length=1)
+    include_paths: list[str] = Field(default_factory=list,
+                                     description="folders of the submission's own task YAMLs (relative to this file)")
     num_fewshot: int = Field(0, ge=0)
     limit: float | None = Field(None, gt=0, description="docs per task, as `finharness eval --limit`")
     # Accepted only as false: the board never runs a submission's own code.
@@ -113,6 +116,16 @@ def load_submission(path: Path) -> Submission:
         if value and "://" not in value and not Path(value).is_absolute():
             # An embedded-model name (checkpoint: gemma3-270m) stays as it is; any other
             # relative path is the submission file's, never the current directory's.
-            if not (name == "checkpoint" and value in EMBEDDED):
-                setattr(submission, name, str((path.parent / value).resolve()))
+            local = (path.parent / value).resolve()
+            if not (name == "checkpoint" and (value in EMBEDDED or (_hub_id(value) and not local.exists()))):
+                setattr(submission, name, str(local))
+    submission.include_paths = [p if Path(p).is_absolute() else str((path.parent / p).resolve())
+                                for p in submission.include_paths]
     return submission
+
+
+def _hub_id(value: str) -> bool:
+    """``org/name[@revision]``: a Hub checkpoint, unless a folder of that name is beside the submission."""
+    from harness.models import HUB_ID, split_revision
+
+    return bool(HUB_ID.match(split_revision(value)[0]))

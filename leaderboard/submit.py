@@ -93,7 +93,7 @@ def _copy_atomic(source: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _score(sub: Submission, board: Board, say: Callable[[str], None],
+def _score(sub: Submission, board: Board, say: Callable[[str], None], include: list[str],
            eval_options: dict) -> tuple[Path, str, VerifiedResults]:
     from harness.evaluate import EvalRequest, run_eval
     from harness.lm_cache import model_fingerprint
@@ -117,9 +117,9 @@ def _score(sub: Submission, board: Board, say: Callable[[str], None],
         raise SubmissionError(f"revision: {sub.revision!r} given, but the checkpoint's content fingerprint "
                               f"is {revision!r}; leave revision out for a local checkpoint")
     request = dict(tasks=sub.tasks, num_fewshot=sub.num_fewshot or None, limit=sub.limit)
-    out = _results_dir(board, sub.model, revision, json.dumps(request, sort_keys=True))
+    out = _results_dir(board, sub.model, revision, json.dumps({**request, "include": include}, sort_keys=True))
     try:  # scored already (an earlier submit that stopped after scoring): reuse it
-        verified = verify_results(out)
+        verified = verify_results(out, include)
         if verified.data.get("finharness", {}).get("revision") == revision:
             say(f"{sub.model}: already scored in {out}")
             return out, revision, verified
@@ -129,9 +129,9 @@ def _score(sub: Submission, board: Board, say: Callable[[str], None],
     run_eval(EvalRequest(
         model=sub.checkpoint, base_model=load_base, weight_type=weight,
         dtype=sub.precision, chat_template="on" if sub.chat_template else "off", output_path=out,
-        log_samples=True, **request, **eval_options,
+        log_samples=True, include_paths=[Path(p) for p in include], **request, **eval_options,
     ))
-    return out, revision, verify_results(out)
+    return out, revision, verify_results(out, include)
 
 
 def _results_dir(board: Board, model: str, revision: str, settings: str) -> Path:
@@ -139,8 +139,14 @@ def _results_dir(board: Board, model: str, revision: str, settings: str) -> Path
     return board.path.parent / "results" / f"{_slug(model)}-{revision[:16]}-{digest}"
 
 
-def submit(sub: Submission, board: Board, say: Callable[[str], None] = print, **eval_options) -> int:
-    """Validate, score if needed, verify and record ``sub``; the new entry's id."""
+def submit(sub: Submission, board: Board, say: Callable[[str], None] = print,
+           include_paths: list[str | Path] = (), **eval_options) -> int:
+    """Validate, score if needed, verify and record ``sub``; the new entry's id.
+
+    ``include_paths`` adds task folders to the submission's own ``include_paths``."""
+    from fin_tasks.index import include_paths as checked
+
+    include = [str(p) for p in checked([*sub.include_paths, *include_paths])]
     recipe_text = None
     if sub.recipe and "://" not in sub.recipe:
         recipe = Path(sub.recipe)
@@ -149,11 +155,11 @@ def submit(sub: Submission, board: Board, say: Callable[[str], None] = print, **
         recipe_text = recipe.read_text()
 
     if sub.checkpoint is not None:
-        results_dir, revision, verified = _score(sub, board, say, eval_options)
+        results_dir, revision, verified = _score(sub, board, say, include, eval_options)
     else:
         source = Path(sub.results)
         _refuse_links(source)
-        verified = verify_results(source)
+        verified = verify_results(source, include)
         meta = verified.data.get("finharness", {})
         _cross_check(sub, meta, verified.path)
         revision = meta.get("revision") or sub.revision
@@ -165,12 +171,16 @@ def submit(sub: Submission, board: Board, say: Callable[[str], None] = print, **
         results_dir = None
 
     tasks, shots, limit = _settings_of(verified)
-    settings = settings_key(tasks, shots, limit)
+    settings = settings_key(tasks, shots, limit, verified.external)
     fields = dict(
         model=sub.model, revision=revision, precision=sub.precision, weight_type=sub.weight_type,
         chat_template=sub.chat_template, settings=settings, model_type=sub.model_type,
         base_model=sub.base_model, recipe=sub.recipe, recipe_text=recipe_text,
-        scores=verified.scores, docs=verified.docs, metadata=sub.model_dump(mode="json"),
+        scores=verified.scores, docs=verified.docs,
+        # The roles and file hashes of the tasks, as verified: the board places a user's
+        # held-out task without its folder, and says which files it was scored on.
+        metadata={**sub.model_dump(mode="json"), "include_paths": include,
+                  "roles": verified.roles, "external_tasks": verified.external},
     )
     board.check_new(fields)  # before the copy below
     if results_dir is None:

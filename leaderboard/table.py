@@ -1,33 +1,47 @@
 """Board rows: per-task scores, seen / unseen averages and forgetting, from stored entries.
 
-- *seen* and *unseen* are the financial tasks of the ``finharness_seen[_gen]`` and
-  ``finharness_unseen[_gen]`` groups (the split of arXiv 2411.02476); each average is
-  over tasks, not documents, as the paper averages.
+- *seen*, *unseen* and *retention* are the tasks that declare those roles by tag (the
+  ``finharness_seen``/``finharness_unseen`` split of arXiv 2411.02476, plus the
+  ``finharness_retention`` panel of general tasks); a submitted task from a user's folder
+  keeps the role its YAML declared when it was verified. Each average is over tasks, not
+  documents, as the paper averages.
 - *forgetting*: the entry's unseen average minus that of its ``base_model``'s entry
   scored with the same settings (negative = lost ground); *seen gain* likewise. Empty
   when the base model is not on the board with those settings.
 - Each task shows one metric: ``--metric`` (default ``acc``) where the task reports it,
-  else ROUGE-L (generation tasks).
+  else the first metric of the task's own ``metric_list`` (ROUGE-L for summaries, a
+  user task's own metric).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from statistics import mean
 from typing import Any
 
-from harness.measures import seen_and_unseen
+from harness.measures import task_roles
 from leaderboard.store import Entry
 
 FALLBACK_METRICS = ("rougeL",)
 INFO_COLUMNS = ("id", "model", "model_type", "weight_type", "base_model", "precision", "chat_template",
                 "num_fewshot", "revision")
-SUMMARY_COLUMNS = ("seen", "unseen", "seen_gain", "forgetting")
+SUMMARY_COLUMNS = ("seen", "unseen", "seen_gain", "forgetting", "retention", "retention_change")
 
 
 def task_score(scores: dict[str, float], metric: str) -> float | None:
+    """``metric``, else ROUGE-L, else the task's first metric (scores keep metric_list order)."""
     for name in (metric, *FALLBACK_METRICS):
         if name in scores:
             return scores[name]
-    return None
+    return next(iter(scores.values()), None)
+
+
+def board_roles(entries: list[Entry]) -> dict[str, str]:
+    """The packaged tasks' roles, and those each entry's user tasks declared when verified."""
+    roles = task_roles()
+    for e in entries:
+        for task, role in (e.metadata.get("roles") or {}).items():
+            roles.setdefault(task, role)
+    return roles
 
 
 def _average(values: dict[str, float | None], members: set[str]) -> float | None:
@@ -45,25 +59,30 @@ def _reference(entry: Entry, entries: list[Entry]) -> Entry | None:
 
 
 def board_rows(entries: list[Entry], metric: str = "acc",
-               roles: tuple[set[str], set[str]] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+               roles: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """One dict per entry (info, summary and task columns) and the task columns' names."""
-    seen, unseen = roles or seen_and_unseen()
+    roles = board_roles(entries) if roles is None else roles
+    members = {r: {t for t, x in roles.items() if x == r} for r in ("seen", "unseen", "retention")}
     per_entry = {e.id: {t: task_score(s, metric) for t, s in e.scores.items()} for e in entries}
-    tasks = sorted({t for values in per_entry.values() for t in values},
-                   key=lambda t: (t not in seen, t not in unseen, t))
-    averages = {i: (_average(v, seen), _average(v, unseen)) for i, v in per_entry.items()}
+    order = {"seen": 0, "unseen": 1, "retention": 2}
+    tasks = sorted({t for values in per_entry.values() for t in values}, key=lambda t: (order.get(roles.get(t), 3), t))
+    averages = {i: {r: _average(v, m) for r, m in members.items()} for i, v in per_entry.items()}
     rows = []
     for e in entries:
         ref = _reference(e, entries)
-        s_avg, u_avg = averages[e.id]
-        r_seen, r_unseen = averages[ref.id] if ref else (None, None)
+        mine = averages[e.id]
+        theirs = averages[ref.id] if ref else {}
+
+        def change(role: str) -> float | None:
+            return mine[role] - theirs[role] if None not in (mine[role], theirs.get(role)) else None
+
         row: dict[str, Any] = {
             "id": e.id, "model": e.model, "model_type": e.model_type, "weight_type": e.weight_type,
             "base_model": e.base_model or "", "precision": e.precision, "chat_template": e.chat_template,
             "num_fewshot": e.settings.get("num_fewshot", 0), "revision": e.revision[:12],
-            "seen": s_avg, "unseen": u_avg,
-            "seen_gain": s_avg - r_seen if None not in (s_avg, r_seen) else None,
-            "forgetting": u_avg - r_unseen if None not in (u_avg, r_unseen) else None,
+            "seen": mine["seen"], "unseen": mine["unseen"],
+            "seen_gain": change("seen"), "forgetting": change("unseen"),
+            "retention": mine["retention"], "retention_change": change("retention"),
             "recipe": e.recipe or "", "reference_id": ref.id if ref else None,
         }
         row.update({t: per_entry[e.id].get(t) for t in tasks})
@@ -81,7 +100,7 @@ def sort_rows(rows: list[dict[str, Any]], column: str, ascending: bool = False) 
 
 
 def show(entries: list[Entry], metric: str = "acc", sort: str = "unseen", ascending: bool = False,
-         fmt: str = "github", roles: tuple[set[str], set[str]] | None = None) -> str:
+         fmt: str = "github", roles: Mapping[str, str] | None = None) -> str:
     from tabulate import tabulate
 
     if not entries:

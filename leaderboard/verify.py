@@ -4,7 +4,9 @@ A folder written by ``finharness eval --output_path`` (lm-eval's layout) holds
 ``results_<ts>.json`` and one ``samples_<task>_<ts>.jsonl`` per task. The board trusts
 neither blindly. For every task it:
 
-1. refuses a task finharness does not know (its name is not in the packaged suite);
+1. refuses a task finharness does not know (not in the packaged suite nor in the
+   submission's ``include_paths``), and a task from those folders whose files differ
+   from the ones it was scored with (the content hashes ``finharness eval`` records);
 2. reads every per-sample row and refuses one whose ``doc`` is not the task's document
    of that ``doc_id`` (edited text or gold label), and refuses a set of rows that is not
    exactly the documents the declared ``limit`` selects (lm-eval's rule: the first
@@ -44,6 +46,8 @@ class VerifiedResults:
     scores: dict[str, dict[str, float]]  # task -> metric -> score, recomputed
     docs: dict[str, int] = field(default_factory=dict)  # task -> docs scored
     limit: float | None = None  # the declared limit, checked against every task's rows
+    external: dict[str, dict] = field(default_factory=dict)  # task -> fingerprint, for tasks outside the package
+    roles: dict[str, str] = field(default_factory=dict)  # task -> seen / unseen / retention, from the task YAMLs
 
 
 def _declared_limit(data: dict[str, Any], path: Path) -> float | None:
@@ -143,11 +147,31 @@ def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where
     return scores
 
 
-def verify_results(folder: Path) -> VerifiedResults:
-    """The folder's scores, each recomputed from its logs; an error naming what is wrong."""
+def _check_external(path: Path, data: dict[str, Any], tasks: list[str], index) -> dict[str, dict]:
+    """Tasks from the user's folders: the files the board reads must be the files scored."""
+    from fin_tasks.index import external_fingerprints, fingerprint_mismatch
+
+    current = external_fingerprints(tasks, index)
+    recorded = (data.get("finharness") or {}).get("external_tasks") or {}
+    for task, fingerprint in current.items():
+        if task not in recorded:
+            raise TamperedResults(f"{path}: task {task} comes from {fingerprint['yaml']}, but the results record no "
+                                  "hash of its files; score it with `finharness eval --include_path`")
+        problem = fingerprint_mismatch(task, recorded[task], fingerprint)
+        if problem:
+            raise TamperedResults(f"{path}: {problem}")
+    return current
+
+
+def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> VerifiedResults:
+    """The folder's scores, each recomputed from its logs; an error naming what is wrong.
+
+    ``include_paths``: folders of the submission's own tasks, beside the packaged suite.
+    """
     from lm_eval.tasks import get_task_dict
 
-    from fin_tasks import task_manager
+    from fin_tasks.index import include_paths as checked
+    from fin_tasks.index import roles, task_manager
 
     path = results_file(Path(folder))
     data = load_results(path)
@@ -155,10 +179,13 @@ def verify_results(folder: Path) -> VerifiedResults:
     tasks = [t for t in data["results"] if t not in groups]
     if not tasks:
         raise ValueError(f"{path}: no task scores in it")
-    manager = task_manager()
+    folders = checked(include_paths)
+    manager = task_manager(folders)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
-        raise ValueError(f"{path}: unknown task(s) {', '.join(unknown)} (not in the finharness suite)")
+        where = f" nor in {', '.join(map(str, folders))}" if folders else "; give its folder as include_paths"
+        raise ValueError(f"{path}: unknown task(s) {', '.join(unknown)} (not in the finharness suite{where})")
+    external = _check_external(path, data, tasks, manager.task_index)
     task_objects = get_task_dict(tasks, manager)
     n_samples = data.get("n-samples", {})
     hashes = data.get("task_hashes", {})
@@ -170,4 +197,6 @@ def verify_results(folder: Path) -> VerifiedResults:
         scores[name] = _check_task(name, task_objects[name], rows, data["results"][name], where,
                                    n_samples.get(name, {}).get("effective"), hashes.get(name), limit)
         docs[name] = len(rows)
-    return VerifiedResults(path, data, scores, docs, limit)
+    role_of = roles(manager.task_index)
+    return VerifiedResults(path, data, scores, docs, limit, external,
+                           {t: role_of[t] for t in tasks if t in role_of})

@@ -58,7 +58,8 @@ def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None) -> 
     shutil.rmtree(work, ignore_errors=True)
     outcome = run_eval(EvalRequest(
         model=step.checkpoint.path, tasks=step.tasks, num_fewshot=step.shots, limit=step.limit,
-        batch_size=batch_size, device=device, output_path=work, log_samples=True))
+        batch_size=batch_size, device=device, output_path=work, log_samples=True,
+        include_paths=[Path(p) for p in step.include_paths]))
     write_atomic(work / EVAL_DONE, json.dumps({
         "checkpoint": step.checkpoint.model_dump(), "setting": step.setting, "shots": step.shots,
         "tasks": step.tasks, "limit": step.limit, "seconds": outcome.seconds,

@@ -109,6 +109,9 @@ class EvalFile(_Strict):
     trained: list[Literal["zero-shot", "few-shot"]] = ["zero-shot"]
     merged: list[Literal["zero-shot", "few-shot"]] = ["zero-shot"]
     batch_size: int | str = 8
+    include_paths: list[str] = Field(default_factory=list,
+                                     description="task folders the sets may name, beside the packaged suite "
+                                                 "(relative to the study folder)")
 
     @model_validator(mode="after")
     def _few_shot_given(self):
@@ -141,6 +144,7 @@ class EvalStep(_Strict):
     limit: int | None
     shots: int
     folder: str  # results folder
+    include_paths: list[str] = []
 
 
 class Study(_Strict):
@@ -199,6 +203,8 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
     train = validate_mapping(TrainFile, raw["train"], str(folder / "train.yaml"))
     merge = validate_mapping(MergeFile, raw["merge"], str(folder / "merge.yaml"))
     evals = validate_mapping(EvalFile, raw["eval"], str(folder / "eval.yaml"))
+    evals = evals.model_copy(update={"include_paths": [
+        str(p if Path(p).is_absolute() else (Path(folder) / p).resolve()) for p in evals.include_paths]})
     root = Path(output_dir or spec.output_dir) / (spec.name + ("-full" if full else ""))
 
     models = {m.label: m for m in spec.models}
@@ -262,6 +268,7 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
                 steps.append(EvalStep(
                     checkpoint=point, setting=setting, set_index=i, set_name=eval_set.name or f"set{i}",
                     tasks=eval_set.tasks, limit=eval_set.limit,
-                    shots=shots, folder=str(root / "evals" / point.label.replace("/", "--") / f"{setting}-set{i}")))
+                    shots=shots, folder=str(root / "evals" / point.label.replace("/", "--") / f"{setting}-set{i}"),
+                    include_paths=evals.include_paths))
     return Study(folder=str(folder), root=str(root), spec=spec, train=train, merge=merge, eval=evals, full=full,
                  train_recipes=train_recipes, merge_recipes=merge_recipes, checkpoints=checkpoints, evals=steps)

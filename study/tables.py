@@ -132,16 +132,11 @@ def _expand_tasks(folders: dict[tuple[str, str], dict[str, Path]]) -> dict[tuple
 def seen_unseen_rows(study: Study) -> tuple[list[Row], list[str], list[str]]:
     from harness.measures import seen_and_unseen
 
-    seen_all, unseen_all = seen_and_unseen()
+    seen_all, unseen_all = seen_and_unseen(study.eval.include_paths)
     scored = _expand_tasks(_folders(study))
-    tasks = sorted({t for by_task in scored.values() for t in by_task})
-    # The papers' column order: the groups' own member order, then any other seen/unseen task.
-    from fin_tasks import task_manager
-    from harness.views import group_members
-
-    index = task_manager().task_index
-    order = group_members("finharness_seen", index) + group_members("finharness_unseen", index)
-    tasks = sorted(tasks, key=lambda t: (order.index(t) if t in order else len(order), t))
+    # Seen tasks first, then unseen, each by name.
+    tasks = sorted({t for by_task in scored.values() for t in by_task},
+                   key=lambda t: (t not in seen_all, t not in unseen_all, t))
     seen = [t for t in tasks if t in seen_all]
     unseen = [t for t in tasks if t in unseen_all]
     rows: list[Row] = []

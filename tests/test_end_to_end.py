@@ -19,7 +19,7 @@ CHAT = (
 def outcome(tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     return run_eval(EvalRequest(
-        model=str(tiny_checkpoint), tasks=["fin_fpb", "fin_fpb_gen"], limit=6,
+        model=str(tiny_checkpoint), tasks=["fin_fpb", "generative_fin_fpb"], limit=6,
         batch_size=4, output_path=out,
     )), out
 
@@ -27,19 +27,19 @@ def outcome(tiny_checkpoint, tmp_path_factory):
 def test_multiple_choice_and_generative_tasks_score(outcome):
     result, _ = outcome
     scores = result.results["results"]
-    assert set(scores) == {"fin_fpb", "fin_fpb_gen"}
+    assert set(scores) == {"fin_fpb", "generative_fin_fpb"}
     for name in scores:
         assert result.results["n-samples"][name]["effective"] == 6
         for metric in ("acc", "f1_macro", "f1_weighted"):
             assert 0.0 <= scores[name][f"{metric},none"] <= 1.0
         assert -1.0 <= scores[name]["mcc,none"] <= 1.0
-    assert 0.0 <= scores["fin_fpb_gen"]["missing,none"] <= 1.0
+    assert 0.0 <= scores["generative_fin_fpb"]["missing,none"] <= 1.0
     assert "missing,none" not in scores["fin_fpb"]
 
 
 def test_scores_follow_from_the_logged_samples(outcome):
     result, out = outcome
-    for name in ("fin_fpb", "fin_fpb_gen"):
+    for name in ("fin_fpb", "generative_fin_fpb"):
         [path] = out.rglob(f"samples_{name}_20*.jsonl")  # date follows the name
         samples = [json.loads(line) for line in path.read_text().splitlines()]
         pairs = [tuple(s["f1_macro"]) for s in samples]
@@ -95,14 +95,14 @@ def test_plain_lm_eval_finds_the_tasks_through_include_path(tiny_checkpoint, tmp
     [results_file] = tmp_path.rglob("results_*.json")
     results = json.loads(results_file.read_text())["results"]
     assert len(results) == 16 and "fin_ma" not in results  # 8 datasets x (mc, gen)
-    assert "f1_macro,none" in results["fin_fiqa_sa"] and "missing,none" in results["fin_tfns_gen"]
+    assert "f1_macro,none" in results["fin_fiqa_sa"] and "missing,none" in results["generative_fin_tfns"]
 
 
 def test_few_shot_examples_show_label_words_from_the_validation_split(tiny_checkpoint):
     result = run_eval(EvalRequest(
-        model=str(tiny_checkpoint), tasks=["fin_fpb_gen"], limit=1, num_fewshot=2, log_samples=True,
+        model=str(tiny_checkpoint), tasks=["generative_fin_fpb"], limit=1, num_fewshot=2, log_samples=True,
     ))
-    prompt = result.results["samples"]["fin_fpb_gen"][0]["arguments"][0][0]
+    prompt = result.results["samples"]["generative_fin_fpb"][0]["arguments"][0][0]
     examples = prompt.split("\n\n")
     assert len(examples) == 3 and examples[-1].endswith("Answer:")
     for shot in examples[:2]:

@@ -22,6 +22,7 @@ from tests.conftest import build_tiny_checkpoint, perturbed_copy
 
 TASKS = ["fin_fpb", "fin_fomc", "fin_finarg_auc", "fin_fincausal"]  # two seen, two unseen
 SEEN, UNSEEN = ["fin_fpb", "fin_fomc"], ["fin_finarg_auc", "fin_fincausal"]
+ROLES = {**{t: "seen" for t in SEEN}, **{t: "unseen" for t in UNSEEN}}
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -66,7 +67,7 @@ def test_submit_show_and_forgetting_against_the_base_models_entry(scored, tmp_pa
         tmp_path, model="tiny-tuned", model_type="fine-tuned", base_model="tiny-base",
         results=str(scored["results"]["tuned"]))), board)
 
-    rows, tasks = board_rows(board.entries(), "acc", roles=(set(SEEN), set(UNSEEN)))
+    rows, tasks = board_rows(board.entries(), "acc", roles=ROLES)
     assert sorted(tasks) == sorted(TASKS)
     tuned = next(r for r in rows if r["id"] == tuned_id)
     # By hand, from the results files lm-eval wrote: mean over tasks, then the difference.
@@ -78,7 +79,7 @@ def test_submit_show_and_forgetting_against_the_base_models_entry(scored, tmp_pa
     assert tuned["reference_id"] == base_id
     assert next(r for r in rows if r["id"] == base_id)["forgetting"] is None  # no base of its own
 
-    table = show(board.entries(), sort="fin_fpb", ascending=True, roles=(set(SEEN), set(UNSEEN)))
+    table = show(board.entries(), sort="fin_fpb", ascending=True, roles=ROLES)
     assert "tiny-tuned" in table and "tiny-base" in table
     order = [line.split("|")[2].strip() for line in table.splitlines()[2:]]
     # Ascending by FPB accuracy, ties in submission order (the sort is stable).

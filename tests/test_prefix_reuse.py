@@ -172,7 +172,7 @@ def test_chat_template_and_few_shot_prompts_match_hf(tmp_path):
     from tests.conftest import build_tiny_checkpoint
 
     chat = str(build_tiny_checkpoint(tmp_path / "chat", chat_template=CHAT))
-    tasks = ["fin_fpb", "fin_finred", "fin_fomc_gen", "gen_question_socialiqa"]
+    tasks = ["fin_fpb", "fin_finred", "generative_fin_fomc", "gen_question_socialiqa"]
     base, base_answers = _answers(chat, "hf", tasks, 3, 2, "on")
     fast, fast_answers = _answers(chat, "hf-shared-prefix", tasks, 3, 2, "on")
     assert_same_answers(base_answers, fast_answers)

@@ -99,7 +99,7 @@ def _per_sample_loglikelihoods(model: str, backend: str, tasks: list[str], limit
 
 
 def test_mixed_task_run_gives_identical_metrics(tiny_checkpoint):
-    tasks = ["fin_fpb", "fin_fomc", "fin_finred", "fin_fpb_gen"]
+    tasks = ["fin_fpb", "fin_fomc", "fin_finred", "generative_fin_fpb"]
     base, base_lls = _per_sample_loglikelihoods(str(tiny_checkpoint), "hf", tasks, 3)
     fast, fast_lls = _per_sample_loglikelihoods(str(tiny_checkpoint), "hf-shared-prefix", tasks, 3)
     assert base == fast

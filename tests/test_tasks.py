@@ -9,7 +9,7 @@ from harness.evaluate import plan_tasks
 
 SEEN = ["fin_fpb", "fin_fiqa_sa", "fin_tfns", "fin_headlines", "fin_finred", "fin_fomc"]
 UNSEEN = ["fin_finarg_auc", "fin_fincausal"]
-PACKAGED = [name + kind for name in SEEN + UNSEEN for kind in ("", "_gen")]
+PACKAGED = [prefix + name for name in SEEN + UNSEEN for prefix in ("", "generative_")]
 LABELS = {
     "fin_fpb": 3, "fin_fiqa_sa": 3, "fin_tfns": 3, "fin_headlines": 3,
     "fin_finred": 29, "fin_fomc": 3, "fin_finarg_auc": 2, "fin_fincausal": 2,
@@ -26,20 +26,22 @@ def loaded(manager):
     return manager.load(PACKAGED)["tasks"]
 
 
-def test_wildcard_matches_every_task_and_no_group(manager):
-    matched = manager.match_tasks(["fin_*"])
-    assert sorted(matched) == sorted(PACKAGED)
-    groups = [n for n in manager.all_tasks if n.startswith("finharness_")]
+def test_wildcard_fin_matches_the_classification_tasks_and_no_group_or_twin(manager):
+    assert manager.match_tasks(["fin_*"]) == sorted(SEEN + UNSEEN)
+    assert manager.match_tasks(["generative_fin_*"]) == sorted("generative_" + t for t in SEEN + UNSEEN)
+    # gen_* is the generalization suite only: no generative twin answers to it.
+    assert not [t for t in manager.match_tasks(["gen_*"]) if "fin" in t]
+    groups = [n for n in manager.all_groups if n.startswith("finharness_")]
     assert sorted(groups) == sorted(
-        f"finharness_{g}{k}" for g in ("seen", "unseen", "all") for k in ("", "_gen")
-    )
+        [f"finharness_{g}{k}" for g in ("seen", "unseen", "all") for k in ("", "_generative")]
+        + ["finharness_retention"])
     assert not fnmatch.filter(groups, "fin_*")
 
 
 @pytest.mark.parametrize("name", PACKAGED)
 def test_task_renders_and_gold_in_range(loaded, name):
     task = loaded[name]
-    base = name.removesuffix("_gen")
+    base = name.removeprefix("generative_")
     docs = list(task.test_docs())
     assert len(docs) >= 200
     choices = task.doc_to_choice(docs[0])
@@ -57,7 +59,7 @@ def test_task_renders_and_gold_in_range(loaded, name):
 
 def test_generative_twin_limits_output_to_five_tokens(loaded):
     for name in PACKAGED:
-        if name.endswith("_gen"):
+        if name.startswith("generative_"):
             assert loaded[name].config.generation_kwargs["max_gen_toks"] == 5
             assert loaded[name].config.output_type == "generate_until"
         else:
@@ -72,14 +74,15 @@ def test_finred_prompt_names_the_entities(loaded):
 
 
 def test_groups_split_seen_from_unseen(manager):
+    # Members come from the role tag each task declares (sorted by lm-eval's tag index).
     loaded = manager.load(["finharness_seen", "finharness_unseen"])
-    assert loaded["group_map"] == {"finharness_seen": SEEN, "finharness_unseen": UNSEEN}
+    assert loaded["group_map"] == {"finharness_seen": sorted(SEEN), "finharness_unseen": sorted(UNSEEN)}
 
 
 def test_hub_only_task_is_skipped_offline_with_a_reason():
-    include, skipped = plan_tasks(["fin_*"], online=False)
+    include, skipped = plan_tasks(["fin_*", "generative_fin_*"], online=False)
     assert include == [TASKS_DIR]
-    assert set(skipped) == {"fin_ma", "fin_ma_gen"}
+    assert set(skipped) == {"fin_ma", "generative_fin_ma"}
     assert "offline" in skipped["fin_ma"]
     include, skipped = plan_tasks(["fin_*"], online=True)
     assert include == [TASKS_DIR, HUB_TASKS_DIR] and skipped == {}
@@ -88,11 +91,12 @@ def test_hub_only_task_is_skipped_offline_with_a_reason():
 def test_task_selection_refuses_unknown_names_and_drops_skipped_ones():
     from harness.evaluate import select_tasks
 
-    known = ["fin_fpb", "fin_fpb_gen", "finharness_all"]
-    skipped = {"fin_ma": "offline", "fin_ma_gen": "offline"}
-    assert select_tasks(["fin_*", "fin_ma"], known, skipped) == ["fin_*"]
+    known = ["fin_fpb", "generative_fin_fpb", "finharness_all"]
+    skipped = {"fin_ma": "offline", "generative_fin_ma": "offline"}
+    # Patterns are expanded by lm-eval's own matcher: fin_* is the classification tasks only.
+    assert select_tasks(["fin_*", "fin_ma"], known, skipped) == ["fin_fpb"]
     assert select_tasks(["finharness_all"], known, skipped) == ["finharness_all"]
-    with pytest.raises(ValueError, match="unknown task, group or pattern 'fin_fbp'"):
+    with pytest.raises(ValueError, match=r"no task, group or tag matches 'fin_fbp' \(did you mean: fin_fpb"):
         select_tasks(["fin_fbp"], known, skipped)
     with pytest.raises(ValueError, match="matched only tasks skipped offline"):
         select_tasks(["fin_ma*"], known, skipped)

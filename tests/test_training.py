@@ -263,8 +263,8 @@ def test_multi_task_recipes_mix_every_task_with_its_own_count(tiny_checkpoint, t
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
     recipe = parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path, tasks=[
-        {"name": "fin_fpb", "samples": 6}, {"name": "fin_fomc", "samples": 4}, {"name": "fin_finred_gen", "samples": 2}]))
+        {"name": "fin_fpb", "samples": 6}, {"name": "fin_fomc", "samples": 4}, {"name": "generative_fin_finred", "samples": 2}]))
     examples = build_examples(recipe, tokenizer)
-    assert Counter(e.task for e in examples) == {"fin_fpb": 6, "fin_fomc": 4, "fin_finred_gen": 2}
+    assert Counter(e.task for e in examples) == {"fin_fpb": 6, "fin_fomc": 4, "generative_fin_finred": 2}
     assert all(e.prompt.startswith("Examine the excerpt") for e in examples if e.task == "fin_fomc")
     assert len({(e.task, e.doc_index) for e in examples}) == 12  # no example drawn twice

@@ -37,7 +37,7 @@ ALL_SPLITS = {"train": ROWS, "validation": ROWS, "test": ROWS}
 def test_packaged_suite_is_valid():
     rows, errors = validate_paths([TASKS_DIR])
     assert errors == []
-    assert {r["name"] for r in rows} >= {"fin_fpb", "fin_fpb_gen", "finharness_all"}
+    assert {r["name"] for r in rows} >= {"fin_fpb", "generative_fin_fpb", "finharness_all"}
 
 
 def test_a_good_drop_in_task_validates(tmp_path):

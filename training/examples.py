@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from fin_tasks import task_manager
@@ -35,14 +36,17 @@ class _FixedSampler:
         return self.docs[:n]
 
 
-def load_tasks(names: Sequence[str], manager=None) -> dict[str, Any]:
+def load_tasks(names: Sequence[str], manager=None, include_paths: Sequence[str | Path] = ()) -> dict[str, Any]:
     """lm-eval task objects by name; an unknown name or a group is an error naming it."""
-    manager = manager or task_manager()
+    from fin_tasks.index import deprecated_alias, include_paths as checked, near_names
+
+    manager = manager or task_manager(checked(include_paths))
     known = manager.all_tasks
+    names = [deprecated_alias(n) for n in names]
     for name in names:
         if name not in known:
-            raise RecipeError(f"tasks: unknown task {name!r} (see `finharness tasks`)")
-        if name in manager.all_groups:
+            raise RecipeError(f"tasks: unknown task {name!r}{near_names(name, known)}")
+        if name in manager.all_groups or name in manager.all_tags:
             raise RecipeError(f"tasks: {name!r} is a group; list its tasks one by one")
     loaded = manager.load(list(names))["tasks"]
     return {name: loaded[name] for name in names}
@@ -126,7 +130,7 @@ def build_examples(recipe: TrainRecipe, tokenizer, tasks: dict[str, Any] | None 
     """Every training example of the recipe, in a seeded, reproducible order per task."""
     if recipe.prompt_format == "instruct" and not getattr(tokenizer, "chat_template", None):
         raise RecipeError("prompt_format: instruct, but the base model's tokenizer has no chat template")
-    tasks = tasks if tasks is not None else load_tasks([t.name for t in recipe.tasks])
+    tasks = tasks if tasks is not None else load_tasks([t.name for t in recipe.tasks], include_paths=recipe.include_paths)
     examples: list[Example] = []
     for spec in recipe.tasks:
         task = tasks[spec.name]

@@ -31,6 +31,13 @@ class TaskSpec(_Strict):
     )
     samples: int | None = Field(default=None, gt=0, description="None: the whole split")
 
+    @field_validator("name")
+    @classmethod
+    def _current_name(cls, value: str) -> str:
+        from fin_tasks.index import deprecated_alias
+
+        return deprecated_alias(value)
+
 
 class FticlSpec(_Strict):
     """Fine-tuning with in-context examples (arXiv 2403.09162)."""
@@ -81,8 +88,11 @@ class TrainingSpec(_Strict):
 
 class TrainRecipe(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run folder name")
-    base_model: str = Field(description="embedded model name or checkpoint folder")
+    base_model: str = Field(description="embedded model name, checkpoint folder, or Hub id org/name[@revision] (--online)")
     tasks: list[TaskSpec] = Field(min_length=1)
+    include_paths: list[str] = Field(default_factory=list,
+                                     description="task folders beside the packaged suite (lm-eval --include_path); "
+                                                 "relative to the recipe file")
     prompt_format: Literal["base", "instruct"] = "base"
     fticl: FticlSpec = FticlSpec()
     lora: LoraSpec = LoraSpec()
@@ -144,7 +154,11 @@ def read_recipe_yaml(path: str | Path) -> object:
 
 
 def load_recipe(path: str | Path) -> TrainRecipe:
-    return parse_recipe(read_recipe_yaml(path), str(path))
+    recipe = parse_recipe(read_recipe_yaml(path), str(path))
+    # Task folders are the recipe's, wherever the command runs from.
+    folder = Path(path).resolve().parent
+    paths = [str(p if Path(p).is_absolute() else (folder / p).resolve()) for p in recipe.include_paths]
+    return recipe.model_copy(update={"include_paths": paths})
 
 
 def dump_recipe(recipe: TrainRecipe) -> str:

@@ -52,8 +52,12 @@ def _prepare_folders(recipe_text: str, final: Path, resume: bool, overwrite: boo
 
 
 def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, overwrite: bool = False,
-                 output_dir: str | Path | None = None, quiet: bool = False) -> Path:
-    """Train one recipe into its run folder and return that folder."""
+                 output_dir: str | Path | None = None, quiet: bool = False,
+                 include_paths: list[str | Path] = (), online: bool = False) -> Path:
+    """Train one recipe into its run folder and return that folder.
+
+    ``include_paths`` adds task folders to the recipe's own; ``online`` lets a Hub id
+    ``base_model`` download."""
     import torch
     from accelerate import Accelerator
 
@@ -67,7 +71,10 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     if not isinstance(recipe, TrainRecipe):
         recipe = load_recipe(recipe)
     say = (lambda *a: None) if quiet else print
-    set_offline(online=False)  # data and models are local; never wait on the Hub
+    set_offline(online)  # offline unless asked: never wait on the Hub
+    if include_paths:
+        extra = [str(Path(p).resolve()) for p in include_paths]
+        recipe = recipe.model_copy(update={"include_paths": [*recipe.include_paths, *extra]})
     recipe_text = dump_recipe(recipe)
     final = recipe.run_dir(output_dir)
 
@@ -75,7 +82,7 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     checkpoint = resolve_checkpoint(recipe.base_model)
     model, tokenizer = load_base(checkpoint)
     check_target_modules(model, recipe.lora)
-    tasks = load_tasks([t.name for t in recipe.tasks])
+    tasks = load_tasks([t.name for t in recipe.tasks], include_paths=recipe.include_paths)
     examples = build_examples(recipe, tokenizer, tasks)
     encoded_all = [encode_example(tokenizer, ex, recipe.training.max_length) for ex in examples]
     encoded = [e for e in encoded_all if e is not None]
