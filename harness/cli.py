@@ -44,10 +44,10 @@ def eval_targets(args: argparse.Namespace) -> tuple[str, list[tuple[str, str | N
     model_args = dict(args.model_args or {})
     named = [m for m in args.model if m in BACKENDS and not Path(m).exists()]
     checkpoints = [m for m in args.model if m not in named]
-    backend = args.backend
+    backend = args.backend or "hf-shared-prefix"
     if named:
-        if len(set(named)) > 1 or (args.backend_given and args.backend != named[0]):
-            raise ValueError(f"two backends named: {', '.join(sorted({*named, args.backend}))}")
+        if len(set(named)) > 1 or (args.backend is not None and args.backend != named[0]):
+            raise ValueError(f"two backends named: {', '.join(sorted({*named, backend}))}")
         backend = named[0]
     targets = [(m, args.base_model, args.weight_type) for m in checkpoints]
     pretrained = model_args.pop("pretrained", None)
@@ -74,7 +74,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from harness.evaluate import EvalRequest, run_eval
     from harness.report import docs_scored, score_table
 
-    tasks = [t for chunk in args.tasks for t in chunk.split(",") if t]
+    tasks = [t for chunk in args.tasks or ["finharness_all"] for t in chunk.split(",") if t]
     backend, targets, extra = eval_targets(args)
     chat = args.chat_template
     if args.apply_chat_template is not None:
@@ -438,10 +438,6 @@ def main(argv: list[str] | None = None) -> int:
     from harness.evaluate import set_offline
 
     args = build_parser().parse_args(argv)
-    if args.command == "eval":
-        args.tasks = args.tasks or ["finharness_all"]
-        args.backend_given = args.backend is not None
-        args.backend = args.backend or "hf-shared-prefix"
     # Offline unless asked: a Hub lookup fails at once instead of waiting on timeouts.
     set_offline(getattr(args, "online", False))
     try:

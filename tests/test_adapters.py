@@ -89,13 +89,16 @@ def test_scale_out_flags_reach_lm_eval_as_its_own_model_args(trio):
                        model_args=parse_model_args("tensor_parallel_size=2,data_parallel_size=4"))
     assert backend_model_args(vllm, resolved) == {
         "pretrained": str(base.resolve()), "lora_local_path": str(adapter.resolve()), "dtype": "bfloat16",
-        "tensor_parallel_size": "2", "data_parallel_size": "4", "trust_remote_code": False,
+        "tensor_parallel_size": 2, "data_parallel_size": 4, "trust_remote_code": False,
     }
+    # lm-eval's own parser types the values, as `lm_eval --model_args` does.
+    assert parse_model_args("max_length=64,parallelize=False,revision=main") == {
+        "max_length": 64, "parallelize": False, "revision": "main"}
     hf = EvalRequest(model=str(adapter), backend="hf", model_args={"parallelize": "True"})
     assert backend_model_args(hf, resolved)["peft"] == str(adapter.resolve())
     with pytest.raises(ValueError, match="may not set trust_remote_code"):
         backend_model_args(EvalRequest(model="x", model_args={"trust_remote_code": "True"}), resolved)
     with pytest.raises(CheckpointError, match="cannot apply delta"):
         backend_model_args(EvalRequest(model="x", backend="vllm"), resolve_model(str(delta), str(base), "delta"))
-    with pytest.raises(ValueError, match="not key=value"):
+    with pytest.raises(ValueError, match="--model_args: expected `key=value`, got 'parallelize'"):
         parse_model_args("parallelize")

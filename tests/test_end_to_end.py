@@ -87,14 +87,14 @@ def test_plain_lm_eval_finds_the_tasks_through_include_path(tiny_checkpoint, tmp
     cmd = [
         sys.executable, "-m", "lm_eval", "--model", "hf",
         "--model_args", f"pretrained={tiny_checkpoint},dtype=float32",
-        "--include_path", include, "--tasks", "fin_*", "--limit", "1",
+        "--include_path", include, "--tasks", "fin_*,generative_fin_*", "--limit", "1",
         "--device", "cpu", "--output_path", str(tmp_path),
     ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     [results_file] = tmp_path.rglob("results_*.json")
     results = json.loads(results_file.read_text())["results"]
-    assert len(results) == 16 and "fin_ma" not in results  # 8 datasets x (mc, gen)
+    assert len(results) == 16 and "fin_ma" not in results  # 8 datasets x (multiple choice, generative)
     assert "f1_macro,none" in results["fin_fiqa_sa"] and "missing,none" in results["generative_fin_tfns"]
 
 

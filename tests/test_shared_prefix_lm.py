@@ -93,7 +93,7 @@ def _per_sample_loglikelihoods(model: str, backend: str, tasks: list[str], limit
     lls = {
         (task, s["doc_id"]): [float(r[0][0]) for r in s["resps"]]
         for task, samples in out.results["samples"].items() for s in samples
-        if not task.endswith("_gen")  # generations are compared through the metrics
+        if not task.startswith("generative_")  # generations are compared through the metrics
     }
     return out.results["results"], lls
 
