@@ -211,7 +211,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     # Hashing the weights is read-bound (seconds for a 7B model): once, for the cache
     # path and for the results' revision.
     fingerprint = model_fingerprint(model.folders)
-    cache = str(cache_path(fingerprint, req.backend, req.dtype)) if req.use_cache else None
+    cache = str(cache_path(fingerprint, req.backend, req.dtype, req.model_args)) if req.use_cache else None
     multiturn = bool(chat and req.num_fewshot) if req.fewshot_as_multiturn is None else req.fewshot_as_multiturn
 
     start = time.perf_counter()

@@ -11,9 +11,11 @@ had finished and the re-run only computes the rest.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from harness.models import finharness_home
 
@@ -45,6 +47,21 @@ def model_fingerprint(folders: Iterable[Path]) -> str:
     return "-".join(checkpoint_fingerprint(f) for f in folders)
 
 
-def cache_path(fingerprint: str, backend: str, dtype: str) -> Path:
-    """The ``use_cache`` prefix for lm-eval (it appends ``_rank<N>.db``), from :func:`model_fingerprint`."""
-    return cache_root() / fingerprint / f"{backend}-{dtype}"
+# Model args that cannot change an answer: where the model runs, not what it computes.
+PLACEMENT_ARGS = {"pretrained", "peft", "delta", "trust_remote_code", "parallelize", "device_map",
+                  "max_memory_per_gpu", "max_cpu_memory", "offload_folder", "prefix_reuse"}
+
+
+def cache_path(fingerprint: str, backend: str, dtype: str, model_args: Mapping[str, Any] | None = None) -> Path:
+    """The ``use_cache`` prefix for lm-eval (it appends ``_rank<N>.db``), from :func:`model_fingerprint`.
+
+    lm-eval keys a cached answer by the request alone, so every backend argument that can
+    change an answer (``max_length`` truncates contexts, ``revision`` picks other weights)
+    is part of the file's name; weights and adapters are in the fingerprint.
+    """
+    deciding = {k: v for k, v in (model_args or {}).items() if k not in PLACEMENT_ARGS}
+    name = f"{backend}-{dtype}"
+    if deciding:
+        digest = hashlib.sha256(json.dumps(deciding, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        name += f"-{digest}"
+    return cache_root() / fingerprint / name

@@ -56,6 +56,10 @@ def test_the_cache_is_keyed_by_the_checkpoints_bytes(tmp_path, counted):
     shutil.copytree(a, b)
     assert checkpoint_fingerprint(a) == checkpoint_fingerprint(b)
     assert cache_path(model_fingerprint([a]), "hf", "float32") != cache_path(model_fingerprint([a]), "hf", "bfloat16")
+    # A truncating max_length changes answers: its own cache. Where the model runs does not.
+    plain = cache_path(model_fingerprint([a]), "hf", "float32")
+    assert cache_path(model_fingerprint([a]), "hf", "float32", {"max_length": 64}) != plain
+    assert cache_path(model_fingerprint([a]), "hf", "float32", {"parallelize": True}) == plain
     # Same path, new weights (a re-written merge): a new cache, so the model is asked again.
     run_eval(EvalRequest(model=str(a), tasks=["fin_fpb"], limit=2, batch_size=2))
     before = checkpoint_fingerprint(a)
@@ -63,3 +67,21 @@ def test_the_cache_is_keyed_by_the_checkpoints_bytes(tmp_path, counted):
     assert checkpoint_fingerprint(a) != before
     run_eval(EvalRequest(model=str(a), tasks=["fin_fpb"], limit=2, batch_size=2))
     assert counted == [6, 6]
+
+
+def test_a_truncating_max_length_never_serves_its_answers_to_a_full_length_run(tmp_path, counted):
+    """Found by running the suite in another order: the cache was keyed by weights, backend
+    and dtype only, so answers computed with contexts cut to 24 tokens came back for a run
+    without the cut."""
+    model = build_tiny_checkpoint(tmp_path / "tiny")
+    cut = run_eval(EvalRequest(model=str(model), tasks=["fin_fpb"], limit=3, model_args={"max_length": 24},
+                               log_samples=True))
+    full = run_eval(EvalRequest(model=str(model), tasks=["fin_fpb"], limit=3, log_samples=True))
+    fresh = run_eval(EvalRequest(model=str(model), tasks=["fin_fpb"], limit=3, log_samples=True, use_cache=False))
+    assert counted == [9, 9, 9]  # the full-length run asked the model, not the cache
+
+    def lls(outcome):
+        return [float(r[0][0]) for s in outcome.results["samples"]["fin_fpb"] for r in s["resps"]]
+
+    assert lls(full) == lls(fresh)
+    assert lls(cut) != lls(fresh)
