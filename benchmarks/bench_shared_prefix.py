@@ -85,8 +85,8 @@ def run_one(variant: str, model: str, tasks: list[str], limit: int, shots: int |
 
     import harness.shared_prefix_lm  # noqa: F401
     from fin_tasks import TASKS_DIR
-    from harness.evaluate import set_offline
-    from harness.models import resolve_checkpoint
+    from plumbing.offline import set_offline
+    from plumbing.checkpoints import resolve_checkpoint
 
     set_offline(False)
     manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
@@ -156,7 +156,7 @@ def forward_speed(model: str, batch: int = 8, length: int = 256, reps: int = 5) 
     import torch
     from transformers import AutoModelForCausalLM
 
-    from harness.models import resolve_checkpoint
+    from plumbing.checkpoints import resolve_checkpoint
 
     lm = AutoModelForCausalLM.from_pretrained(resolve_checkpoint(model), dtype=torch.float32).eval()
     ids = torch.randint(0, lm.config.vocab_size, (batch, length), generator=torch.Generator().manual_seed(0))

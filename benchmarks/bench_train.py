@@ -72,7 +72,7 @@ def run_trl(samples: int, matched: bool) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from harness.models import resolve_checkpoint
+    from plumbing.checkpoints import resolve_checkpoint
     from training.batching import plan_steps
     from training.encode import IGNORE, encode_example
     from training.examples import build_examples

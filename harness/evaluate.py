@@ -12,7 +12,8 @@ from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_paths
 from fin_tasks.index import ALIASES, UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
 from harness.lm_cache import cache_path, model_fingerprint
-from harness.models import CheckpointError, ResolvedModel, has_chat_template, is_instruct, resolve_model
+from plumbing.checkpoints import CheckpointError, ResolvedModel, has_chat_template, is_instruct, resolve_model
+from plumbing.offline import set_offline
 
 DEFAULT_TASKS = ["finharness_all"]
 BACKENDS = ("hf-shared-prefix", "hf", "vllm")
@@ -56,13 +57,6 @@ class EvalOutcome:
     skipped: dict[str, str]
     seconds: float
     model: ResolvedModel
-
-
-def set_offline(online: bool) -> None:
-    """Offline unless asked: lookups fail at once instead of waiting on network timeouts."""
-    if not online:
-        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-            os.environ[var] = "1"
 
 
 def plan_tasks(requested: list[str], online: bool,

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.models import finharness_home
+from plumbing.checkpoints import finharness_home
 
 FINGERPRINTED = {"config.json", "adapter_config.json", "generation_config.json", "chat_template.jinja", "special_tokens_map.json"}
 CHUNK = 1 << 22

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from fin_tasks import PACKAGE_DIR
 from fin_tasks.index import group_members  # noqa: F401  (re-exported: views are read by it)
-from training.recipe import read_recipe_yaml, validate_mapping
+from plumbing.recipes import read_recipe_yaml, validate_mapping
 
 VIEWS_FILE = PACKAGE_DIR / "views" / "generalization.yaml"
 View = Literal["in_domain", "out_of_domain", "cross_task"]

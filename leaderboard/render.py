@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from leaderboard.store import Entry
 from leaderboard.table import INFO_COLUMNS, SUMMARY_COLUMNS, board_rows, sort_rows
-from training.run_folder import write_atomic
+from plumbing.atomic import write_atomic
 
 TEMPLATES = Path(__file__).with_name("templates")
 COLOURS = {"pretrained": "#1f77b4", "instruct": "#2ca02c", "fine-tuned": "#ff7f0e", "merged": "#9467bd"}

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.models import finharness_home
+from plumbing.checkpoints import finharness_home
 
 # What makes two entries the same: model, revision, precision, weight type, chat template
 # and evaluation settings.

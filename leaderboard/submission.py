@@ -25,7 +25,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.models import EMBEDDED
+from plumbing.checkpoints import EMBEDDED
 
 
 class ModelType(str, Enum):
@@ -126,6 +126,6 @@ def load_submission(path: Path) -> Submission:
 
 def _hub_id(value: str) -> bool:
     """``org/name[@revision]``: a Hub checkpoint, unless a folder of that name is beside the submission."""
-    from harness.models import HUB_ID, split_revision
+    from plumbing.checkpoints import HUB_ID, split_revision
 
     return bool(HUB_ID.match(split_revision(value)[0]))

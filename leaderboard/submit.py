@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from harness.models import CheckpointError, check_same_architecture, refuse_pickles, resolve_checkpoint, resolve_model
+from plumbing.checkpoints import CheckpointError, check_same_architecture, refuse_pickles, resolve_checkpoint, resolve_model
 from leaderboard.store import Board, settings_key
 from leaderboard.submission import Submission, SubmissionError
 from leaderboard.verify import VerifiedResults, verify_results

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.models import CheckpointError, resolve_checkpoint
+from plumbing.checkpoints import CheckpointError, resolve_checkpoint
 from merges.recipe import MergePoint
-from training.recipe import RecipeError
+from plumbing.recipes import RecipeError
 
 ARCH_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
              "num_key_value_heads", "intermediate_size", "vocab_size", "tie_word_embeddings")

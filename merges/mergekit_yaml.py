@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from merges.recipe import MergePoint
-from training.recipe import RecipeError
+from plumbing.recipes import RecipeError
 
 
 def mergekit_dict(point: MergePoint, paths: dict[str, Path]) -> dict:

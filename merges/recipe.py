@@ -11,9 +11,10 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from training.recipe import RecipeError, read_recipe_yaml, validate_mapping
+from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
+from plumbing.recipes import Strict as _Strict
 
 Method = Literal["task_arithmetic", "ties", "dare_ties", "dare_linear", "linear", "slerp",
                  "breadcrumbs", "della", "model_stock"]
@@ -21,10 +22,6 @@ NEEDS_WEIGHT = {"task_arithmetic", "ties", "dare_ties", "dare_linear", "linear",
 USES_DENSITY = {"ties", "dare_ties", "dare_linear", "breadcrumbs", "della"}
 NEEDS_BASE = {"task_arithmetic", "ties", "dare_ties", "dare_linear", "slerp", "breadcrumbs", "della", "model_stock"}
 GLOBAL_PARAMETERS = {"normalize", "lambda", "rescale", "int8_mask", "t", "filter_wise"}
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class MergeModel(_Strict):

@@ -17,8 +17,8 @@ from merges.checks import check_compatible, resolve_models
 from merges.lora_space import fast_path_refusal, merge_in_lora_space
 from merges.mergekit_yaml import mergekit_dict, to_yaml, validate
 from merges.recipe import MergePoint, MergeRecipe, expand, load_merge_recipe
-from training.recipe import RecipeError
-from training.run_folder import write_atomic
+from plumbing.recipes import RecipeError
+from plumbing.atomic import write_atomic
 
 DONE = "finharness_merge.json"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from statistics import mean
 
 from harness.measures import read_scores
-from training.run_folder import write_atomic
+from plumbing.atomic import write_atomic
 
 
 def score_on_validation(folder: Path, out: Path, tasks: list[str], limit: int | None,

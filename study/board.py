@@ -12,8 +12,7 @@ from pathlib import Path
 from leaderboard.store import Board, DuplicateEntry
 from leaderboard.submission import Submission
 from leaderboard.submit import submit
-from study.run import EVAL_DONE
-from study.spec import Checkpoint, Study
+from study.spec import EVAL_DONE, Checkpoint, Study
 
 MODEL_TYPE = {"single": "fine-tuned", "multi": "fine-tuned", "merged": "merged"}
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Callable
 
 from merges.mergekit_yaml import to_yaml
-from study.spec import EvalStep, Study, load_study
+from study.spec import EVAL_DONE, EvalStep, Study, load_study
 from training.recipe import dump_recipe
-from training.run_folder import is_finished, write_atomic
+from plumbing.atomic import write_atomic
+from training.run_folder import is_finished
 
-EVAL_DONE = "finharness_eval.json"
 
 
 @dataclass

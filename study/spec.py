@@ -17,20 +17,17 @@ import copy
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from merges.recipe import MergeRecipe, Method, parse_merge_recipe
-from training.recipe import (
-    FticlSpec, LoraSpec, RecipeError, TaskSpec, TrainingSpec, TrainRecipe, parse_recipe, read_recipe_yaml,
-    validate_mapping,
-)
+from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
+from plumbing.recipes import Strict as _Strict
+from training.recipe import FticlSpec, LoraSpec, TaskSpec, TrainingSpec, TrainRecipe, parse_recipe
+
+EVAL_DONE = "finharness_eval.json"  # written last into a finished evaluation folder
 
 FILES = ("study.yaml", "train.yaml", "merge.yaml", "eval.yaml")
 Name = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class StudyModel(_Strict):

@@ -29,8 +29,8 @@ from tabulate import tabulate
 
 from harness.result_files import TIMESTAMP, samples_file
 from harness.stats import aggregate_for, read_samples
-from study.spec import Checkpoint, Study
-from training.run_folder import write_atomic
+from study.spec import EVAL_DONE, Checkpoint, Study
+from plumbing.atomic import write_atomic
 
 
 @dataclass
@@ -108,7 +108,7 @@ def _folders(study: Study) -> dict[tuple[str, str], dict[str, Path]]:
     found: dict[tuple[str, str], dict[str, Path]] = {}
     for step in study.evals:
         folder = Path(step.folder)
-        if not (folder / "finharness_eval.json").is_file():
+        if not (folder / EVAL_DONE).is_file():
             continue
         for task in step.tasks:
             found.setdefault((step.checkpoint.label, step.setting), {})[task] = folder
@@ -275,7 +275,7 @@ def tables_key(study: Study) -> str:
     digest.update(json.dumps([study.spec.name, study.spec.paper, study.full,
                               study.spec.table.model_dump(mode="json")], sort_keys=True).encode())
     for step in study.evals:
-        marker = Path(step.folder) / "finharness_eval.json"
+        marker = Path(step.folder) / EVAL_DONE
         if marker.is_file():
             digest.update(f"{step.folder}\0".encode() + marker.read_bytes())
     return digest.hexdigest()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from harness.evaluate import EvalRequest, backend_model_args, parse_model_args, run_eval
-from harness.models import CheckpointError, resolve_model
+from plumbing.checkpoints import CheckpointError, resolve_model
 from tests.conftest import build_tiny_checkpoint
 
 

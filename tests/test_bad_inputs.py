@@ -123,7 +123,7 @@ def pickle_beside_a_decoy(tiny_checkpoint: Path, folder: Path) -> Path:
 
 
 def test_05_06_pickle_weights_are_refused_before_anything_loads_them(tiny_checkpoint, tmp_path):
-    from harness.models import CheckpointError
+    from plumbing.checkpoints import CheckpointError
 
     folder = pickle_beside_a_decoy(tiny_checkpoint, tmp_path / "decoy")
     # Refused up front, so neither transformers' unpickling nor a stale request cache is reached.
@@ -155,7 +155,7 @@ def test_07_merge_never_deletes_what_a_user_put_in_its_output_folder(tiny_checkp
     ("--limit", "inf", r"--limit must be a positive, finite number, not inf"),  # 21
 ])
 def test_08_20_21_eval_refuses_bad_counts_before_loading_a_model(flag, value, message, capsys):
-    from harness.cli import main
+    from finharness.main import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["eval", "--model", "/nowhere/never-loaded", flag, value])
@@ -240,7 +240,7 @@ def test_23_vllm_extra_needs_the_other_end_of_the_ranges():
 def test_25_written_files_follow_the_umask(tmp_path):
     import os
 
-    from training.run_folder import write_atomic
+    from plumbing.atomic import write_atomic
 
     old = os.umask(0o022)
     try:
@@ -323,7 +323,7 @@ def test_17_a_weight_given_to_slerp_is_refused_not_dropped(tiny_checkpoint, tmp_
 
 
 def test_18_a_checkpoint_without_tokenizer_files_names_the_folder(tiny_checkpoint, tmp_path):
-    from harness.models import CheckpointError
+    from plumbing.checkpoints import CheckpointError
 
     folder = shutil.copytree(tiny_checkpoint, tmp_path / "no-tokenizer")
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from harness.models import EMBEDDED, _smollm2_gguf, convert_embedded, is_instruct, resolve_checkpoint
+from plumbing.checkpoints import EMBEDDED, _smollm2_gguf, convert_embedded, is_instruct, resolve_checkpoint
 
 
 def test_smollm2_gguf_is_found_without_importing_its_package(tmp_path):
@@ -42,7 +42,7 @@ def test_smollm2_converts_once_to_safetensors_with_identical_logits(tmp_path, mo
 
 
 def test_interrupted_conversion_leaves_no_finished_looking_folder(tmp_path, monkeypatch):
-    import harness.models as models
+    import plumbing.checkpoints as models
 
     monkeypatch.setenv("FINHARNESS_HOME", str(tmp_path))
 

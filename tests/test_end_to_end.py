@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from fin_tasks.common.metrics import f1_macro, mcc
-from harness.cli import main
+from finharness.main import main
 from harness.evaluate import EvalRequest, run_eval
 
 CHAT = (

@@ -284,7 +284,7 @@ def test_a_dropped_in_yaml_joins_its_group_and_views(tmp_path):
 
 
 def test_views_cli_turns_a_results_file_into_the_matrix(tmp_path, capsys):
-    from harness.cli import main
+    from finharness.main import main
 
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"results": {

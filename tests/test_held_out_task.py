@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from fin_tasks import TASKS_DIR
-from harness.cli import main
+from finharness.main import main
 from harness.measures import read_scores
 from leaderboard.store import Board
 from leaderboard.submission import SubmissionError, load_submission

@@ -10,7 +10,7 @@ from statistics import mean
 import pytest
 import yaml
 
-from harness.cli import main
+from finharness.main import main
 from harness.evaluate import EvalRequest, run_eval
 from harness.measures import read_scores
 from harness.result_files import results_file, samples_file
@@ -227,7 +227,7 @@ def test_two_submitters_at_once_both_land(scored, tmp_path):
     board = tmp_path / "board.sqlite"
     paths = [write_submission(tmp_path, model=f"tiny-{name}", results=str(scored["results"][name]))
              for name in ("base", "tuned")]
-    procs = [subprocess.Popen([sys.executable, "-m", "harness.cli", "leaderboard", "submit", str(p), "--board", str(board)],
+    procs = [subprocess.Popen([sys.executable, "-m", "finharness", "leaderboard", "submit", str(p), "--board", str(board)],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for p in paths]
     outputs = [p.communicate(timeout=300) for p in procs]

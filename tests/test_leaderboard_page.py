@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from harness.cli import main
+from finharness.main import main
 from leaderboard.store import Board, settings_key
 from tests.conftest import build_tiny_checkpoint
 

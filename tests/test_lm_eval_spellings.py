@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.models import CheckpointError, resolve_checkpoint
+from finharness.main import main
+from plumbing.checkpoints import CheckpointError, resolve_checkpoint
 from tests.conftest import build_tiny_checkpoint
 from tests.test_measures import write_results
 

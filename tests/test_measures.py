@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from harness.cli import main
+from finharness.main import main
 from harness.measures import change_table, normalized_scores, read_scores
 
 

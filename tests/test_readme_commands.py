@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import build_parser, cmd_eval
+from finharness.eval import run as cmd_eval
+from finharness.main import build_parser
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -21,8 +22,8 @@ def readme_commands() -> list[str]:
             words = shlex.split(part.strip())
             if words[:1] == ["finharness"]:
                 commands.append(words[1:])
-            elif "harness.cli" in words:  # accelerate launch ... -m harness.cli eval ...
-                commands.append(words[words.index("harness.cli") + 1:])
+            elif "finharness" in words[1:]:  # accelerate launch ... -m finharness train ...
+                commands.append(words[words.index("finharness", 1) + 1:])
     return commands
 
 

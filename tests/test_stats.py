@@ -73,7 +73,7 @@ def test_per_sample_logs_are_aligned_by_document(tmp_path):
 
 
 def test_finharness_compare_reads_two_result_folders(tmp_path, capsys):
-    from harness.cli import main
+    from finharness.main import main
 
     for name, preds in (("a", [0, 1, 1, 0]), ("b", [1, 1, 0, 0])):
         folder = tmp_path / name / "model"

@@ -21,7 +21,7 @@ from study.run import run_study
 from study.spec import load_study
 from tests.conftest import build_tiny_checkpoint
 from tests.test_training import CHATML
-from training.recipe import RecipeError
+from plumbing.recipes import RecipeError
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harness.cli import main
+from finharness.main import main
 from tests.conftest import build_tiny_checkpoint
 from training import loop
 from training.encode import IGNORE, encode_example, encode_pair

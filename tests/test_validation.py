@@ -8,8 +8,8 @@ import pytest
 from fin_tasks import TASKS_DIR
 from fin_tasks.common.data import TaskDataError, load
 from fin_tasks.common.validate import TaskYamlError, validate_file, validate_paths
-from harness.cli import main
-from harness.models import CheckpointError, resolve_checkpoint
+from finharness.main import main
+from plumbing.checkpoints import CheckpointError, resolve_checkpoint
 
 TEMPLATE = TASKS_DIR / "_multiple_choice_yaml"
 

@@ -9,15 +9,13 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 
-class RecipeError(ValueError):
-    """A recipe that cannot be run; the message names the file and the field."""
+from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
+from plumbing.recipes import Strict as _Strict
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["RecipeError", "TrainRecipe", "load_recipe", "parse_recipe", "dump_recipe"]
 
 
 class TaskSpec(_Strict):
@@ -113,44 +111,8 @@ class TrainRecipe(_Strict):
         return Path(output_dir or self.output_dir) / self.name
 
 
-def _format_errors(source: str, err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: {where}: unknown key")
-        elif e["type"] == "missing":
-            lines.append(f"{source}: {where}: required key is missing")
-        else:
-            lines.append(f"{source}: {where}: {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
-
-
-def validate_mapping(schema: type[BaseModel], data: object, source: str):
-    """``data`` checked against a recipe schema; errors name the source and the field."""
-    if not isinstance(data, dict):
-        raise RecipeError(f"{source}: a recipe is a YAML mapping, not {type(data).__name__}")
-    try:
-        return schema.model_validate(data)
-    except ValidationError as err:
-        raise RecipeError(_format_errors(source, err)) from None
-
-
 def parse_recipe(data: object, source: str = "<recipe>") -> TrainRecipe:
     return validate_mapping(TrainRecipe, data, source)
-
-
-def read_recipe_yaml(path: str | Path) -> object:
-    """A recipe file's YAML; a missing file or a syntax error names the file and line."""
-    path = Path(path)
-    try:
-        return yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: no such recipe file") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise RecipeError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
 
 
 def load_recipe(path: str | Path) -> TrainRecipe:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import yaml
 
-from harness.models import MARKER, resolve_checkpoint
+from plumbing.atomic import write_atomic
+from plumbing.checkpoints import MARKER, resolve_checkpoint
 from training.recipe import RecipeError, TrainRecipe, dump_recipe, load_recipe, parse_recipe
 from training.run_folder import (
-    DONE, is_finished, library_versions, model_card, partial_dir, read_log, write_atomic, write_log,
+    DONE, is_finished, library_versions, model_card, partial_dir, read_log, write_log,
 )
 
 
@@ -61,7 +62,7 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     import torch
     from accelerate import Accelerator
 
-    from harness.evaluate import set_offline
+    from plumbing.offline import set_offline
     from training.batching import plan_steps
     from training.encode import encode_example
     from training.examples import build_examples, load_tasks

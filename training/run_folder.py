@@ -16,12 +16,12 @@ Finished layout (the folder itself is a Hugging Face checkpoint):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from tabulate import tabulate
+
+from plumbing.atomic import write_atomic
 
 DONE = "finharness_run.json"
 LOG = "train_log.jsonl"
@@ -33,25 +33,6 @@ def partial_dir(final: Path) -> Path:
 
 def is_finished(folder: Path) -> bool:
     return (folder / DONE).is_file()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write beside the target and rename: readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        # mkstemp makes the file 0600; give it the mode a plain open() would (the umask's).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_log(folder: Path, up_to_step: int | None = None) -> list[dict]:

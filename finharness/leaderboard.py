@@ -1,0 +1,56 @@
+"""``finharness leaderboard submit | show | render``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> int:
+    from leaderboard.store import Board
+
+    board = Board(args.board)
+    if args.action == "submit":
+        from leaderboard.submission import load_submission
+        from leaderboard.submit import submit
+
+        options = {k: v for k, v in (("batch_size", args.batch_size), ("device", args.device)) if v is not None}
+        entry = submit(load_submission(args.submission), board, include_paths=args.include_path or [], **options)
+        print(f"entry {entry} added to {board.path}")
+        return 0
+    if args.action == "show":
+        from leaderboard.table import show
+
+        print(show(board.entries(), metric=args.metric, sort=args.sort, ascending=args.ascending, fmt=args.format))
+        return 0
+    from leaderboard.render import render
+
+    entries = board.entries()
+    out = render(entries, args.out, metric=args.metric, title=args.title)
+    print(f"wrote {out} ({len(entries)} entries)")
+    return 0
+
+
+def register(sub) -> None:
+    lb = sub.add_parser("leaderboard", help="submit scored models to the board, show it, render it as HTML")
+    lb_sub = lb.add_subparsers(dest="action", required=True)
+    board_help = "the board's SQLite file (default: $FINHARNESS_BOARD or ~/.cache/finharness/leaderboard/board.sqlite)"
+    ls = lb_sub.add_parser("submit", help="validate a submission YAML, score it if needed, record it")
+    ls.add_argument("submission", type=Path, help="submission YAML (see leaderboard/examples/)")
+    ls.add_argument("--board", type=Path, default=None, help=board_help)
+    ls.add_argument("--batch_size", default=None)
+    ls.add_argument("--device", default=None)
+    ls.add_argument("--include_path", action="append", default=None, metavar="DIR",
+                    help="task folders beside the submission's include_paths")
+    ls.add_argument("--online", action="store_true", help="allow a Hub id as checkpoint or base_model")
+    lh = lb_sub.add_parser("show", help="print the board (tabulate)")
+    lh.add_argument("--board", type=Path, default=None, help=board_help)
+    lh.add_argument("--metric", default="acc", help="the per-task metric shown (ROUGE-L where a task lacks it)")
+    lh.add_argument("--sort", default="unseen", help="any column: unseen, forgetting, fin_fpb, model, ...")
+    lh.add_argument("--ascending", action="store_true")
+    lh.add_argument("--format", default="github", help="any tabulate format: github, plain, latex, html, ...")
+    lr = lb_sub.add_parser("render", help="write the board as one static HTML page")
+    lr.add_argument("--board", type=Path, default=None, help=board_help)
+    lr.add_argument("--out", type=Path, default=Path("leaderboard.html"))
+    lr.add_argument("--metric", default="acc")
+    lr.add_argument("--title", default="finharness leaderboard")
+    lb.set_defaults(func=run)

@@ -1,0 +1,37 @@
+"""``finharness``: one command, one module per subcommand (this package is the roof: it
+imports every other package, and none imports it)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from finharness import compare, forgetting, leaderboard, merge, models, study, tasks, train, validate, views
+from finharness import eval as eval_command
+from plumbing.checkpoints import CheckpointError
+
+SUBCOMMANDS = (eval_command, tasks, validate, train, merge, views, compare, forgetting, leaderboard, study, models)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="finharness", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in SUBCOMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from plumbing.offline import set_offline
+
+    args = build_parser().parse_args(argv)
+    # Offline unless asked: a Hub lookup fails at once instead of waiting on timeouts.
+    set_offline(getattr(args, "online", False))
+    try:
+        return args.func(args)
+    except (CheckpointError, ValueError) as err:
+        print(f"finharness: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""``finharness merge RECIPE.yaml``: MergeKit merges, optionally chosen on validation."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from finharness.arguments import positive_limit
+
+
+def run(args: argparse.Namespace) -> int:
+    from merges.run import merge_recipe
+
+    folders = merge_recipe(args.recipe, output_dir=args.output_dir, dry_run=args.dry_run)
+    if args.select_on and not args.dry_run:
+        from tabulate import tabulate
+
+        from merges.select import select_point
+
+        tasks = [t for t in args.select_on.split(",") if t]
+        selection = select_point(folders, tasks, metric=args.metric, limit=args.limit)
+        print(tabulate([{k: v for k, v in r.items() if k != "folder"} for r in selection["points"]],
+                       headers="keys", tablefmt="github", floatfmt=".4f"))
+        print(f"best on validation ({args.metric}): {selection['best']}")
+    return 0
+
+
+def register(sub) -> None:
+    me = sub.add_parser("merge", help="merge fine-tuned models with MergeKit from a YAML recipe")
+    me.add_argument("recipe", type=Path, help="merge recipe (see merges/recipes/)")
+    me.add_argument("--output-dir", type=Path, default=None, help="parent of the merge folder (default: the recipe's output_dir)")
+    me.add_argument("--dry-run", action="store_true", help="check the recipe and print the MergeKit YAML; merge nothing")
+    me.add_argument("--select-on", default=None, metavar="TASKS",
+                    help="score every merged point on these tasks' validation split and record the best "
+                         "(selection.json); comma-separated tasks or groups")
+    me.add_argument("--metric", default="acc", help="the metric --select-on maximizes (task mean)")
+    me.add_argument("--limit", type=positive_limit, default=None, help="--select-on: first N validation docs per task")
+    me.add_argument("--online", action="store_true", help="allow Hub ids org/name[@revision] as merge inputs")
+    me.set_defaults(func=run)

@@ -1,0 +1,37 @@
+"""``finharness tasks``: every task with its role, label set and size."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def dropped_note(row: dict) -> str:
+    return "; ".join(f"{n} {split} rows dropped (no gold label)" for split, n in row.get("dropped", {}).items())
+
+
+def run(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
+    from fin_tasks.common.validate import validate_paths
+    from fin_tasks.index import include_paths, roles, task_manager
+
+    extra = include_paths(args.include_path)
+    rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR, *extra])
+    role = roles(task_manager(extra, hub=True).task_index) if not errors else {}
+    table = [
+        [r["name"], r["kind"], role.get(r["name"], ""), len(r.get("labels", [])) or "",
+         (r.get("splits") or {}).get("test", ""), r.get("skipped", "") or dropped_note(r)]
+        for r in rows
+    ]
+    print(tabulate(table, headers=["name", "kind", "role", "labels", "test docs", "note"], tablefmt="github"))
+    for err in errors:
+        print(f"error: {err}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def register(sub) -> None:
+    ts = sub.add_parser("tasks", help="list the tasks with their roles, label sets and sizes")
+    ts.add_argument("--include_path", action="append", default=None, metavar="DIR", help="your own task folders too")
+    ts.add_argument("--online", action="store_true")
+    ts.set_defaults(func=run)

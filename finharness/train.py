@@ -1,0 +1,25 @@
+"""``finharness train RECIPE.yaml``: LoRA / FTICL fine-tuning."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.run import train_recipe
+
+    train_recipe(args.recipe, resume=args.resume, overwrite=args.overwrite, output_dir=args.output_dir,
+                 include_paths=args.include_path or [], online=args.online)
+    return 0
+
+
+def register(sub) -> None:
+    tr = sub.add_parser("train", help="LoRA / FTICL fine-tuning from a YAML recipe")
+    tr.add_argument("recipe", type=Path, help="training recipe (see training/recipes/)")
+    tr.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    tr.add_argument("--overwrite", action="store_true", help="discard an earlier run of the same name")
+    tr.add_argument("--output-dir", type=Path, default=None, help="parent of the run folder (default: the recipe's output_dir)")
+    tr.add_argument("--include_path", action="append", default=None, metavar="DIR",
+                    help="task folders beside the recipe's include_paths")
+    tr.add_argument("--online", action="store_true", help="allow a Hub id as base_model")
+    tr.set_defaults(func=run)

@@ -1,0 +1,31 @@
+"""``finharness validate``: check task YAMLs and their data before lm-eval runs them."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> int:
+    from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
+    from fin_tasks.common.validate import validate_paths
+    from fin_tasks.index import include_paths
+
+    paths = [*args.paths, *include_paths(args.include_path)] or [TASKS_DIR, HUB_TASKS_DIR]
+    rows, errors = validate_paths(paths, with_data=not args.no_data)
+    for row in rows:
+        note = f"  (data not checked: {row['skipped']})" if "skipped" in row else ""
+        print(f"ok     {row['name']}{note}")
+    for err in errors:
+        print(f"error  {err}")
+    print(f"{len(rows)} valid, {len(errors)} invalid")
+    return 1 if errors else 0
+
+
+def register(sub) -> None:
+    va = sub.add_parser("validate", help="check task YAMLs and their data before lm-eval runs them")
+    va.add_argument("paths", nargs="*", type=Path, help="YAML files or folders (default: the packaged suite)")
+    va.add_argument("--include_path", action="append", default=None, metavar="DIR",
+                    help="a task folder to check, as lm_eval --include_path (same as a path argument)")
+    va.add_argument("--no-data", action="store_true", help="check the YAML only, do not load data")
+    va.add_argument("--online", action="store_true")
+    va.set_defaults(func=run)

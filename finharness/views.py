@@ -1,0 +1,36 @@
+"""``finharness views``: in-domain / out-of-domain / cross-task placement of the gen_* tasks."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from fin_tasks import task_manager
+    from harness.result_files import load_results
+    from harness.views import load_views, place_tasks, view_of, view_table
+
+    trained = [t for entry in args.trained_on for t in entry.split(",") if t]
+    views = load_views()
+    places = place_tasks(views, task_manager().task_index)
+    unknown = [t for t in trained if t not in places]
+    if unknown:
+        raise ValueError(f"--trained-on: {', '.join(unknown)} is not a generalization-suite task")
+    if args.results is None:
+        rows = [[t, places[t].task_type, view_of(t, trained, places)] for t in sorted(places)]
+        print(tabulate(rows, headers=["task", "type", "view"], tablefmt="github"))
+        return 0
+    rows = view_table(load_results(args.results)["results"], trained, places, views)
+    print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4f"))
+    return 0
+
+
+def register(sub) -> None:
+    vi = sub.add_parser("views", help="in-domain / out-of-domain / cross-task placement of the gen_* tasks")
+    vi.add_argument("--trained-on", action="append", required=True,
+                    help="the task(s) the model was fine-tuned on, e.g. gen_sentiment_amazon")
+    vi.add_argument("--results", type=Path, default=None,
+                    help="an lm-eval results JSON: print the mean score per task type and view")
+    vi.set_defaults(func=run)

@@ -1,0 +1,59 @@
+"""Reading a YAML recipe into a strict, typed schema: the one loader every recipe kind uses.
+
+Unknown keys are errors (a typo such as ``learning_rte`` must not silently run with the
+default), and every error names the file and the field.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be run; the message names the file and the field."""
+
+
+class Strict(BaseModel):
+    """A recipe section: unknown keys refused, values frozen once read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: {where}: unknown key")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: {where}: required key is missing")
+        else:
+            lines.append(f"{source}: {where}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def validate_mapping(schema: type[BaseModel], data: object, source: str):
+    """``data`` checked against a recipe schema; errors name the source and the field."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe is a YAML mapping, not {type(data).__name__}")
+    try:
+        return schema.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(_format_errors(source, err)) from None
+
+
+def read_recipe_yaml(path: str | Path) -> object:
+    """A recipe file's YAML; a missing file or a syntax error names the file and line."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise RecipeError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+
+

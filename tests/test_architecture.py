@@ -1,0 +1,76 @@
+"""The house stays a house: imports run one way, down the floors, and never in a loop.
+
+Read from the shipped code's own import statements (those inside functions too), so a new
+upward import or cycle fails here the day it is written. docs/architecture.md draws it.
+"""
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# Lower floors never import higher ones; packages on one floor never import each other.
+FLOORS = {
+    "plumbing": 0,      # recipe loading, atomic writes, checkpoints, the Hub switch
+    "fin_tasks": 1,     # the task suite and its index
+    "harness": 2,       # evaluation: lm-eval runs, backends, measures, statistics
+    "training": 2,      # LoRA / FTICL runs
+    "merges": 3,        # MergeKit merges (choosing a point scores it: harness)
+    "leaderboard": 3,   # verified submissions (scoring one: harness)
+    "study": 4,         # the papers' studies: train, merge, score, tabulate, submit
+    "finharness": 5,    # the command line
+}
+
+
+def imports() -> dict[str, set[str]]:
+    """module -> the project modules it imports."""
+    graph: dict[str, set[str]] = {}
+    for package in FLOORS:
+        for path in sorted((REPO / package).rglob("*.py")):
+            module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+            found = graph.setdefault(module, set())
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+                else:
+                    continue
+                found |= {n for n in names if n.split(".")[0] in FLOORS}
+    modules = set(graph)
+    # "from pkg import name" names a module only when pkg.name is one.
+    return {m: {n for n in targets if n in modules} for m, targets in graph.items()}
+
+
+def test_every_shipped_package_has_a_floor():
+    shipped = {p.name for p in REPO.iterdir() if (p / "__init__.py").is_file()}
+    assert shipped - {"tests", "benchmarks"} == set(FLOORS)
+
+
+def test_imports_only_go_down():
+    upward = sorted(
+        f"{module} -> {target}"
+        for module, targets in imports().items() for target in targets
+        if (a := module.split(".")[0]) != (b := target.split(".")[0]) and FLOORS[b] >= FLOORS[a]
+    )
+    assert upward == []
+
+
+def test_no_import_cycle():
+    graph = imports()
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    cycles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == node or nxt.startswith(node + ".") or node.startswith(nxt + "."):
+                continue  # a package and its own modules
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]) if nxt in path else f"{node} -> {nxt}")
+            elif state.get(nxt) is None:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
