@@ -45,7 +45,7 @@ def ensure_runs() -> list[Path]:
         "name": task, "base_model": MODEL, "output_dir": str(CACHE), "prompt_format": "instruct",
         "tasks": [{"name": task, "samples": 16}], "lora": {"r": 16, "alpha": 32},
         "training": {"lr": 1e-3, "epochs": 1, "batch_size": 8, "max_length": 512},
-    }), quiet=True) for task in TASKS]
+    })) for task in TASKS]
 
 
 def recipe(method: str, runs: list[Path], out: Path) -> dict:

@@ -49,7 +49,7 @@ def run_finharness(samples: int) -> dict:
     from training.run import train_recipe
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = train_recipe(parse_recipe(recipe(samples, Path(tmp))), quiet=True)
+        folder = train_recipe(parse_recipe(recipe(samples, Path(tmp))))
         run = json.loads((folder / "finharness_run.json").read_text())
         log = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
     tokens = sum(r["tokens"] for r in log)

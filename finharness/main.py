@@ -21,9 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from plumbing.logs import show_progress
     from plumbing.offline import set_offline
 
     args = build_parser().parse_args(argv)
+    show_progress()
     # Offline unless asked: a Hub lookup fails at once instead of waiting on timeouts.
     set_offline(getattr(args, "online", False))
     try:

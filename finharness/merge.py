@@ -8,6 +8,17 @@ from finharness.arguments import positive_limit
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.methods:
+        from tabulate import tabulate
+
+        from merges.methods import method_table
+
+        print(tabulate(method_table(), headers="keys", tablefmt="github"))
+        print("\n* required. Per-model and shared parameters are MergeKit's own (its method registry); "
+              "the density, LoRA-space and random columns are finharness's (merges/methods.py).")
+        return 0
+    if args.recipe is None:
+        raise ValueError("give a merge recipe (or --methods to list the methods)")
     from merges.run import merge_recipe
 
     folders = merge_recipe(args.recipe, output_dir=args.output_dir, dry_run=args.dry_run)
@@ -26,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     me = sub.add_parser("merge", help="merge fine-tuned models with MergeKit from a YAML recipe")
-    me.add_argument("recipe", type=Path, help="merge recipe (see merges/recipes/)")
+    me.add_argument("recipe", type=Path, nargs="?", help="merge recipe (see merges/recipes/)")
+    me.add_argument("--methods", action="store_true", help="list the merge methods, what each takes and requires")
     me.add_argument("--output-dir", type=Path, default=None, help="parent of the merge folder (default: the recipe's output_dir)")
     me.add_argument("--dry-run", action="store_true", help="check the recipe and print the MergeKit YAML; merge nothing")
     me.add_argument("--select-on", default=None, metavar="TASKS",

@@ -13,6 +13,7 @@ from fin_tasks.common.validate import TaskYamlError, validate_paths
 from fin_tasks.index import ALIASES, UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
 from harness.lm_cache import cache_path, model_fingerprint
 from plumbing.checkpoints import CheckpointError, ResolvedModel, has_chat_template, is_instruct, resolve_model
+from plumbing.logs import log
 from plumbing.offline import set_offline
 
 DEFAULT_TASKS = ["finharness_all"]
@@ -54,7 +55,6 @@ class EvalRequest:
 @dataclass
 class EvalOutcome:
     results: dict[str, Any] | None  # None on the non-zero ranks of an `accelerate launch` run
-    skipped: dict[str, str]
     seconds: float
     model: ResolvedModel
 
@@ -171,7 +171,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     model_args = backend_model_args(req, model)
     include, skipped = plan_tasks(req.tasks, req.online, req.include_paths)
     for name, why in skipped.items():
-        print(f"skipping {name}: {why}")
+        log.info("skipping %s: %s", name, why)
 
     import lm_eval
     import torch
@@ -232,7 +232,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     )
     seconds = time.perf_counter() - start
     if results is None:  # a non-zero rank of a data-parallel run: rank 0 reports
-        return EvalOutcome(None, skipped, seconds, model)
+        return EvalOutcome(None, seconds, model)
     # What was scored, by content: the leaderboard pins a local checkpoint by this
     # fingerprint as the Hub pins a revision by its commit, and a task from the user's
     # folders by the hashes of its files.
@@ -261,4 +261,4 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         wandb.run.finish()
     if req.log_samples and samples is not None:
         results["samples"] = samples
-    return EvalOutcome(results=results, skipped=skipped, seconds=seconds, model=model)
+    return EvalOutcome(results=results, seconds=seconds, model=model)

@@ -5,8 +5,6 @@
   reference's, and the change (negative = forgetting on an unseen task, gain on a seen
   one), then the change averaged over the seen and the unseen tasks (tasks, not
   documents, as arXiv 2411.02476 averages).
-- :func:`normalized_scores`: for a merge, each task's score divided by the score of the
-  single-task fine-tuned model of that task (FusionBench's normalized score), and the mean.
 """
 from __future__ import annotations
 
@@ -90,16 +88,17 @@ def change_table(
     return rows, averages
 
 
-def normalized_scores(merged: Mapping[str, float], single_task: Mapping[str, float]) -> tuple[dict[str, float], float]:
-    """``merged[t] / single_task[t]`` per task the single-task models cover, and the mean."""
-    common = sorted(set(merged) & set(single_task))
+def role_changes(entry: Mapping[str, float], reference: Mapping[str, float],
+                 roles: Mapping[str, str]) -> dict[str, float | None]:
+    """``role -> mean change over the role's tasks both entries scored`` (None where they
+    share none): the numbers ``forgetting`` prints, for the board's columns."""
+    common = {t: v for t, v in entry.items() if v is not None and reference.get(t) is not None}
     if not common:
-        raise ValueError("the merge was not scored on any task of the single-task models")
-    zero = [t for t in common if single_task[t] == 0]
-    if zero:
-        raise ValueError(f"single-task score is 0 on {zero}: the normalized score is undefined there")
-    ratios = {t: merged[t] / single_task[t] for t in common}
-    return ratios, mean(ratios.values())
+        return {role: None for role in ("seen", "unseen", "retention")}
+    by_role = {role: [t for t, r in roles.items() if r == role] for role in ("seen", "unseen", "retention")}
+    _, averages = change_table(common, {t: reference[t] for t in common}, *by_role.values())
+    found = {row["tasks"]: row["change"] for row in averages}
+    return {role: found.get(role) for role in ("seen", "unseen", "retention")}
 
 
 def recorded_include_paths(results_dir: Path) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from fin_tasks.common.metrics import aggregation_of, document_mean
 from harness.result_files import samples_file
 
 Aggregate = Callable[[Sequence[Any]], float]
@@ -29,7 +30,7 @@ EXACT_UP_TO = 16
 
 
 def mean(values: Sequence[Any]) -> float:
-    return float(np.mean(np.asarray(values, dtype=float)))
+    return document_mean(values)
 
 
 @dataclass(frozen=True)
@@ -48,23 +49,42 @@ def _check_paired(a: Sequence[Any], b: Sequence[Any]) -> None:
         raise ValueError("paired comparison needs at least one document")
 
 
+def draw_indices(n: int, resamples: int, seed: Any) -> np.ndarray:
+    """``resamples`` draws of ``n`` document indices with replacement, one row per draw."""
+    return np.random.default_rng(seed).integers(0, n, (resamples, n))
+
+
+def replicates(values: Sequence[Any], aggregate: Aggregate, draws: np.ndarray) -> tuple[float, np.ndarray]:
+    """The one bootstrap engine: the score on all documents, and on each row of ``draws``.
+
+    Entries scored on the same documents and given the same ``draws`` are resampled
+    together, so their differences are paired (a study table's rows share one draw per
+    task; :func:`paired_bootstrap` is the two-entry case)."""
+    if aggregate is mean or aggregate is document_mean:
+        array = np.asarray(values, dtype=float)
+        return float(array.mean()), array[draws].mean(axis=1)
+    return aggregate(values), np.array([aggregate([values[j] for j in row]) for row in draws])
+
+
+def percentile_interval(reps: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, not {level}")
+    tail = (1 - level) / 2
+    low, high = np.quantile(reps, [tail, 1 - tail])
+    return float(low), float(high)
+
+
 def paired_bootstrap(
     a: Sequence[Any], b: Sequence[Any], aggregate: Aggregate = mean,
     resamples: int = 2000, level: float = 0.95, seed: int = 0,
 ) -> Interval:
     """Percentile interval of ``aggregate(a) - aggregate(b)``, resampling documents jointly."""
     _check_paired(a, b)
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1, not {level}")
-    rng = np.random.default_rng(seed)
-    n = len(a)
-    diffs = np.empty(resamples)
-    for i in range(resamples):
-        idx = rng.integers(0, n, n)
-        diffs[i] = aggregate([a[j] for j in idx]) - aggregate([b[j] for j in idx])
-    tail = (1 - level) / 2
-    low, high = np.quantile(diffs, [tail, 1 - tail])
-    return Interval(aggregate(a) - aggregate(b), float(low), float(high), level, resamples)
+    draws = draw_indices(len(a), resamples, seed)
+    point_a, reps_a = replicates(a, aggregate, draws)
+    point_b, reps_b = replicates(b, aggregate, draws)
+    low, high = percentile_interval(reps_a - reps_b, level)
+    return Interval(point_a - point_b, low, high, level, resamples)
 
 
 def paired_permutation_test(
@@ -126,14 +146,6 @@ def align(a: dict[int, Any], b: dict[int, Any], names: tuple[str, str] = ("a", "
     return [a[d] for d in docs], [b[d] for d in docs]
 
 
-def aggregate_for(metric: str) -> Aggregate:
-    """The corpus-level aggregation of a finharness metric (mean for per-document scores)."""
-    from fin_tasks.common import metrics
-
-    corpus = {"f1_macro": metrics.f1_macro, "f1_weighted": metrics.f1_weighted, "mcc": metrics.mcc}
-    return corpus.get(metric, mean)
-
-
 def compare(
     dir_a: Path, dir_b: Path, task: str, metric: str,
     resamples: int = 2000, level: float = 0.95, seed: int = 0,
@@ -141,7 +153,7 @@ def compare(
     """Score difference of two result folders on one task, with interval and p-value."""
     a, b = align(read_samples(samples_file(dir_a, task), metric),
                  read_samples(samples_file(dir_b, task), metric), (str(dir_a), str(dir_b)))
-    aggregate = aggregate_for(metric)
+    aggregate = aggregation_of(metric)
     interval = paired_bootstrap(a, b, aggregate, resamples, level, seed)
     return {
         "task": task, "metric": metric, "docs": len(a),

@@ -20,10 +20,10 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Callable
 
 from plumbing.checkpoints import CheckpointError, check_same_architecture, refuse_pickles, resolve_checkpoint, resolve_model
 from leaderboard.store import Board, settings_key
+from plumbing.logs import log
 from leaderboard.submission import Submission, SubmissionError
 from leaderboard.verify import VerifiedResults, verify_results
 
@@ -93,7 +93,7 @@ def _copy_atomic(source: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _score(sub: Submission, board: Board, say: Callable[[str], None], include: list[str],
+def _score(sub: Submission, board: Board, include: list[str],
            eval_options: dict) -> tuple[Path, str, VerifiedResults]:
     from harness.evaluate import EvalRequest, run_eval
     from harness.lm_cache import model_fingerprint
@@ -121,11 +121,11 @@ def _score(sub: Submission, board: Board, say: Callable[[str], None], include: l
     try:  # scored already (an earlier submit that stopped after scoring): reuse it
         verified = verify_results(out, include)
         if verified.data.get("finharness", {}).get("revision") == revision:
-            say(f"{sub.model}: already scored in {out}")
+            log.info(f"{sub.model}: already scored in {out}")
             return out, revision, verified
     except ValueError:
         pass
-    say(f"scoring {sub.model} ({resolved.describe()}) into {out}")
+    log.info(f"scoring {sub.model} ({resolved.describe()}) into {out}")
     run_eval(EvalRequest(
         model=sub.checkpoint, base_model=load_base, weight_type=weight,
         dtype=sub.precision, chat_template="on" if sub.chat_template else "off", output_path=out,
@@ -139,8 +139,7 @@ def _results_dir(board: Board, model: str, revision: str, settings: str) -> Path
     return board.path.parent / "results" / f"{_slug(model)}-{revision[:16]}-{digest}"
 
 
-def submit(sub: Submission, board: Board, say: Callable[[str], None] = print,
-           include_paths: list[str | Path] = (), **eval_options) -> int:
+def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), **eval_options) -> int:
     """Validate, score if needed, verify and record ``sub``; the new entry's id.
 
     ``include_paths`` adds task folders to the submission's own ``include_paths``."""
@@ -155,7 +154,7 @@ def submit(sub: Submission, board: Board, say: Callable[[str], None] = print,
         recipe_text = recipe.read_text()
 
     if sub.checkpoint is not None:
-        results_dir, revision, verified = _score(sub, board, say, include, eval_options)
+        results_dir, revision, verified = _score(sub, board, include, eval_options)
     else:
         source = Path(sub.results)
         _refuse_links(source)

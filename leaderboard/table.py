@@ -5,9 +5,11 @@
   ``finharness_retention`` panel of general tasks); a submitted task from a user's folder
   keeps the role its YAML declared when it was verified. Each average is over tasks, not
   documents, as the paper averages.
-- *forgetting*: the entry's unseen average minus that of its ``base_model``'s entry
-  scored with the same settings (negative = lost ground); *seen gain* likewise. Empty
-  when the base model is not on the board with those settings.
+- *forgetting*: the change of the entry's unseen average against its ``base_model``'s
+  entry scored with the same settings, over the tasks both scored (negative = lost
+  ground; ``harness.measures.role_changes``, the rule ``finharness forgetting`` prints);
+  *seen gain* and *retention change* likewise. Empty when the base model is not on the
+  board with those settings.
 - Each task shows one metric: ``--metric`` (default ``acc``) where the task reports it,
   else the first metric of the task's own ``metric_list`` (ROUGE-L for summaries, a
   user task's own metric).
@@ -18,7 +20,7 @@ from collections.abc import Mapping
 from statistics import mean
 from typing import Any
 
-from harness.measures import task_roles
+from harness.measures import role_changes, task_roles
 from leaderboard.store import Entry
 
 FALLBACK_METRICS = ("rougeL",)
@@ -71,18 +73,15 @@ def board_rows(entries: list[Entry], metric: str = "acc",
     for e in entries:
         ref = _reference(e, entries)
         mine = averages[e.id]
-        theirs = averages[ref.id] if ref else {}
-
-        def change(role: str) -> float | None:
-            return mine[role] - theirs[role] if None not in (mine[role], theirs.get(role)) else None
-
+        # forgetting's own rule: the change over the tasks both entries scored.
+        change = role_changes(per_entry[e.id], per_entry[ref.id], roles) if ref else dict.fromkeys(members)
         row: dict[str, Any] = {
             "id": e.id, "model": e.model, "model_type": e.model_type, "weight_type": e.weight_type,
             "base_model": e.base_model or "", "precision": e.precision, "chat_template": e.chat_template,
             "num_fewshot": e.settings.get("num_fewshot", 0), "revision": e.revision[:12],
             "seen": mine["seen"], "unseen": mine["unseen"],
-            "seen_gain": change("seen"), "forgetting": change("unseen"),
-            "retention": mine["retention"], "retention_change": change("retention"),
+            "seen_gain": change["seen"], "forgetting": change["unseen"],
+            "retention": mine["retention"], "retention_change": change["retention"],
             "recipe": e.recipe or "", "reference_id": ref.id if ref else None,
         }
         row.update({t: per_entry[e.id].get(t) for t in tasks})

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.result_files import load_results, results_file, samples_file
-from harness.stats import aggregate_for
+from fin_tasks.common.metrics import aggregation_of
 
 TOLERANCE = 1e-6
 
@@ -138,7 +138,7 @@ def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where
         metric = key.partition(",")[0]
         if metric not in per_metric or "stderr" in metric or not isinstance(value, (int, float)):
             continue
-        recomputed = float(aggregations.get(metric, aggregate_for(metric))(per_metric[metric]))
+        recomputed = float(aggregations.get(metric, aggregation_of(metric))(per_metric[metric]))
         if not _same(recomputed, value):
             raise TamperedResults(
                 f"{name}: {metric} is {value!r} in the results file, but {recomputed!r} "

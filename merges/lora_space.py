@@ -21,10 +21,10 @@ import json
 import shutil
 from pathlib import Path
 
+from merges.methods import POLICY, lookup
 from merges.recipe import MergePoint
 
-FAST_METHODS = {"task_arithmetic", "ties", "dare_ties", "dare_linear"}
-RANDOM_METHODS = {"dare_ties", "dare_linear"}
+FAST_METHODS = {name for name, policy in POLICY.items() if policy.lora_space}
 
 
 def fast_path_refusal(point: MergePoint, paths: dict[str, Path]) -> str | None:
@@ -109,7 +109,7 @@ def merge_in_lora_space(config, point: MergePoint, paths: dict[str, Path], out: 
     base_path = paths[point.base_model]
     base = load_state(base_path)
     deltas_by_path = {str(paths[m.model]): AdapterDeltas(paths[m.model]) for m in point.models}
-    always_execute = point.method in RANDOM_METHODS
+    always_execute = lookup(point.method).random
     merged = {}
     for handle in schedule:
         task = handle.task()

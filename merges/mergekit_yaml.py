@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from merges.methods import lookup
 from merges.recipe import MergePoint
 from plumbing.recipes import RecipeError
 
@@ -18,7 +19,7 @@ def mergekit_dict(point: MergePoint, paths: dict[str, Path]) -> dict:
         return {k: v for k, v in (("weight", m.weight), ("density", m.density)) if v is not None}
 
     config: dict = {"merge_method": point.method}
-    if point.base_model and point.method != "linear":
+    if point.base_model and lookup(point.method).needs_base:  # linear ignores a base
         config["base_model"] = ref(point.base_model)
     if point.method == "slerp":  # MergeKit's slerp takes the base and the other model as inputs
         models = [{"model": ref(point.base_model)}, {"model": ref(point.models[0].model)}]

@@ -13,14 +13,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from merges.methods import POLICY, lookup
 from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
 
-Method = Literal["task_arithmetic", "ties", "dare_ties", "dare_linear", "linear", "slerp",
-                 "breadcrumbs", "della", "model_stock"]
-NEEDS_WEIGHT = {"task_arithmetic", "ties", "dare_ties", "dare_linear", "linear", "breadcrumbs", "della"}
-USES_DENSITY = {"ties", "dare_ties", "dare_linear", "breadcrumbs", "della"}
-NEEDS_BASE = {"task_arithmetic", "ties", "dare_ties", "dare_linear", "slerp", "breadcrumbs", "della", "model_stock"}
+Method = Literal[tuple(POLICY)]  # merges/methods.py: MergeKit's registry plus finharness's policy
+# Every shared parameter some method takes; a point is checked against its own method's.
 GLOBAL_PARAMETERS = {"normalize", "lambda", "rescale", "int8_mask", "t", "filter_wise"}
 
 
@@ -109,32 +107,38 @@ def expand(recipe: MergeRecipe) -> list[MergePoint]:
 
 
 def check_point(point: MergePoint) -> None:
+    """A point against its method's row (merges/methods.py): base, model count, required
+    and accepted parameters, and finharness's ranges."""
     where = f"[{point.label}] " if point.label else ""
-    m = point.method
-    if m in NEEDS_BASE and not point.base_model:
-        raise RecipeError(f"{where}base_model: method {m} needs a base model and none is given")
-    if m == "slerp" and len(point.models) != 1:
-        raise RecipeError(f"{where}models: slerp interpolates the base with exactly one model, got {len(point.models)}")
-    if m == "model_stock" and len(point.models) < 2:
-        raise RecipeError(f"{where}models: model_stock needs at least two models besides the base")
+    m = lookup(point.method)
+    if m.needs_base and not point.base_model:
+        raise RecipeError(f"{where}base_model: method {m.name} needs a base model and none is given")
+    n = len(point.models)
+    if n < m.min_models or (m.max_models is not None and n > m.max_models):
+        wanted = (f"exactly {m.min_models}" if m.max_models == m.min_models else f"at least {m.min_models}"
+                  if m.max_models is None else f"{m.min_models} to {m.max_models}")
+        raise RecipeError(f"{where}models: {m.name} takes {wanted} model(s) besides the base, got {n}")
     for i, model in enumerate(point.models):
-        if m in NEEDS_WEIGHT:
+        given = [name for name in ("weight", "density") if getattr(model, name) is not None]
+        dropped = [name for name in given if name not in m.model_parameters]
+        if dropped:
+            # MergeKit would drop a value its method does not take: refuse instead.
+            raise RecipeError(f"{where}models.{i} ({model.model}): method {m.name} takes no {' or '.join(dropped)}"
+                              + (" (slerp's mix is parameters.t)" if m.name == "slerp" else ""))
+        if "weight" in m.required_model_parameters:
             if model.weight is None:
-                raise RecipeError(f"{where}models.{i} ({model.model}): method {m} needs a weight")
+                raise RecipeError(f"{where}models.{i} ({model.model}): method {m.name} needs a weight")
             if not math.isfinite(model.weight) or not -1 <= model.weight <= 1:
                 raise RecipeError(f"{where}models.{i} ({model.model}): weight {model.weight} is outside [-1, 1]")
         if model.density is not None and not 0 < model.density <= 1:
             raise RecipeError(f"{where}models.{i} ({model.model}): density {model.density} is outside (0, 1]")
-        if m in USES_DENSITY and model.density is None and m != "ties":
-            raise RecipeError(f"{where}models.{i} ({model.model}): method {m} needs a density")
-        if m in ("slerp", "model_stock"):
-            # Their MergeKit inputs take no per-model parameters: a value given would be dropped.
-            given = [name for name in ("weight", "density") if getattr(model, name) is not None]
-            if given:
-                raise RecipeError(f"{where}models.{i} ({model.model}): method {m} takes no {' or '.join(given)}"
-                                  + (" (slerp's mix is parameters.t)" if m == "slerp" else ""))
+        if m.policy.density_required and model.density is None:
+            raise RecipeError(f"{where}models.{i} ({model.model}): method {m.name} needs a density")
+    for name in m.required_shared_parameters:
+        if name not in point.parameters:
+            raise RecipeError(f"{where}parameters.{name}: method {m.name} needs it")
     t = point.parameters.get("t")
-    if m == "slerp" and (t is None or not 0 <= t <= 1):
+    if m.name == "slerp" and not 0 <= t <= 1:
         raise RecipeError(f"{where}parameters.t: slerp needs t in [0, 1], got {t}")
     lam = point.parameters.get("lambda")
     if lam is not None and not 0 < lam <= 2:

@@ -19,6 +19,7 @@ from merges.mergekit_yaml import mergekit_dict, to_yaml, validate
 from merges.recipe import MergePoint, MergeRecipe, expand, load_merge_recipe
 from plumbing.recipes import RecipeError
 from plumbing.atomic import write_atomic
+from plumbing.logs import log
 
 DONE = "finharness_merge.json"
 
@@ -58,11 +59,11 @@ def run_mergekit(config, yaml_text: str, out: Path, seed: int) -> None:
     run_merge(config, str(out), options=options, config_source=yaml_text)
 
 
-def execute(item: PlannedMerge, say=print) -> Path:
+def execute(item: PlannedMerge) -> Path:
     folder = item.folder
     if (folder / DONE).is_file():
         if (folder / "mergekit.yaml").read_text() == item.yaml_text:
-            say(f"{folder}: already merged with this config")
+            log.info(f"{folder}: already merged with this config")
             return folder
         raise RecipeError(f"{folder} holds a different finished merge; remove it or rename the recipe")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -77,7 +78,7 @@ def execute(item: PlannedMerge, say=print) -> Path:
             merge_in_lora_space(item.config, item.point, item.paths, work)
             route = "lora-space"
         else:
-            say(f"{folder.name}: full-model MergeKit merge ({item.fast_refusal})")
+            log.info(f"{folder.name}: full-model MergeKit merge ({item.fast_refusal})")
             run_mergekit(item.config, item.yaml_text, work, item.point.seed)
             route = "mergekit"
         write_atomic(work / "mergekit.yaml", item.yaml_text)
@@ -94,7 +95,7 @@ def execute(item: PlannedMerge, say=print) -> Path:
         work.rename(folder)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    say(f"merged {folder} ({route}, {seconds:.1f} s)")
+    log.info(f"merged {folder} ({route}, {seconds:.1f} s)")
     return folder
 
 
@@ -127,19 +128,18 @@ Global parameters: `{json.dumps(p.parameters)}`
 
 
 def merge_recipe(recipe: MergeRecipe | str | Path, *, output_dir: str | Path | None = None,
-                 dry_run: bool = False, quiet: bool = False) -> list[Path]:
-    say = (lambda *a: None) if quiet else print
+                 dry_run: bool = False) -> list[Path]:
     if not isinstance(recipe, MergeRecipe):
         recipe = load_merge_recipe(recipe)
     items = plan(recipe, output_dir)
     if dry_run:
         for item in items:
-            say(f"# {item.folder}  ({'lora-space' if item.fast_refusal is None else 'mergekit: ' + item.fast_refusal})")
-            say(item.yaml_text)
+            log.info(f"# {item.folder}  ({'lora-space' if item.fast_refusal is None else 'mergekit: ' + item.fast_refusal})")
+            log.info(item.yaml_text)
         return [item.folder for item in items]
-    folders = [execute(item, say) for item in items]
+    folders = [execute(item) for item in items]
     if len(folders) > 1:
         index = folders[0].parent / "sweep.json"
         write_atomic(index, json.dumps({"points": [str(f) for f in folders]}, indent=2))
-        say(f"{len(folders)} merges; choose one on validation with: finharness merge <recipe> --select-on <tasks>")
+        log.info(f"{len(folders)} merges; choose one on validation with: finharness merge <recipe> --select-on <tasks>")
     return folders

@@ -74,14 +74,14 @@ def embedded_path(name: str) -> Path:
     return finharness_home() / "models" / name
 
 
-def convert_embedded(name: str, force: bool = False) -> Path:
+def convert_embedded(name: str) -> Path:
     """Dequantise the GGUF once into a safetensors checkpoint; return its folder."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = EMBEDDED[name]
     target = embedded_path(name)
-    if (target / MARKER).is_file() and not force:
+    if (target / MARKER).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Build in a sibling temp folder and rename: a killed conversion never leaves a

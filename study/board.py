@@ -12,6 +12,7 @@ from pathlib import Path
 from leaderboard.store import Board, DuplicateEntry
 from leaderboard.submission import Submission
 from leaderboard.submit import submit
+from plumbing.logs import log
 from study.spec import EVAL_DONE, Checkpoint, Study
 
 MODEL_TYPE = {"single": "fine-tuned", "multi": "fine-tuned", "merged": "merged"}
@@ -23,7 +24,7 @@ def entry_name(study: Study, point: Checkpoint, set_name: str) -> str:
             + (f" [{set_name}]" if len(study.eval.sets) > 1 else ""))
 
 
-def submit_study(study: Study, say=print, board: Board | None = None) -> list[int]:
+def submit_study(study: Study, board: Board | None = None) -> list[int]:
     board = board or Board()
     models = {m.label: m for m in study.spec.models}
     vanillas = {c.model: c for c in study.checkpoints if c.role == "vanilla"}
@@ -47,8 +48,8 @@ def submit_study(study: Study, say=print, board: Board | None = None) -> list[in
             notes=f"{study.spec.paper}; {step.setting}; task set {step.set_name}",
         )
         try:
-            added.append(submit(sub, board, say=lambda *a: None))
+            added.append(submit(sub, board))
         except DuplicateEntry:
             continue
-    say(f"leaderboard {board.path}: {len(added)} new entries from {study.spec.name}")
+    log.info(f"leaderboard {board.path}: {len(added)} new entries from {study.spec.name}")
     return added

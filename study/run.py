@@ -18,6 +18,7 @@ from merges.mergekit_yaml import to_yaml
 from study.spec import EVAL_DONE, EvalStep, Study, load_study
 from training.recipe import dump_recipe
 from plumbing.atomic import write_atomic
+from plumbing.logs import log
 from training.run_folder import is_finished
 
 
@@ -69,18 +70,18 @@ def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None) -> 
     work.rename(final)
 
 
-def plan_steps(study: Study, device: str | None = None, say=print, board: Path | None = None) -> list[Step]:
+def plan_steps(study: Study, device: str | None = None, board: Path | None = None) -> list[Step]:
     from merges.run import merge_recipe
     from training.run import train_recipe
 
     steps = []
     for recipe in study.train_recipes:
         steps.append(Step("train", recipe.name, lambda r=recipe: is_finished(r.run_dir()),
-                          lambda r=recipe: train_recipe(r, resume=True, quiet=True)))
+                          lambda r=recipe: train_recipe(r, resume=True)))
     for recipe in study.merge_recipes:
         folder = Path(recipe.output_dir) / recipe.name
         steps.append(Step("merge", recipe.name, lambda f=folder: (f / "finharness_merge.json").is_file(),
-                          lambda r=recipe: merge_recipe(r, quiet=True)))
+                          lambda r=recipe: merge_recipe(r)))
     for step in study.evals:
         label = f"{step.checkpoint.label} {step.setting} ({step.shots}-shot) on set {step.set_index}"
         steps.append(Step("eval", label, lambda s=step: eval_done(s),
@@ -90,36 +91,36 @@ def plan_steps(study: Study, device: str | None = None, say=print, board: Path |
 
     # Redone only when an evaluation, the table spec or the table code changed since.
     steps.append(Step("table", "tables.md / tables.json", lambda: tables_current(study),
-                      lambda: write_tables(study, say)))
+                      lambda: write_tables(study)))
     if study.spec.leaderboard:
         from leaderboard.store import Board
         from study.board import submit_study
 
         steps.append(Step("submit", "leaderboard entries", lambda: False,
-                          lambda: submit_study(study, say, Board(board))))
+                          lambda: submit_study(study, Board(board))))
     return steps
 
 
 def run_study(folder: str | Path, *, full: bool = False, output_dir: str | Path | None = None,
-              device: str | None = None, dry_run: bool = False, board: Path | None = None, say=print) -> Study:
+              device: str | None = None, dry_run: bool = False, board: Path | None = None) -> Study:
     study = load_study(folder, full=full, output_dir=output_dir)
-    steps = plan_steps(study, device, say, board)
-    say(f"study {study.spec.name}{' (--full)' if full else ''}: {len(steps)} steps -> {study.root}")
+    steps = plan_steps(study, device, board)
+    log.info(f"study {study.spec.name}{' (--full)' if full else ''}: {len(steps)} steps -> {study.root}")
     if dry_run:
         for i, step in enumerate(steps, 1):
-            say(f"[{i}/{len(steps)}] {step.kind:6s} {step.label}{'  (done)' if step.done() else ''}")
+            log.info(f"[{i}/{len(steps)}] {step.kind:6s} {step.label}{'  (done)' if step.done() else ''}")
         return study
     write_recipes(study)
     started = time.perf_counter()
     for i, step in enumerate(steps, 1):
         prefix = f"[{i}/{len(steps)}] {step.kind:6s} {step.label}"
         if step.done():
-            say(f"{prefix}: already done")
+            log.info(f"{prefix}: already done")
             continue
-        say(f"{prefix} ...")
+        log.info(f"{prefix} ...")
         t0 = time.perf_counter()
         step.run()
-        say(f"{prefix}: done in {time.perf_counter() - t0:.0f} s (study: {time.perf_counter() - started:.0f} s)")
+        log.info(f"{prefix}: done in {time.perf_counter() - t0:.0f} s (study: {time.perf_counter() - started:.0f} s)")
     write_atomic(Path(study.root) / "study_run.json", json.dumps({
         "study": study.spec.name, "full": full, "seconds_this_run": time.perf_counter() - started,
     }, indent=2))

@@ -28,9 +28,11 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.result_files import TIMESTAMP, samples_file
-from harness.stats import aggregate_for, read_samples
+from fin_tasks.common.metrics import aggregation_of
+from harness.stats import draw_indices, percentile_interval, read_samples, replicates
 from study.spec import EVAL_DONE, Checkpoint, Study
 from plumbing.atomic import write_atomic
+from plumbing.logs import log
 
 
 @dataclass
@@ -44,7 +46,7 @@ class Row:
 
 
 class Bootstrap:
-    """Per-(folder, task) scores and their bootstrap replicates, sharing one draw per task."""
+    """Per-(folder, task) scores and their replicates from harness.stats's engine, one draw per task."""
 
     def __init__(self, metric_of, resamples: int, seed: int):
         self.metric_of, self.resamples, self.seed = metric_of, resamples, seed
@@ -57,8 +59,8 @@ class Bootstrap:
         docs = sorted(values)
         if task not in self._docs:
             self._docs[task] = docs
-            rng = np.random.default_rng([self.seed, zlib.crc32(task.encode())])  # one draw per task, order-free
-            self._draws[task] = rng.integers(0, len(docs), (self.resamples, len(docs)))
+            # One draw per task, whatever order the rows ask in: every row resamples the same documents.
+            self._draws[task] = draw_indices(len(docs), self.resamples, [self.seed, zlib.crc32(task.encode())])
         elif docs != self._docs[task]:
             raise ValueError(f"{folder}: {task} was scored on other documents than the study's other rows "
                              f"({len(docs)} vs {len(self._docs[task])}); re-run with the same limit")
@@ -68,13 +70,7 @@ class Bootstrap:
         key = (folder, task)
         if key not in self._cache:
             values = self._values(folder, task)
-            aggregate = aggregate_for(self.metric_of(task))
-            draws = self._draws[task]
-            if all(isinstance(v, (int, float)) for v in values):
-                array = np.asarray(values, dtype=float)
-                self._cache[key] = (float(array.mean()), array[draws].mean(axis=1))
-            else:
-                self._cache[key] = (aggregate(values), np.array([aggregate([values[j] for j in row]) for row in draws]))
+            self._cache[key] = replicates(values, aggregation_of(self.metric_of(task)), self._draws[task])
         return self._cache[key]
 
     def mean_over(self, sources: dict[str, list[Path]], tasks: Sequence[str]) -> tuple[float, np.ndarray] | None:
@@ -91,9 +87,7 @@ class Bootstrap:
 
 
 def interval(reps: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    tail = (1 - level) / 2
-    low, high = np.quantile(reps, [tail, 1 - tail])
-    return float(low), float(high)
+    return percentile_interval(reps, level)
 
 
 def fmt(value: float | None, ci: tuple[float, float] | None = None, signed: bool = False) -> str:
@@ -287,12 +281,12 @@ def tables_current(study: Study) -> bool:
     return (root / "tables.md").is_file() and key.is_file() and key.read_text().strip() == tables_key(study)
 
 
-def write_tables(study: Study, say=print) -> Path:
+def write_tables(study: Study) -> Path:
     text, records = (seen_unseen_table if study.spec.table.kind == "seen_unseen" else views_table)(study)
     root = Path(study.root)
     header = f"# {study.spec.name}{' (--full)' if study.full else ''}: {study.spec.paper}\n\n"
     write_atomic(root / "tables.md", header + text + "\n")
     write_atomic(root / "tables.json", json.dumps(records, indent=2, default=list))
     write_atomic(root / TABLES_KEY, tables_key(study) + "\n")  # last: a killed render is redone
-    say(header + text)
+    log.info(header + text)
     return root / "tables.md"

@@ -145,7 +145,7 @@ def test_07_merge_never_deletes_what_a_user_put_in_its_output_folder(tiny_checkp
     mine.parent.mkdir(parents=True)
     mine.write_text("keep me")
     with pytest.raises(RecipeError, match=r"merges/ta exists and is not a finished finharness merge"):
-        merge_recipe(recipe, quiet=True)
+        merge_recipe(recipe)
     assert mine.read_text() == "keep me"
 
 
@@ -318,7 +318,7 @@ def test_17_a_weight_given_to_slerp_is_refused_not_dropped(tiny_checkpoint, tmp_
     recipe = {"name": "s", "method": "slerp", "base_model": str(tiny_checkpoint), "parameters": {"t": 0.5},
               "models": [{"model": str(tiny_checkpoint), "weight": 0.3}], "output_dir": str(tmp_path / "out")}
     with pytest.raises(RecipeError, match=r"models\.0 .*: method slerp takes no weight \(slerp's mix is parameters\.t\)"):
-        merge_recipe(parse_merge_recipe(recipe), quiet=True)
+        merge_recipe(parse_merge_recipe(recipe))
     assert not (tmp_path / "out").exists()
 
 

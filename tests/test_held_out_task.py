@@ -104,8 +104,8 @@ def test_submit_and_board_count_it_as_unseen(workspace, scored, tmp_path):
     (workspace / "base.yaml").write_text(yaml.safe_dump(base))
     (workspace / "ft-tiny.yaml").write_text(yaml.safe_dump({**ft, "chat_template": False}))
     board = Board(tmp_path / "board.sqlite")
-    submit(load_submission(workspace / "base.yaml"), board, say=lambda *_: None)
-    ft_id = submit(load_submission(workspace / "ft-tiny.yaml"), board, say=lambda *_: None)
+    submit(load_submission(workspace / "base.yaml"), board)
+    ft_id = submit(load_submission(workspace / "ft-tiny.yaml"), board)
 
     # Shown from the board alone: the roles were stored with the verified entry.
     rows, tasks = board_rows(board.entries(), "acc")
@@ -128,7 +128,7 @@ def test_the_board_refuses_results_whose_task_files_changed(workspace, scored, t
                                                        "chat_template": False}))
     board = Board(tmp_path / "board.sqlite")
     with pytest.raises(ValueError, match=rf"task {TASK}: file .*data/test\.jsonl changed since it was scored"):
-        submit(load_submission(copy / "ft-tiny.yaml"), board, say=lambda *_: None)
+        submit(load_submission(copy / "ft-tiny.yaml"), board)
     assert board.entries() == []
 
 
@@ -136,7 +136,7 @@ def test_without_its_folder_the_board_names_the_task(workspace, scored, tmp_path
     data = {**yaml.safe_load((workspace / "ft.yaml").read_text()), "chat_template": False, "include_paths": []}
     (workspace / "no-include.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ValueError, match=rf"unknown task\(s\) {TASK} \(not in the finharness suite; give its folder"):
-        submit(load_submission(workspace / "no-include.yaml"), Board(tmp_path / "b.sqlite"), say=lambda *_: None)
+        submit(load_submission(workspace / "no-include.yaml"), Board(tmp_path / "b.sqlite"))
 
 
 def test_a_broken_yaml_in_an_include_path_is_named_by_eval(tmp_path, tiny_checkpoint, capsys):

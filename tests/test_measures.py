@@ -5,7 +5,7 @@ import re
 import pytest
 
 from finharness.main import main
-from harness.measures import change_table, normalized_scores, read_scores
+from harness.measures import change_table, read_scores
 
 
 def write_results(folder, scores, groups=()):
@@ -29,14 +29,6 @@ def test_change_by_hand():
     seen, unseen = averages
     assert (seen["tasks"], seen["n"], seen["change"]) == ("seen", 2, pytest.approx(0.2))
     assert (unseen["tasks"], unseen["n"], unseen["change"]) == ("unseen", 2, pytest.approx(-0.1))
-
-
-def test_normalized_score_by_hand():
-    ratios, average = normalized_scores({"a": 0.6, "b": 0.9, "c": 0.2}, {"a": 0.8, "b": 0.9})
-    assert ratios == pytest.approx({"a": 0.75, "b": 1.0})
-    assert average == pytest.approx(0.875)
-    with pytest.raises(ValueError, match=r"single-task score is 0 on \['a'\]"):
-        normalized_scores({"a": 0.5}, {"a": 0.0})
 
 
 def test_group_rows_are_not_tasks(tmp_path):

@@ -14,7 +14,8 @@ from merges import run as merge_run
 from merges.recipe import parse_merge_recipe
 from merges.run import merge_recipe, plan
 from tests.conftest import build_tiny_checkpoint, perturbed_copy
-from training.recipe import RecipeError, parse_recipe
+from plumbing.recipes import RecipeError
+from training.recipe import parse_recipe
 from training.run import train_recipe
 
 
@@ -32,7 +33,7 @@ def lora_runs(tiny_checkpoint, tmp_path_factory) -> list[Path]:
         "name": task, "base_model": str(tiny_checkpoint), "output_dir": str(out),
         "tasks": [{"name": task, "samples": 16}], "lora": {"r": 4, "alpha": 8},
         "training": {"lr": 5e-2, "epochs": 1, "batch_size": 8},
-    }), quiet=True) for task in ("fin_fpb", "fin_fomc", "fin_headlines")]
+    })) for task in ("fin_fpb", "fin_fomc", "fin_headlines")]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def mergekit_yaml_cli(config: Path, out: Path, seed: int) -> dict[str, torch.Ten
 
 @pytest.mark.parametrize("method", ["task_arithmetic", "ties", "dare_ties", "dare_linear"])
 def test_lora_space_merge_equals_mergekit_yaml(method, tiny_checkpoint, lora_runs, tmp_path):
-    [folder] = merge_recipe(parse_merge_recipe(recipe_for(method, tiny_checkpoint, lora_runs, tmp_path)), quiet=True)
+    [folder] = merge_recipe(parse_merge_recipe(recipe_for(method, tiny_checkpoint, lora_runs, tmp_path)))
     assert json.loads((folder / "finharness_merge.json").read_text())["route"] == "lora-space"
     ours = state(folder)
     theirs = mergekit_yaml_cli(folder / "mergekit.yaml", tmp_path / "cli", seed=7)
@@ -74,7 +75,7 @@ def test_lora_space_merge_equals_mergekit_yaml(method, tiny_checkpoint, lora_run
     assert any(not torch.equal(ours[n], state(tiny_checkpoint)[n]) for n in ours)  # it did change something
     # and MergeKit on the full run checkpoints (fast_path: off) agrees too
     recipe = recipe_for(method, tiny_checkpoint, lora_runs, tmp_path / "full", fast_path="off")
-    [full] = merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    [full] = merge_recipe(parse_merge_recipe(recipe))
     assert json.loads((full / "finharness_merge.json").read_text())["route"] == "mergekit"
     assert all(torch.equal(ours[n], t) for n, t in state(full).items())
 
@@ -85,7 +86,7 @@ def test_lora_space_merge_equals_mergekit_yaml(method, tiny_checkpoint, lora_run
 def test_other_methods_run_mergekit_and_match_the_cli(method, with_base, n_models, tiny_checkpoint, full_models, tmp_path):
     extra = {"parameters": {"t": 0.3}} if method == "slerp" else {}
     recipe = recipe_for(method, tiny_checkpoint if with_base else None, full_models[:n_models], tmp_path, **extra)
-    [folder] = merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    [folder] = merge_recipe(parse_merge_recipe(recipe))
     assert json.loads((folder / "finharness_merge.json").read_text())["route"] == "mergekit"
     ours, theirs = state(folder), mergekit_yaml_cli(folder / "mergekit.yaml", tmp_path / "cli", seed=7)
     assert ours.keys() == theirs.keys()
@@ -105,7 +106,7 @@ def test_task_arithmetic_is_the_weighted_sum_of_task_vectors(tiny_checkpoint, fu
     weights = [0.5, 0.25, -0.25]
     recipe = recipe_for("task_arithmetic", tiny_checkpoint, full_models, tmp_path)
     recipe["models"] = [{"model": str(m), "weight": w} for m, w in zip(full_models, weights)]
-    [folder] = merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    [folder] = merge_recipe(parse_merge_recipe(recipe))
     base, merged = state(tiny_checkpoint), state(folder)
     fine = [state(m) for m in full_models]
     for name, b in base.items():
@@ -117,7 +118,7 @@ def test_ties_trims_elects_signs_and_averages_agreeing_deltas(tiny_checkpoint, f
     density, weights = 0.4, [1.0, 0.5, 0.8]
     recipe = recipe_for("ties", tiny_checkpoint, full_models, tmp_path)
     recipe["models"] = [{"model": str(m), "weight": w, "density": density} for m, w in zip(full_models, weights)]
-    [folder] = merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    [folder] = merge_recipe(parse_merge_recipe(recipe))
     base, merged = state(tiny_checkpoint), state(folder)
     fine = [state(m) for m in full_models]
     for name, b in base.items():
@@ -141,7 +142,7 @@ def test_ties_trims_elects_signs_and_averages_agreeing_deltas(tiny_checkpoint, f
 def test_dare_is_reproducible_with_a_seed_and_varies_without(tiny_checkpoint, lora_runs, tmp_path):
     def merged(seed: int, where: str):
         recipe = recipe_for("dare_ties", tiny_checkpoint, lora_runs, tmp_path / where, seed=seed)
-        return state(merge_recipe(parse_merge_recipe(recipe), quiet=True)[0])
+        return state(merge_recipe(parse_merge_recipe(recipe))[0])
 
     a, b, c = merged(1, "a"), merged(1, "b"), merged(2, "c")
     assert all(torch.equal(a[n], b[n]) for n in a)
@@ -153,7 +154,7 @@ def test_a_sweep_writes_one_yaml_and_checkpoint_per_point(tiny_checkpoint, lora_
                         sweep={"method": ["task_arithmetic", "ties"], "weight": [0.3, 0.6]})
     first = [item.yaml_text for item in plan(parse_merge_recipe(recipe))]
     assert first == [item.yaml_text for item in plan(parse_merge_recipe(recipe))]  # byte-stable
-    folders = merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    folders = merge_recipe(parse_merge_recipe(recipe))
     assert [f.name for f in folders] == ["task_arithmetic-w0.3", "task_arithmetic-w0.6", "ties-w0.3", "ties-w0.6"]
     for folder, text in zip(folders, first):
         assert (folder / "mergekit.yaml").read_text() == text and (folder / "model.safetensors").is_file()
@@ -197,7 +198,7 @@ def test_bad_merges_are_refused_before_anything_is_written(change, message, tiny
     recipe = recipe_for("ties", tiny_checkpoint, full_models[:2], tmp_path / "out")
     change(recipe, odd_models)
     with pytest.raises(RecipeError, match=message):
-        merge_recipe(parse_merge_recipe(recipe), quiet=True)
+        merge_recipe(parse_merge_recipe(recipe))
     assert not (tmp_path / "out").exists()
 
 
@@ -210,7 +211,7 @@ def test_an_interrupted_merge_leaves_nothing_that_looks_finished(tiny_checkpoint
     monkeypatch.setattr(merge_run, "merge_in_lora_space", die)
     recipe = parse_merge_recipe(recipe_for("task_arithmetic", tiny_checkpoint, lora_runs, tmp_path))
     with pytest.raises(KeyboardInterrupt):
-        merge_recipe(recipe, quiet=True)
+        merge_recipe(recipe)
     assert list(tmp_path.iterdir()) == []  # neither the merge folder nor its .partial
 
 
@@ -223,7 +224,7 @@ def test_sweep_point_is_chosen_on_the_validation_split(tiny_checkpoint, full_mod
 
     recipe = recipe_for("task_arithmetic", tiny_checkpoint, full_models[:2], tmp_path,
                         sweep={"weight": [0.2, 1.0]})
-    folders = merge_recipe(parse_merge_recipe(recipe), quiet=True)
+    folders = merge_recipe(parse_merge_recipe(recipe))
     selection = select_point(folders, ["fin_fpb", "fin_fomc"], metric="acc", limit=4)
 
     # Every point was scored on the tasks' validation documents, not on their test documents.
@@ -247,3 +248,56 @@ def test_validation_split_is_refused_for_a_task_without_one(tiny_checkpoint):
 
     with pytest.raises(ValueError, match="task gen_sentiment_sst2_mc has no validation split"):
         run_eval(EvalRequest(model=str(tiny_checkpoint), tasks=["gen_sentiment_sst2_mc"], limit=1, split="validation"))
+
+
+# --- the method table: MergeKit's registry plus finharness's policy ---------------------------
+
+def test_the_method_table_reads_what_each_method_takes_from_mergekit(capsys):
+    from mergekit.merge_methods import registry
+
+    from finharness.main import main
+    from merges.methods import POLICY, methods
+
+    table = methods()
+    assert list(table) == list(POLICY)
+    for name, row in table.items():
+        spec = registry.get(name).spec
+        assert row.pretty_name == spec.pretty_name
+        assert set(row.model_parameters) | set(row.shared_parameters) == {p.name for p in spec.parameters}
+    assert table["task_arithmetic"].required_model_parameters == ("weight",)
+    assert not table["linear"].needs_base and table["slerp"].required_shared_parameters == ("t",)
+    assert (table["slerp"].min_models, table["slerp"].max_models) == (1, 1)
+    assert (table["model_stock"].min_models, table["model_stock"].max_models) == (2, None)
+    assert {n for n, r in table.items() if r.random} == {"dare_ties", "dare_linear"}
+    assert main(["merge", "--methods"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"| {name} " in out for name in POLICY)
+
+
+def test_a_method_mergekit_ships_is_one_row(monkeypatch):
+    from merges import methods as table
+    from merges.methods import Policy
+
+    monkeypatch.setitem(table.POLICY, "breadcrumbs_ties", Policy(density_required=True))
+    table.methods.cache_clear()
+    try:
+        row = table.lookup("breadcrumbs_ties")
+        assert row.needs_base and row.required_model_parameters == ("weight",) and "gamma" in row.model_parameters
+    finally:
+        table.methods.cache_clear()
+
+
+@pytest.mark.parametrize("method, models, message", [
+    ("slerp", 2, r"models: slerp takes exactly 1 model\(s\) besides the base, got 2"),
+    ("model_stock", 1, r"models: model_stock takes at least 2 model\(s\) besides the base, got 1"),
+    ("dare_ties", 1, r"models.0 \(a\): method dare_ties needs a density"),
+    ("slerp", 1, r"parameters.t: method slerp needs it"),
+])
+def test_points_are_checked_against_their_methods_row(method, models, message):
+    from merges.recipe import MergeModel, MergePoint, check_point
+
+    weight = None if method in ("slerp", "model_stock") else 0.5
+    point = MergePoint(label="", base_model="base", method=method, parameters={}, dtype="float32", seed=0,
+                       fast_path="on", models=[MergeModel(model=m, weight=weight) for m in "ab"[:models]])
+    with pytest.raises(RecipeError, match=message):
+        check_point(point)

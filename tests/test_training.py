@@ -37,7 +37,7 @@ def tiny_recipe(base: Path, out: Path, **overrides) -> dict:
 @pytest.fixture(scope="module")
 def trained(tiny_checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs")
-    return train_recipe(parse_recipe(tiny_recipe(tiny_checkpoint, out)), quiet=True)
+    return train_recipe(parse_recipe(tiny_recipe(tiny_checkpoint, out)))
 
 
 # --- recipes -----------------------------------------------------------------------------
@@ -65,7 +65,7 @@ def test_recipe_errors_name_the_field(tmp_path, tiny_checkpoint):
 ])
 def test_bad_recipes_fail_before_any_folder_is_written(tiny_checkpoint, tmp_path, change, message):
     with pytest.raises(RecipeError, match=message):
-        train_recipe(parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path, **change)), quiet=True)
+        train_recipe(parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path, **change)))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -216,14 +216,14 @@ def test_resume_ends_with_the_same_weights(tiny_checkpoint, tmp_path, monkeypatc
 
     monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        train_recipe(recipe, quiet=True)
+        train_recipe(recipe)
     final = tmp_path / "fpb-tiny"
     assert not final.exists() and (tmp_path / "fpb-tiny.partial" / "checkpoints" / "step-000012").is_dir()
     with pytest.raises(RecipeError, match="pass --resume"):
-        train_recipe(recipe, quiet=True)
+        train_recipe(recipe)
 
     monkeypatch.setattr(loop, "save_checkpoint", real_save)
-    assert train_recipe(recipe, resume=True, quiet=True) == final
+    assert train_recipe(recipe, resume=True) == final
     resumed = load_file(final / "adapter" / "adapter_model.safetensors")
     straight = load_file(trained / "adapter" / "adapter_model.safetensors")
     assert resumed.keys() == straight.keys()

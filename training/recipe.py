@@ -67,7 +67,6 @@ class LoraSpec(_Strict):
 
 
 class TrainingSpec(_Strict):
-    optimizer: Literal["adamw"] = "adamw"
     lr: float = Field(default=2e-4, gt=0)
     epochs: float = Field(default=2, gt=0, allow_inf_nan=False)
     batch_size: int = Field(default=4, gt=0, description="examples per micro-batch per device")

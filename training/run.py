@@ -13,6 +13,7 @@ import yaml
 
 from plumbing.atomic import write_atomic
 from plumbing.checkpoints import MARKER, resolve_checkpoint
+from plumbing.logs import log as logger
 from training.recipe import RecipeError, TrainRecipe, dump_recipe, load_recipe, parse_recipe
 from training.run_folder import (
     DONE, is_finished, library_versions, model_card, partial_dir, read_log, write_log,
@@ -53,7 +54,7 @@ def _prepare_folders(recipe_text: str, final: Path, resume: bool, overwrite: boo
 
 
 def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, overwrite: bool = False,
-                 output_dir: str | Path | None = None, quiet: bool = False,
+                 output_dir: str | Path | None = None,
                  include_paths: list[str | Path] = (), online: bool = False) -> Path:
     """Train one recipe into its run folder and return that folder.
 
@@ -71,7 +72,7 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
 
     if not isinstance(recipe, TrainRecipe):
         recipe = load_recipe(recipe)
-    say = (lambda *a: None) if quiet else print
+    say = logger.info
     set_offline(online)  # offline unless asked: never wait on the Hub
     if include_paths:
         extra = [str(Path(p).resolve()) for p in include_paths]
@@ -93,7 +94,7 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     accelerator = Accelerator(
         mixed_precision=pick_precision(recipe.training.precision, _device()), cpu=not torch.cuda.is_available())
     if not accelerator.is_main_process:
-        say = lambda *a: None  # noqa: E731  (one voice in data-parallel runs)
+        say = logger.debug  # one voice in data-parallel runs
     work = _prepare_folders(recipe_text, final, resume, overwrite) if accelerator.is_main_process else partial_dir(final)
     accelerator.wait_for_everyone()
     if work is None:

@@ -14,6 +14,7 @@ rare class is not charged a zero F1 for a class it never contained.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import f1_score, matthews_corrcoef
@@ -74,3 +75,17 @@ def process_results_gen(doc: dict, results: Sequence[str]) -> dict:
     out = _scores(int(doc["gold"]), pred)
     out["missing"] = float(pred < 0)
     return out
+
+
+# The metric -> corpus-level aggregation binding, beside the metrics: every finharness
+# metric not listed here is a per-document score averaged over documents.
+CORPUS_AGGREGATIONS = {"f1_macro": f1_macro, "f1_weighted": f1_weighted, "mcc": mcc}
+
+
+def document_mean(values: Sequence[Any]) -> float:
+    return float(np.mean(np.asarray(values, dtype=float)))
+
+
+def aggregation_of(metric: str):
+    """How ``metric``'s per-document values become one score (the YAMLs' ``aggregation``)."""
+    return CORPUS_AGGREGATIONS.get(metric, document_mean)
