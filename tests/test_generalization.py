@@ -246,11 +246,11 @@ def test_a_views_file_whose_train_task_is_not_in_its_groups_is_refused(tmp_path,
         place_tasks(load_views(bad), manager.task_index)
 
 
-# --- extensibility: the README's drop-in example ----------------------------------------------
+# --- extensibility: docs/tasks.md's drop-in example ------------------------------------------
 
 def readme_drop_in() -> tuple[str, str]:
-    """The file name and YAML of the README's worked example (so the docs cannot rot)."""
-    text = (REPO / "README.md").read_text()
+    """The file name and YAML of docs/tasks.md's worked example (so the docs cannot rot)."""
+    text = (REPO / "docs" / "tasks.md").read_text()
     block = re.search(r"<!-- drop-in example -->\s*```yaml\n(.*?)```", text, re.S).group(1)
     name = re.match(r"# (\S+\.yaml)\n", block).group(1)
     return name, block

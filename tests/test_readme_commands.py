@@ -1,4 +1,4 @@
-"""Every finharness command the README shows parses with today's CLI (docs do not drift)."""
+"""Every finharness command the README and docs/ show parses with today's CLI (docs do not drift)."""
 import re
 import shlex
 from pathlib import Path
@@ -8,11 +8,12 @@ import pytest
 from finharness.eval import run as cmd_eval
 from finharness.main import build_parser
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
 def readme_commands() -> list[str]:
-    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = [b for doc in DOCS for b in re.findall(r"```bash\n(.*?)```", doc.read_text(), flags=re.S)]
     lines = [line.split("  #")[0].strip() for block in blocks for line in block.replace("\\\n", " ").splitlines()]
     commands = []
     for line in lines:
