@@ -45,12 +45,13 @@ def recipe(samples: int, out: Path, seed: int = 42) -> dict:
 
 
 def run_finharness(samples: int) -> dict:
+    from plumbing.folders import read_manifest
     from training.recipe import parse_recipe
     from training.run import train_recipe
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = train_recipe(parse_recipe(recipe(samples, Path(tmp))))
-        run = json.loads((folder / "finharness_run.json").read_text())
+        run = read_manifest(folder, "training_run").data
         log = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
     tokens = sum(r["tokens"] for r in log)
     return {"trainer": "finharness", "seconds": run["seconds"], "tokens": tokens,

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 from pathlib import Path
 
-from plumbing.checkpoints import CheckpointError, check_same_architecture, refuse_pickles, resolve_checkpoint, resolve_model
 from leaderboard.store import Board, settings_key
-from plumbing.logs import log
 from leaderboard.submission import Submission, SubmissionError
 from leaderboard.verify import VerifiedResults, verify_results
+from plumbing.checkpoints import CheckpointError, check_same_architecture, refuse_pickles, resolve_checkpoint, resolve_model
+from plumbing.folders import finish, scratch_dir
+from plumbing.logs import log
 
 
 def check_checkpoint_files(folder: Path) -> None:
@@ -78,19 +78,19 @@ def _refuse_links(folder: Path) -> None:
                               "submit plain files only")
 
 
-def _copy_atomic(source: Path, target: Path) -> None:
-    """Copy beside the target and rename. ``target`` is named by content, so an existing
-    one (a racing submitter, or a submit that died after copying) already holds the same
-    files and is kept."""
+def _copy_atomic(source: Path, target: Path, entry: dict) -> None:
+    """Copy into a work folder, manifest last, rename. ``target`` is named by content, so
+    an existing one (a racing submitter, or a submit that died after copying) already
+    holds the same files and is kept."""
     if target.exists():
         return
-    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = scratch_dir(target)
     try:
-        tmp.rename(target)
-    except OSError:  # the other submitter renamed first
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, work, dirs_exist_ok=True)
+        finish(work, target, "board_copy", {"source": str(source), **entry}, replace=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _score(sub: Submission, board: Board, include: list[str],
@@ -185,5 +185,5 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
     if results_dir is None:
         content = hashlib.sha256(verified.path.read_bytes()).hexdigest()
         results_dir = _results_dir(board, sub.model, revision, settings + content)
-        _copy_atomic(Path(sub.results), results_dir)
+        _copy_atomic(Path(sub.results), results_dir, {"model": sub.model, "revision": revision})
     return board.add({**fields, "results_path": str(results_dir)})

@@ -1,13 +1,12 @@
 """``finharness merge RECIPE.yaml``: check everything, write MergeKit YAML, merge, publish.
 
 Each merge point is built in a hidden ``.<label>.partial-<pid>`` folder beside its final
-place and renamed when complete (``finharness_merge.json`` written last), so a killed
+place and renamed when complete (its manifest ``finharness.json`` written last), so a killed
 merge never leaves a checkpoint that looks finished.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -19,9 +18,9 @@ from merges.mergekit_yaml import mergekit_dict, to_yaml, validate
 from merges.recipe import MergePoint, MergeRecipe, expand, load_merge_recipe
 from plumbing.recipes import RecipeError
 from plumbing.atomic import write_atomic
+from plumbing.folders import finish, is_finished, scratch_dir
 from plumbing.logs import log
 
-DONE = "finharness_merge.json"
 
 
 @dataclass
@@ -61,7 +60,7 @@ def run_mergekit(config, yaml_text: str, out: Path, seed: int) -> None:
 
 def execute(item: PlannedMerge) -> Path:
     folder = item.folder
-    if (folder / DONE).is_file():
+    if is_finished(folder, "merge"):
         if (folder / "mergekit.yaml").read_text() == item.yaml_text:
             log.info(f"{folder}: already merged with this config")
             return folder
@@ -70,8 +69,7 @@ def execute(item: PlannedMerge) -> Path:
         # Never delete what someone put there (train refuses the same way).
         raise RecipeError(f"{folder} exists and is not a finished finharness merge; move it away")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    work = folder.parent / f".{folder.name}.partial-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
+    work = scratch_dir(folder)
     start = time.perf_counter()
     try:
         if item.fast_refusal is None:
@@ -85,14 +83,11 @@ def execute(item: PlannedMerge) -> Path:
         write_atomic(work / "merge_recipe.yaml", to_yaml(item.point.model_dump(mode="json")))
         seconds = time.perf_counter() - start
         _write_card(work, item, route, seconds)
-        write_atomic(work / DONE, json.dumps({
+        finish(work, folder, "merge", {
             "method": item.point.method, "route": route, "fast_path_refused": item.fast_refusal,
             "seconds": seconds, "seed": item.point.seed,
             "models": {k: str(v) for k, v in item.paths.items()},
-        }, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        work.rename(folder)
+        })
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info(f"merged {folder} ({route}, {seconds:.1f} s)")

@@ -14,6 +14,7 @@ from statistics import mean
 
 from harness.measures import read_scores
 from plumbing.atomic import write_atomic
+from plumbing.folders import finish, is_finished, scratch_dir
 
 
 def score_on_validation(folder: Path, out: Path, tasks: list[str], limit: int | None,
@@ -21,16 +22,15 @@ def score_on_validation(folder: Path, out: Path, tasks: list[str], limit: int | 
     """Validation results of one merged checkpoint in ``out`` (kept: a re-run reuses them)."""
     from harness.evaluate import EvalRequest, run_eval
 
-    if (out / "finharness_validation.json").is_file():
+    if is_finished(out, "evaluation"):
         return out
-    work = out.with_name(out.name + ".partial")
-    shutil.rmtree(work, ignore_errors=True)
-    run_eval(EvalRequest(model=str(folder), tasks=tasks, limit=limit, batch_size=batch_size, device=device,
-                         output_path=work, split="validation"))
-    write_atomic(work / "finharness_validation.json", json.dumps({"model": str(folder), "tasks": tasks,
-                                                                  "limit": limit}, indent=2))
-    shutil.rmtree(out, ignore_errors=True)
-    work.rename(out)
+    work = scratch_dir(out)
+    try:
+        run_eval(EvalRequest(model=str(folder), tasks=tasks, limit=limit, batch_size=batch_size, device=device,
+                             output_path=work, split="validation"))
+        finish(work, out, "evaluation", {"model": str(folder), "tasks": tasks, "limit": limit, "split": "validation"})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return out
 
 

@@ -13,12 +13,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-MARKER = "finharness_model.json"
+from plumbing.folders import finish, is_finished, read_manifest, scratch_dir
+
 
 
 class CheckpointError(ValueError):
@@ -81,14 +81,15 @@ def convert_embedded(name: str) -> Path:
 
     model = EMBEDDED[name]
     target = embedded_path(name)
-    if (target / MARKER).is_file():
+    if is_finished(target, "model"):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a sibling temp folder and rename: a killed conversion never leaves a
-    # folder that looks finished (the marker file is written last).
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
-        scratch = Path(tmp)
-        gguf = model.locate_gguf(scratch)
+    # Built in a hidden work folder, manifest last, then renamed: a killed conversion never
+    # leaves a folder that looks finished.
+    work = scratch_dir(target)
+    try:
+        (work / "gguf").mkdir()
+        gguf = model.locate_gguf(work / "gguf")
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         lm = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         # The weights are plain float32 now; a leftover GGUF quantization_config would make
@@ -97,15 +98,13 @@ def convert_embedded(name: str) -> Path:
             del lm.config.quantization_config
         lm.hf_quantizer = None
         lm.is_quantized = False
-        out = scratch / "checkpoint"
-        lm.save_pretrained(out, safe_serialization=True)
-        tokenizer.save_pretrained(out)
-        (out / MARKER).write_text(json.dumps({
-            "name": name, "source": model.hf_id, "gguf": gguf.name, "instruct": model.instruct,
-        }, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        out.rename(target)
+        lm.save_pretrained(work, safe_serialization=True)
+        tokenizer.save_pretrained(work)
+        shutil.rmtree(work / "gguf", ignore_errors=True)
+        finish(work, target, "model", {"name": name, "source": model.hf_id, "gguf": gguf.name,
+                                       "instruct": model.instruct})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return target
 
 
@@ -280,10 +279,12 @@ def _with_tokenizer(checkpoint: Path) -> Path:
 
 
 def is_instruct(checkpoint: Path) -> bool:
-    """Whether prompts should go through the model's chat template."""
-    marker = checkpoint / MARKER
-    if marker.is_file():
-        return bool(json.loads(marker.read_text()).get("instruct"))
+    """Whether prompts should go through the model's chat template: what the folder's
+    manifest says (a converted model, a training run's prompt format), else whether its
+    tokenizer has a chat template."""
+    manifest = read_manifest(checkpoint)
+    if manifest is not None and "instruct" in manifest.data:
+        return bool(manifest.data["instruct"])
     return has_chat_template(checkpoint)
 
 

@@ -13,7 +13,8 @@ from leaderboard.store import Board, DuplicateEntry
 from leaderboard.submission import Submission
 from leaderboard.submit import submit
 from plumbing.logs import log
-from study.spec import EVAL_DONE, Checkpoint, Study
+from plumbing.folders import is_finished
+from study.spec import Checkpoint, Study
 
 MODEL_TYPE = {"single": "fine-tuned", "multi": "fine-tuned", "merged": "merged"}
 
@@ -32,7 +33,7 @@ def submit_study(study: Study, board: Board | None = None) -> list[int]:
     # Vanilla entries first, so each fine-tuned or merged entry finds its reference on the board.
     for step in sorted(study.evals, key=lambda s: s.checkpoint.role != "vanilla"):
         folder = Path(step.folder)
-        if not (folder / EVAL_DONE).is_file():
+        if not is_finished(folder, "evaluation"):
             continue
         point = step.checkpoint
         vanilla = models[point.model]

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Callable
 
 from merges.mergekit_yaml import to_yaml
-from study.spec import EVAL_DONE, EvalStep, Study, load_study
+from study.spec import EvalStep, Study, load_study
 from training.recipe import dump_recipe
 from plumbing.atomic import write_atomic
+from plumbing.folders import finish, is_finished, scratch_dir
 from plumbing.logs import log
-from training.run_folder import is_finished
 
 
 
@@ -47,27 +47,27 @@ def write_recipes(study: Study) -> None:
 
 
 def eval_done(step: EvalStep) -> bool:
-    return (Path(step.folder) / EVAL_DONE).is_file()
+    return is_finished(step.folder, "evaluation")
 
 
 def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None) -> None:
-    """Score into ``<folder>.partial`` and rename: a results folder is always complete."""
+    """Score into a hidden work folder, manifest last, then rename: a results folder is always complete."""
     from harness.evaluate import EvalRequest, run_eval
 
     final = Path(step.folder)
-    work = final.with_name(final.name + ".partial")
-    shutil.rmtree(work, ignore_errors=True)
-    outcome = run_eval(EvalRequest(
-        model=step.checkpoint.path, tasks=step.tasks, num_fewshot=step.shots, limit=step.limit,
-        batch_size=batch_size, device=device, output_path=work, log_samples=True,
-        include_paths=[Path(p) for p in step.include_paths]))
-    write_atomic(work / EVAL_DONE, json.dumps({
-        "checkpoint": step.checkpoint.model_dump(), "setting": step.setting, "shots": step.shots,
-        "tasks": step.tasks, "limit": step.limit, "seconds": outcome.seconds,
-    }, indent=2))
-    if final.exists():
-        shutil.rmtree(final)
-    work.rename(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = scratch_dir(final)
+    try:
+        outcome = run_eval(EvalRequest(
+            model=step.checkpoint.path, tasks=step.tasks, num_fewshot=step.shots, limit=step.limit,
+            batch_size=batch_size, device=device, output_path=work, log_samples=True,
+            include_paths=[Path(p) for p in step.include_paths]))
+        finish(work, final, "evaluation", {
+            "checkpoint": step.checkpoint.model_dump(), "setting": step.setting, "shots": step.shots,
+            "tasks": step.tasks, "limit": step.limit, "seconds": outcome.seconds,
+        })
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def plan_steps(study: Study, device: str | None = None, board: Path | None = None) -> list[Step]:
@@ -76,7 +76,7 @@ def plan_steps(study: Study, device: str | None = None, board: Path | None = Non
 
     steps = []
     for recipe in study.train_recipes:
-        steps.append(Step("train", recipe.name, lambda r=recipe: is_finished(r.run_dir()),
+        steps.append(Step("train", recipe.name, lambda r=recipe: is_finished(r.run_dir(), "training_run"),
                           lambda r=recipe: train_recipe(r, resume=True)))
     for recipe in study.merge_recipes:
         folder = Path(recipe.output_dir) / recipe.name

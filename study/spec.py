@@ -24,7 +24,6 @@ from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
 from training.recipe import FticlSpec, LoraSpec, TaskSpec, TrainingSpec, TrainRecipe, parse_recipe
 
-EVAL_DONE = "finharness_eval.json"  # written last into a finished evaluation folder
 
 FILES = ("study.yaml", "train.yaml", "merge.yaml", "eval.yaml")
 Name = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

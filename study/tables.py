@@ -30,8 +30,9 @@ from tabulate import tabulate
 from harness.result_files import TIMESTAMP, samples_file
 from fin_tasks.common.metrics import aggregation_of
 from harness.stats import draw_indices, percentile_interval, read_samples, replicates
-from study.spec import EVAL_DONE, Checkpoint, Study
+from study.spec import Checkpoint, Study
 from plumbing.atomic import write_atomic
+from plumbing.folders import is_finished, read_manifest
 from plumbing.logs import log
 
 
@@ -102,7 +103,7 @@ def _folders(study: Study) -> dict[tuple[str, str], dict[str, Path]]:
     found: dict[tuple[str, str], dict[str, Path]] = {}
     for step in study.evals:
         folder = Path(step.folder)
-        if not (folder / EVAL_DONE).is_file():
+        if not is_finished(folder, "evaluation"):
             continue
         for task in step.tasks:
             found.setdefault((step.checkpoint.label, step.setting), {})[task] = folder
@@ -269,9 +270,9 @@ def tables_key(study: Study) -> str:
     digest.update(json.dumps([study.spec.name, study.spec.paper, study.full,
                               study.spec.table.model_dump(mode="json")], sort_keys=True).encode())
     for step in study.evals:
-        marker = Path(step.folder) / EVAL_DONE
-        if marker.is_file():
-            digest.update(f"{step.folder}\0".encode() + marker.read_bytes())
+        manifest = read_manifest(step.folder, "evaluation")
+        if manifest is not None:
+            digest.update(f"{step.folder}\0".encode() + manifest.model_dump_json().encode())
     return digest.hexdigest()
 
 

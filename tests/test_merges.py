@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from plumbing.folders import read_manifest
 from merges import run as merge_run
 from merges.recipe import parse_merge_recipe
 from merges.run import merge_recipe, plan
@@ -66,7 +68,7 @@ def mergekit_yaml_cli(config: Path, out: Path, seed: int) -> dict[str, torch.Ten
 @pytest.mark.parametrize("method", ["task_arithmetic", "ties", "dare_ties", "dare_linear"])
 def test_lora_space_merge_equals_mergekit_yaml(method, tiny_checkpoint, lora_runs, tmp_path):
     [folder] = merge_recipe(parse_merge_recipe(recipe_for(method, tiny_checkpoint, lora_runs, tmp_path)))
-    assert json.loads((folder / "finharness_merge.json").read_text())["route"] == "lora-space"
+    assert read_manifest(folder, "merge").data["route"] == "lora-space"
     ours = state(folder)
     theirs = mergekit_yaml_cli(folder / "mergekit.yaml", tmp_path / "cli", seed=7)
     assert ours.keys() == theirs.keys()
@@ -76,7 +78,7 @@ def test_lora_space_merge_equals_mergekit_yaml(method, tiny_checkpoint, lora_run
     # and MergeKit on the full run checkpoints (fast_path: off) agrees too
     recipe = recipe_for(method, tiny_checkpoint, lora_runs, tmp_path / "full", fast_path="off")
     [full] = merge_recipe(parse_merge_recipe(recipe))
-    assert json.loads((full / "finharness_merge.json").read_text())["route"] == "mergekit"
+    assert read_manifest(full, "merge").data["route"] == "mergekit"
     assert all(torch.equal(ours[n], t) for n, t in state(full).items())
 
 
@@ -87,17 +89,18 @@ def test_other_methods_run_mergekit_and_match_the_cli(method, with_base, n_model
     extra = {"parameters": {"t": 0.3}} if method == "slerp" else {}
     recipe = recipe_for(method, tiny_checkpoint if with_base else None, full_models[:n_models], tmp_path, **extra)
     [folder] = merge_recipe(parse_merge_recipe(recipe))
-    assert json.loads((folder / "finharness_merge.json").read_text())["route"] == "mergekit"
+    assert read_manifest(folder, "merge").data["route"] == "mergekit"
     ours, theirs = state(folder), mergekit_yaml_cli(folder / "mergekit.yaml", tmp_path / "cli", seed=7)
     assert ours.keys() == theirs.keys()
     for name in theirs:
         assert torch.equal(ours[name], theirs[name]), name
 
 
-def test_slerp_says_it_falls_back(tiny_checkpoint, lora_runs, tmp_path, capsys):
+def test_slerp_says_it_falls_back(tiny_checkpoint, lora_runs, tmp_path, caplog):
     recipe = recipe_for("slerp", tiny_checkpoint, lora_runs[:1], tmp_path, parameters={"t": 0.5})
-    merge_recipe(parse_merge_recipe(recipe))
-    assert "full-model MergeKit merge (slerp is not computed from task vectors alone" in capsys.readouterr().out
+    with caplog.at_level(logging.INFO, logger="finharness"):
+        merge_recipe(parse_merge_recipe(recipe))
+    assert "full-model MergeKit merge (slerp is not computed from task vectors alone" in caplog.text
 
 
 # --- the formulas, by hand ---------------------------------------------------------------
@@ -204,7 +207,7 @@ def test_bad_merges_are_refused_before_anything_is_written(change, message, tiny
 
 def test_an_interrupted_merge_leaves_nothing_that_looks_finished(tiny_checkpoint, lora_runs, tmp_path, monkeypatch):
     def die(config, point, paths, out):
-        out.mkdir(parents=True)
+        out.mkdir(parents=True, exist_ok=True)
         (out / "model.safetensors").write_bytes(b"half")
         raise KeyboardInterrupt
 

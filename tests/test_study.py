@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from plumbing.folders import is_finished, read_manifest
 from harness.measures import read_scores
 from harness.result_files import samples_file
 from harness.stats import read_samples
@@ -83,10 +84,10 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     # with the expanded recipe beside the study, runnable with `finharness train` / `merge`.
     assert len(study.train_recipes) == 10 and len(study.merge_recipes) == 3
     for recipe in study.train_recipes:
-        assert (recipe.run_dir() / "finharness_run.json").is_file()
+        assert is_finished(recipe.run_dir(), "training_run")
         assert (root / "recipes" / "train" / f"{recipe.name}.yaml").is_file()
     for name in ("smollm2-task-arithmetic", "smollm2-ties", "smollm2-dare-ties"):
-        assert json.loads((root / "merges" / name / "finharness_merge.json").read_text())["method"]
+        assert read_manifest(root / "merges" / name, "merge").data["method"]
 
     # The paper's rows, per model; merges only for the instruct model.
     records = json.loads((root / "tables.json").read_text())

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from plumbing.folders import read_manifest
 from finharness.main import main
 from tests.conftest import build_tiny_checkpoint
 from training import loop
@@ -167,10 +168,10 @@ def test_loss_decreases_on_a_real_task(trained):
 
 def test_run_folder_holds_everything(trained):
     for name in ("config.json", "model.safetensors", "tokenizer.json", "adapter/adapter_config.json",
-                 "adapter/adapter_model.safetensors", "recipe.yaml", "README.md", "finharness_run.json"):
+                 "adapter/adapter_model.safetensors", "recipe.yaml", "README.md", "finharness.json"):
         assert (trained / name).is_file(), name
     assert not (trained / "checkpoints").exists()
-    run = json.loads((trained / "finharness_run.json").read_text())
+    run = read_manifest(trained, "training_run").data
     assert run["examples"] == 48 and run["steps"] == 18 and run["prompt_format"] == "base"
     card = (trained / "README.md").read_text()
     assert re.search(r"\n\| fin_fpb +\| +48 \|\n", card)  # data table
@@ -182,10 +183,10 @@ def test_run_folder_holds_everything(trained):
 
 def test_an_identical_finished_run_is_not_redone(trained, capsys):
     recipe = load_recipe(trained / "recipe.yaml")
-    before = (trained / "finharness_run.json").stat().st_mtime_ns
+    before = (trained / "finharness.json").stat().st_mtime_ns
     assert train_recipe(recipe) == trained
     assert "already trained" in capsys.readouterr().out
-    assert (trained / "finharness_run.json").stat().st_mtime_ns == before
+    assert (trained / "finharness.json").stat().st_mtime_ns == before
 
 
 def test_a_run_recorded_before_a_new_recipe_field_is_still_the_same_recipe(trained, capsys):

@@ -1,7 +1,6 @@
 """``finharness train RECIPE.yaml``: every check first, then the loop, then the run folder."""
 from __future__ import annotations
 
-import json
 import math
 import resource
 import shutil
@@ -12,12 +11,11 @@ from pathlib import Path
 import yaml
 
 from plumbing.atomic import write_atomic
-from plumbing.checkpoints import MARKER, resolve_checkpoint
+from plumbing.checkpoints import resolve_checkpoint
+from plumbing.folders import finish, is_finished, partial_dir
 from plumbing.logs import log as logger
 from training.recipe import RecipeError, TrainRecipe, dump_recipe, load_recipe, parse_recipe
-from training.run_folder import (
-    DONE, is_finished, library_versions, model_card, partial_dir, read_log, write_log,
-)
+from training.run_folder import library_versions, model_card, read_log, write_log
 
 
 def _same_recipe(stored: Path, recipe_text: str) -> bool:
@@ -33,7 +31,7 @@ def _same_recipe(stored: Path, recipe_text: str) -> bool:
 def _prepare_folders(recipe_text: str, final: Path, resume: bool, overwrite: bool) -> Path | None:
     """The work folder to use; None when an identical finished run already exists."""
     work = partial_dir(final)
-    if is_finished(final):
+    if is_finished(final, "training_run"):
         if overwrite:
             shutil.rmtree(final)
         elif _same_recipe(final / "recipe.yaml", recipe_text):
@@ -147,9 +145,6 @@ def _finish(recipe, recipe_text, work, final, peft_model, tokenizer, checkpoint,
     merged = peft_model.merge_and_unload()
     merged.save_pretrained(work, safe_serialization=True)
     tokenizer.save_pretrained(work)
-    (work / MARKER).write_text(json.dumps({
-        "name": recipe.name, "source": str(checkpoint), "instruct": recipe.prompt_format == "instruct",
-    }, indent=2))
     tokens = sum(r["tokens"] for r in log_rows)
     run = {
         "name": recipe.name, "base_model": recipe.base_model, "base_checkpoint": str(checkpoint),
@@ -167,8 +162,8 @@ def _finish(recipe, recipe_text, work, final, peft_model, tokenizer, checkpoint,
     }
     write_atomic(work / "README.md", model_card(recipe_yaml=recipe_text, run=run, log=log_rows))
     shutil.rmtree(work / "checkpoints", ignore_errors=True)
-    write_atomic(work / DONE, json.dumps(run, indent=2))
-    work.rename(final)
+    # The manifest says it is finished, and how `finharness eval` should prompt it.
+    finish(work, final, "training_run", {**run, "instruct": recipe.prompt_format == "instruct"}, replace=False)
 
 
 def _device():

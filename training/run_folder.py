@@ -1,8 +1,9 @@
 """The run folder: what a finished training run leaves, and how an unfinished one looks.
 
 A run is built in ``<name>.partial/`` (resumable checkpoints live there) and renamed to
-``<name>/`` only after its last file, ``finharness_run.json``, is written. So a folder
-named like a run is always a finished run; a killed run is only ever ``*.partial``.
+``<name>/`` only after its manifest (``finharness.json``, plumbing/folders.py) is written
+last. So a folder named like a run is always a finished run; a killed run is only ever
+``*.partial``.
 
 Finished layout (the folder itself is a Hugging Face checkpoint):
     config.json, model.safetensors, tokenizer files   merged full model (lm-eval, MergeKit)
@@ -10,8 +11,7 @@ Finished layout (the folder itself is a Hugging Face checkpoint):
     recipe.yaml                                        the recipe with every default filled in
     train_log.jsonl                                    the training curve
     README.md                                          model card
-    finharness_model.json                              prompt format, for `finharness eval`
-    finharness_run.json                                metrics; written last
+    finharness.json                                    the manifest: metrics, prompt format; written last
 """
 from __future__ import annotations
 
@@ -23,16 +23,7 @@ from tabulate import tabulate
 
 from plumbing.atomic import write_atomic
 
-DONE = "finharness_run.json"
 LOG = "train_log.jsonl"
-
-
-def partial_dir(final: Path) -> Path:
-    return final.with_name(final.name + ".partial")
-
-
-def is_finished(folder: Path) -> bool:
-    return (folder / DONE).is_file()
 
 
 def read_log(folder: Path, up_to_step: int | None = None) -> list[dict]:
