@@ -35,7 +35,7 @@ def register(sub) -> None:
     lb_sub = lb.add_subparsers(dest="action", required=True)
     board_help = "the board's SQLite file (default: $FINHARNESS_BOARD or ~/.cache/finharness/leaderboard/board.sqlite)"
     ls = lb_sub.add_parser("submit", help="validate a submission YAML, score it if needed, record it")
-    ls.add_argument("submission", type=Path, help="submission YAML (see leaderboard/examples/)")
+    ls.add_argument("submission", type=Path, help="submission YAML (see recipes/submissions/)")
     ls.add_argument("--board", type=Path, default=None, help=board_help)
     ls.add_argument("--batch_size", default=None)
     ls.add_argument("--device", default=None)

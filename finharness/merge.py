@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     me = sub.add_parser("merge", help="merge fine-tuned models with MergeKit from a YAML recipe")
-    me.add_argument("recipe", type=Path, nargs="?", help="merge recipe (see merges/recipes/)")
+    me.add_argument("recipe", type=Path, nargs="?", help="merge recipe (see recipes/merges/)")
     me.add_argument("--methods", action="store_true", help="list the merge methods, what each takes and requires")
     me.add_argument("--output-dir", type=Path, default=None, help="parent of the merge folder (default: the recipe's output_dir)")
     me.add_argument("--dry-run", action="store_true", help="check the recipe and print the MergeKit YAML; merge nothing")

@@ -20,9 +20,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    st = sub.add_parser("study", help="run a paper's study (recipes/<study>/): train, merge, score, tabulate")
+    st = sub.add_parser("study", help="run a paper's study (recipes/studies/<study>/): train, merge, score, tabulate")
     st.add_argument("action", choices=["run", "table"], help="run: every step not done yet; table: re-render the tables")
-    st.add_argument("folder", type=Path, help="study folder (recipes/<study>/)")
+    st.add_argument("folder", type=Path, help="study folder (recipes/studies/<study>/)")
     st.add_argument("--full", action="store_true", help="the papers' sizes (study.yaml `full:`), for a GPU machine")
     st.add_argument("--output-dir", type=Path, default=None, help="parent of the study's output (default: study.yaml)")
     st.add_argument("--device", default=None)

@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     tr = sub.add_parser("train", help="LoRA / FTICL fine-tuning from a YAML recipe")
-    tr.add_argument("recipe", type=Path, help="training recipe (see training/recipes/)")
+    tr.add_argument("recipe", type=Path, help="training recipe (see recipes/training/)")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="discard an earlier run of the same name")
     tr.add_argument("--output-dir", type=Path, default=None, help="parent of the run folder (default: the recipe's output_dir)")

@@ -42,6 +42,7 @@ class EvalRequest:
     model_args: dict[str, Any] = field(default_factory=dict)  # passed through to the lm-eval backend
     split: str = "test"  # or "validation": for choosing merge weights or checkpoints, never on test
     include_paths: list[Path] = field(default_factory=list)  # the user's task folders (lm-eval --include_path)
+    revision: str | None = None  # the weights' fingerprint when the caller has hashed them already
     # Passed through to lm-eval as its own CLI passes them:
     chat_template_name: str | None = None  # --apply_chat_template NAME: a named template of the tokenizer
     system_instruction: str | None = None
@@ -204,7 +205,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         wandb = WandbLogger(req.wandb_args, req.wandb_config_args or {})
     # Hashing the weights is read-bound (seconds for a 7B model): once, for the cache
     # path and for the results' revision.
-    fingerprint = model_fingerprint(model.folders)
+    fingerprint = req.revision or model_fingerprint(model.folders)
     cache = str(cache_path(fingerprint, req.backend, req.dtype, req.model_args)) if req.use_cache else None
     multiturn = bool(chat and req.num_fewshot) if req.fewshot_as_multiturn is None else req.fewshot_as_multiturn
 

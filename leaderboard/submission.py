@@ -8,10 +8,11 @@ a ``checkpoint`` the board scores itself, or a ``results`` folder written by
     model: acme/smollm2-fin-ta          # the name shown on the board
     model_type: merged                  # pretrained | instruct | fine-tuned | merged
     weight_type: original               # original | adapter | delta
-    base_model: smollm2-135m-instruct   # required for adapters and deltas
+    base_model: smollm2-135m-instruct   # what it was made from; required for adapters and deltas
+    reference: smollm2-135m-instruct    # the board entry forgetting is read against (default: base_model)
     precision: float32                  # float32 | bfloat16 | float16
     chat_template: true
-    recipe: ../merges/recipes/task_arithmetic_seen.yaml
+    recipe: ../recipes/merges/task_arithmetic_seen.yaml
     checkpoint: runs/merges/ta_seen     # or  results: runs/eval/ta_seen
     include_paths: [my_tasks]           # your own held-out task folders, if any
 """
@@ -59,7 +60,10 @@ class Submission(BaseModel):
     weight_type: WeightType
     precision: Precision
     chat_template: bool = Field(description="whether prompts went through the model's chat template")
-    base_model: str | None = Field(None, description="the model the weights were fine-tuned or merged from")
+    base_model: str | None = Field(None, description="the model the weights were fine-tuned or merged from "
+                                                     "(loaded under an adapter or delta)")
+    reference: str | None = Field(None, description="the board entry (its model name) seen gain and forgetting "
+                                                    "are measured against; default: base_model")
     revision: str | None = Field(None, description="pinned by content fingerprint when finharness scores it")
     recipe: str | None = Field(None, description="training or merge recipe: a path (copied in) or a URL")
     checkpoint: str | None = None

@@ -129,7 +129,7 @@ def _score(sub: Submission, board: Board, include: list[str],
     run_eval(EvalRequest(
         model=sub.checkpoint, base_model=load_base, weight_type=weight,
         dtype=sub.precision, chat_template="on" if sub.chat_template else "off", output_path=out,
-        log_samples=True, include_paths=[Path(p) for p in include], **request, **eval_options,
+        log_samples=True, include_paths=[Path(p) for p in include], revision=revision, **request, **eval_options,
     ))
     return out, revision, verify_results(out, include)
 

@@ -5,8 +5,8 @@
   ``finharness_retention`` panel of general tasks); a submitted task from a user's folder
   keeps the role its YAML declared when it was verified. Each average is over tasks, not
   documents, as the paper averages.
-- *forgetting*: the change of the entry's unseen average against its ``base_model``'s
-  entry scored with the same settings, over the tasks both scored (negative = lost
+- *forgetting*: the change of the entry's unseen average against its ``reference``
+  entry (a submission's ``reference:``, else its ``base_model``) scored with the same settings, over the tasks both scored (negative = lost
   ground; ``harness.measures.role_changes``, the rule ``finharness forgetting`` prints);
   *seen gain* and *retention change* likewise. Empty when the base model is not on the
   board with those settings.
@@ -51,11 +51,17 @@ def _average(values: dict[str, float | None], members: set[str]) -> float | None
     return mean(picked) if picked else None
 
 
+def reference_name(entry: Entry) -> str | None:
+    """The board entry an entry is compared against: its ``reference``, else its ``base_model``."""
+    return entry.metadata.get("reference") or entry.base_model
+
+
 def _reference(entry: Entry, entries: list[Entry]) -> Entry | None:
-    """The base model's entry with the same settings, the same chat-template choice first."""
-    if not entry.base_model:
+    """The reference's entry with the same settings, the same chat-template choice first."""
+    name = reference_name(entry)
+    if not name:
         return None
-    same = [e for e in entries if e.model == entry.base_model and e.settings == entry.settings and e.id != entry.id]
+    same = [e for e in entries if e.model == name and e.settings == entry.settings and e.id != entry.id]
     same.sort(key=lambda e: (e.chat_template != entry.chat_template, e.id))
     return same[0] if same else None
 

@@ -1,1 +1,1 @@
-"""Paper studies as resumable step lists: recipes/<study>/ in, tables and board entries out."""
+"""Paper studies as resumable step lists: recipes/studies/<study>/ in, tables and board entries out."""

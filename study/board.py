@@ -43,8 +43,10 @@ def submit_study(study: Study, board: Board | None = None) -> list[int]:
             model_type=MODEL_TYPE.get(point.role, "instruct" if vanilla.prompt_format == "instruct" else "pretrained"),
             weight_type="original", precision=results.get("finharness", {}).get("dtype", "float32"),
             chat_template=bool(results.get("finharness", {}).get("chat_template")),
-            # The vanilla model's entry on the same set is the board's seen-gain / forgetting reference.
-            base_model=None if point.role == "vanilla" else entry_name(study, vanillas[point.model], step.set_name),
+            # What the weights came from, and (not the same thing) the board entry the
+            # seen gain and forgetting are measured against: the vanilla model on the same set.
+            base_model=None if point.role == "vanilla" else vanilla.model,
+            reference=None if point.role == "vanilla" else entry_name(study, vanillas[point.model], step.set_name),
             recipe=point.recipe, results=str(folder),
             notes=f"{study.spec.paper}; {step.setting}; task set {step.set_name}",
         )

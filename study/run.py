@@ -1,4 +1,4 @@
-"""``finharness study run recipes/<study>``: train, merge, score, tabulate, submit.
+"""``finharness study run recipes/studies/<study>``: train, merge, score, tabulate, submit.
 
 Every step is skipped when its output is already there, so a killed study resumes where
 it stopped: a training run continues from its last checkpoint (``finharness train
@@ -80,7 +80,7 @@ def plan_steps(study: Study, device: str | None = None, board: Path | None = Non
                           lambda r=recipe: train_recipe(r, resume=True)))
     for recipe in study.merge_recipes:
         folder = Path(recipe.output_dir) / recipe.name
-        steps.append(Step("merge", recipe.name, lambda f=folder: (f / "finharness_merge.json").is_file(),
+        steps.append(Step("merge", recipe.name, lambda f=folder: is_finished(f, "merge"),
                           lambda r=recipe: merge_recipe(r)))
     for step in study.evals:
         label = f"{step.checkpoint.label} {step.setting} ({step.shots}-shot) on set {step.set_index}"

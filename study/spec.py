@@ -1,4 +1,4 @@
-"""A study folder (``recipes/<study>/``), read and expanded into concrete steps.
+"""A study folder (``recipes/studies/<study>/``), read and expanded into concrete steps.
 
 A study is four short YAML files, one per kind of recipe:
 

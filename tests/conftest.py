@@ -92,3 +92,11 @@ def build_tiny_gemma3(path: Path, tokenizer_from: Path, sliding_window: int = 16
     Gemma3ForCausalLM(config).save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def progress():
+    """finharness's progress lines on stdout, as the command line shows them (plumbing/logs.py)."""
+    from plumbing.logs import show_progress
+
+    show_progress()

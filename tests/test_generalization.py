@@ -305,7 +305,7 @@ def test_a_recipe_trains_on_the_papers_2000_example_subset(tiny_checkpoint):
     from training.examples import build_examples
     from training.recipe import load_recipe
 
-    recipe = load_recipe(REPO / "training/recipes/gen_sentiment_amazon_2k.yaml")
+    recipe = load_recipe(REPO / "recipes/training/gen_sentiment_amazon_2k.yaml")
     assert [(t.name, t.split) for t in recipe.tasks] == [("gen_sentiment_amazon", "train_2000")]
     examples = build_examples(recipe, AutoTokenizer.from_pretrained(tiny_checkpoint))
     assert len(examples) == 2000

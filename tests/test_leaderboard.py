@@ -202,7 +202,7 @@ def test_checkpoints_that_could_run_code_or_do_not_fit_their_base_are_refused(sc
     assert board.entries() == []
 
 
-def test_a_checkpoint_is_scored_by_the_board_once(scored, tmp_path, capsys):
+def test_a_checkpoint_is_scored_by_the_board_once(scored, tmp_path, capsys, progress):
     """The README's flow: submit a checkpoint folder from the command line."""
     board = tmp_path / "board.sqlite"
     recipe = tmp_path / "recipe.yaml"
@@ -269,3 +269,17 @@ def test_a_file_that_is_not_a_board_is_named(tmp_path):
     with pytest.raises(ValueError, match="not a finharness board"):
         Board(bogus).entries()
     assert bogus.read_text() == "not a database"
+
+
+def test_reference_is_not_base_model(scored, tmp_path):
+    """`base_model` says what the weights came from; `reference` which entry forgetting reads against."""
+    board = Board(tmp_path / "board.sqlite")
+    anchor = submit(load_submission(write_submission(tmp_path, model="study-vanilla [set0]",
+                                                     results=str(scored["results"]["base"]))), board)
+    tuned = submit(load_submission(write_submission(
+        tmp_path, model="tiny-tuned", model_type="fine-tuned", base_model="tiny-base",
+        reference="study-vanilla [set0]", results=str(scored["results"]["tuned"]))), board)
+    rows = {r["id"]: r for r in board_rows(board.entries(), "acc", roles=ROLES)[0]}
+    assert rows[tuned]["base_model"] == "tiny-base"  # shown as made from, though not on the board
+    assert rows[tuned]["reference_id"] == anchor
+    assert rows[tuned]["forgetting"] == pytest.approx(rows[tuned]["unseen"] - rows[anchor]["unseen"])

@@ -47,7 +47,7 @@ def test_the_rendered_board_shows_every_entry_and_sorts_by_any_column(browser, t
     board = Board(tmp_path / "board.sqlite")
     add(board, "smollm2-135m-instruct", fpb=0.45, finarg=0.40)  # no tie with a k/4 score
     add(board, "fin-merge-ta", fpb=0.70, finarg=0.55, model_type="merged", base_model="smollm2-135m-instruct",
-        recipe="merges/recipes/task_arithmetic_seen.yaml", recipe_text="method: task_arithmetic\n")
+        recipe="recipes/merges/task_arithmetic_seen.yaml", recipe_text="method: task_arithmetic\n")
     add(board, "fin-fpb-lora", fpb=0.90, finarg=0.20, model_type="fine-tuned", base_model="smollm2-135m-instruct")
 
     # And one entry the way a user adds it: a `finharness eval` folder through `submit`.

@@ -24,12 +24,12 @@ from tests.conftest import build_tiny_checkpoint
 from tests.test_training import CHATML
 from plumbing.recipes import RecipeError
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "studies"
 
 
 def shrink(study: str, dest: Path, models: dict[str, Path], limit: int = 3, samples: int = 2,
            tasks: list[list[str]] | None = None, leaderboard: bool = True) -> Path:
-    """A copy of ``recipes/<study>`` on the given tiny models and sizes (and fewer tasks)."""
+    """A copy of ``recipes/studies/<study>`` on the given tiny models and sizes (and fewer tasks)."""
     folder = dest / study
     shutil.copytree(RECIPES / study, folder)
 
@@ -72,7 +72,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
             "smollm2": build_tiny_checkpoint(root / "instruct", chat_template=CHATML)}
 
 
-def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path, capsys):
+def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path, capsys, progress):
     # Two seen tasks and one unseen keep the suite fast; the study's own set is finharness_all.
     folder = shrink("fin-instruct-merge", tmp_path / "recipes", tiny_models,
                     tasks=[["fin_fpb", "fin_fomc", "fin_finarg_auc"], ["fin_fpb", "fin_finarg_auc"]])

@@ -181,7 +181,7 @@ def test_run_folder_holds_everything(trained):
     assert recipe.training.warmup_ratio == 0.03
 
 
-def test_an_identical_finished_run_is_not_redone(trained, capsys):
+def test_an_identical_finished_run_is_not_redone(trained, capsys, progress):
     recipe = load_recipe(trained / "recipe.yaml")
     before = (trained / "finharness.json").stat().st_mtime_ns
     assert train_recipe(recipe) == trained
@@ -189,7 +189,7 @@ def test_an_identical_finished_run_is_not_redone(trained, capsys):
     assert (trained / "finharness.json").stat().st_mtime_ns == before
 
 
-def test_a_run_recorded_before_a_new_recipe_field_is_still_the_same_recipe(trained, capsys):
+def test_a_run_recorded_before_a_new_recipe_field_is_still_the_same_recipe(trained, capsys, progress):
     # Runs made by an older finharness have no `split:` line; the recipe they record is the same one.
     stored = trained / "recipe.yaml"
     text = stored.read_text()
