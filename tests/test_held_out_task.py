@@ -162,3 +162,15 @@ def test_plain_lm_eval_runs_the_same_folder(workspace, scored, tmp_path):
 def test_packaged_template_copy_is_the_packaged_one(workspace):
     assert (workspace / "my_tasks" / TASK / "_multiple_choice_yaml").read_text() == \
         (TASKS_DIR / "_multiple_choice_yaml").read_text()
+
+
+def test_a_task_with_its_own_metric_gets_its_own_column():
+    from harness.report import score_table
+
+    results = {"results": {
+        "fin_fpb": {"alias": "fin_fpb", "acc,none": 0.5, "acc_stderr,none": 0.1, "f1_macro,none": 0.4},
+        "fin_earnings_tone": {"alias": "fin_earnings_tone", "acc,none": 0.75, "f1_binary,none": 0.8},
+    }, "n-samples": {"fin_fpb": {"effective": 4}, "fin_earnings_tone": {"effective": 4}}}
+    header, _, fpb, tone = score_table(results).splitlines()
+    assert [h.strip() for h in header.strip("|").split("|")] == ["task", "docs", "acc", "f1_macro", "f1_binary"]
+    assert tone.split("|")[-2].strip() == "0.8000" and fpb.split("|")[-2].strip() == ""
