@@ -224,7 +224,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         fewshot_as_multiturn=multiturn,
         system_instruction=req.system_instruction,
         gen_kwargs=req.gen_kwargs,
-        log_samples=req.log_samples or tracker is not None or wandb is not None,
+        log_samples=True,  # the per-document answers give the baselines and the collapse flag
         evaluation_tracker=tracker,
         random_seed=req.seed,
         numpy_random_seed=req.seed,
@@ -246,6 +246,11 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         "external_tasks": external_fingerprints(scored, manager.task_index),
     }
     samples = results.pop("samples", None)
+    if samples:
+        from harness.baselines import run_baselines
+
+        results["finharness"]["baselines"] = {
+            task: found.as_json() for task, found in run_baselines(results, samples, manager).items()}
     if wandb is not None:
         wandb.post_init(results)
         wandb.log_eval_result()
