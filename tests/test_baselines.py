@@ -67,3 +67,15 @@ def test_eval_writes_histograms_and_prints_baseline_rows(tiny_checkpoint, tmp_pa
     assert "· majority: " in table and "· train prior: " in table and "f1_macro normalized" in table
     for task, entry in found.items():
         assert (f"{task} (collapsed)" in table) == (entry["collapsed"] is not None)
+
+
+def test_the_vectorized_random_baseline_is_the_metrics_own_arithmetic():
+    import numpy as np
+
+    from harness.baselines import RANDOM_DRAWS, _score, random_scores
+
+    golds = [0, 0, 1, 2, 2, 2, 1, 0, 0, 0, 2, 1]
+    draws = np.random.default_rng(7).integers(0, 3, (RANDOM_DRAWS, len(golds)))
+    by_sklearn = {m: float(np.mean([_score(m, list(zip(golds, row))) for row in draws]))
+                  for m in ("acc", "f1_macro", "f1_weighted", "mcc")}
+    assert random_scores(golds, 3, list(by_sklearn), seed=7) == pytest.approx(by_sklearn, abs=1e-12)

@@ -1,0 +1,79 @@
+"""Which documents a ``--limit`` run scores: seeded and stratified by gold label, never "the first N".
+
+The first 40 FinCausal test documents are all ``noise``; a first-N slice can hold one class
+only, and every score on it is a statement about that class. A stratified slice gives each
+gold label its share of the ``N`` documents (largest remainder), at least one document for
+every label the split has when ``N`` allows, drawn with a seeded generator per label; the
+chosen document indices go to lm-eval's own ``samples`` mechanism (task -> indices), so
+``lm_eval --samples FILE`` scores exactly the same documents.
+
+``random`` draws ``N`` documents without replacement (seeded); ``first`` is lm-eval's own
+``--limit`` (kept for comparisons with runs made that way).
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+Method = Literal["stratified", "random", "first"]
+METHODS: tuple[str, ...] = ("stratified", "random", "first")
+
+
+def sample_size(total: int, limit: float) -> int:
+    """lm-eval's rule: a limit below 1 is a fraction of the split (rounded up), else a count."""
+    return min(total, int(math.ceil(total * limit)) if limit < 1 else int(limit))
+
+
+def select(golds: Sequence[Any], limit: float, method: str = "stratified", seed: int = 1234) -> list[int]:
+    """Document indices to score, ascending. ``golds``: each document's gold label (None when a
+    task has none, e.g. a summary: stratified then draws at random)."""
+    if method not in METHODS:
+        raise ValueError(f"--sample must be one of {', '.join(METHODS)}, not {method!r}")
+    total = len(golds)
+    n = sample_size(total, limit)
+    if method == "first" or n >= total:
+        return list(range(n))
+    rng = np.random.default_rng(seed)
+    if method == "random" or any(g is None for g in golds):
+        return sorted(int(i) for i in rng.choice(total, n, replace=False))
+    by_label: dict[Any, list[int]] = defaultdict(list)
+    for i, gold in enumerate(golds):
+        by_label[gold].append(i)
+    labels = sorted(by_label, key=str)
+    quota = _allocate({label: len(by_label[label]) for label in labels}, n)
+    chosen: list[int] = []
+    for label in labels:
+        members = by_label[label]
+        picked = np.random.default_rng([seed, labels.index(label)]).choice(len(members), quota[label], replace=False)
+        chosen += [members[int(j)] for j in picked]
+    return sorted(chosen)
+
+
+def _allocate(sizes: dict[Any, int], n: int) -> dict[Any, int]:
+    """``n`` documents across labels in proportion to their sizes (largest remainder), every
+    label at least one when ``n`` is at least the number of labels."""
+    total = sum(sizes.values())
+    floor = 1 if n >= len(sizes) else 0
+    quota = {label: min(size, max(floor, int(n * size / total))) for label, size in sizes.items()}
+    # Hand out what is left by largest remainder, then take back from the largest if over.
+    remainders = sorted(sizes, key=lambda label: (-(n * sizes[label] / total - int(n * sizes[label] / total)), str(label)))
+    while sum(quota.values()) < n:
+        for label in remainders:
+            if sum(quota.values()) >= n:
+                break
+            if quota[label] < sizes[label]:
+                quota[label] += 1
+    while sum(quota.values()) > n:
+        label = max(quota, key=lambda lab: (quota[lab], str(lab)))
+        quota[label] -= 1
+    return quota
+
+
+def task_golds(task) -> list[Any]:
+    """Each scored document's gold label (``doc["gold"]``), or None for tasks without one."""
+    docs = list(task.eval_docs)
+    return [doc.get("gold") if isinstance(doc, dict) else None for doc in docs]
