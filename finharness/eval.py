@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     template_name = args.apply_chat_template if isinstance(args.apply_chat_template, str) else None
     for model, base, weight_type in targets:
         outcome = run_eval(EvalRequest(
-            model=model, tasks=tasks, num_fewshot=args.num_fewshot, limit=args.limit,
+            model=model, tasks=tasks, num_fewshot=args.num_fewshot, limit=args.limit, sample=args.sample,
             batch_size=args.batch_size, device=args.device, dtype=args.dtype,
             chat_template=chat, online=args.online,
             include_defaults=args.include_defaults, output_path=args.output_path,
@@ -96,7 +96,12 @@ def register(sub) -> None:
     ev.add_argument("--include_path", action="append", default=None, metavar="DIR",
                     help="a folder of your own task YAMLs, as lm_eval --include_path; repeatable")
     ev.add_argument("--num_fewshot", "-f", type=shot_count, default=None)
-    ev.add_argument("--limit", "-L", type=positive_limit, default=None, help="first N docs per task (or a fraction)")
+    ev.add_argument("--limit", "-L", type=positive_limit, default=None,
+                    help="N documents per task (or a fraction), chosen by --sample")
+    ev.add_argument("--sample", choices=["stratified", "random", "first"], default="stratified",
+                    help="which documents --limit scores: stratified by gold label and seeded by --seed (default), "
+                         "seeded random, or lm-eval's first N; the indices are written as samples.json "
+                         "(lm_eval --samples)")
     ev.add_argument("--batch_size", "-b", default=8)
     ev.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     ev.add_argument("--dtype", default="float32")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from fin_tasks.common.validate import TaskYamlError, validate_paths
 from fin_tasks.index import ALIASES, UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
 from harness.lm_cache import cache_path, model_fingerprint
 from plumbing.checkpoints import CheckpointError, ResolvedModel, has_chat_template, is_instruct, resolve_model
+from plumbing.atomic import write_atomic
 from plumbing.logs import log
 from plumbing.offline import set_offline
 
@@ -26,6 +28,7 @@ class EvalRequest:
     tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
     num_fewshot: int | None = None
     limit: int | float | None = None
+    sample: str = "stratified"  # how --limit picks documents: stratified | random | first (harness/slices.py)
     batch_size: int | str = 8
     device: str | None = None
     dtype: str = "float32"
@@ -101,6 +104,18 @@ def select_tasks(requested: list[str], known: list[str], skipped: dict[str, str]
     if not selected:
         raise ValueError(f"no task to run: {requested} matched only tasks skipped offline")
     return selected
+
+
+def slice_documents(manager, tasks: list[str], limit: int | float | None, method: str,
+                    seed: int) -> dict[str, list[int]] | None:
+    """lm-eval ``samples`` (task -> document indices) for a ``--limit`` run: seeded and
+    stratified by gold label unless ``method`` is ``first`` (lm-eval's own ``--limit``)."""
+    if limit is None or method == "first":
+        return None
+    from harness.slices import select, task_golds
+
+    loaded = manager.load(tasks)["tasks"]
+    return {name: select(task_golds(task), limit, method, seed) for name, task in loaded.items()}
 
 
 def use_chat_template(mode: str, checkpoint: Path) -> bool:
@@ -188,6 +203,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         raise ValueError(f"split must be test or validation, not {req.split!r}")
     if req.split == "validation":
         score_on_validation(manager)
+    doc_slice = slice_documents(manager, tasks, req.limit, req.sample, req.seed)
     chat = use_chat_template(req.chat_template, model.checkpoint)
     device = req.device or ("cuda" if torch.cuda.is_available() else "cpu")
     hub_log = dict(req.hf_hub_log_args or {})
@@ -215,7 +231,8 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         model_args=model_args,
         tasks=tasks,
         num_fewshot=req.num_fewshot,
-        limit=req.limit,
+        limit=req.limit if doc_slice is None else None,
+        samples=doc_slice,
         batch_size=req.batch_size,
         device=device,
         task_manager=manager,
@@ -242,6 +259,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         "model": req.model, "weight_type": model.weight_type, "base_model": req.base_model,
         "revision": fingerprint, "backend": req.backend, "dtype": req.dtype,
         "chat_template": chat, "num_fewshot": req.num_fewshot, "limit": req.limit, "tasks": tasks,
+        "slice": {"method": req.sample if req.limit is not None else None, "seed": req.seed, "limit": req.limit},
         "split": req.split, "include_paths": [str(p) for p in req.include_paths],
         "external_tasks": external_fingerprints(scored, manager.task_index),
     }
@@ -265,6 +283,9 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
             tracker.recreate_metadata_card()
     if wandb is not None:
         wandb.run.finish()
+    if req.output_path and doc_slice is not None:
+        # The same documents with plain lm-eval: lm_eval --samples <this file> (no --limit).
+        write_atomic(Path(req.output_path) / "samples.json", json.dumps(doc_slice, indent=1))
     if req.log_samples and samples is not None:
         results["samples"] = samples
     return EvalOutcome(results=results, seconds=seconds, model=model)

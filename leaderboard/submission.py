@@ -73,6 +73,9 @@ class Submission(BaseModel):
                                      description="folders of the submission's own task YAMLs (relative to this file)")
     num_fewshot: int = Field(0, ge=0)
     limit: float | None = Field(None, gt=0, description="docs per task, as `finharness eval --limit`")
+    sample: Literal["stratified", "random", "first"] = Field(
+        "stratified", description="how the limit picks documents, as `finharness eval --sample`")
+    seed: int = Field(1234, description="the slice's seed, as `finharness eval --seed`")
     # Accepted only as false: the board never runs a submission's own code.
     trust_remote_code: Literal[False] = False
     notes: str = ""

@@ -116,7 +116,8 @@ def _score(sub: Submission, board: Board, include: list[str],
     if sub.revision and sub.revision != revision:
         raise SubmissionError(f"revision: {sub.revision!r} given, but the checkpoint's content fingerprint "
                               f"is {revision!r}; leave revision out for a local checkpoint")
-    request = dict(tasks=sub.tasks, num_fewshot=sub.num_fewshot or None, limit=sub.limit)
+    request = dict(tasks=sub.tasks, num_fewshot=sub.num_fewshot or None, limit=sub.limit, sample=sub.sample,
+                   seed=sub.seed)
     out = _results_dir(board, sub.model, revision, json.dumps({**request, "include": include}, sort_keys=True))
     try:  # scored already (an earlier submit that stopped after scoring): reuse it
         verified = verify_results(out, include)
@@ -170,7 +171,7 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
         results_dir = None
 
     tasks, shots, limit = _settings_of(verified)
-    settings = settings_key(tasks, shots, limit, verified.external)
+    settings = settings_key(tasks, shots, limit, verified.external, verified.sample, verified.seed)
     fields = dict(
         model=sub.model, revision=revision, precision=sub.precision, weight_type=sub.weight_type,
         chat_template=sub.chat_template, settings=settings, model_type=sub.model_type,

@@ -46,17 +46,36 @@ class VerifiedResults:
     scores: dict[str, dict[str, float]]  # task -> metric -> score, recomputed
     docs: dict[str, int] = field(default_factory=dict)  # task -> docs scored
     limit: float | None = None  # the declared limit, checked against every task's rows
+    sample: str = "first"  # how the limit chose documents (harness/slices.py), checked likewise
+    seed: int | None = None
     external: dict[str, dict] = field(default_factory=dict)  # task -> fingerprint, for tasks outside the package
     roles: dict[str, str] = field(default_factory=dict)  # task -> seen / unseen / retention, from the task YAMLs
 
 
 def _declared_limit(data: dict[str, Any], path: Path) -> float | None:
     limit = data.get("config", {}).get("limit")
+    return _positive(limit, path, "config.limit")
+
+
+def _positive(limit: Any, path: Path, field_name: str) -> float | None:
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit) or limit <= 0:
-        raise TamperedResults(f"{path}: config.limit is {limit!r}, not a positive number or null")
+        raise TamperedResults(f"{path}: {field_name} is {limit!r}, not a positive number or null")
     return float(limit)
+
+
+def _declared_slice(data: dict[str, Any], path: Path) -> tuple[float | None, str, int | None]:
+    """(limit, method, seed): a finharness slice where the results record one, else lm-eval's
+    own ``--limit`` (the first N). Checked below against every task's logged documents."""
+    recorded = (data.get("finharness") or {}).get("slice") or {}
+    method = recorded.get("method")
+    if method in ("stratified", "random"):
+        seed = recorded.get("seed")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TamperedResults(f"{path}: finharness.slice.seed is {seed!r}, not a whole number")
+        return _positive(recorded.get("limit"), path, "finharness.slice.limit"), method, seed
+    return _declared_limit(data, path), "first", None
 
 
 def _plain(value: Any) -> Any:
@@ -95,7 +114,8 @@ def _read_rows(path: Path) -> list[dict]:
 
 
 def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where: Path,
-                expected_docs: int | None, expected_hash: str | None, limit: float | None) -> dict[str, float]:
+                expected_docs: int | None, expected_hash: str | None, limit: float | None,
+                method: str = "first", seed: int | None = None) -> dict[str, float]:
     docs = list(task.eval_docs)
     seen: set[int] = set()
     per_metric: dict[str, list] = {}
@@ -115,17 +135,27 @@ def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where
             per_metric.setdefault(metric, []).append(value)
     from lm_eval.evaluator_utils import get_sample_size
 
-    # lm-eval's own rule: get_sample_size, then the first that many of eval_docs.
-    wanted = get_sample_size(task, limit)
-    selected = set(range(len(docs) if wanted is None else min(wanted, len(docs))))
+    from harness.slices import select, task_golds
+
+    if limit is not None and method != "first":
+        # The slice rebuilt from the task's own documents: seeded, so it cannot be chosen by hand.
+        selected = set(select(task_golds(task), limit, method, seed))
+        said = f"a {method} slice of {limit:g} (seed {seed})"
+    else:
+        # lm-eval's own rule: get_sample_size, then the first that many of eval_docs.
+        wanted = get_sample_size(task, limit)
+        selected = set(range(len(docs) if wanted is None else min(wanted, len(docs))))
+        said = "no limit (the whole test split)" if limit is None else f"limit {limit:g}"
     if seen != selected:
         missing, extra = sorted(selected - seen), sorted(seen - selected)
-        said = "no limit (the whole test split)" if limit is None else f"limit {limit:g}"
         detail = "; ".join(part for part in (
             f"missing doc_id {', '.join(map(str, missing[:5]))}{' ...' if len(missing) > 5 else ''}" if missing else "",
             f"doc_id {', '.join(map(str, extra[:5]))} not selected" if extra else "",
         ) if part)
-        raise TamperedResults(f"{where}: {said} selects documents 0-{len(selected) - 1} of {name}, "
+        chosen = sorted(selected)
+        span = (f"documents {chosen[0]}-{chosen[-1]}" if chosen == list(range(len(chosen)))
+                else f"{len(chosen)} documents")
+        raise TamperedResults(f"{where}: {said} selects {span} of {name}, "
                               f"but the log holds {len(rows)} rows ({detail})")
     if expected_docs is not None and len(rows) != expected_docs:
         raise TamperedResults(f"{where}: {len(rows)} sample rows, but the results file counts {expected_docs} docs")
@@ -189,14 +219,14 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
     task_objects = get_task_dict(tasks, manager)
     n_samples = data.get("n-samples", {})
     hashes = data.get("task_hashes", {})
-    limit = _declared_limit(data, path)
+    limit, method, seed = _declared_slice(data, path)
     scores, docs = {}, {}
     for name in tasks:
         where = samples_file(Path(folder), name)
         rows = _read_rows(where)
         scores[name] = _check_task(name, task_objects[name], rows, data["results"][name], where,
-                                   n_samples.get(name, {}).get("effective"), hashes.get(name), limit)
+                                   n_samples.get(name, {}).get("effective"), hashes.get(name), limit, method, seed)
         docs[name] = len(rows)
     role_of = roles(manager.task_index)
-    return VerifiedResults(path, data, scores, docs, limit, external,
+    return VerifiedResults(path, data, scores, docs, limit, method, seed, external,
                            {t: role_of[t] for t in tasks if t in role_of})

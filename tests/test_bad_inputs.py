@@ -20,13 +20,23 @@ from tests.conftest import build_tiny_checkpoint
 
 @pytest.fixture(scope="module")
 def five_docs(tmp_path_factory):
-    """An honest `finharness eval --limit 5` folder on a tiny model."""
+    """An honest `finharness eval --limit 5` folder on a tiny model (a seeded, stratified slice)."""
     root = tmp_path_factory.mktemp("bad-inputs")
     model = build_tiny_checkpoint(root / "model")
     out = root / "eval"
     run_eval(EvalRequest(model=str(model), tasks=["fin_fpb"], limit=5, batch_size=8, chat_template="off",
                          output_path=out))
     return out
+
+
+@pytest.fixture(scope="module")
+def first_five(tmp_path_factory):
+    """The same with lm-eval's own --limit (the first five documents)."""
+    root = tmp_path_factory.mktemp("bad-inputs-first")
+    model = build_tiny_checkpoint(root / "model")
+    run_eval(EvalRequest(model=str(model), tasks=["fin_fpb"], limit=5, sample="first", chat_template="off",
+                         output_path=root / "eval"))
+    return root / "eval"
 
 
 def submission(folder: Path, **fields) -> Path:
@@ -65,6 +75,20 @@ def test_01_cherry_picked_rows_are_refused(five_docs, tmp_path):
     rows = rows_of(samples_file(forged, "fin_fpb"))
     recompute(forged, "fin_fpb", [rows[0], rows[3]])  # say, the two answered correctly
     data = json.loads(results_file(forged).read_text())
+    data["finharness"]["slice"]["limit"] = 2  # ... and call it a slice of two
+    results_file(forged).write_text(json.dumps(data))
+    board = Board(tmp_path / "board.sqlite")
+    with pytest.raises(ValueError, match=r"a stratified slice of 2 \(seed 1234\) selects 2 documents of fin_fpb, "
+                                         r"but the log holds 2 rows \(missing doc_id"):
+        submit(load_submission(submission(tmp_path, results=str(forged))), board)
+    assert board.entries() == []
+
+
+def test_01_cherry_picked_rows_of_a_first_n_run_are_refused(first_five, tmp_path):
+    forged = shutil.copytree(first_five, tmp_path / "forged")
+    rows = rows_of(samples_file(forged, "fin_fpb"))
+    recompute(forged, "fin_fpb", [rows[0], rows[3]])
+    data = json.loads(results_file(forged).read_text())
     data["config"]["limit"] = 2.0
     results_file(forged).write_text(json.dumps(data))
     board = Board(tmp_path / "board.sqlite")
@@ -78,15 +102,17 @@ def test_02_a_partial_run_cannot_pass_as_the_whole_test_split(five_docs, tmp_pat
     forged = shutil.copytree(five_docs, tmp_path / "forged")
     data = json.loads(results_file(forged).read_text())
     data["config"]["limit"] = None
+    data["finharness"]["slice"] = {"method": None, "seed": 1234, "limit": None}
     results_file(forged).write_text(json.dumps(data))
     board = Board(tmp_path / "board.sqlite")
     with pytest.raises(ValueError, match=r"no limit \(the whole test split\) selects documents 0-969 of fin_fpb, "
-                                         r"but the log holds 5 rows \(missing doc_id 5, 6, 7, 8, 9 \.\.\.\)"):
+                                         r"but the log holds 5 rows \(missing doc_id"):
         submit(load_submission(submission(tmp_path, results=str(forged))), board)
-    # The honest folder is taken, and its limit is the one its rows were checked against.
+    # The honest folder is taken, and its slice is the one its rows were checked against.
     entry_id = submit(load_submission(submission(tmp_path, results=str(five_docs))), board)
-    assert json.loads(board.entries()[0].settings if isinstance(board.entries()[0].settings, str)
-                      else json.dumps(board.entries()[0].settings))["limit"] == 5
+    settings = board.entries()[0].settings
+    settings = settings if isinstance(settings, dict) else json.loads(settings)
+    assert (settings["limit"], settings["sample"], settings["seed"]) == (5, "stratified", 1234)
     assert entry_id == board.entries()[0].id
 
 

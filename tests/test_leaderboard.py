@@ -108,8 +108,8 @@ def test_a_duplicate_is_refused_and_the_board_is_unchanged(scored, tmp_path):
 
 @pytest.mark.parametrize("tamper, message", [
     ("results_score", r"fin_fpb: acc is 0\.99 in the results file, but"),
-    ("sample_metric", r"doc 0: acc is logged as 1\.0, but its responses score"),
-    ("sample_label", r"doc 0 is not fin_fpb's document 0"),
+    ("sample_metric", r"doc \d+: acc is logged as 1\.0, but its responses score"),
+    ("sample_label", r"doc (\d+) is not fin_fpb's document \1"),
     ("half_written", r"not an lm-eval results file"),
     ("half_written_log", r"not valid JSON .* a half-written log"),
     ("missing_log", r"no per-sample log of fin_fomc"),

@@ -1,0 +1,59 @@
+"""--limit N scores a seeded slice stratified by gold label, the same one plain lm-eval scores
+with --samples; never "the first N" unless asked."""
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from fin_tasks import task_manager
+from harness.slices import select, task_golds
+
+
+@pytest.fixture(scope="module")
+def fincausal_golds():
+    task = task_manager().load(["fin_fincausal"])["tasks"]["fin_fincausal"]
+    return task_golds(task)
+
+
+def test_the_first_40_fincausal_documents_are_one_class_but_a_stratified_40_is_not(fincausal_golds):
+    assert set(fincausal_golds[:40]) == {0}  # all `noise`: what a first-N slice scores
+    chosen = select(fincausal_golds, 40)
+    counts = Counter(fincausal_golds[i] for i in chosen)
+    assert len(chosen) == 40 and set(counts) == {0, 1}
+    share = sum(g == 1 for g in fincausal_golds) / len(fincausal_golds)
+    assert counts[1] == max(1, round(40 * share))  # its share of the split (largest remainder)
+
+
+def test_every_label_gets_a_document_and_the_seed_decides_which():
+    golds = [0] * 95 + [1] * 3 + [2] * 2
+    chosen = select(golds, 5, seed=7)
+    assert {golds[i] for i in chosen} == {0, 1, 2}
+    assert select(golds, 5, seed=7) == chosen and select(golds, 5, seed=8) != chosen
+    assert select(golds, 5, method="first") == [0, 1, 2, 3, 4]
+    assert len(set(select(golds, 0.1, method="random", seed=1))) == 10
+    with pytest.raises(ValueError, match="--sample must be one of stratified, random, first, not 'top'"):
+        select(golds, 5, method="top")
+
+
+def test_finharness_eval_and_plain_lm_eval_score_the_same_documents(tiny_checkpoint, tmp_path):
+    from finharness.main import main
+
+    assert main(["eval", "-m", str(tiny_checkpoint), "-t", "fin_fincausal", "--limit", "6", "--chat_template", "off",
+                 "--backend", "hf", "-o", str(tmp_path / "ours")]) == 0
+    written = json.loads((tmp_path / "ours" / "samples.json").read_text())
+    ours = [json.loads(line)["doc_id"] for line in next((tmp_path / "ours").rglob("samples_fin_fincausal_*.jsonl"))
+            .read_text().splitlines()]
+    assert sorted(ours) == written["fin_fincausal"] == select(
+        task_golds(task_manager().load(["fin_fincausal"])["tasks"]["fin_fincausal"]), 6)
+    plain = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--model_args", f"pretrained={tiny_checkpoint}",
+         "--include_path", str(task_manager.__globals__["TASKS_DIR"]), "--tasks", "fin_fincausal",
+         "--samples", str(tmp_path / "ours" / "samples.json"), "--device", "cpu", "--log_samples",
+         "--output_path", str(tmp_path / "plain")],
+        capture_output=True, text=True, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    theirs = [json.loads(line)["doc_id"] for line in next((tmp_path / "plain").rglob("samples_fin_fincausal_*.jsonl"))
+              .read_text().splitlines()]
+    assert sorted(theirs) == sorted(ours)
