@@ -45,7 +45,9 @@ def register(sub) -> None:
     lh = lb_sub.add_parser("show", help="print the board (tabulate)")
     lh.add_argument("--board", type=Path, default=None, help=board_help)
     lh.add_argument("--metric", default="acc", help="the per-task metric shown (ROUGE-L where a task lacks it)")
-    lh.add_argument("--sort", default="unseen", help="any column: unseen, forgetting, fin_fpb, model, ...")
+    lh.add_argument("--sort", default="unseen_norm",
+                    help="any column (default: unseen macro-F1 normalized to the best trivial answer, which a "
+                         "constant answer cannot win): unseen, forgetting, fin_fpb, model, ...")
     lh.add_argument("--ascending", action="store_true")
     lh.add_argument("--format", default="github", help="any tabulate format: github, plain, latex, html, ...")
     lr = lb_sub.add_parser("render", help="write the board as one static HTML page")

@@ -20,9 +20,10 @@ from plumbing.atomic import write_atomic
 
 TEMPLATES = Path(__file__).with_name("templates")
 COLOURS = {"pretrained": "#1f77b4", "instruct": "#2ca02c", "fine-tuned": "#ff7f0e", "merged": "#9467bd"}
-TEXT_COLUMNS = {"model", "model_type", "weight_type", "base_model", "precision", "chat_template", "revision", "recipe"}
+TEXT_COLUMNS = {"model", "model_type", "weight_type", "base_model", "precision", "chat_template", "revision", "recipe",
+                "collapsed"}
 LABELS = {"seen_gain": "seen gain", "model_type": "type", "weight_type": "weights", "base_model": "base",
-          "chat_template": "chat", "num_fewshot": "shots"}
+          "chat_template": "chat", "num_fewshot": "shots", "seen_norm": "seen (norm.)", "unseen_norm": "unseen (norm.)"}
 
 
 def scatter_svg(points: list[tuple[str, str, float, float]], size: int = 320, pad: int = 40) -> str:
@@ -93,7 +94,7 @@ def _columns(tasks: list[str]) -> list[dict[str, Any]]:
 def render_html(entries: list[Entry], metric: str = "acc", title: str = "finharness leaderboard",
                 roles: Mapping[str, str] | None = None) -> str:
     rows, tasks = board_rows(entries, metric, roles)
-    rows = sort_rows(rows, "unseen")
+    rows = sort_rows(rows, "unseen_norm")  # a constant answer cannot win it
     by_id = {e.id: e for e in entries}
     for row in rows:
         entry = by_id[row["id"]]

@@ -10,6 +10,10 @@
   ground; ``harness.measures.role_changes``, the rule ``finharness forgetting`` prints);
   *seen gain* and *retention change* likewise. Empty when the base model is not on the
   board with those settings.
+- *seen_norm* / *unseen_norm*: the mean macro-F1 normalized to the best trivial answer on
+  the same documents (majority label, training prior, random; 0 = no better), and
+  *collapsed*: the tasks where one label took >= 90% of the answers; both recomputed from
+  the verified per-sample rows (harness/baselines.py).
 - Each task shows one metric: ``--metric`` (default ``acc``) where the task reports it,
   else the first metric of the task's own ``metric_list`` (ROUGE-L for summaries, a
   user task's own metric).
@@ -26,7 +30,9 @@ from leaderboard.store import Entry
 FALLBACK_METRICS = ("rougeL",)
 INFO_COLUMNS = ("id", "model", "model_type", "weight_type", "base_model", "precision", "chat_template",
                 "num_fewshot", "revision")
-SUMMARY_COLUMNS = ("seen", "unseen", "seen_gain", "forgetting", "retention", "retention_change")
+SUMMARY_COLUMNS = ("seen", "unseen", "seen_norm", "unseen_norm", "collapsed", "seen_gain", "forgetting", "retention",
+                   "retention_change")
+NORMALIZED = "f1_macro"  # a constant answer cannot win it: normalized to the best trivial answer
 
 
 def task_score(scores: dict[str, float], metric: str) -> float | None:
@@ -66,6 +72,14 @@ def _reference(entry: Entry, entries: list[Entry]) -> Entry | None:
     return same[0] if same else None
 
 
+def _normalized(entry: Entry, tasks: set[str]) -> float | None:
+    """Mean over ``tasks`` of the entry's macro-F1 normalized to the best trivial answer (0: no better)."""
+    found = entry.metadata.get("baselines") or {}
+    values = [b["normalized"][NORMALIZED] for t, b in found.items()
+              if t in tasks and NORMALIZED in (b.get("normalized") or {})]
+    return mean(values) if values else None
+
+
 def board_rows(entries: list[Entry], metric: str = "acc",
                roles: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """One dict per entry (info, summary and task columns) and the task columns' names."""
@@ -86,6 +100,9 @@ def board_rows(entries: list[Entry], metric: str = "acc",
             "base_model": e.base_model or "", "precision": e.precision, "chat_template": e.chat_template,
             "num_fewshot": e.settings.get("num_fewshot", 0), "revision": e.revision[:12],
             "seen": mine["seen"], "unseen": mine["unseen"],
+            "seen_norm": _normalized(e, members["seen"]), "unseen_norm": _normalized(e, members["unseen"]),
+            "collapsed": ", ".join(sorted(t for t, b in (e.metadata.get("baselines") or {}).items()
+                                          if b.get("collapsed"))),
             "seen_gain": change["seen"], "forgetting": change["unseen"],
             "retention": mine["retention"], "retention_change": change["retention"],
             "recipe": e.recipe or "", "reference_id": ref.id if ref else None,
@@ -96,15 +113,20 @@ def board_rows(entries: list[Entry], metric: str = "acc",
 
 
 def sort_rows(rows: list[dict[str, Any]], column: str, ascending: bool = False) -> list[dict[str, Any]]:
-    """Sort by any column; empty cells last whichever the direction."""
+    """Sort by any column; ties and empty cells (entries verified before baselines existed)
+    by the unseen average; empty cells last whichever the direction."""
     if rows and column not in rows[0]:
         raise ValueError(f"no column {column!r} on the board (columns: {', '.join(rows[0])})")
-    present = [r for r in rows if r.get(column) is not None]
-    missing = [r for r in rows if r.get(column) is None]
-    return sorted(present, key=lambda r: r[column], reverse=not ascending) + missing
+
+    def by(name: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        present = [r for r in items if r.get(name) is not None]
+        missing = [r for r in items if r.get(name) is None]
+        return sorted(present, key=lambda r: r[name], reverse=not ascending) + missing
+
+    return by(column, by("unseen", rows) if column != "unseen" else rows)
 
 
-def show(entries: list[Entry], metric: str = "acc", sort: str = "unseen", ascending: bool = False,
+def show(entries: list[Entry], metric: str = "acc", sort: str = "unseen_norm", ascending: bool = False,
          fmt: str = "github", roles: Mapping[str, str] | None = None) -> str:
     from tabulate import tabulate
 

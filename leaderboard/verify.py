@@ -50,6 +50,7 @@ class VerifiedResults:
     seed: int | None = None
     external: dict[str, dict] = field(default_factory=dict)  # task -> fingerprint, for tasks outside the package
     roles: dict[str, str] = field(default_factory=dict)  # task -> seen / unseen / retention, from the task YAMLs
+    baselines: dict[str, dict] = field(default_factory=dict)  # task -> trivial baselines and collapse, from the rows
 
 
 def _declared_limit(data: dict[str, Any], path: Path) -> float | None:
@@ -220,13 +221,28 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
     n_samples = data.get("n-samples", {})
     hashes = data.get("task_hashes", {})
     limit, method, seed = _declared_slice(data, path)
-    scores, docs = {}, {}
+    scores, docs, baselines = {}, {}, {}
     for name in tasks:
         where = samples_file(Path(folder), name)
         rows = _read_rows(where)
         scores[name] = _check_task(name, task_objects[name], rows, data["results"][name], where,
                                    n_samples.get(name, {}).get("effective"), hashes.get(name), limit, method, seed)
         docs[name] = len(rows)
+        found = _baselines(name, rows, scores[name], manager)
+        if found is not None:
+            baselines[name] = found
     role_of = roles(manager.task_index)
     return VerifiedResults(path, data, scores, docs, limit, method, seed, external,
-                           {t: role_of[t] for t in tasks if t in role_of})
+                           {t: role_of[t] for t in tasks if t in role_of}, baselines)
+
+
+def _baselines(name: str, rows: list[dict], scores: dict[str, float], manager) -> dict | None:
+    """Trivial baselines and the collapse flag, recomputed from the verified rows (never read
+    from the results file)."""
+    from harness.baselines import PAIR_METRIC, _train_golds, task_baselines
+
+    doc = rows[0]["doc"] if rows else {}
+    if not rows or PAIR_METRIC not in rows[0] or not isinstance(doc.get("choices"), list):
+        return None
+    pairs = [tuple(int(v) for v in row[PAIR_METRIC]) for row in rows]
+    return task_baselines(name, [str(c) for c in doc["choices"]], pairs, _train_golds(name, manager), scores).as_json()

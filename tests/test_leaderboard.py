@@ -283,3 +283,24 @@ def test_reference_is_not_base_model(scored, tmp_path):
     assert rows[tuned]["base_model"] == "tiny-base"  # shown as made from, though not on the board
     assert rows[tuned]["reference_id"] == anchor
     assert rows[tuned]["forgetting"] == pytest.approx(rows[tuned]["unseen"] - rows[anchor]["unseen"])
+
+
+def test_the_board_flags_collapse_and_normalizes_from_the_verified_rows(scored, tmp_path):
+    from collections import Counter
+
+    board = Board(tmp_path / "board.sqlite")
+    entry = submit(load_submission(write_submission(tmp_path, model="tiny-base", results=str(scored["results"]["base"]))),
+                   board)
+    row = next(r for r in board_rows(board.entries(), "acc", roles=ROLES)[0] if r["id"] == entry)
+    # By hand from the per-sample logs: the tasks where one predicted label takes >= 90% of the rows.
+    collapsed = []
+    for task in TASKS:
+        preds = [json.loads(line)["f1_macro"][1] for line in
+                 samples_file(scored["results"]["base"], task).read_text().splitlines()]
+        if Counter(preds).most_common(1)[0][1] >= 0.9 * len(preds):
+            collapsed.append(task)
+    assert row["collapsed"] == ", ".join(sorted(collapsed))
+    stored = board.entries()[0].metadata["baselines"]
+    assert set(stored) == set(TASKS) and all(0 <= b["normalized"]["f1_macro"] <= 1 for b in stored.values())
+    assert row["unseen_norm"] == pytest.approx(sum(stored[t]["normalized"]["f1_macro"] for t in UNSEEN) / len(UNSEEN))
+    assert "unseen_norm" in show(board.entries(), roles=ROLES)
