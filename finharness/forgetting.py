@@ -9,16 +9,15 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from fin_tasks.index import include_paths
-    from harness.measures import change_table, read_scores, recorded_include_paths, task_roles
+    from harness.measures import ROLES, change_table, members_by_role, read_scores, recorded_include_paths, task_roles
 
     # The roles of a user's tasks come from their YAMLs: the folders each evaluation recorded.
     folders = include_paths([*recorded_include_paths(args.entry), *recorded_include_paths(args.reference),
                              *(args.include_path or [])])
-    roles = task_roles(folders)
-    by_role = {r: {t for t, x in roles.items() if x == r} for r in ("seen", "unseen", "retention")}
+    members = members_by_role(task_roles(folders))
     rows, averages = change_table(read_scores(args.entry, args.metric, fallback_to_own=True),
                                   read_scores(args.reference, args.metric, fallback_to_own=True),
-                                  by_role["seen"], by_role["unseen"], by_role["retention"])
+                                  *(members[r] for r in ROLES))
     print(f"{args.metric} (a task without it: its own first metric): {args.entry} against {args.reference}\n")
     print(tabulate(rows, headers="keys", tablefmt="github", floatfmt="+.4f"))
     if averages:

@@ -30,6 +30,7 @@ import numpy as np
 from fin_tasks.common.metrics import aggregation_of
 
 PAIR_METRIC = "f1_macro"  # any of finharness's pair-valued metrics holds (gold, pred)
+NORMALIZED = "f1_macro"  # the normalized score tables show and rank by: a constant answer cannot win it
 COLLAPSE_SHARE = 0.9
 RANDOM_DRAWS = 200
 CLASSIFICATION_METRICS = ("acc", "f1_macro", "f1_weighted", "mcc")
@@ -127,29 +128,33 @@ def task_baselines(task: str, labels: Sequence[str], pairs: Sequence[tuple[int, 
     return TaskBaselines(task, list(labels), len(pairs), predicted, collapsed, baselines, normalized, answers)
 
 
-def _labels(doc: Mapping[str, Any]) -> list[str] | None:
-    choices = doc.get("choices")
-    return [str(c) for c in choices] if isinstance(choices, list) and "gold" in doc else None
+def from_rows(task: str, rows: Sequence[Mapping[str, Any]], scores: Mapping[str, float],
+              manager) -> TaskBaselines | None:
+    """One task's baselines from lm-eval per-sample rows; None for a task that is not a
+    finharness-style classification (summaries, a user's own metrics)."""
+    doc = rows[0].get("doc", {}) if rows else {}
+    if not rows or PAIR_METRIC not in rows[0] or not isinstance(doc.get("choices"), list) or "gold" not in doc:
+        return None
+    pairs = [tuple(int(v) for v in row[PAIR_METRIC]) for row in rows]
+    return task_baselines(task, [str(c) for c in doc["choices"]], pairs, train_golds(task, manager), scores)
 
 
 def run_baselines(results: Mapping[str, Any], samples: Mapping[str, list[dict]], manager) -> dict[str, TaskBaselines]:
     """Every classification task of an lm-eval run: its baselines and its model's collapse flag."""
     out: dict[str, TaskBaselines] = {}
     for task, rows in samples.items():
-        if not rows or PAIR_METRIC not in rows[0] or _labels(rows[0]["doc"]) is None:
-            continue  # not a finharness-style classification task (summaries, a user's own metrics)
-        labels = _labels(rows[0]["doc"])
-        pairs = [tuple(int(v) for v in row[PAIR_METRIC]) for row in rows]
         scores = {k.partition(",")[0]: v for k, v in results["results"].get(task, {}).items()
                   if k.endswith(",none") and isinstance(v, (int, float))}
-        out[task] = task_baselines(task, labels, pairs, _train_golds(task, manager), scores)
+        found = from_rows(task, rows, scores, manager)
+        if found is not None:
+            out[task] = found
     return out
 
 
 _TRAIN_GOLDS: dict[tuple[str, str], list[int] | None] = {}
 
 
-def _train_golds(task: str, manager) -> list[int] | None:
+def train_golds(task: str, manager) -> list[int] | None:
     """The training split's gold labels, where the task has one (from the task's own data;
     kept per task file for the life of the process)."""
     entry = manager.task_index.get(task)

@@ -12,7 +12,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from statistics import mean
 
+from fin_tasks.index import ROLE_GROUPS
 from harness.result_files import load_results, results_file
+
+ROLES = tuple(ROLE_GROUPS)  # seen, unseen, retention
 
 
 def task_roles(include_paths: Iterable[Path] = ()) -> dict[str, str]:
@@ -23,10 +26,15 @@ def task_roles(include_paths: Iterable[Path] = ()) -> dict[str, str]:
     return roles(task_manager(list(include_paths), hub=True).task_index)
 
 
+def members_by_role(roles: Mapping[str, str]) -> dict[str, set[str]]:
+    """``role -> its tasks`` for every role (seen, unseen, retention), from ``task -> role``."""
+    return {role: {t for t, r in roles.items() if r == role} for role in ROLES}
+
+
 def seen_and_unseen(include_paths: Iterable[Path] = ()) -> tuple[set[str], set[str]]:
     """The financial tasks the paper's models were fine-tuned on (seen) and held out (unseen)."""
-    roles = task_roles(include_paths)
-    return {t for t, r in roles.items() if r == "seen"}, {t for t, r in roles.items() if r == "unseen"}
+    members = members_by_role(task_roles(include_paths))
+    return members["seen"], members["unseen"]
 
 
 def own_metric(config: Mapping | None) -> str | None:
@@ -76,7 +84,7 @@ def change_table(
         rows.append({"task": task, "role": role, "score": entry[task],
                      "reference": reference[task], "change": entry[task] - reference[task]})
     averages = []
-    for role in ("seen", "unseen", "retention"):
+    for role in ROLES:
         members = [r for r in rows if r["role"] == role]
         if members:
             averages.append({
@@ -94,11 +102,11 @@ def role_changes(entry: Mapping[str, float], reference: Mapping[str, float],
     share none): the numbers ``forgetting`` prints, for the board's columns."""
     common = {t: v for t, v in entry.items() if v is not None and reference.get(t) is not None}
     if not common:
-        return {role: None for role in ("seen", "unseen", "retention")}
-    by_role = {role: [t for t, r in roles.items() if r == role] for role in ("seen", "unseen", "retention")}
-    _, averages = change_table(common, {t: reference[t] for t in common}, *by_role.values())
+        return dict.fromkeys(ROLES)
+    members = members_by_role(roles)
+    _, averages = change_table(common, {t: reference[t] for t in common}, *(members[r] for r in ROLES))
     found = {row["tasks"]: row["change"] for row in averages}
-    return {role: found.get(role) for role in ("seen", "unseen", "retention")}
+    return {role: found.get(role) for role in ROLES}
 
 
 def recorded_include_paths(results_dir: Path) -> list[str]:

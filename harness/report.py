@@ -5,6 +5,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from harness.baselines import NORMALIZED  # the normalized column
+
 METRICS = ("acc", "f1_macro", "f1_weighted", "mcc", "missing", "rouge1", "rouge2", "rougeL")  # their order first
 
 
@@ -25,7 +27,6 @@ def _value(entry: dict[str, Any], metric: str) -> float | None:
     return value if isinstance(value, (int, float)) else None
 
 
-NORMALIZED = "f1_macro"  # the normalized column: macro-F1, which a constant answer cannot win
 
 
 def score_rows(results: dict[str, Any], metrics: list[str] | None = None) -> list[list[Any]]:

@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from plumbing.checkpoints import EMBEDDED
+from plumbing.recipes import beside
 
 
 class ModelType(str, Enum):
@@ -126,8 +127,7 @@ def load_submission(path: Path) -> Submission:
             local = (path.parent / value).resolve()
             if not (name == "checkpoint" and (value in EMBEDDED or (_hub_id(value) and not local.exists()))):
                 setattr(submission, name, str(local))
-    submission.include_paths = [p if Path(p).is_absolute() else str((path.parent / p).resolve())
-                                for p in submission.include_paths]
+    submission.include_paths = beside(path.parent, submission.include_paths)
     return submission
 
 

@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from statistics import mean
 from typing import Any
 
-from harness.measures import role_changes, task_roles
+from harness.baselines import NORMALIZED
+from harness.measures import members_by_role, role_changes, task_roles
 from leaderboard.store import Entry
 
 FALLBACK_METRICS = ("rougeL",)
@@ -32,7 +33,6 @@ INFO_COLUMNS = ("id", "model", "model_type", "weight_type", "base_model", "preci
                 "num_fewshot", "revision")
 SUMMARY_COLUMNS = ("seen", "unseen", "seen_norm", "unseen_norm", "collapsed", "seen_gain", "forgetting", "retention",
                    "retention_change")
-NORMALIZED = "f1_macro"  # a constant answer cannot win it: normalized to the best trivial answer
 
 
 def task_score(scores: dict[str, float], metric: str) -> float | None:
@@ -84,7 +84,7 @@ def board_rows(entries: list[Entry], metric: str = "acc",
                roles: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """One dict per entry (info, summary and task columns) and the task columns' names."""
     roles = board_roles(entries) if roles is None else roles
-    members = {r: {t for t, x in roles.items() if x == r} for r in ("seen", "unseen", "retention")}
+    members = members_by_role(roles)
     per_entry = {e.id: {t: task_score(s, metric) for t, s in e.scores.items()} for e in entries}
     order = {"seen": 0, "unseen": 1, "retention": 2}
     tasks = sorted({t for values in per_entry.values() for t in values}, key=lambda t: (order.get(roles.get(t), 3), t))

@@ -239,10 +239,7 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
 def _baselines(name: str, rows: list[dict], scores: dict[str, float], manager) -> dict | None:
     """Trivial baselines and the collapse flag, recomputed from the verified rows (never read
     from the results file)."""
-    from harness.baselines import PAIR_METRIC, _train_golds, task_baselines
+    from harness.baselines import from_rows
 
-    doc = rows[0]["doc"] if rows else {}
-    if not rows or PAIR_METRIC not in rows[0] or not isinstance(doc.get("choices"), list):
-        return None
-    pairs = [tuple(int(v) for v in row[PAIR_METRIC]) for row in rows]
-    return task_baselines(name, [str(c) for c in doc["choices"]], pairs, _train_golds(name, manager), scores).as_json()
+    found = from_rows(name, rows, scores, manager)
+    return None if found is None else found.as_json()

@@ -87,6 +87,11 @@ def methods() -> dict[str, MergeMethod]:
     return {name: _row(name, policy) for name, policy in POLICY.items()}
 
 
+def shared_parameters() -> set[str]:
+    """Every recipe-level ``parameters:`` key some method takes (MergeKit's shared scope)."""
+    return {name for m in methods().values() for name in m.shared_parameters}
+
+
 def lookup(name: str) -> MergeMethod:
     try:
         return methods()[name]

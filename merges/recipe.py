@@ -13,13 +13,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from merges.methods import POLICY, lookup
+from merges.methods import POLICY, lookup, shared_parameters
 from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
 
 Method = Literal[tuple(POLICY)]  # merges/methods.py: MergeKit's registry plus finharness's policy
-# Every shared parameter some method takes; a point is checked against its own method's.
-GLOBAL_PARAMETERS = {"normalize", "lambda", "rescale", "int8_mask", "t", "filter_wise"}
 
 
 class MergeModel(_Strict):
@@ -53,9 +51,12 @@ class MergeRecipe(_Strict):
 
     @model_validator(mode="after")
     def _known_parameters(self):
-        unknown = set(self.parameters) - GLOBAL_PARAMETERS
+        # Any key some method takes (read from MergeKit's registry); each point is then
+        # checked against its own method's row.
+        known = shared_parameters()
+        unknown = set(self.parameters) - known
         if unknown:
-            raise ValueError(f"parameters: unknown {sorted(unknown)} (known: {sorted(GLOBAL_PARAMETERS)})")
+            raise ValueError(f"parameters: unknown {sorted(unknown)} (known: {sorted(known)})")
         return self
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from plumbing.folders import finish, is_finished, read_manifest, scratch_dir
+from plumbing.offline import is_offline
 
 
 
@@ -114,11 +115,6 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 HUB_FILES = ["*.safetensors", "*.json", "*.jinja", "*.model", "*.txt", "*.tiktoken", "merges.txt"]
 
 
-def hub_is_offline() -> bool:
-    flags = (os.environ.get(v, "") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-    return any(f.strip().lower() in {"1", "true", "yes", "on"} for f in flags)
-
-
 def split_revision(spec: str) -> tuple[str, str | None]:
     """``org/name@revision`` -> (``org/name``, ``revision``)."""
     name, sep, revision = spec.partition("@")
@@ -127,7 +123,7 @@ def split_revision(spec: str) -> tuple[str, str | None]:
 
 def download_hub_checkpoint(repo_id: str, revision: str | None = None) -> Path:
     """A Hub model as a local folder (the Hub's own cache), safetensors and configs only."""
-    if hub_is_offline():
+    if is_offline("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         raise CheckpointError(
             f"checkpoint {repo_id!r} is a Hugging Face Hub id and this run is offline: add --online "
             "(with network), or download it and pass the folder")

@@ -15,6 +15,12 @@ class RecipeError(ValueError):
     """A recipe that cannot be run; the message names the file and the field."""
 
 
+def beside(folder: str | Path, paths: list[str]) -> list[str]:
+    """``paths`` as a recipe file means them: a relative one is relative to the file's folder,
+    wherever the command runs from."""
+    return [p if Path(p).is_absolute() else str((Path(folder) / p).resolve()) for p in paths]
+
+
 class Strict(BaseModel):
     """A recipe section: unknown keys refused, values frozen once read."""
 

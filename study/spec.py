@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from merges.recipe import MergeRecipe, Method, parse_merge_recipe
-from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
+from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
 from training.recipe import FticlSpec, LoraSpec, TaskSpec, TrainingSpec, TrainRecipe, parse_recipe
 
@@ -199,8 +199,7 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
     train = validate_mapping(TrainFile, raw["train"], str(folder / "train.yaml"))
     merge = validate_mapping(MergeFile, raw["merge"], str(folder / "merge.yaml"))
     evals = validate_mapping(EvalFile, raw["eval"], str(folder / "eval.yaml"))
-    evals = evals.model_copy(update={"include_paths": [
-        str(p if Path(p).is_absolute() else (Path(folder) / p).resolve()) for p in evals.include_paths]})
+    evals = evals.model_copy(update={"include_paths": beside(folder, evals.include_paths)})
     root = Path(output_dir or spec.output_dir) / (spec.name + ("-full" if full else ""))
 
     models = {m.label: m for m in spec.models}

@@ -12,7 +12,7 @@ import yaml
 from pydantic import Field, field_validator
 
 
-from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
+from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
 
 __all__ = ["RecipeError", "TrainRecipe", "load_recipe", "parse_recipe", "dump_recipe"]
@@ -118,8 +118,7 @@ def load_recipe(path: str | Path) -> TrainRecipe:
     recipe = parse_recipe(read_recipe_yaml(path), str(path))
     # Task folders are the recipe's, wherever the command runs from.
     folder = Path(path).resolve().parent
-    paths = [str(p if Path(p).is_absolute() else (folder / p).resolve()) for p in recipe.include_paths]
-    return recipe.model_copy(update={"include_paths": paths})
+    return recipe.model_copy(update={"include_paths": beside(folder, recipe.include_paths)})
 
 
 def dump_recipe(recipe: TrainRecipe) -> str:

@@ -25,6 +25,8 @@ from typing import Any
 
 import datasets
 
+from plumbing.offline import is_offline
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -46,11 +48,6 @@ class TaskDataError(ValueError):
 
 class DataUnavailable(RuntimeError):
     """The task has no packaged data and the Hub cannot be reached."""
-
-
-def hub_offline() -> bool:
-    flags = (os.environ.get(v, "") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-    return any(f.strip().lower() in {"1", "true", "yes", "on"} for f in flags)
 
 
 def read_jsonl(path: Path, fields: tuple[str, ...] = ("text", "label")) -> list[dict]:
@@ -136,7 +133,7 @@ def load_hub(
     label_names: list[str] | None = None,
     name: str | None = None,
 ) -> datasets.DatasetDict:
-    if hub_offline():
+    if is_offline("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         raise DataUnavailable(f"{hub_id} is on the Hugging Face Hub and the Hub is switched off (offline)")
     raw = datasets.load_dataset(hub_id, name)
     by_lower = {label.lower(): label for label in labels}
