@@ -6,10 +6,13 @@ from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
+    from training.recipe import load_recipe
     from training.run import train_recipe
 
-    train_recipe(args.recipe, resume=args.resume, overwrite=args.overwrite, output_dir=args.output_dir,
-                 include_paths=args.include_path or [], online=args.online)
+    # A recipe with `seeds:` is one run per seed, each its own folder <name>-s<seed>.
+    for recipe in load_recipe(args.recipe).per_seed():
+        train_recipe(recipe, resume=args.resume, overwrite=args.overwrite, output_dir=args.output_dir,
+                     include_paths=args.include_path or [], online=args.online)
     return 0
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from fin_tasks.common.metrics import aggregation_of
+from fin_tasks.common.metrics import aggregation_of, confusion_matrices, from_confusion
 
 PAIR_METRIC = "f1_macro"  # any of finharness's pair-valued metrics holds (gold, pred)
 NORMALIZED = "f1_macro"  # the normalized score tables show and rank by: a constant answer cannot win it
@@ -65,36 +65,17 @@ def constant_scores(golds: Sequence[int], answer: int, metrics: Sequence[str]) -
 
 
 def random_scores(golds: Sequence[int], n_labels: int, metrics: Sequence[str], seed: int = 0) -> dict[str, float]:
-    """Mean score of uniformly random labels over seeded draws, the metrics' formulas vectorized
-    (per-class F1 over the gold classes, multi-class MCC) so a run pays milliseconds for it."""
+    """Mean score of uniformly random labels over seeded draws (all draws' confusion matrices
+    scored at once, so a run pays milliseconds for it)."""
     gold = np.asarray(golds)
     draws = np.random.default_rng(seed).integers(0, n_labels, (RANDOM_DRAWS, len(gold)))
-    n = len(gold)
     out = {}
     if "acc" in metrics:
         out["acc"] = float((draws == gold).mean())
-    classes = sorted(set(gold.tolist()))
-    true = np.array([(gold == c).sum() for c in classes])
-    pred = np.stack([(draws == c).sum(axis=1) for c in classes], axis=1)
-    hits = np.stack([((draws == c) & (gold == c)).sum(axis=1) for c in classes], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(pred + true > 0, 2 * hits / (pred + true), 0.0)
-    if "f1_macro" in metrics:
-        out["f1_macro"] = float(f1.mean(axis=1).mean())
-    if "f1_weighted" in metrics:
-        out["f1_weighted"] = float((f1 * true).sum(axis=1).mean() / n)
-    if "mcc" in metrics:
-        labels = range(n_labels)
-        t = np.array([(gold == c).sum() for c in labels], dtype=float)
-        p = np.stack([(draws == c).sum(axis=1) for c in labels], axis=1).astype(float)
-        correct = (draws == gold).sum(axis=1).astype(float)
-        cov_ytyp = correct * n - p @ t
-        cov_ypyp = n * n - (p * p).sum(axis=1)
-        cov_ytyt = n * n - (t * t).sum()
-        denom = np.sqrt(cov_ytyt * cov_ypyp)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mcc = np.where(denom > 0, cov_ytyp / denom, 0.0)
-        out["mcc"] = float(mcc.mean())
+    matrices = confusion_matrices(gold, draws)
+    for metric in ("f1_macro", "f1_weighted", "mcc"):
+        if metric in metrics:
+            out[metric] = float(from_confusion(metric, matrices).mean())
     return out
 
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from fin_tasks.common.metrics import aggregation_of, document_mean
+from fin_tasks.common.metrics import (CORPUS_AGGREGATIONS, aggregation_of, confusion_matrices, document_mean,
+                                      from_confusion)
 from harness.result_files import samples_file
 
 Aggregate = Callable[[Sequence[Any]], float]
@@ -63,6 +64,13 @@ def replicates(values: Sequence[Any], aggregate: Aggregate, draws: np.ndarray) -
     if aggregate is mean or aggregate is document_mean:
         array = np.asarray(values, dtype=float)
         return float(array.mean()), array[draws].mean(axis=1)
+    metric = next((name for name, fn in CORPUS_AGGREGATIONS.items() if fn is aggregate), None)
+    if metric is not None and len(values) and all(isinstance(v, (tuple, list)) and len(v) == 2 for v in values):
+        # (gold, pred) pairs: every resample's confusion matrix at once, not one sklearn call each.
+        pairs = np.asarray(values, dtype=np.int64)
+        golds, preds = pairs[:, 0], pairs[:, 1]
+        resampled = from_confusion(metric, confusion_matrices(golds[draws], preds[draws]))
+        return aggregate(values), resampled
     return aggregate(values), np.array([aggregate([values[j] for j in row]) for row in draws])
 
 
@@ -161,3 +169,63 @@ def compare(
         f"{level:.0%} CI low": interval.low, f"{level:.0%} CI high": interval.high,
         "p (paired permutation)": paired_permutation_test(a, b, aggregate, seed=seed),
     }
+
+
+# --- Verdicts: two-level replicates, p-values, Holm, power -------------------------------
+
+
+def seed_draws(seeds: int, resamples: int, seed: Any) -> np.ndarray:
+    """``resamples`` draws of ``seeds`` training-seed indices with replacement (the outer level
+    of a two-level bootstrap: training runs first, then documents within each)."""
+    return np.random.default_rng(seed).integers(0, seeds, (resamples, seeds))
+
+
+def two_level(points: Sequence[float], reps: Sequence[np.ndarray], draws: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """One score per training seed (``points``) with its document replicates (``reps``) into
+    the mean over seeds and its two-level replicates: replicate ``b`` averages, over the seeds
+    drawn in ``draws[b]``, each seed's ``b``-th document replicate. With one seed (or no
+    ``draws``) it is that seed's replicates, and the interval covers documents only."""
+    stacked = np.stack([np.asarray(r, dtype=float) for r in reps])
+    point = float(np.mean(points))
+    if len(stacked) == 1 or draws is None:
+        return point, stacked.mean(axis=0)
+    if draws.shape[1] != len(stacked):
+        raise ValueError(f"seed draws are over {draws.shape[1]} seeds, but {len(stacked)} were given")
+    columns = np.arange(stacked.shape[1])[:, None]
+    return point, stacked[draws, columns].mean(axis=1)
+
+
+def bootstrap_p_value(reps: np.ndarray) -> float:
+    """Two-sided p-value of "the difference is 0" from its bootstrap replicates: twice the
+    smaller share of replicates on either side of 0 (with the +1 of a Monte Carlo p-value,
+    so it is never 0)."""
+    reps = np.asarray(reps, dtype=float)
+    below, above = int((reps <= 0).sum()), int((reps >= 0).sum())
+    return float(min(1.0, 2 * (min(below, above) + 1) / (len(reps) + 1)))
+
+
+def holm(p_values: Sequence[float], alpha: float = 0.05) -> list[float]:
+    """Holm's step-down adjusted p-values (statsmodels' ``multipletests``): a claim is decided
+    at family-wise level ``alpha`` when its adjusted p-value is at most ``alpha``."""
+    if not p_values:
+        return []
+    from statsmodels.stats.multitest import multipletests
+
+    return [float(p) for p in multipletests(list(p_values), alpha=alpha, method="holm")[1]]
+
+
+def minimum_detectable_effect(standard_error: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true difference a two-sided test at level ``alpha`` detects with
+    probability ``power``: ``(z(1 - alpha/2) + z(power)) * SE`` (normal approximation; SE is
+    the bootstrap standard deviation of the paired difference)."""
+    from scipy.stats import norm
+
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * standard_error)
+
+
+def documents_needed(documents: int, mde: float, effect: float) -> int | None:
+    """Documents per task for the MDE to reach ``effect``: the standard error shrinks as
+    1/sqrt(n), so n grows by (MDE / effect)^2. None when the effect is 0 or unknown."""
+    if not effect or not np.isfinite(mde):
+        return None
+    return int(np.ceil(documents * (mde / abs(effect)) ** 2))

@@ -104,6 +104,11 @@ def plan_steps(study: Study, device: str | None = None, board: Path | None = Non
 def run_study(folder: str | Path, *, full: bool = False, output_dir: str | Path | None = None,
               device: str | None = None, dry_run: bool = False, board: Path | None = None) -> Study:
     study = load_study(folder, full=full, output_dir=output_dir)
+    from study.claims import CLAIMS_FILE, check_claims, load_claims
+
+    claims = load_claims(folder)  # a wrong claims.yaml fails now, not after hours of training
+    if claims is not None:
+        check_claims(claims, study, str(Path(folder) / CLAIMS_FILE))
     steps = plan_steps(study, device, board)
     log.info(f"study {study.spec.name}{' (--full)' if full else ''}: {len(steps)} steps -> {study.root}")
     if dry_run:

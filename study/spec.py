@@ -71,7 +71,20 @@ class TrainFile(_Strict):
     lora: LoraSpec = LoraSpec()
     training: TrainingSpec = TrainingSpec()
     seed: int = 42
+    seeds: list[int] | None = Field(
+        default=None, min_length=1,
+        description="training seeds: every run (and every merge of runs) once per seed; the tables "
+                    "bootstrap over seeds and documents together")
     runs: list[TrainRun] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct_seeds(self):
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: a seed is listed twice: {self.seeds}")
+        return self
+
+    def training_seeds(self) -> list[int]:
+        return self.seeds or [self.seed]
 
 
 class MergeEntry(_Strict):
@@ -129,6 +142,7 @@ class Checkpoint(_Strict):
     covers: list[str] = []
     fticl: int = 0
     run: str = ""  # the training run or merge name
+    seed: int | None = None  # training seed (None: vanilla); a study with several seeds has a checkpoint per seed
 
 
 class EvalStep(_Strict):
@@ -207,7 +221,10 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
         raise RecipeError(f"{folder / 'study.yaml'}: models: two models share a label")
     train_recipes, checkpoints = [], [
         Checkpoint(label=f"{m.label}", model=m.label, role="vanilla", path=m.model) for m in spec.models]
-    runs_of: dict[tuple[str, str], Checkpoint] = {}
+    seeds = train.training_seeds()
+    # One seed keeps the plain names; several give every run and merge a -s<seed> suffix.
+    suffix = (lambda s: f"-s{s}") if len(seeds) > 1 else (lambda s: "")
+    runs_of: dict[tuple[str, str, int], Checkpoint] = {}
     for run in train.runs:
         for label in run.models or list(models):
             if label not in models:
@@ -216,41 +233,46 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
             model = models[label]
             tasks = [t if t.samples or train.samples is None else t.model_copy(update={"samples": train.samples})
                      for t in run.tasks]
-            recipe = parse_recipe({
-                "name": f"{label}-{run.name}", "base_model": model.model, "prompt_format": model.prompt_format,
-                "tasks": [t.model_dump() for t in tasks], "fticl": run.fticl.model_dump(),
-                "lora": train.lora.model_dump(), "training": train.training.model_dump(), "seed": train.seed,
-                "output_dir": str(root / "runs"),
-            }, f"{folder / 'train.yaml'} (run {run.name}, model {label})")
-            train_recipes.append(recipe)
-            point = Checkpoint(label=f"{label}/{run.name}", model=label, role=run.kind,
-                               path=str(recipe.run_dir()), recipe=str(root / "recipes" / "train" / f"{recipe.name}.yaml"),
-                               trained_on=[t.name for t in run.tasks], covers=run.covers, fticl=run.fticl.k,
-                               run=run.name)
-            checkpoints.append(point)
-            runs_of[(label, run.name)] = point
+            for seed in seeds:
+                recipe = parse_recipe({
+                    "name": f"{label}-{run.name}{suffix(seed)}", "base_model": model.model,
+                    "prompt_format": model.prompt_format,
+                    "tasks": [t.model_dump() for t in tasks], "fticl": run.fticl.model_dump(),
+                    "lora": train.lora.model_dump(), "training": train.training.model_dump(), "seed": seed,
+                    "output_dir": str(root / "runs"),
+                }, f"{folder / 'train.yaml'} (run {run.name}, model {label})")
+                train_recipes.append(recipe)
+                point = Checkpoint(label=f"{label}/{run.name}{suffix(seed)}", model=label, role=run.kind,
+                                   path=str(recipe.run_dir()),
+                                   recipe=str(root / "recipes" / "train" / f"{recipe.name}.yaml"),
+                                   trained_on=[t.name for t in run.tasks], covers=run.covers, fticl=run.fticl.k,
+                                   run=run.name, seed=seed)
+                checkpoints.append(point)
+                runs_of[(label, run.name, seed)] = point
 
     merge_recipes = []
     for entry in merge.merges:
         if entry.model not in models:
             raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.model: unknown model {entry.model!r}")
-        missing = [r for r in entry.runs if (entry.model, r) not in runs_of]
+        missing = [r for r in entry.runs if (entry.model, r, seeds[0]) not in runs_of]
         if missing:
             raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.runs: no training run {missing} "
                               f"for model {entry.model}")
         extra = {k: v for k, v in (("weight", entry.weight), ("density", entry.density)) if v is not None}
-        recipe = parse_merge_recipe({
-            "name": f"{entry.model}-{entry.name}", "base_model": models[entry.model].model, "method": entry.method,
-            "models": [{"model": runs_of[(entry.model, r)].path, **extra} for r in entry.runs],
-            "parameters": entry.parameters, "dtype": merge.dtype, "seed": entry.seed,
-            "output_dir": str(root / "merges"),
-        }, f"{folder / 'merge.yaml'} (merge {entry.name})")
-        merge_recipes.append(recipe)
-        checkpoints.append(Checkpoint(
-            label=f"{entry.model}/{entry.name}", model=entry.model, role="merged",
-            path=str(Path(recipe.output_dir) / recipe.name), run=entry.name,
-            recipe=str(root / "recipes" / "merge" / f"{recipe.name}.yaml"),
-            trained_on=sorted({t for r in entry.runs for t in runs_of[(entry.model, r)].trained_on})))
+        for seed in seeds:  # the runs of one training seed merged together
+            recipe = parse_merge_recipe({
+                "name": f"{entry.model}-{entry.name}{suffix(seed)}", "base_model": models[entry.model].model,
+                "method": entry.method,
+                "models": [{"model": runs_of[(entry.model, r, seed)].path, **extra} for r in entry.runs],
+                "parameters": entry.parameters, "dtype": merge.dtype, "seed": entry.seed,
+                "output_dir": str(root / "merges"),
+            }, f"{folder / 'merge.yaml'} (merge {entry.name})")
+            merge_recipes.append(recipe)
+            checkpoints.append(Checkpoint(
+                label=f"{entry.model}/{entry.name}{suffix(seed)}", model=entry.model, role="merged",
+                path=str(Path(recipe.output_dir) / recipe.name), run=entry.name, seed=seed,
+                recipe=str(root / "recipes" / "merge" / f"{recipe.name}.yaml"),
+                trained_on=sorted({t for r in entry.runs for t in runs_of[(entry.model, r, seed)].trained_on})))
 
     steps = []
     for point in checkpoints:

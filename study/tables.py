@@ -1,15 +1,13 @@
-"""A study's tables, computed from its stored per-sample logs (never from typed-in numbers).
-
-Intervals are percentile bootstraps over documents (lm-eval's per-sample logs), stratified
-by task: each resample redraws every task's documents once, and that same draw is used
-for every row, so a change against the reference row is a paired difference.
+"""A study's tables and claim verdicts, computed from its stored per-sample logs (never from
+typed-in numbers). Rows and their bootstrap live in ``study.cells``; the claims in
+``study.claims``. Every table shows the trivial answers' scores on the same documents as
+'(no model)' rows, marks collapsed cells, and gives macro-F1, MCC and the normalized score
+beside the paper's metric.
 
 - ``seen_unseen`` (arXiv 2411.02476, Table 3 layout): per model, the rows zero-shot,
   few-shot, fine-tuned single-task, fine-tuned multi-task and each merge; the columns each
   seen and unseen task, the seen and unseen means with intervals, and the change of each
-  mean against the same model zero-shot. The single-task row takes each seen task from the
-  run that specialises in it (``covers``) and each other task as the mean of all single-task
-  runs, as the paper reports one fine-tuned score per task.
+  mean against the same model zero-shot.
 - ``views`` (arXiv 2403.09162): each fine-tuned model against the vanilla model in the
   same setting (zero- or few-shot), averaged over in-domain, out-of-domain and cross-task
   tasks (each task on its type's own metric: accuracy or ROUGE-L).
@@ -17,74 +15,20 @@ for every row, so a change against the reference row is a paired difference.
 from __future__ import annotations
 
 import json
-import re
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tabulate import tabulate
 
-from harness.result_files import TIMESTAMP, samples_file
-from fin_tasks.common.metrics import aggregation_of
-from harness.stats import draw_indices, percentile_interval, read_samples, replicates
-from study.spec import Checkpoint, Study
+from harness.stats import percentile_interval
 from plumbing.atomic import write_atomic
-from plumbing.folders import is_finished, read_manifest
+from plumbing.folders import read_manifest
 from plumbing.logs import log
-
-
-@dataclass
-class Row:
-    model: str
-    name: str  # zero-shot, few-shot (2), FT single, ...
-    sources: dict[str, list[Path]]  # task -> result folders averaged for that task
-    checkpoint: Checkpoint | None = None
-    setting: str = "zero-shot"
-    cells: dict[str, Any] = field(default_factory=dict)
-
-
-class Bootstrap:
-    """Per-(folder, task) scores and their replicates from harness.stats's engine, one draw per task."""
-
-    def __init__(self, metric_of, resamples: int, seed: int):
-        self.metric_of, self.resamples, self.seed = metric_of, resamples, seed
-        self._docs: dict[str, list[int]] = {}
-        self._draws: dict[str, np.ndarray] = {}
-        self._cache: dict[tuple[Path, str], tuple[float, np.ndarray]] = {}
-
-    def _values(self, folder: Path, task: str) -> list:
-        values = read_samples(samples_file(folder, task), self.metric_of(task))
-        docs = sorted(values)
-        if task not in self._docs:
-            self._docs[task] = docs
-            # One draw per task, whatever order the rows ask in: every row resamples the same documents.
-            self._draws[task] = draw_indices(len(docs), self.resamples, [self.seed, zlib.crc32(task.encode())])
-        elif docs != self._docs[task]:
-            raise ValueError(f"{folder}: {task} was scored on other documents than the study's other rows "
-                             f"({len(docs)} vs {len(self._docs[task])}); re-run with the same limit")
-        return [values[d] for d in docs]
-
-    def score(self, folder: Path, task: str) -> tuple[float, np.ndarray]:
-        key = (folder, task)
-        if key not in self._cache:
-            values = self._values(folder, task)
-            self._cache[key] = replicates(values, aggregation_of(self.metric_of(task)), self._draws[task])
-        return self._cache[key]
-
-    def mean_over(self, sources: dict[str, list[Path]], tasks: Sequence[str]) -> tuple[float, np.ndarray] | None:
-        """Mean over ``tasks`` of each task's mean over its folders."""
-        tasks = [t for t in tasks if sources.get(t)]
-        if not tasks:
-            return None
-        points, reps = [], []
-        for task in tasks:
-            scored = [self.score(f, task) for f in sources[task]]
-            points.append(np.mean([s[0] for s in scored]))
-            reps.append(np.mean([s[1] for s in scored], axis=0))
-        return float(np.mean(points)), np.mean(reps, axis=0)
+from plumbing.recipes import RecipeError
+from study.cells import Bootstrap, Row, study_rows
+from study.spec import Study
 
 
 def interval(reps: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -98,87 +42,73 @@ def fmt(value: float | None, ci: tuple[float, float] | None = None, signed: bool
     return text + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if signed else f" [{ci[0]:.3f}, {ci[1]:.3f}]") if ci else text
 
 
-def _folders(study: Study) -> dict[tuple[str, str], dict[str, Path]]:
-    """(checkpoint label, setting) -> task -> results folder, for the finished evaluations."""
-    found: dict[tuple[str, str], dict[str, Path]] = {}
-    for step in study.evals:
-        folder = Path(step.folder)
-        if not is_finished(folder, "evaluation"):
+def seeds_caption(rows: Sequence[Row]) -> str:
+    counts = sorted({len([s for s in r.seeds() if s is not None]) for r in rows if r.kind != "vanilla"})
+    if not counts or counts == [1]:
+        return ("Intervals: 95% percentile bootstrap over documents. One training seed: they do not cover "
+                "training noise")
+    return (f"Intervals: 95% two-level percentile bootstrap over training seeds ({'/'.join(map(str, counts))} "
+            f"per fine-tuned row) and documents")
+
+
+def _baseline_rows(boot: Bootstrap, rows: Sequence[Row], tasks: Sequence[str], metric: str) -> list[dict]:
+    """The trivial answers' scores per task (from the data alone), one record per baseline."""
+    found: dict[str, dict[str, float]] = {}
+    for task in tasks:
+        folder = next((f for r in rows for fs in r.sources.get(task, {}).values() for f in fs), None)
+        if folder is None:
             continue
-        for task in step.tasks:
-            found.setdefault((step.checkpoint.label, step.setting), {})[task] = folder
-    return found
+        for name, value in boot.baselines(folder, task, metric).items():
+            found.setdefault(name, {})[task] = value
+    return [{"row": name, **scores} for name, scores in found.items()]
 
 
-def _expand_tasks(folders: dict[tuple[str, str], dict[str, Path]]) -> dict[tuple[str, str], dict[str, Path]]:
-    """Groups in an eval set stand for their member tasks (those with a per-sample log)."""
-    out = {}
-    for key, by_task in folders.items():
-        tasks: dict[str, Path] = {}
-        for folder in set(by_task.values()):
-            for path in folder.rglob("samples_*.jsonl"):
-                match = re.fullmatch(rf"samples_(.+)_{TIMESTAMP}\.jsonl", path.name)
-                if match:
-                    tasks[match.group(1)] = folder
-        out[key] = tasks
-    return out
+def _collapse_mark(boot: Bootstrap, row: Row, task: str) -> str:
+    return " †" if boot.collapsed_in(row, task) else ""
 
 
-def seen_unseen_rows(study: Study) -> tuple[list[Row], list[str], list[str]]:
+COLLAPSE_NOTE = ("† collapsed: one label took at least 90% of the predictions (of at least one of the cell's "
+                 "checkpoints); the score then says how common that label is, not what the model learned.")
+
+
+def seen_unseen_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[dict], list[Row]]:
+    from harness.baselines import NORMALIZED
     from harness.measures import seen_and_unseen
 
+    spec = study.spec.table
     seen_all, unseen_all = seen_and_unseen(study.eval.include_paths)
-    scored = _expand_tasks(_folders(study))
-    # Seen tasks first, then unseen, each by name.
-    tasks = sorted({t for by_task in scored.values() for t in by_task},
-                   key=lambda t: (t not in seen_all, t not in unseen_all, t))
+    rows = study_rows(study, seen=seen_all)
+    boot = boot or Bootstrap(spec.resamples, spec.seed)
+    tasks = sorted({t for r in rows for t in r.tasks()}, key=lambda t: (t not in seen_all, t not in unseen_all, t))
     seen = [t for t in tasks if t in seen_all]
     unseen = [t for t in tasks if t in unseen_all]
-    rows: list[Row] = []
-    shots = max((s.few_shot for s in study.eval.sets), default=0)
-    for model in study.spec.models:
-        points = [c for c in study.checkpoints if c.model == model.label]
-        vanilla = next(c for c in points if c.role == "vanilla")
-        for setting in ("zero-shot", "few-shot"):
-            if (vanilla.label, setting) in scored:
-                name = "zero-shot" if setting == "zero-shot" else f"few-shot ({shots})"
-                rows.append(Row(model.label, name, {t: [f] for t, f in scored[(vanilla.label, setting)].items()},
-                                vanilla, setting))
-        singles = [c for c in points if c.role == "single" and (c.label, "zero-shot") in scored]
-        if singles:
-            sources: dict[str, list[Path]] = {}
-            for task in tasks:
-                specialists = [c for c in singles if task in c.covers]
-                chosen = specialists if task in seen and specialists else ([] if task in seen else singles)
-                sources[task] = [scored[(c.label, "zero-shot")][task] for c in chosen if task in scored[(c.label, "zero-shot")]]
-            rows.append(Row(model.label, "FT single", sources))
-        for c in points:
-            if c.role in ("multi", "merged") and (c.label, "zero-shot") in scored:
-                name = f"FT multi ({c.run})" if c.role == "multi" else f"merged: {c.run}"
-                rows.append(Row(model.label, name, {t: [f] for t, f in scored[(c.label, "zero-shot")].items()}, c))
-    return rows, seen, unseen
-
-
-def seen_unseen_table(study: Study) -> tuple[str, list[dict]]:
-    spec = study.spec.table
-    rows, seen, unseen = seen_unseen_rows(study)
-    boot = Bootstrap(lambda task: spec.metric, spec.resamples, spec.seed)
+    metric = spec.metric
     records = []
     for row in rows:
-        reference = next((r for r in rows if r.model == row.model and r.name == "zero-shot"), None)
-        record: dict[str, Any] = {"model": row.model, "row": row.name}
+        reference = next((r for r in rows if r.model == row.model and r.kind == "vanilla"
+                          and r.setting == "zero-shot"), None)
+        record: dict[str, Any] = {"model": row.model, "row": row.name, "kind": row.kind, "run": row.run,
+                                  "setting": row.setting, "seeds": [s for s in row.seeds() if s is not None]}
         for task in seen + unseen:
-            if row.sources.get(task):
-                record[task] = float(np.mean([boot.score(f, task)[0] for f in row.sources[task]]))
+            if task in row.tasks():
+                record[task] = boot.task_score(row.sources[task], task, metric)[0]
+                if boot.collapsed_in(row, task):
+                    record.setdefault("collapsed", {})[task] = boot.collapsed_in(row, task)
         for part, members in (("seen", seen), ("unseen", unseen)):
-            mean = boot.mean_over(row.sources, members)
+            mean = boot.mean_over(row, members, lambda t: metric)
             if mean is None:
                 continue
             record[f"{part} mean"] = mean[0]
             record[f"{part} CI"] = interval(mean[1])
+            for other in dict.fromkeys(("f1_macro", "mcc", metric)):
+                found = boot.mean_over(row, members, lambda t, o=other: o)
+                record[f"{part} {other}"] = found[0]
+            normalized = boot.mean_over(row, members, lambda t: NORMALIZED, normalized=True)
+            record[f"{part} {NORMALIZED} normalized"] = normalized[0]
+            record[f"{part} {NORMALIZED} normalized CI"] = interval(normalized[1])
             if reference is not None and reference is not row:
-                common = [t for t in members if row.sources.get(t) and reference.sources.get(t)]
-                ours, ref = boot.mean_over(row.sources, common), boot.mean_over(reference.sources, common)
+                common = [t for t in members if t in row.tasks() and t in reference.tasks()]
+                ours, ref = boot.mean_over(row, common, lambda t: metric), boot.mean_over(reference, common, lambda t: metric)
                 if ours and ref:
                     record[f"Δ {part}"] = ours[0] - ref[0]
                     record[f"Δ {part} CI"] = interval(ours[1] - ref[1])
@@ -188,74 +118,145 @@ def seen_unseen_table(study: Study) -> tuple[str, list[dict]]:
     headers = ["model", "row", *[short[t] for t in seen], "seen mean [95% CI]", "Δ seen vs zero-shot",
                *[short[t] for t in unseen], "unseen mean [95% CI]", "Δ unseen vs zero-shot"]
     table = []
-    for r in records:
+    for baseline in _baseline_rows(boot, rows, seen + unseen, metric):
+        table.append(["(no model)", baseline["row"], *[fmt(baseline.get(t)) for t in seen],
+                      fmt(np.mean([baseline[t] for t in seen if t in baseline]) if any(t in baseline for t in seen) else None), "",
+                      *[fmt(baseline.get(t)) for t in unseen],
+                      fmt(np.mean([baseline[t] for t in unseen if t in baseline]) if any(t in baseline for t in unseen) else None), ""])
+    for row, r in zip(rows, records):
         table.append([
-            r["model"], r["row"], *[fmt(r.get(t)) for t in seen],
+            r["model"], r["row"], *[fmt(r.get(t)) + _collapse_mark(boot, row, t) for t in seen],
             fmt(r.get("seen mean"), r.get("seen CI")), fmt(r.get("Δ seen"), r.get("Δ seen CI"), signed=True),
-            *[fmt(r.get(t)) for t in unseen],
+            *[fmt(r.get(t)) + _collapse_mark(boot, row, t) for t in unseen],
             fmt(r.get("unseen mean"), r.get("unseen CI")), fmt(r.get("Δ unseen"), r.get("Δ unseen CI"), signed=True),
         ])
-    text = (f"Metric: {spec.metric}; seen = {', '.join(seen)}; unseen = {', '.join(unseen)}. "
-            f"Intervals: 95% percentile bootstrap over documents ({spec.resamples} resamples, paired for Δ).\n\n"
+    beside = [[r["model"], r["row"],
+               *[fmt(r.get(f"{part} {m}")) for part in ("seen", "unseen") for m in dict.fromkeys((metric, "f1_macro", "mcc"))],
+               *[fmt(r.get(f"{part} {NORMALIZED} normalized"), r.get(f"{part} {NORMALIZED} normalized CI"))
+                 for part in ("seen", "unseen")],
+               len(r.get("collapsed", {}))] for r in records]
+    metric_headers = list(dict.fromkeys((metric, "f1_macro", "mcc")))
+    text = (f"Metric: {metric}; seen = {', '.join(seen)}; unseen = {', '.join(unseen)}. "
+            f"{seeds_caption(rows)} ({spec.resamples} resamples, paired for Δ). The '(no model)' rows are "
+            f"trivial answers on the same documents: the slice's majority label, the training split's most "
+            f"frequent label, uniform random guessing.\n\n"
             + tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+            + "\n\n" + COLLAPSE_NOTE
             + "\n\nFT single: each seen task is scored by the single-task model trained on it; each unseen task by "
               "the mean of all single-task models. A blank cell was not scored in that setting: the row's mean "
-              "covers the tasks it has, and its Δ compares only the tasks both rows scored.")
-    return text, records
+              "covers the tasks it has, and its Δ compares only the tasks both rows scored."
+            + f"\n\nBeside {metric}: macro-F1 and MCC (a constant answer scores MCC 0), and macro-F1 normalized to "
+              f"the best trivial baseline ((s - b) / (1 - b), clipped at 0) with its interval; means over each row's "
+              f"scored tasks.\n\n"
+            + tabulate(beside, headers=["model", "row", *[f"{part} {m}" for part in ("seen", "unseen") for m in metric_headers],
+                                        f"seen {NORMALIZED} normalized", f"unseen {NORMALIZED} normalized",
+                                        "collapsed cells"], tablefmt="github", disable_numparse=True))
+    return text, records, rows
 
 
-def views_table(study: Study) -> tuple[str, list[dict]]:
+def _views_places():
     from fin_tasks import task_manager
-    from harness.views import VIEWS, load_views, place_tasks, view_of
+    from harness.views import load_views, place_tasks
+
+    views = load_views()
+    return views, place_tasks(views, task_manager().task_index)
+
+
+def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[dict], list[Row]]:
+    from harness.views import VIEWS, view_of
 
     spec = study.spec.table
-    views = load_views()
-    places = place_tasks(views, task_manager().task_index)
-    scored = _expand_tasks(_folders(study))
+    views, places = _views_places()
+    rows = study_rows(study)
+    boot = boot or Bootstrap(spec.resamples, spec.seed)
 
     def metric_of(task: str) -> str:
         return views.task_types[places[task].task_type].metric
 
-    boot = Bootstrap(metric_of, spec.resamples, spec.seed)
-    tasks = sorted({t for by_task in scored.values() for t in by_task if t in places},
-                   key=lambda t: (places[t].task_type, t))
-    per_task, summary, records = [], [], []
-    for c in study.checkpoints:
-        for setting in ("zero-shot", "few-shot"):
-            by_task = scored.get((c.label, setting))
-            if not by_task:
-                continue
-            shots = max((s.few_shot for s in study.eval.sets), default=0) if setting == "few-shot" else 0
-            name = c.label + (f" (FTICL k={c.fticl})" if c.fticl else "")
-            per_task.append([name, setting, *[fmt(boot.score(by_task[t], t)[0]) if t in by_task else "" for t in tasks]])
-            record: dict[str, Any] = {"checkpoint": c.label, "fticl": c.fticl, "setting": setting,
-                                      **{t: boot.score(by_task[t], t)[0] for t in tasks if t in by_task}}
-            vanilla = next(v for v in study.checkpoints if v.model == c.model and v.role == "vanilla")
-            reference = scored.get((vanilla.label, setting))
-            if c.role != "vanilla" and reference:
-                cells = []
-                for view in VIEWS:
-                    members = [t for t in tasks if t in by_task and t in reference
-                               and view_of(t, c.trained_on, places) == view]
-                    ours = boot.mean_over({t: [by_task[t]] for t in members}, members)
-                    ref = boot.mean_over({t: [reference[t]] for t in members}, members)
-                    if ours is None or ref is None:
-                        cells.append("")
-                        continue
-                    metrics = "/".join(sorted({metric_of(t) for t in members}))
-                    ci = interval(ours[1] - ref[1])
-                    record[view] = {"score": ours[0], "vanilla": ref[0], "change": ours[0] - ref[0],
-                                    "ci": ci, "metric": metrics, "tasks": members}
-                    cells.append(f"{fmt(ours[0])} ({fmt(ours[0] - ref[0], ci, signed=True)}) {metrics}")
-                summary.append([name, setting, ", ".join(c.trained_on), *cells])
-            records.append(record)
+    tasks = sorted({t for r in rows for t in r.tasks() if t in places}, key=lambda t: (places[t].task_type, t))
+    per_task, summary, records, classification = [], [], [], []
+    for baseline in _baseline_rows(boot, rows, tasks, "acc"):
+        per_task.append(["(no model)", baseline["row"], *[fmt(baseline.get(t)) for t in tasks]])
+    for row in rows:
+        per_task.append([row.model if row.kind == "vanilla" else f"{row.model}/{row.name}", row.setting,
+                         *[fmt(boot.task_score(row.sources[t], t, metric_of(t))[0]) + _collapse_mark(boot, row, t)
+                           if t in row.tasks() else "" for t in tasks]])
+        record: dict[str, Any] = {"checkpoint": row.model if row.kind == "vanilla" else f"{row.model}/{row.run}",
+                                  "fticl": row.fticl, "setting": row.setting,
+                                  "seeds": [s for s in row.seeds() if s is not None],
+                                  **{t: boot.task_score(row.sources[t], t, metric_of(t))[0] for t in tasks if t in row.tasks()}}
+        pairs = [t for t in tasks if t in row.tasks() and metric_of(t) == "acc"]
+        if pairs:
+            classification.append([record["checkpoint"], row.setting, *[
+                fmt(boot.mean_over(row, pairs, lambda t, m=m: m, normalized=norm)[0])
+                for m, norm in (("acc", False), ("f1_macro", False), ("mcc", False), ("acc", True))]])
+        reference = next((r for r in rows if r.model == row.model and r.kind == "vanilla" and r.setting == row.setting), None)
+        if row.kind != "vanilla" and reference:
+            cells = []
+            for view in VIEWS:
+                members = [t for t in tasks if t in row.tasks() and t in reference.tasks()
+                           and view_of(t, row.trained_on, places) == view]
+                ours, ref = boot.mean_over(row, members, metric_of), boot.mean_over(reference, members, metric_of)
+                if ours is None or ref is None:
+                    cells.append("")
+                    continue
+                metrics = "/".join(sorted({metric_of(t) for t in members}))
+                ci = interval(ours[1] - ref[1])
+                record[view] = {"score": ours[0], "vanilla": ref[0], "change": ours[0] - ref[0],
+                                "ci": ci, "metric": metrics, "tasks": members}
+                cells.append(f"{fmt(ours[0])} ({fmt(ours[0] - ref[0], ci, signed=True)}) {metrics}")
+            summary.append([f"{row.model}/{row.name}", row.setting, ", ".join(row.trained_on), *cells])
+        records.append(record)
     text = (f"Change against the vanilla model in the same setting (score (Δ [95% CI])); each task on its "
-            f"type's metric; bootstrap over documents ({spec.resamples} resamples, paired).\n\n"
+            f"type's metric. {seeds_caption(rows)} ({spec.resamples} resamples, paired).\n\n"
             + tabulate(summary, headers=["model", "setting", "trained on", *VIEWS], tablefmt="github", disable_numparse=True)
-            + "\n\nPer task:\n\n"
+            + "\n\nPer task (the '(no model)' rows: trivial answers' accuracy on the same documents):\n\n"
             + tabulate(per_task, headers=["model", "setting", *[f"{t} ({metric_of(t)})" for t in tasks]],
+                       tablefmt="github", disable_numparse=True)
+            + "\n\n" + COLLAPSE_NOTE
+            + "\n\nClassification tasks, mean over each row's scored ones: accuracy beside macro-F1, MCC and "
+              "accuracy normalized to the best trivial baseline:\n\n"
+            + tabulate(classification, headers=["model", "setting", "acc", "f1_macro", "mcc", "acc normalized"],
                        tablefmt="github", disable_numparse=True))
-    return text, records
+    return text, records, rows
+
+
+def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
+    """The study folder's claims.yaml decided on its rows (None when the folder has none)."""
+    from study.claims import CLAIMS_FILE, decide, load_claims
+
+    claims = load_claims(study.folder)
+    if claims is None:
+        return None, []
+    if study.spec.table.kind == "seen_unseen":
+        from harness.measures import seen_and_unseen
+
+        seen, unseen = seen_and_unseen(study.eval.include_paths)
+
+        def task_sets(name, involved):
+            if name not in ("seen", "unseen"):
+                raise RecipeError(f"{Path(study.folder) / CLAIMS_FILE}: tasks: {name} is a view of the views table; "
+                                  f"this study's sets are seen and unseen")
+            return sorted(seen if name == "seen" else unseen)
+
+        def metric_of(task, metric):
+            return metric or study.spec.table.metric
+    else:
+        from harness.views import view_of
+
+        views, places = _views_places()
+
+        def task_sets(name, involved):
+            if name in ("seen", "unseen"):
+                raise RecipeError(f"{Path(study.folder) / CLAIMS_FILE}: tasks: {name} belongs to the seen/unseen "
+                                  f"table; this study's sets are in_domain, out_of_domain, cross_task")
+            trained = next((r.trained_on for r in involved if r.kind != "vanilla"), [])
+            return sorted({t for r in involved for t in r.tasks() if t in places and view_of(t, trained, places) == name})
+
+        def metric_of(task, metric):
+            return metric or views.task_types[places[task].task_type].metric
+
+    return claims, decide(claims, rows, boot, metric_of, task_sets, str(Path(study.folder) / CLAIMS_FILE))
 
 
 TABLES_KEY = "tables.key"
@@ -266,7 +267,12 @@ def tables_key(study: Study) -> str:
     markers' contents) and this module's code. Unchanged key: the tables are current."""
     import hashlib
 
-    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for code in ("tables.py", "cells.py", "claims.py"):
+        digest.update((here / code).read_bytes())
+    claims = Path(study.folder) / "claims.yaml"
+    digest.update(claims.read_bytes() if claims.is_file() else b"no claims")
     digest.update(json.dumps([study.spec.name, study.spec.paper, study.full,
                               study.spec.table.model_dump(mode="json")], sort_keys=True).encode())
     for step in study.evals:
@@ -283,11 +289,19 @@ def tables_current(study: Study) -> bool:
 
 
 def write_tables(study: Study) -> Path:
-    text, records = (seen_unseen_table if study.spec.table.kind == "seen_unseen" else views_table)(study)
+    spec = study.spec.table
+    boot = Bootstrap(spec.resamples, spec.seed)
+    text, records, rows = (seen_unseen_table if spec.kind == "seen_unseen" else views_table)(study, boot)
+    claims, verdicts = claim_verdicts(study, rows, boot)
+    if claims is not None:
+        from study.claims import claims_table
+
+        text = "## Claims\n\n" + claims_table(verdicts, claims) + "\n\n## Tables\n\n" + text
     root = Path(study.root)
     header = f"# {study.spec.name}{' (--full)' if study.full else ''}: {study.spec.paper}\n\n"
     write_atomic(root / "tables.md", header + text + "\n")
     write_atomic(root / "tables.json", json.dumps(records, indent=2, default=list))
+    write_atomic(root / "claims.json", json.dumps([v.as_json() for v in verdicts], indent=2, default=list))
     write_atomic(root / TABLES_KEY, tables_key(study) + "\n")  # last: a killed render is redone
     log.info(header + text)
     return root / "tables.md"

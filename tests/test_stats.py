@@ -98,3 +98,24 @@ def test_a_tasks_log_is_not_mistaken_for_its_variants(tmp_path):
     (tmp_path / "samples_gen_nli_rte_mc_2026-11-22T08-00-00.000001.jsonl").write_text("")
     assert samples_file(tmp_path, "gen_nli_rte").name == "samples_gen_nli_rte_2026-11-22T07-00-00.000001.jsonl"
     assert samples_file(tmp_path, "gen_nli_rte_mc").name.startswith("samples_gen_nli_rte_mc_")
+
+
+def test_two_level_bootstrap_redraws_seeds_then_documents():
+    import numpy as np
+
+    from harness.stats import seed_draws, two_level
+
+    # Three training seeds, each with its own document replicates; draw b averages the
+    # b-th document replicate of the seeds drawn in row b.
+    reps = [np.full(4, 0.0), np.full(4, 1.0), np.full(4, 5.0)]
+    draws = np.array([[0, 0, 0], [2, 2, 2], [0, 1, 2], [1, 1, 2]])
+    point, combined = two_level([0.0, 1.0, 5.0], reps, draws)
+    assert point == 2.0
+    assert combined.tolist() == [0.0, 5.0, 2.0, pytest.approx(7 / 3)]
+    # Seed noise widens the interval beyond documents alone: here every seed's documents
+    # are identical, so only the seed level varies.
+    many = seed_draws(3, 2000, 0)
+    _, spread = two_level([0.0, 1.0, 5.0], [np.full(2000, v) for v in (0.0, 1.0, 5.0)], many)
+    assert spread.std() > 1.0
+    # One seed: its document replicates, unchanged.
+    assert two_level([0.3], [np.array([0.1, 0.5])], None)[1].tolist() == [0.1, 0.5]

@@ -112,7 +112,16 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     assert single["fin_fomc"] == pytest.approx(read_scores(root / "evals" / "smollm2--fomc" / "zero-shot-set0",
                                                            "f1_weighted")["fin_fomc"])
     assert len(fomc) == 3  # the limit
-    assert "seen mean [95% CI]" in (root / "tables.md").read_text()
+    tables = (root / "tables.md").read_text()
+    assert "seen mean [95% CI]" in tables
+    # Trivial answers beside the models, and the study's claims decided by code.
+    assert "| (no model) | majority" in tables and "unseen f1_macro normalized" in tables
+    assert "One training seed: they do not cover training noise" in tables
+    verdicts = json.loads((root / "claims.json").read_text())
+    assert [v["id"] for v in verdicts][:2] == ["A1-ft-raises-seen", "A2-ft-costs-unseen"]
+    assert all(v["verdict"] in ("agrees", "contradicts", "inconclusive", "not testable at this size",
+                                "not testable: control at trivial baseline") for v in verdicts)
+    assert tables.index("## Claims") < tables.index("## Tables")
 
     # Every scored checkpoint is on the board.
     entries = Board(board).entries()
@@ -185,3 +194,27 @@ def test_full_switch_uses_the_papers_sizes():
     assert {t.samples for r in full.train_recipes for t in r.tasks} == {None}
     assert full.train_recipes[0].training.epochs == 2 and small.train_recipes[0].training.epochs == 1
     assert Path(full.root).name == "fin-instruct-merge-full"
+
+
+def test_training_seeds_give_a_run_and_a_merge_per_seed(tmp_path, tiny_models):
+    folder = shrink("fin-instruct-merge", tmp_path, tiny_models)
+    train = yaml.safe_load((folder / "train.yaml").read_text())
+    train.pop("seed")
+    train["seeds"] = [1, 2, 3]
+    (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
+    study = load_study(folder)
+    # 5 runs x 2 models x 3 seeds, and each merge once per seed from that seed's runs.
+    assert len(study.train_recipes) == 30 and len(study.merge_recipes) == 9
+    assert {r.seed for r in study.train_recipes} == {1, 2, 3}
+    ta = next(r for r in study.merge_recipes if r.name == "smollm2-task-arithmetic-s2")
+    assert all(m.model.endswith("-s2") for m in ta.models)
+    assert {c.label for c in study.checkpoints if c.run == "fomc"} >= {"smollm2/fomc-s1", "smollm2/fomc-s3"}
+
+
+def test_a_training_recipe_with_seeds_is_one_run_per_seed():
+    from training.recipe import parse_recipe
+
+    recipe = parse_recipe({"name": "fpb", "base_model": "m", "tasks": [{"name": "fin_fpb"}], "seeds": [7, 8]})
+    assert [(r.name, r.seed) for r in recipe.per_seed()] == [("fpb-s7", 7), ("fpb-s8", 8)]
+    with pytest.raises(RecipeError, match="give seed or seeds, not both"):
+        parse_recipe({"name": "fpb", "base_model": "m", "tasks": [{"name": "fin_fpb"}], "seed": 1, "seeds": [7]})

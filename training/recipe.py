@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 
 from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
@@ -95,7 +95,26 @@ class TrainRecipe(_Strict):
     lora: LoraSpec = LoraSpec()
     training: TrainingSpec = TrainingSpec()
     seed: int = 42
+    seeds: list[int] | None = Field(
+        default=None, min_length=1,
+        description="train once per seed, each its own run folder <name>-s<seed> (instead of seed)")
     output_dir: str = "runs"
+
+    @model_validator(mode="after")
+    def _seed_or_seeds(self):
+        if self.seeds is not None:
+            if "seed" in self.model_fields_set:
+                raise ValueError("give seed or seeds, not both")
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ValueError(f"seeds: a seed is listed twice: {self.seeds}")
+        return self
+
+    def per_seed(self) -> list["TrainRecipe"]:
+        """One recipe per training seed: itself, or each seed of ``seeds`` as its own run."""
+        if self.seeds is None:
+            return [self]
+        return [self.model_copy(update={"name": f"{self.name}-s{s}", "seed": s, "seeds": None})
+                for s in self.seeds]
 
     @field_validator("tasks")
     @classmethod

@@ -70,6 +70,9 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
 
     if not isinstance(recipe, TrainRecipe):
         recipe = load_recipe(recipe)
+    if recipe.seeds is not None:
+        raise RecipeError(f"{recipe.name}: seeds: {recipe.seeds} is one run per seed; train each of "
+                          f"recipe.per_seed() (as `finharness train` does)")
     say = logger.info
     set_offline(online)  # offline unless asked: never wait on the Hub
     if include_paths:

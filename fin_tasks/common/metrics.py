@@ -82,6 +82,43 @@ def process_results_gen(doc: dict, results: Sequence[str]) -> dict:
 CORPUS_AGGREGATIONS = {"f1_macro": f1_macro, "f1_weighted": f1_weighted, "mcc": mcc}
 
 
+def confusion_matrices(golds: Sequence[int] | np.ndarray, preds: np.ndarray) -> np.ndarray:
+    """Confusion matrices ``[row, gold, pred]`` of many prediction vectors at once (``preds``
+    is rows x documents; ``golds`` the same shape, or one vector shared by every row). Labels
+    are indices; a missing answer (-1) is one extra wrong class, as the metrics above treat it."""
+    preds = np.atleast_2d(np.asarray(preds, dtype=np.int64))
+    gold = np.broadcast_to(np.asarray(golds, dtype=np.int64), preds.shape)
+    size = int(max(gold.max(initial=0), preds.max(initial=0))) + 2  # the last class: missing
+    codes = gold * size + np.where(preds < 0, size - 1, preds)
+    flat = (np.arange(len(codes))[:, None] * size * size + codes).ravel()
+    return np.bincount(flat, minlength=len(codes) * size * size).reshape(len(codes), size, size)
+
+
+def from_confusion(metric: str, matrices: np.ndarray) -> np.ndarray:
+    """``f1_macro``, ``f1_weighted`` or ``mcc`` of each confusion matrix, with the formulas and
+    conventions of the functions above (F1 over the gold classes, zero division 0; sklearn's
+    multi-class MCC): the bootstrap and the random baseline score thousands of resamples with it."""
+    true = matrices.sum(axis=2).astype(float)
+    pred = matrices.sum(axis=1).astype(float)
+    hits = np.diagonal(matrices, axis1=1, axis2=2).astype(float)
+    if metric in ("f1_macro", "f1_weighted"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.where(true + pred > 0, 2 * hits / (true + pred), 0.0)
+        present = true > 0
+        if metric == "f1_macro":
+            return (f1 * present).sum(axis=1) / present.sum(axis=1)
+        return (f1 * true).sum(axis=1) / true.sum(axis=1)
+    if metric == "mcc":
+        n = true.sum(axis=1)
+        cov_ytyp = hits.sum(axis=1) * n - (pred * true).sum(axis=1)
+        cov_ypyp = n * n - (pred * pred).sum(axis=1)
+        cov_ytyt = n * n - (true * true).sum(axis=1)
+        denom = cov_ytyt * cov_ypyp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(denom > 0, cov_ytyp / np.sqrt(denom), 0.0)
+    raise ValueError(f"{metric}: not a confusion-matrix metric (f1_macro, f1_weighted, mcc)")
+
+
 def document_mean(values: Sequence[Any]) -> float:
     return float(np.mean(np.asarray(values, dtype=float)))
 
