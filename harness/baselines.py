@@ -132,6 +132,28 @@ def run_baselines(results: Mapping[str, Any], samples: Mapping[str, list[dict]],
     return out
 
 
+INTERVAL_RESAMPLES = 1000
+
+
+def normalized_interval(tasks: Mapping[str, tuple[Sequence[tuple[int, int]], float]], resamples: int = INTERVAL_RESAMPLES,
+                        level: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean over tasks of normalized macro-F1, from each
+    task's (gold, pred) pairs and best trivial baseline ``b``: documents are redrawn within
+    each task (seeded by the task's name, so an entry's interval is reproducible)."""
+    import zlib
+
+    from harness.stats import draw_indices, percentile_interval, replicates
+
+    reps = []
+    for task, (pairs, best) in sorted(tasks.items()):
+        if not pairs:
+            continue
+        draws = draw_indices(len(pairs), resamples, [seed, zlib.crc32(task.encode())])
+        _, raw = replicates([tuple(p) for p in pairs], aggregation_of(NORMALIZED), draws)
+        reps.append(np.array([normalize(r, best) for r in raw]))
+    return percentile_interval(np.mean(reps, axis=0), level) if reps else None
+
+
 _TRAIN_GOLDS: dict[tuple[str, str], list[int] | None] = {}
 
 

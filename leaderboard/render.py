@@ -21,9 +21,10 @@ from plumbing.atomic import write_atomic
 TEMPLATES = Path(__file__).with_name("templates")
 COLOURS = {"pretrained": "#1f77b4", "instruct": "#2ca02c", "fine-tuned": "#ff7f0e", "merged": "#9467bd"}
 TEXT_COLUMNS = {"model", "model_type", "weight_type", "base_model", "precision", "chat_template", "revision", "recipe",
-                "collapsed"}
+                "collapsed", "seen_norm_ci", "unseen_norm_ci"}
 LABELS = {"seen_gain": "seen gain", "model_type": "type", "weight_type": "weights", "base_model": "base",
-          "chat_template": "chat", "num_fewshot": "shots", "seen_norm": "seen (norm.)", "unseen_norm": "unseen (norm.)"}
+          "chat_template": "chat", "num_fewshot": "shots", "seen_norm": "seen (norm.)", "unseen_norm": "unseen (norm.)",
+          "seen_norm_ci": "seen (norm.) 95% CI", "unseen_norm_ci": "unseen (norm.) 95% CI"}
 
 
 def scatter_svg(points: list[tuple[str, str, float, float]], size: int = 320, pad: int = 40) -> str:

@@ -180,7 +180,8 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
         # The roles and file hashes of the tasks, as verified: the board places a user's
         # held-out task without its folder, and says which files it was scored on.
         metadata={**sub.model_dump(mode="json"), "include_paths": include,
-                  "roles": verified.roles, "external_tasks": verified.external, "baselines": verified.baselines},
+                  "roles": verified.roles, "external_tasks": verified.external, "baselines": verified.baselines,
+                  "intervals": verified.intervals},
     )
     board.check_new(fields)  # before the copy below
     if results_dir is None:

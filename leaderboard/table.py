@@ -11,7 +11,8 @@
   *seen gain* and *retention change* likewise. Empty when the base model is not on the
   board with those settings.
 - *seen_norm* / *unseen_norm*: the mean macro-F1 normalized to the best trivial answer on
-  the same documents (majority label, training prior, random; 0 = no better), and
+  the same documents (majority label, training prior, random; 0 = no better), with its 95%
+  bootstrap interval over documents (*_ci*, computed when the entry was verified), and
   *collapsed*: the tasks where one label took >= 90% of the answers; both recomputed from
   the verified per-sample rows (harness/baselines.py).
 - Each task shows one metric: ``--metric`` (default ``acc``) where the task reports it,
@@ -31,8 +32,8 @@ from leaderboard.store import Entry
 FALLBACK_METRICS = ("rougeL",)
 INFO_COLUMNS = ("id", "model", "model_type", "weight_type", "base_model", "precision", "chat_template",
                 "num_fewshot", "revision")
-SUMMARY_COLUMNS = ("seen", "unseen", "seen_norm", "unseen_norm", "collapsed", "seen_gain", "forgetting", "retention",
-                   "retention_change")
+SUMMARY_COLUMNS = ("seen", "unseen", "seen_norm", "seen_norm_ci", "unseen_norm", "unseen_norm_ci", "collapsed",
+                   "seen_gain", "forgetting", "retention", "retention_change")
 
 
 def task_score(scores: dict[str, float], metric: str) -> float | None:
@@ -80,6 +81,12 @@ def _normalized(entry: Entry, tasks: set[str]) -> float | None:
     return mean(values) if values else None
 
 
+def _interval(entry: Entry, role: str) -> str | None:
+    """The 95% bootstrap interval of a role's normalized mean, computed from the verified rows."""
+    found = (entry.metadata.get("intervals") or {}).get(f"{role}_norm")
+    return f"[{found[0]:.3f}, {found[1]:.3f}]" if found else None
+
+
 def board_rows(entries: list[Entry], metric: str = "acc",
                roles: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """One dict per entry (info, summary and task columns) and the task columns' names."""
@@ -101,6 +108,7 @@ def board_rows(entries: list[Entry], metric: str = "acc",
             "num_fewshot": e.settings.get("num_fewshot", 0), "revision": e.revision[:12],
             "seen": mine["seen"], "unseen": mine["unseen"],
             "seen_norm": _normalized(e, members["seen"]), "unseen_norm": _normalized(e, members["unseen"]),
+            "seen_norm_ci": _interval(e, "seen"), "unseen_norm_ci": _interval(e, "unseen"),
             "collapsed": ", ".join(sorted(t for t, b in (e.metadata.get("baselines") or {}).items()
                                           if b.get("collapsed"))),
             "seen_gain": change["seen"], "forgetting": change["unseen"],

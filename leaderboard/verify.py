@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.baselines import PAIR_METRIC
 from harness.result_files import load_results, results_file, samples_file
 from fin_tasks.common.metrics import aggregation_of
 
@@ -51,6 +52,7 @@ class VerifiedResults:
     external: dict[str, dict] = field(default_factory=dict)  # task -> fingerprint, for tasks outside the package
     roles: dict[str, str] = field(default_factory=dict)  # task -> seen / unseen / retention, from the task YAMLs
     baselines: dict[str, dict] = field(default_factory=dict)  # task -> trivial baselines and collapse, from the rows
+    intervals: dict[str, list[float]] = field(default_factory=dict)  # seen_norm / unseen_norm / ... -> 95% interval
 
 
 def _declared_limit(data: dict[str, Any], path: Path) -> float | None:
@@ -221,7 +223,7 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
     n_samples = data.get("n-samples", {})
     hashes = data.get("task_hashes", {})
     limit, method, seed = _declared_slice(data, path)
-    scores, docs, baselines = {}, {}, {}
+    scores, docs, baselines, pairs = {}, {}, {}, {}
     for name in tasks:
         where = samples_file(Path(folder), name)
         rows = _read_rows(where)
@@ -231,9 +233,25 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
         found = _baselines(name, rows, scores[name], manager)
         if found is not None:
             baselines[name] = found
+            pairs[name] = [tuple(int(v) for v in row[PAIR_METRIC]) for row in rows]
     role_of = roles(manager.task_index)
     return VerifiedResults(path, data, scores, docs, limit, method, seed, external,
-                           {t: role_of[t] for t in tasks if t in role_of}, baselines)
+                           {t: role_of[t] for t in tasks if t in role_of}, baselines,
+                           _intervals(baselines, pairs, role_of))
+
+
+def _intervals(baselines: dict[str, dict], pairs: dict[str, list], role_of: dict[str, str]) -> dict[str, list[float]]:
+    """Per role, the 95% interval of the mean normalized macro-F1 over the role's tasks."""
+    from harness.baselines import NORMALIZED, normalized_interval
+
+    out = {}
+    for role in sorted(set(role_of.values())):
+        members = {t: (pairs[t], max(b[NORMALIZED] for b in baselines[t]["baselines"].values()))
+                   for t in pairs if role_of.get(t) == role}
+        found = normalized_interval(members) if members else None
+        if found is not None:
+            out[f"{role}_norm"] = [round(found[0], 6), round(found[1], 6)]
+    return out
 
 
 def _baselines(name: str, rows: list[dict], scores: dict[str, float], manager) -> dict | None:

@@ -304,3 +304,12 @@ def test_the_board_flags_collapse_and_normalizes_from_the_verified_rows(scored, 
     assert set(stored) == set(TASKS) and all(0 <= b["normalized"]["f1_macro"] <= 1 for b in stored.values())
     assert row["unseen_norm"] == pytest.approx(sum(stored[t]["normalized"]["f1_macro"] for t in UNSEEN) / len(UNSEEN))
     assert "unseen_norm" in show(board.entries(), roles=ROLES)
+    # Its interval, from the verified rows with the harness's own bootstrap (seeded by task name).
+    from harness.baselines import normalized_interval
+
+    pairs = {t: ([tuple(json.loads(line)["f1_macro"]) for line in
+                  samples_file(scored["results"]["base"], t).read_text().splitlines()],
+                 max(b["f1_macro"] for b in stored[t]["baselines"].values())) for t in UNSEEN}
+    low, high = normalized_interval(pairs)
+    assert row["unseen_norm_ci"] == f"[{low:.3f}, {high:.3f}]" and low <= high
+    assert "unseen_norm_ci" in show(board.entries(), roles=ROLES)
