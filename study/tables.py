@@ -136,8 +136,12 @@ def seen_unseen_table(study: Study, boot: Bootstrap | None = None) -> tuple[str,
                  for part in ("seen", "unseen")],
                len(r.get("collapsed", {}))] for r in records]
     metric_headers = list(dict.fromkeys((metric, "f1_macro", "mcc")))
+    trained = {t for c in study.checkpoints for t in c.trained_on}
+    untrained = [t for t in seen if t not in trained]
     text = (f"Metric: {metric}; seen = {', '.join(seen)}; unseen = {', '.join(unseen)}. "
-            f"{seeds_caption(rows)} ({spec.resamples} resamples, paired for Δ). The '(no model)' rows are "
+            + (f"In the seen group but trained on by no run of this study: {', '.join(untrained)} "
+               f"(the seen means include them; the claims list their tasks). " if untrained else "")
+            + f"{seeds_caption(rows)} ({spec.resamples} resamples, paired for Δ). The '(no model)' rows are "
             f"trivial answers on the same documents: the slice's majority label, the training split's most "
             f"frequent label, uniform random guessing.\n\n"
             + tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
