@@ -1,4 +1,4 @@
-"""``finharness leaderboard submit | show | render``."""
+"""``finharness leaderboard submit | show | export | render``."""
 from __future__ import annotations
 
 import argparse
@@ -18,9 +18,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"entry {entry} added to {board.path}")
         return 0
     if args.action == "show":
+        from leaderboard.export import DATA_FORMATS, rows_as
         from leaderboard.table import show
 
-        print(show(board.entries(), metric=args.metric, sort=args.sort, ascending=args.ascending, fmt=args.format))
+        if args.format in DATA_FORMATS:
+            print(rows_as(args.format, board.entries(), metric=args.metric, sort=args.sort, ascending=args.ascending),
+                  end="")
+        else:  # markdown is GitHub's table; any other name is a tabulate format
+            fmt = "github" if args.format == "markdown" else args.format
+            print(show(board.entries(), metric=args.metric, sort=args.sort, ascending=args.ascending, fmt=fmt))
+        return 0
+    if args.action == "export":
+        from leaderboard.export import export
+
+        entries = board.entries()
+        out = export(entries, args.dir, metric=args.metric)
+        print(f"wrote {len(entries)} entries to {out} (contents.jsonl, results/, details/)")
         return 0
     from leaderboard.render import render
 
@@ -49,7 +62,13 @@ def register(sub) -> None:
                     help="any column (default: unseen macro-F1 normalized to the best trivial answer, which a "
                          "constant answer cannot win): unseen, forgetting, fin_fpb, model, ...")
     lh.add_argument("--ascending", action="store_true")
-    lh.add_argument("--format", default="github", help="any tabulate format: github, plain, latex, html, ...")
+    lh.add_argument("--format", default="markdown",
+                    help="json or csv (the rows as data), markdown, or any tabulate format (plain, latex, html, ...)")
+    le = lb_sub.add_parser("export", help="write the board as dataset files: contents.jsonl, Open-LLM-Leaderboard-"
+                                          "style results JSON per entry, per-sample details")
+    le.add_argument("dir", type=Path)
+    le.add_argument("--board", type=Path, default=None, help=board_help)
+    le.add_argument("--metric", default="acc")
     lr = lb_sub.add_parser("render", help="write the board as one static HTML page")
     lr.add_argument("--board", type=Path, default=None, help=board_help)
     lr.add_argument("--out", type=Path, default=Path("leaderboard.html"))

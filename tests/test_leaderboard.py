@@ -43,7 +43,7 @@ def scored(tmp_path_factory):
 def write_submission(folder: Path, **fields) -> Path:
     data = {"model_type": "pretrained", "weight_type": "original", "precision": "float32", "chat_template": False}
     data.update(fields)
-    path = folder / f"{fields['model']}.yaml"
+    path = folder / f"{fields['model'].replace('/', '__')}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -313,3 +313,43 @@ def test_the_board_flags_collapse_and_normalizes_from_the_verified_rows(scored, 
     low, high = normalized_interval(pairs)
     assert row["unseen_norm_ci"] == f"[{low:.3f}, {high:.3f}]" and low <= high
     assert "unseen_norm_ci" in show(board.entries(), roles=ROLES)
+
+
+def test_show_formats_are_data_and_export_writes_dataset_files(scored, tmp_path, capsys):
+    import csv
+
+    board_file = tmp_path / "board.sqlite"
+    board = Board(board_file)
+    base_id = submit(load_submission(write_submission(tmp_path, model="org/tiny-base",
+                                                      results=str(scored["results"]["base"]))), board)
+    submit(load_submission(write_submission(tmp_path, model="tiny-tuned", model_type="fine-tuned",
+                                            base_model="org/tiny-base", results=str(scored["results"]["tuned"]))), board)
+    rows = {r["id"]: r for r in board_rows(board.entries(), "acc")[0]}
+
+    # --format json: a list of objects, numbers as numbers, the same values as the board's rows.
+    capsys.readouterr()
+    assert main(["leaderboard", "show", "--board", str(board_file), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {d["id"] for d in data} == set(rows)
+    for d in data:
+        assert d["unseen"] == rows[d["id"]]["unseen"] and d["fin_fpb"] == rows[d["id"]]["fin_fpb"]
+    # --format csv: a header and one line per entry; --format markdown: a pipe table.
+    assert main(["leaderboard", "show", "--board", str(board_file), "--format", "csv"]) == 0
+    parsed = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert len(parsed) == 2 and float(parsed[0]["fin_fpb"]) == data[0]["fin_fpb"]
+    assert main(["leaderboard", "show", "--board", str(board_file), "--format", "markdown"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("|--")
+
+    # export: contents, one results file per entry in the Open LLM Leaderboard layout, the details.
+    assert main(["leaderboard", "export", str(tmp_path / "out"), "--board", str(board_file)]) == 0
+    out = tmp_path / "out"
+    contents = [json.loads(line) for line in (out / "contents.jsonl").read_text().splitlines()]
+    assert [c["id"] for c in contents] == [e.id for e in board.entries()]
+    entry = next(e for e in board.entries() if e.id == base_id)
+    written = json.loads((out / "results" / "org__tiny-base" / f"results_{base_id}.json").read_text())
+    assert written["config"]["model_name"] == "org/tiny-base" and written["config"]["model_sha"] == entry.revision
+    assert written["results"] == entry.scores
+    assert written["finharness"]["baselines"] == entry.metadata["baselines"]
+    for task in TASKS:
+        copied = samples_file(out / "details" / "org__tiny-base" / str(base_id), task)
+        assert copied.read_bytes() == samples_file(Path(entry.results_path), task).read_bytes()
