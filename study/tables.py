@@ -302,6 +302,16 @@ def write_tables(study: Study) -> Path:
 
         text = "## Claims\n\n" + claims_table(verdicts, claims) + "\n\n## Tables\n\n" + text
     root = Path(study.root)
+    from study.plots import forest_plot, forgetting_arrows
+
+    pictures = []
+    if verdicts:
+        forest_plot(verdicts, root / "claims")
+        pictures.append("![each claim's effect with its 95% interval](claims.svg)")
+    if spec.kind == "seen_unseen" and forgetting_arrows(records, root / "forgetting"):
+        pictures.append("![zero-shot to fine-tuned and merged, seen vs unseen, normalized macro-F1](forgetting.svg)")
+    if pictures:
+        text = "\n\n".join(pictures) + "\n\n" + text
     header = f"# {study.spec.name}{' (--full)' if study.full else ''}: {study.spec.paper}\n\n"
     write_atomic(root / "tables.md", header + text + "\n")
     write_atomic(root / "tables.json", json.dumps(records, indent=2, default=list))
