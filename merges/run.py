@@ -16,6 +16,7 @@ from merges.checks import check_compatible, resolve_models
 from merges.lora_space import fast_path_refusal, merge_in_lora_space
 from merges.mergekit_yaml import mergekit_dict, to_yaml, validate
 from merges.recipe import MergePoint, MergeRecipe, expand, load_merge_recipe
+from plumbing.model_cards import card_text, hub_base_model
 from plumbing.recipes import RecipeError
 from plumbing.atomic import write_atomic
 from plumbing.folders import finish, is_finished, scratch_dir
@@ -98,11 +99,8 @@ def _write_card(work: Path, item: PlannedMerge, route: str, seconds: float) -> N
     p = item.point
     rows = "\n".join(f"| `{m.model}` | {m.weight if m.weight is not None else ''} | "
                      f"{m.density if m.density is not None else ''} |" for m in p.models)
-    write_atomic(work / "README.md", f"""---
-base_model: {p.base_model}
-tags: [finharness, merge, mergekit, {p.method}]
----
-# {item.folder.name}
+    inputs = [hub_base_model(m.model) for m in p.models]
+    write_atomic(work / "README.md", card_text(f"""# {item.folder.name}
 
 Merged by `finharness merge` with MergeKit's `{p.method}` ({'LoRA-space path: MergeKit merge tasks on base + adapter deltas' if route == 'lora-space' else 'full-model `run_merge`'}), seed {p.seed}, dtype {p.dtype}, in {seconds:.1f} s.
 
@@ -119,7 +117,8 @@ Global parameters: `{json.dumps(p.parameters)}`
 ```yaml
 {item.yaml_text.rstrip()}
 ```
-""")
+""", base_model=[b for b in [hub_base_model(p.base_model), *inputs] if b], library_name="transformers",
+        tags=["finharness", "merge", "mergekit", p.method], base_model_relation="merge"))
 
 
 def merge_recipe(recipe: MergeRecipe | str | Path, *, output_dir: str | Path | None = None,

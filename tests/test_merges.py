@@ -115,6 +115,12 @@ def test_task_arithmetic_is_the_weighted_sum_of_task_vectors(tiny_checkpoint, fu
     for name, b in base.items():
         expected = b + sum(w * (f[name] - b) for w, f in zip(weights, fine))
         assert torch.allclose(merged[name], expected, atol=1e-6), name
+    # Its card is a Hub model card: merge relation, MergeKit tags, the configuration in the text.
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.get("base_model_relation") is None  # local inputs only: no Hub id to relate to
+    assert {"merge", "mergekit", "task_arithmetic"} <= set(card.data.tags) and "merge_method: task_arithmetic" in card.text
 
 
 def test_ties_trims_elects_signs_and_averages_agreeing_deltas(tiny_checkpoint, full_models, tmp_path):

@@ -176,7 +176,7 @@ def test_run_folder_holds_everything(trained):
     card = (trained / "README.md").read_text()
     assert re.search(r"\n\| fin_fpb +\| +48 \|\n", card)  # data table
     assert re.search(r"\n\| 18 +\| 3.0 +\| \d\.\d{4} +\|", card)  # last row of the training curve
-    assert "lr: 0.005" in card and "library_name: peft" in card
+    assert "lr: 0.005" in card and "library_name: transformers" in card
     recipe = load_recipe(trained / "recipe.yaml")  # the resolved recipe is itself a valid recipe
     assert recipe.training.warmup_ratio == 0.03
 
@@ -269,3 +269,41 @@ def test_multi_task_recipes_mix_every_task_with_its_own_count(tiny_checkpoint, t
     assert Counter(e.task for e in examples) == {"fin_fpb": 6, "fin_fomc": 4, "generative_fin_finred": 2}
     assert all(e.prompt.startswith("Examine the excerpt") for e in examples if e.task == "fin_fomc")
     assert len({(e.task, e.doc_index) for e in examples}) == 12  # no example drawn twice
+
+
+def test_the_run_and_its_adapter_carry_hub_model_cards_and_push_adds_a_model_index(trained, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from finharness.push import push
+    from harness.evaluate import EvalRequest, run_eval
+    from harness.measures import read_scores
+    from plumbing.model_cards import hub_base_model
+
+    card = ModelCard.load(trained / "README.md")
+    assert card.data.library_name == "transformers" and {"finharness", "lora", "fin_fpb"} <= set(card.data.tags)
+    # A local base folder is named in the text, never given as a Hub id (nor a relation to one).
+    assert card.data.base_model is None and card.data.get("base_model_relation") is None
+    adapter = ModelCard.load(trained / "adapter" / "README.md")  # not PEFT's empty template
+    assert adapter.data.library_name == "peft" and "lora" in adapter.data.tags
+    assert "More Information Needed" not in adapter.text and "fin_fpb" in adapter.text
+    # Hub ids where they are known: an embedded model's upstream checkpoint, org/name@rev without the revision.
+    assert hub_base_model("smollm2-135m-instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert hub_base_model("acme/fin-7b@abc123") == "acme/fin-7b" and hub_base_model(str(trained)) is None
+    from plumbing.model_cards import card_text
+
+    embedded = ModelCard(card_text("# run", base_model=hub_base_model("gemma3-270m"), library_name="peft",
+                                   tags=["lora"], base_model_relation="adapter"))
+    assert embedded.data.base_model == "google/gemma-3-270m" and embedded.data.get("base_model_relation") == "adapter"
+
+    # Scored, then pushed offline: the card gets the evaluation as its model-index; nothing is uploaded.
+    scored = tmp_path / "scored"
+    run_eval(EvalRequest(model=str(trained), tasks=["fin_fpb"], limit=4, batch_size=4, chat_template="off",
+                         output_path=scored))
+    with pytest.raises(ValueError, match=r"offline: nothing was uploaded to acme/fpb-tiny.*model-index"):
+        push(trained, "acme/fpb-tiny", results=scored)
+    results = {r.metric_type: r for r in ModelCard.load(trained / "README.md").data.eval_results}
+    assert results["acc"].metric_value == pytest.approx(read_scores(scored, "acc")["fin_fpb"])
+    assert results["acc"].dataset_type == "TheFinAI/flare-fpb" and results["acc"].dataset_name == "fin_fpb"
+    assert "4 docs per task" in results["acc"].metric_name
+    with pytest.raises(ValueError, match="not a finished training run or merge folder"):
+        push(tmp_path, "acme/x")

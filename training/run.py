@@ -15,7 +15,7 @@ from plumbing.checkpoints import resolve_checkpoint
 from plumbing.folders import finish, is_finished, partial_dir
 from plumbing.logs import log as logger
 from training.recipe import RecipeError, TrainRecipe, dump_recipe, load_recipe, parse_recipe
-from training.run_folder import library_versions, model_card, read_log, write_log
+from training.run_folder import adapter_card, library_versions, model_card, read_log, write_log
 
 
 def _same_recipe(stored: Path, recipe_text: str) -> bool:
@@ -164,6 +164,7 @@ def _finish(recipe, recipe_text, work, final, peft_model, tokenizer, checkpoint,
         "versions": library_versions(),
     }
     write_atomic(work / "README.md", model_card(recipe_yaml=recipe_text, run=run, log=log_rows))
+    write_atomic(work / "adapter" / "README.md", adapter_card(run=run))
     shutil.rmtree(work / "checkpoints", ignore_errors=True)
     # The manifest says it is finished, and how `finharness eval` should prompt it.
     finish(work, final, "training_run", {**run, "instruct": recipe.prompt_format == "instruct"}, replace=False)

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 from tabulate import tabulate
 
 from plumbing.atomic import write_atomic
+from plumbing.model_cards import card_text, hub_base_model
 
 LOG = "train_log.jsonl"
 
@@ -55,12 +56,7 @@ def model_card(*, recipe_yaml: str, run: dict[str, Any], log: Sequence[dict]) ->
     curve = [[r["step"], r["epoch"], f"{r['loss']:.4f}", f"{r['lr']:.2e}"] for r in log]
     versions = [[k, v] for k, v in run["versions"].items()]
     fticl = run["fticl_k"]
-    return f"""---
-base_model: {run['base_model']}
-library_name: peft
-tags: [finharness, lora{', fticl' if fticl else ''}]
----
-# {run['name']}
+    return card_text(f"""# {run['name']}
 
 LoRA fine-tune of `{run['base_model']}` made by `finharness train`. The folder holds the
 merged full model (safetensors) and, in `adapter/`, the PEFT adapter.
@@ -88,4 +84,25 @@ merged full model (safetensors) and, in `adapter/`, the PEFT adapter.
 ## Library versions
 
 {tabulate(versions, headers=['package', 'version'], tablefmt='github')}
-"""
+""", base_model=hub_base_model(run["base_model"]), library_name="transformers",
+                     tags=["finharness", "lora", *(["fticl"] if fticl else []), *(t["name"] for t in run["tasks"])],
+                     base_model_relation="finetune")
+
+
+def adapter_card(*, run: dict[str, Any]) -> str:
+    """The adapter's own card (PEFT writes an empty template there)."""
+    tasks = ", ".join(f"`{t['name']}` ({t['examples']} examples)" for t in run["tasks"])
+    return card_text(f"""# {run['name']} (LoRA adapter)
+
+PEFT LoRA adapter of `{run['base_model']}`, trained by `finharness train` on {tasks}
+({run['prompt_format']} prompt format, {run['fticl_k']} FTICL demonstrations per prompt,
+{run['steps']} optimizer steps, final loss {run['final_loss']:.4f}). The folder above this one
+holds the same weights merged into the base model, and the full card with the recipe and the
+training curve.
+
+```python
+from peft import AutoPeftModelForCausalLM
+model = AutoPeftModelForCausalLM.from_pretrained("path/to/adapter")
+```
+""", base_model=hub_base_model(run["base_model"]), library_name="peft",
+                     tags=["finharness", "lora", *(["fticl"] if run["fticl_k"] else [])], base_model_relation="adapter")
