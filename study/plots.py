@@ -101,3 +101,21 @@ def forgetting_arrows(records: Sequence[dict], path: Path, metric: str = "f1_mac
     written = _save(fig, path)
     plt.close(fig)
     return written
+
+
+def loss_curves(logs: dict[str, Sequence[dict]], path: Path) -> list[Path] | None:
+    """Training loss (answer-token cross-entropy) against optimizer step, one line per run."""
+    logs = {name: rows for name, rows in logs.items() if rows}
+    if not logs:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    for name, rows in logs.items():
+        ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], marker=".", label=name)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (answer tokens)")
+    ax.legend(fontsize=7, ncols=2)
+    ax.set_title("Training runs", fontsize=10)
+    written = _save(fig, path)
+    plt.close(fig)
+    return written

@@ -302,7 +302,8 @@ def write_tables(study: Study) -> Path:
 
         text = "## Claims\n\n" + claims_table(verdicts, claims) + "\n\n## Tables\n\n" + text
     root = Path(study.root)
-    from study.plots import forest_plot, forgetting_arrows
+    from study.plots import forest_plot, forgetting_arrows, loss_curves
+    from training.run_folder import read_log
 
     pictures = []
     if verdicts:
@@ -310,6 +311,8 @@ def write_tables(study: Study) -> Path:
         pictures.append("![each claim's effect with its 95% interval](claims.svg)")
     if spec.kind == "seen_unseen" and forgetting_arrows(records, root / "forgetting"):
         pictures.append("![zero-shot to fine-tuned and merged, seen vs unseen, normalized macro-F1](forgetting.svg)")
+    if loss_curves({r.name: read_log(r.run_dir()) for r in study.train_recipes}, root / "loss"):
+        pictures.append("![training loss per run](loss.svg)")
     if pictures:
         text = "\n\n".join(pictures) + "\n\n" + text
     header = f"# {study.spec.name}{' (--full)' if study.full else ''}: {study.spec.paper}\n\n"

@@ -50,3 +50,17 @@ def test_forgetting_arrows_go_from_zero_shot_to_each_fine_tuned_and_merged_row(t
     assert Image.open(png).size[1] > 200
     # Nothing fine-tuned yet: no picture.
     assert forgetting_arrows(records[:2], tmp_path / "none") is None
+
+
+def test_loss_curves_draw_one_line_per_run_from_its_log(tmp_path):
+    from study.plots import loss_curves
+
+    logs = {"gemma-fpb": [{"step": s, "loss": 2.0 / s} for s in range(1, 6)],
+            "smollm2-fpb": [{"step": s, "loss": 1.5 / s} for s in range(1, 4)], "not-started": []}
+    svg, _ = loss_curves(logs, tmp_path / "loss")
+    text = svg.read_text()
+    assert ">gemma-fpb<" in text and ">smollm2-fpb<" in text and ">not-started<" not in text
+    # The 5-step run's line: a path through 5 points (one move, four line segments).
+    paths = [d.split() for d in re.findall(r'<path d="(M [^"]+)"', text)]
+    assert any(p.count("L") == 4 and "z" not in p and "Q" not in p for p in paths)
+    assert loss_curves({"x": []}, tmp_path / "none") is None
