@@ -81,6 +81,33 @@ def safe_link(url: str | None) -> str:
     return url.strip() if scheme in ("http", "https") else ""
 
 
+FILTERS = (("method", "method"), ("base", "base model"), ("shots", "shots"), ("taskset", "task set"))
+
+
+def _fticl_k(recipe_text: str | None) -> int:
+    """Demonstrations per training prompt in a training recipe's text (0: none, or not a recipe)."""
+    import yaml
+
+    try:
+        recipe = yaml.safe_load(recipe_text or "")
+        k = (recipe.get("fticl") or {}).get("k", 0) if isinstance(recipe, dict) else 0
+        return k if isinstance(k, int) else 0
+    except (yaml.YAMLError, AttributeError):
+        return 0
+
+
+def facets(entry: Entry, row: Mapping[str, Any]) -> dict[str, str]:
+    """What the page filters on: the method (vanilla / fine-tuned / merged / FTICL, from the
+    model type and the recipe), the base model (itself for a vanilla entry), shots, task set."""
+    method = {"pretrained": "vanilla", "instruct": "vanilla"}.get(entry.model_type, entry.model_type)
+    if method == "fine-tuned" and _fticl_k(entry.recipe_text) > 0:
+        method = "FTICL"
+    tasks = entry.settings.get("tasks") or []
+    return {"method": method, "base": entry.base_model or entry.model, "shots": str(row["num_fewshot"]),
+            "taskset": f"{len(tasks)} tasks: {', '.join(tasks)}" if len(tasks) <= 4 else
+                       f"{len(tasks)} tasks: {', '.join(tasks[:3])}, ..."}
+
+
 def _columns(tasks: list[str]) -> list[dict[str, Any]]:
     columns = []
     for key in (*INFO_COLUMNS, "recipe", *SUMMARY_COLUMNS, *tasks):
@@ -101,6 +128,9 @@ def render_html(entries: list[Entry], metric: str = "acc", title: str = "finharn
         entry = by_id[row["id"]]
         row["recipe_href"] = f"#recipe-{entry.id}" if entry.recipe_text else safe_link(entry.recipe)
         row["chat_template"] = "on" if row["chat_template"] else "off"
+    for row in rows:
+        row["facets"] = facets(by_id[row["id"]], row)
+    filters = [(key, label, sorted({r["facets"][key] for r in rows})) for key, label in FILTERS]
     name = {r["id"]: f'#{r["id"]} {r["model"]}' for r in rows}
     points = [(name[r["id"]], r["model_type"], r["seen"], r["unseen"]) for r in rows
               if r["seen"] is not None and r["unseen"] is not None]
@@ -109,7 +139,7 @@ def render_html(entries: list[Entry], metric: str = "acc", title: str = "finharn
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("board.html.j2").render(
         title=title, metric=metric, rows=rows, columns=_columns(tasks), entries=entries, safe_link=safe_link,
-        scatter=scatter_svg(points), bars=bars, colours=COLOURS,
+        scatter=scatter_svg(points), bars=bars, colours=COLOURS, filters=filters,
     )
 
 

@@ -98,5 +98,28 @@ def test_the_rendered_board_shows_every_entry_and_sorts_by_any_column(browser, t
     link.click()
     browser.find_element(By.CSS_SELECTOR, "#recipe-2 summary").click()
     assert "method: task_arithmetic" in browser.find_element(By.CSS_SELECTOR, "#recipe-2 pre").text
+
+    # Search and filters, in the page: rows that do not match are hidden, and the count says so.
+    from selenium.webdriver.support.ui import Select
+
+    def visible():
+        return sorted(r.get_attribute("data-model") for r in browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")
+                      if r.is_displayed())
+
+    browser.find_element(By.ID, "search").send_keys("FIN-")
+    assert visible() == ["fin-fpb-lora", "fin-merge-ta"]
+    assert browser.find_element(By.ID, "shown").text == "2 of 4 entries"
+    Select(browser.find_element(By.ID, "filter-method")).select_by_value("merged")
+    assert visible() == ["fin-merge-ta"]
+    browser.find_element(By.ID, "search").clear()
+    browser.execute_script('document.getElementById("search").dispatchEvent(new Event("input"))')
+    Select(browser.find_element(By.ID, "filter-method")).select_by_value("")
+    Select(browser.find_element(By.ID, "filter-base")).select_by_value("smollm2-135m-instruct")
+    assert visible() == ["fin-fpb-lora", "fin-merge-ta", "smollm2-135m-instruct"]  # its own base, and its two children
+    Select(browser.find_element(By.ID, "filter-base")).select_by_value("")
+    task_sets = [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "filter-taskset")).options]
+    assert task_sets == ["", "2 tasks: fin_finarg_auc, fin_fpb"]  # every entry here scored the same two tasks
+    Select(browser.find_element(By.ID, "filter-shots")).select_by_value("0")
+    assert len(visible()) == 4
     if os.environ.get("FINHARNESS_SCREENSHOT"):  # for a person to look at the page
         browser.save_screenshot(os.environ["FINHARNESS_SCREENSHOT"])
