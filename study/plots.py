@@ -6,41 +6,17 @@
   fine-tuned and merged row in the plane (seen, unseen) of normalized macro-F1, so what
   fine-tuning bought (right) and what it cost on unseen tasks (down) read at a glance.
 
-SVG text stays text (``svg.fonttype: none``), so the files are searchable and testable.
+(matplotlib through ``plumbing.plots``: SVG text stays text, writes are atomic.)
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-from plumbing.atomic import write_atomic
+from plumbing.plots import pyplot as _pyplot
+from plumbing.plots import save as _save
 
 COLOURS = {"agrees": "#2ca02c", "contradicts": "#d62728", "inconclusive": "#7f7f7f"}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["svg.fonttype"] = "none"
-    plt.rcParams["svg.hashsalt"] = "finharness"  # the same figure gives the same file
-    return plt
-
-
-def _save(fig, path: Path) -> list[Path]:
-    import io
-
-    written = []
-    for suffix in (".svg", ".png"):
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=suffix[1:], bbox_inches="tight", dpi=120,
-                    metadata={"Date": None} if suffix == ".svg" else None)
-        target = path.with_suffix(suffix)
-        write_atomic(target, buffer.getvalue())
-        written.append(target)
-    return written
 
 
 def forest_plot(verdicts: Sequence, path: Path) -> list[Path]:
@@ -57,9 +33,7 @@ def forest_plot(verdicts: Sequence, path: Path) -> list[Path]:
     ax.set_yticks(range(len(verdicts)), [v.id for v in reversed(list(verdicts))], fontsize=8)
     ax.set_xlabel("effect (treatment - control), 95% interval; x: the paper's magnitude")
     ax.set_title("Claims", fontsize=10)
-    written = _save(fig, path)
-    plt.close(fig)
-    return written
+    return _save(fig, path)
 
 
 def forgetting_arrows(records: Sequence[dict], path: Path, metric: str = "f1_macro normalized") -> list[Path] | None:
@@ -98,9 +72,7 @@ def forgetting_arrows(records: Sequence[dict], path: Path, metric: str = "f1_mac
     if not drawn:
         plt.close(fig)
         return None
-    written = _save(fig, path)
-    plt.close(fig)
-    return written
+    return _save(fig, path)
 
 
 def loss_curves(logs: dict[str, Sequence[dict]], path: Path) -> list[Path] | None:
@@ -116,6 +88,4 @@ def loss_curves(logs: dict[str, Sequence[dict]], path: Path) -> list[Path] | Non
     ax.set_ylabel("training loss (answer tokens)")
     ax.legend(fontsize=7, ncols=2)
     ax.set_title("Training runs", fontsize=10)
-    written = _save(fig, path)
-    plt.close(fig)
-    return written
+    return _save(fig, path)

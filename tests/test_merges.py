@@ -250,6 +250,11 @@ def test_sweep_point_is_chosen_on_the_validation_split(tiny_checkpoint, full_mod
         scores = read_scores(folder.parent / "validation" / folder.name, "acc")
         assert means[folder] == pytest.approx((scores["fin_fpb"] + scores["fin_fomc"]) / 2)
     assert json.loads((folders[0].parent / "selection.json").read_text())["split"] == "validation"
+    # The sweep's curve: validation score against the swept weight, the chosen point circled.
+    assert sorted(p["weight"] for p in selection["points"]) == [0.2, 1.0]
+    svg = (folders[0].parent / "sweep.svg").read_text()
+    assert ">weight<" in svg and ">chosen<" in svg and ">validation mean acc<" in svg
+    assert (folders[0].parent / "sweep.png").stat().st_size > 1000
 
 
 def test_validation_split_is_refused_for_a_task_without_one(tiny_checkpoint):

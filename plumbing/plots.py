@@ -1,0 +1,36 @@
+"""matplotlib set up for files (no display), and one way to save a figure as SVG and PNG.
+
+SVG text stays text (``svg.fonttype: none``), so the files are searchable and testable,
+and the same figure gives the same bytes (fixed hash salt, no date). Writes are atomic.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from plumbing.atomic import write_atomic
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.fonttype"] = "none"
+    plt.rcParams["svg.hashsalt"] = "finharness"
+    return plt
+
+
+def save(fig, path: Path) -> list[Path]:
+    """``path`` with ``.svg`` and ``.png``; closes the figure."""
+    written = []
+    for suffix in (".svg", ".png"):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=suffix[1:], bbox_inches="tight", dpi=120,
+                    metadata={"Date": None} if suffix == ".svg" else None)
+        target = Path(path).with_suffix(suffix)
+        write_atomic(target, buffer.getvalue())
+        written.append(target)
+    pyplot().close(fig)
+    return written
