@@ -1,4 +1,4 @@
-"""``finharness leaderboard submit | show | export | render``."""
+"""``finharness leaderboard submit | show | export | serve | render``."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,13 @@ def run(args: argparse.Namespace) -> int:
         else:  # markdown is GitHub's table; any other name is a tabulate format
             fmt = "github" if args.format == "markdown" else args.format
             print(show(board.entries(), metric=args.metric, sort=args.sort, ascending=args.ascending, fmt=fmt))
+        return 0
+    if args.action == "serve":
+        try:
+            from leaderboard.serve import serve
+        except ImportError as err:
+            raise ValueError(f"leaderboard serve needs Gradio: pip install 'finharness[board]' ({err})") from None
+        serve(board, host=args.host, port=args.port, metric=args.metric)
         return 0
     if args.action == "export":
         from leaderboard.export import export
@@ -69,6 +76,12 @@ def register(sub) -> None:
     le.add_argument("dir", type=Path)
     le.add_argument("--board", type=Path, default=None, help=board_help)
     le.add_argument("--metric", default="acc")
+    lv = lb_sub.add_parser("serve", help="the board as a Gradio app: search, filters, columns, per-entry drill-down "
+                                         "(pip install 'finharness[board]')")
+    lv.add_argument("--board", type=Path, default=None, help=board_help)
+    lv.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) keeps it on this machine")
+    lv.add_argument("--port", type=int, default=7860)
+    lv.add_argument("--metric", default="acc")
     lr = lb_sub.add_parser("render", help="write the board as one static HTML page")
     lr.add_argument("--board", type=Path, default=None, help=board_help)
     lr.add_argument("--out", type=Path, default=Path("leaderboard.html"))

@@ -1,0 +1,115 @@
+"""`finharness leaderboard serve`: the Gradio app started as a user starts it, driven in headless Chromium."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from leaderboard.store import Board
+from tests.test_leaderboard_page import add, browser  # noqa: F401  (the Chromium fixture)
+
+pytest.importorskip("gradio", reason="the board extra: pip install 'finharness[board]'")
+
+MERGE_RECIPE = ("method: task_arithmetic\nbase_model: smollm2-135m-instruct\nmodels:\n"
+                "  - {model: runs/fpb-lora, weight: 0.25}\n  - {model: runs/fomc-lora, weight: 0.75}\n")
+
+
+def entries(board: Board) -> None:
+    add(board, "smollm2-135m-instruct", fpb=0.45, finarg=0.40)
+    add(board, "fin-merge-ta", fpb=0.70, finarg=0.55, model_type="merged", base_model="smollm2-135m-instruct",
+        recipe="recipes/merges/ta.yaml", recipe_text=MERGE_RECIPE,
+        metadata={"baselines": {"fin_fpb": {"predicted": {"neutral": 48, "positive": 2}, "collapsed": "neutral",
+                                            "baselines": {"majority": {"f1_macro": 0.26}}, "normalized": {"f1_macro": 0.0}}}})
+    add(board, "fin-fpb-lora", fpb=0.90, finarg=0.20, model_type="fine-tuned", base_model="smollm2-135m-instruct")
+
+
+def test_filters_and_drill_down_without_a_browser(tmp_path):
+    from leaderboard.render import facets
+    from leaderboard.serve import details_markdown, filter_rows, merge_parents
+    from leaderboard.table import board_rows
+
+    board = Board(tmp_path / "board.sqlite")
+    entries(board)
+    by_id = {e.id: e for e in board.entries()}
+    rows = board_rows(board.entries())[0]
+    for r in rows:
+        r["facets"] = facets(by_id[r["id"]], r)
+    assert [r["model"] for r in filter_rows(rows, "FIN-")] == ["fin-merge-ta", "fin-fpb-lora"]
+    assert [r["model"] for r in filter_rows(rows, "", method="merged")] == ["fin-merge-ta"]
+    assert len(filter_rows(rows, "", method="all", base="smollm2-135m-instruct")) == 3
+    merged = next(e for e in board.entries() if e.model == "fin-merge-ta")
+    assert merge_parents(merged) == [("runs/fpb-lora", 0.25), ("runs/fomc-lora", 0.75)]
+    text = details_markdown(merged, next(r for r in rows if r["model"] == "fin-merge-ta"), "acc")
+    assert "| fin_fpb | neutral 48, positive 2 | neutral | 0.260 | 0.000 |" in text
+    assert "Forgetting against entry #1: unseen +0.1500" in text and "method: task_arithmetic" in text
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    board = Board(tmp_path / "board.sqlite")
+    entries(board)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "finharness", "leaderboard", "serve", "--board", str(board.path),
+                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               cwd=Path(__file__).resolve().parents[1])
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url, timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail(f"the app did not answer on {url}: {process.stdout.read().decode()[-2000:]}")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_the_served_board_searches_filters_and_drills_down(served, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(served)
+    wait = WebDriverWait(browser, 60)
+
+    def board_text() -> str:
+        return browser.find_element(By.ID, "board").text
+
+    wait.until(lambda d: "fin-merge-ta" in board_text())
+    assert "fin-fpb-lora" in board_text() and "smollm2-135m-instruct" in board_text()
+
+    # Search by name: the vanilla entry leaves the table.
+    box = browser.find_element(By.CSS_SELECTOR, "#search textarea, #search input")
+    box.send_keys("fin-")
+    wait.until(lambda d: "instruct" not in board_text().split("\n"))  # its model_type cell is gone
+    assert board_text().count("smollm2-135m-instruct") == 2  # left only as the others' base model
+
+    def choose(elem_id: str, value: str) -> None:
+        browser.find_element(By.CSS_SELECTOR, f"#{elem_id} input").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'li[data-testid="dropdown-option"][aria-label="{value}"]'))
+        browser.find_element(By.CSS_SELECTOR, f'li[data-testid="dropdown-option"][aria-label="{value}"]').click()
+
+    # Filter by method: only the merge is left.
+    choose("filter-method", "merged")
+    wait.until(lambda d: "fin-fpb-lora" not in board_text() and "fin-merge-ta" in board_text())
+
+    # Drill down into the merge: its per-task table, histogram, recipe, and its lineage picture.
+    choose("entry", "#2 fin-merge-ta")
+    wait.until(lambda d: "neutral 48" in d.find_element(By.ID, "details").text)
+    details = browser.find_element(By.ID, "details").text
+    assert "method: task_arithmetic" in details and "Forgetting against entry #1" in details
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lineage img"))
