@@ -27,46 +27,55 @@ LABELS = {"seen_gain": "seen gain", "model_type": "type", "weight_type": "weight
           "seen_norm_ci": "seen (norm.) 95% CI", "unseen_norm_ci": "unseen (norm.) 95% CI"}
 
 
-def scatter_svg(points: list[tuple[str, str, float, float]], size: int = 320, pad: int = 40) -> str:
-    """Seen (x) against unseen (y); axes from 0 to 1 (scores are rates or ROUGE)."""
-    # Extra room on the right for the labels of points near x = 1.
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size + 2 * pad + 140}" height="{size + 2 * pad}" '
-             f'role="img" aria-label="seen vs unseen scatter" class="scatter">',
-             f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" fill="none" stroke="#999"/>']
-    for tick in (0, 0.25, 0.5, 0.75, 1):
-        x, y = pad + tick * size, pad + size - tick * size
-        parts.append(f'<text x="{x:.1f}" y="{pad + size + 14}" font-size="10" text-anchor="middle">{tick:g}</text>')
-        parts.append(f'<text x="{pad - 6}" y="{y + 3:.1f}" font-size="10" text-anchor="end">{tick:g}</text>')
-    parts.append(f'<line x1="{pad}" y1="{pad + size}" x2="{pad + size}" y2="{pad}" stroke="#ddd"/>')
-    parts.append(f'<text x="{pad + size / 2}" y="{pad + size + 30}" font-size="11" text-anchor="middle">seen</text>')
-    parts.append(f'<text x="12" y="{pad + size / 2}" font-size="11" transform="rotate(-90 12 {pad + size / 2})" '
-                 'text-anchor="middle">unseen</text>')
-    for label, kind, seen, unseen in points:
-        # Positions clamp to the axes (an MCC can be negative); the tooltip keeps the value.
-        cx, cy = pad + min(max(seen, 0), 1) * size, pad + size - min(max(unseen, 0), 1) * size
-        colour = COLOURS.get(kind, "#444")
-        parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{colour}" data-label="{escape(label)}">'
-                     f'<title>{escape(label)}: seen {seen:.4f}, unseen {unseen:.4f}</title></circle>')
-        parts.append(f'<text x="{cx + 7:.1f}" y="{cy - 6:.1f}" font-size="10">{escape(label)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def _inline_svg(fig, css_class: str, label: str) -> str:
+    """A matplotlib figure as inline SVG for the page (text kept as text), tagged for styling and tests."""
+    import io
+
+    from plumbing.plots import pyplot
+
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    pyplot().close(fig)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: the SVG sits inside HTML
+    return svg.replace("<svg ", f'<svg class="{css_class}" role="img" aria-label="{escape(label)}" ', 1)
 
 
-def bars_svg(task: str, bars: list[tuple[str, str, float]], width: int = 260, bar: int = 16) -> str:
-    """One task: a horizontal bar per entry, scores from 0 to 1."""
-    label_w, height = 170, len(bars) * (bar + 4) + 8
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 50}" height="{height}" '
-             f'role="img" aria-label="{escape(task)}" class="bars">']
-    for i, (label, kind, value) in enumerate(bars):
-        y = 4 + i * (bar + 4)
-        w = max(value, 0.0) * width
-        short = label if len(label) <= 30 else label[:29] + "\u2026"  # the tooltip has it whole
-        parts.append(f'<text x="{label_w - 4}" y="{y + bar - 4}" font-size="10" text-anchor="end">{escape(short)}</text>')
-        parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar}" fill="{COLOURS.get(kind, "#444")}">'
-                     f'<title>{escape(label)}: {value:.4f}</title></rect>')
-        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar - 4}" font-size="10">{value:.3f}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def scatter_svg(points: list[tuple[str, str, float, float]]) -> str:
+    """Seen (x) against unseen (y), one point per entry, coloured by model type (matplotlib)."""
+    from plumbing.plots import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
+    collection = ax.scatter([p[2] for p in points], [p[3] for p in points],
+                            c=[COLOURS.get(p[1], "#444") for p in points], s=30)
+    collection.set_gid("scatter-points")
+    for label, _, seen, unseen in points:
+        ax.annotate(label.split()[0], (seen, unseen), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.plot([0, 1], [0, 1], color="#ddd", lw=0.8)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("seen")
+    ax.set_ylabel("unseen")
+    return _inline_svg(fig, "scatter", "seen vs unseen scatter")
+
+
+def bars_svg(task: str, bars: list[tuple[str, str, float]]) -> str:
+    """One task: a horizontal bar per entry (matplotlib)."""
+    from plumbing.plots import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.2, 0.28 * len(bars) + 0.8), layout="constrained")
+    names = [label if len(label) <= 30 else label[:29] + "\u2026" for label, _, _ in bars]
+    drawn = ax.barh(range(len(bars)), [max(v, 0.0) for _, _, v in bars],
+                    color=[COLOURS.get(kind, "#444") for _, kind, _ in bars])
+    for i, (rect, (_, _, value)) in enumerate(zip(drawn, bars)):
+        rect.set_gid(f"bar-{task}-{i}")
+        ax.text(rect.get_width() + 0.01, i, f"{value:.3f}", va="center", fontsize=7)
+    ax.set_yticks(range(len(bars)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.15)
+    return _inline_svg(fig, "bars", task)
 
 
 def safe_link(url: str | None) -> str:
@@ -139,7 +148,7 @@ def render_html(entries: list[Entry], metric: str = "acc", title: str = "finharn
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("board.html.j2").render(
         title=title, metric=metric, rows=rows, columns=_columns(tasks), entries=entries, safe_link=safe_link,
-        scatter=scatter_svg(points), bars=bars, colours=COLOURS, filters=filters,
+        scatter=scatter_svg(points), plotted=len(points), bars=bars, colours=COLOURS, filters=filters,
     )
 
 

@@ -90,8 +90,9 @@ def test_the_rendered_board_shows_every_entry_and_sorts_by_any_column(browser, t
     assert column("forgetting") == ["+0.1500", "-0.2000", "", ""]  # empty cells last
 
     # Plots: a point per entry in the scatter, a bar per entry in each task's chart.
-    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.scatter circle")) == 4
-    assert len(browser.find_elements(By.CSS_SELECTOR, 'svg[aria-label="fin_fpb"] rect')) == 4
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.scatter #scatter-points use")) == 4
+    assert len(browser.find_elements(By.CSS_SELECTOR, 'svg[aria-label="fin_fpb"] [id^="bar-fin_fpb-"]')) == 4
+    assert "4 of 4 entries" in browser.find_element(By.CSS_SELECTOR, "figure figcaption").text
     # The recipe link opens the recipe copied into the page.
     link = browser.find_element(By.CSS_SELECTOR, 'tr[data-id="2"] a')
     assert link.get_attribute("href").endswith("#recipe-2")
