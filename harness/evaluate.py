@@ -13,7 +13,8 @@ from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_paths
 from fin_tasks.index import ALIASES, UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
 from harness.lm_cache import cache_path, model_fingerprint
-from plumbing.checkpoints import CheckpointError, ResolvedModel, has_chat_template, is_instruct, resolve_model
+from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, has_chat_template, is_instruct,
+                                  resolve_model)
 from plumbing.atomic import write_atomic
 from plumbing.logs import log
 from plumbing.offline import set_offline
@@ -257,6 +258,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     scored = list(results.get("configs", {}))
     results["finharness"] = {
         "model": req.model, "weight_type": model.weight_type, "base_model": req.base_model,
+        "architecture": architecture(model.checkpoint),
         "revision": fingerprint, "backend": req.backend, "dtype": req.dtype,
         "chat_template": chat, "num_fewshot": req.num_fewshot, "limit": req.limit, "tasks": tasks,
         "slice": {"method": req.sample if req.limit is not None else None, "seed": req.seed, "limit": req.limit},

@@ -90,7 +90,8 @@ def safe_link(url: str | None) -> str:
     return url.strip() if scheme in ("http", "https") else ""
 
 
-FILTERS = (("method", "method"), ("base", "base model"), ("shots", "shots"), ("taskset", "task set"))
+FILTERS = (("method", "method"), ("family", "model family"), ("base", "base model"), ("shots", "shots"),
+           ("taskset", "task set"))
 
 
 def _fticl_k(recipe_text: str | None) -> int:
@@ -107,12 +108,14 @@ def _fticl_k(recipe_text: str | None) -> int:
 
 def facets(entry: Entry, row: Mapping[str, Any]) -> dict[str, str]:
     """What the page filters on: the method (vanilla / fine-tuned / merged / FTICL, from the
-    model type and the recipe), the base model (itself for a vanilla entry), shots, task set."""
+    model type and the recipe), the model family (the architecture the evaluation recorded),
+    the base model (itself for a vanilla entry), shots, task set."""
     method = {"pretrained": "vanilla", "instruct": "vanilla"}.get(entry.model_type, entry.model_type)
     if method == "fine-tuned" and _fticl_k(entry.recipe_text) > 0:
         method = "FTICL"
     tasks = entry.settings.get("tasks") or []
-    return {"method": method, "base": entry.base_model or entry.model, "shots": str(row["num_fewshot"]),
+    return {"method": method, "family": entry.metadata.get("architecture") or "unknown",
+            "base": entry.base_model or entry.model, "shots": str(row["num_fewshot"]),
             "taskset": f"{len(tasks)} tasks: {', '.join(tasks)}" if len(tasks) <= 4 else
                        f"{len(tasks)} tasks: {', '.join(tasks[:3])}, ..."}
 

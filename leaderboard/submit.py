@@ -181,7 +181,9 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
         # held-out task without its folder, and says which files it was scored on.
         metadata={**sub.model_dump(mode="json"), "include_paths": include,
                   "roles": verified.roles, "external_tasks": verified.external, "baselines": verified.baselines,
-                  "intervals": verified.intervals},
+                  "intervals": verified.intervals,
+                  # The model family, as the evaluation recorded it (descriptive: a filter, not a score).
+                  "architecture": (verified.data.get("finharness") or {}).get("architecture")},
     )
     board.check_new(fields)  # before the copy below
     if results_dir is None:

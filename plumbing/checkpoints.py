@@ -289,3 +289,22 @@ def has_chat_template(checkpoint: Path) -> bool:
         return True
     config = checkpoint / "tokenizer_config.json"
     return config.is_file() and bool(json.loads(config.read_text()).get("chat_template"))
+
+
+def architecture(checkpoint: Path) -> str | None:
+    """The model family a checkpoint belongs to (its config's ``model_type``: llama, gemma3_text,
+    ...); an adapter folder answers for its base. None when neither config says."""
+    for name in ("config.json", "adapter_config.json"):
+        path = Path(checkpoint) / name
+        if not path.is_file():
+            continue
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if isinstance(config.get("model_type"), str) and name == "config.json":
+            return config["model_type"]
+        base = config.get("base_model_name_or_path")
+        if name == "adapter_config.json" and isinstance(base, str) and Path(base).is_dir():
+            return architecture(Path(base))
+    return None
