@@ -52,13 +52,12 @@ def forgetting_arrows(records: Sequence[dict], path: Path, metric: str = "f1_mac
         ax.plot(start[key_seen], start[key_unseen], "o", color="black")
         ax.annotate("zero-shot", (start[key_seen], start[key_unseen]), fontsize=8, xytext=(4, 4),
                     textcoords="offset points")
-        for r in rows:
-            if r is start or r.get("kind") == "vanilla":
-                continue
+        for i, r in enumerate(r for r in rows if r is not start and r.get("kind") != "vanilla"):
             colour = "#9467bd" if r.get("kind") == "merged" else "#ff7f0e"
             ax.annotate("", (r[key_seen], r[key_unseen]), (start[key_seen], start[key_unseen]),
                         arrowprops={"arrowstyle": "->", "color": colour})
-            ax.annotate(r["row"], (r[key_seen], r[key_unseen]), fontsize=7, color=colour, xytext=(3, -9),
+            # Labels stacked downwards: fine-tuned and merged rows often land on one point.
+            ax.annotate(r["row"], (r[key_seen], r[key_unseen]), fontsize=7, color=colour, xytext=(3, -9 - 9 * i),
                         textcoords="offset points")
             drawn = True
         values = [v for r in rows for v in (r[key_seen], r[key_unseen])]
