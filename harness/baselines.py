@@ -140,15 +140,13 @@ def normalized_interval(tasks: Mapping[str, tuple[Sequence[tuple[int, int]], flo
     """Percentile bootstrap interval of the mean over tasks of normalized macro-F1, from each
     task's (gold, pred) pairs and best trivial baseline ``b``: documents are redrawn within
     each task (seeded by the task's name, so an entry's interval is reproducible)."""
-    import zlib
-
-    from harness.stats import draw_indices, percentile_interval, replicates
+    from harness.stats import percentile_interval, replicates, task_draws
 
     reps = []
     for task, (pairs, best) in sorted(tasks.items()):
         if not pairs:
             continue
-        draws = draw_indices(len(pairs), resamples, [seed, zlib.crc32(task.encode())])
+        draws = task_draws(task, len(pairs), resamples, seed)
         _, raw = replicates([tuple(p) for p in pairs], aggregation_of(NORMALIZED), draws)
         reps.append(np.array([normalize(r, best) for r in raw]))
     return percentile_interval(np.mean(reps, axis=0), level) if reps else None

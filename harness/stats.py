@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,12 @@ def _check_paired(a: Sequence[Any], b: Sequence[Any]) -> None:
 def draw_indices(n: int, resamples: int, seed: Any) -> np.ndarray:
     """``resamples`` draws of ``n`` document indices with replacement, one row per draw."""
     return np.random.default_rng(seed).integers(0, n, (resamples, n))
+
+
+def task_draws(task: str, n: int, resamples: int, seed: int = 0) -> np.ndarray:
+    """The document draws of one task, seeded by its name: every table row, claim, board
+    interval and drill-down that resamples this task's documents redraws the same ones."""
+    return draw_indices(n, resamples, [seed, zlib.crc32(task.encode())])
 
 
 def replicates(values: Sequence[Any], aggregate: Aggregate, draws: np.ndarray) -> tuple[float, np.ndarray]:

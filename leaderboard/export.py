@@ -17,21 +17,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lm_eval.utils import sanitize_model_name
+
 from leaderboard.store import Entry
-from leaderboard.table import INFO_COLUMNS, SUMMARY_COLUMNS, board_rows, sort_rows
+from leaderboard.table import SUMMARY_COLUMNS, board_columns, board_rows, sort_rows
 from plumbing.atomic import write_atomic
 
 DATA_FORMATS = ("json", "csv")
-
-
-def _columns(tasks: list[str]) -> list[str]:
-    return [*INFO_COLUMNS, *SUMMARY_COLUMNS, *tasks]
 
 
 def rows_as(fmt: str, entries: list[Entry], metric: str = "acc", sort: str = "unseen_norm", ascending: bool = False,
@@ -39,7 +36,7 @@ def rows_as(fmt: str, entries: list[Entry], metric: str = "acc", sort: str = "un
     """The board's rows as JSON (a list of objects, numbers as numbers) or CSV (one header row)."""
     rows, tasks = board_rows(entries, metric, roles)
     rows = sort_rows(rows, sort, ascending) if rows else rows
-    columns = _columns(tasks)
+    columns = board_columns(tasks)
     picked = [{c: r.get(c) for c in columns} for r in rows]
     if fmt == "json":
         return json.dumps(picked, indent=2)
@@ -50,11 +47,6 @@ def rows_as(fmt: str, entries: list[Entry], metric: str = "acc", sort: str = "un
         writer.writerows({c: "" if v is None else v for c, v in r.items()} for r in picked)
         return out.getvalue()
     raise ValueError(f"--format {fmt}: the data formats are {', '.join(DATA_FORMATS)}")
-
-
-def _safe(name: str) -> str:
-    """A folder name from a model name (the Open LLM Leaderboard writes org__name)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("/", "__")).strip("_") or "model"
 
 
 def entry_results(entry: Entry, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,11 +74,11 @@ def export(entries: list[Entry], out: Path, metric: str = "acc", roles: Mapping[
     out = Path(out)
     rows, tasks = board_rows(entries, metric, roles)
     by_id = {r["id"]: r for r in rows}
-    columns = _columns(tasks)
+    columns = board_columns(tasks)
     write_atomic(out / "contents.jsonl", "".join(json.dumps({c: by_id[e.id].get(c) for c in columns}) + "\n"
                                                  for e in entries))
     for e in entries:
-        folder = _safe(e.model)
+        folder = sanitize_model_name(e.model)  # org/name -> org__name, as lm-eval writes it
         write_atomic(out / "results" / folder / f"results_{e.id}.json",
                      json.dumps(entry_results(e, by_id[e.id]), indent=2))
         stored = Path(e.results_path)

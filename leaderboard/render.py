@@ -29,14 +29,10 @@ LABELS = {"seen_gain": "seen gain", "model_type": "type", "weight_type": "weight
 
 def _inline_svg(fig, css_class: str, label: str) -> str:
     """A matplotlib figure as inline SVG for the page (text kept as text), tagged for styling and tests."""
-    import io
+    from plumbing.plots import pyplot, rendered
 
-    from plumbing.plots import pyplot
-
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    svg = rendered(fig, "svg").decode()
     pyplot().close(fig)
-    svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: the SVG sits inside HTML
     return svg.replace("<svg ", f'<svg class="{css_class}" role="img" aria-label="{escape(label)}" ', 1)
 

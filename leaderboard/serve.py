@@ -19,7 +19,7 @@ from typing import Any
 
 from leaderboard.render import FILTERS, facets
 from leaderboard.store import Board, Entry
-from leaderboard.table import INFO_COLUMNS, SUMMARY_COLUMNS, board_rows, sort_rows
+from leaderboard.table import board_columns, board_rows, sort_rows
 
 DEFAULT_COLUMNS = ("id", "model", "model_type", "base_model", "num_fewshot", "seen", "unseen", "seen_norm",
                    "unseen_norm", "unseen_norm_ci", "collapsed", "forgetting")
@@ -40,11 +40,9 @@ def filter_rows(rows: list[dict], search: str = "", **chosen: str) -> list[dict]
 def task_intervals(entry: Entry, metric: str, resamples: int = 1000) -> dict[str, tuple[float, float, float]]:
     """Per task: the score and its 95% bootstrap interval over documents, from the board's own
     copy of the per-sample logs (the metric the board shows, else the task's first one)."""
-    import zlib
-
     from fin_tasks.common.metrics import aggregation_of
     from harness.result_files import samples_file
-    from harness.stats import draw_indices, percentile_interval, read_samples, replicates
+    from harness.stats import percentile_interval, read_samples, replicates, task_draws
 
     out = {}
     for task, scores in sorted(entry.scores.items()):
@@ -55,8 +53,7 @@ def task_intervals(entry: Entry, metric: str, resamples: int = 1000) -> dict[str
             continue
         if not values:
             continue
-        point, reps = replicates(values, aggregation_of(name),
-                                 draw_indices(len(values), resamples, [0, zlib.crc32(task.encode())]))
+        point, reps = replicates(values, aggregation_of(name), task_draws(task, len(values), resamples))
         low, high = percentile_interval(reps)
         out[f"{task} ({name})"] = (point, low, high)
     return out
@@ -144,7 +141,7 @@ def build_app(board: Board, metric: str = "acc", title: str = "finharness leader
     by_id = {e.id: e for e in entries}
     for row in rows:
         row["facets"] = facets(by_id[row["id"]], row)
-    columns = [*INFO_COLUMNS, *SUMMARY_COLUMNS, *tasks]
+    columns = board_columns(tasks)
     shown = [c for c in DEFAULT_COLUMNS if c in columns] + list(tasks)
     pictures = Path(tempfile.mkdtemp(prefix="finharness-board-"))
 

@@ -134,6 +134,11 @@ def sort_rows(rows: list[dict[str, Any]], column: str, ascending: bool = False) 
     return by(column, by("unseen", rows) if column != "unseen" else rows)
 
 
+def board_columns(tasks: list[str]) -> list[str]:
+    """The board's columns in order: the entry's information, the summaries, then each task."""
+    return [*INFO_COLUMNS, *SUMMARY_COLUMNS, *tasks]
+
+
 def show(entries: list[Entry], metric: str = "acc", sort: str = "unseen_norm", ascending: bool = False,
          fmt: str = "github", roles: Mapping[str, str] | None = None) -> str:
     from tabulate import tabulate
@@ -142,6 +147,6 @@ def show(entries: list[Entry], metric: str = "acc", sort: str = "unseen_norm", a
         return "(the board is empty)"
     rows, tasks = board_rows(entries, metric, roles)
     rows = sort_rows(rows, sort, ascending)
-    columns = [*INFO_COLUMNS, *SUMMARY_COLUMNS, *tasks]
+    columns = board_columns(tasks)
     return tabulate([[r[c] for c in columns] for r in rows], headers=columns, tablefmt=fmt,
                     floatfmt=".4f", missingval="")

@@ -22,15 +22,19 @@ def pyplot():
     return plt
 
 
+def rendered(fig, fmt: str) -> bytes:
+    """The figure as ``svg`` or ``png`` bytes (an SVG without a date, so reruns match)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, bbox_inches="tight", dpi=120, metadata={"Date": None} if fmt == "svg" else None)
+    return buffer.getvalue()
+
+
 def save(fig, path: Path) -> list[Path]:
     """``path`` with ``.svg`` and ``.png``; closes the figure."""
     written = []
-    for suffix in (".svg", ".png"):
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=suffix[1:], bbox_inches="tight", dpi=120,
-                    metadata={"Date": None} if suffix == ".svg" else None)
-        target = Path(path).with_suffix(suffix)
-        write_atomic(target, buffer.getvalue())
+    for fmt in ("svg", "png"):
+        target = Path(path).with_suffix(f".{fmt}")
+        write_atomic(target, rendered(fig, fmt))
         written.append(target)
     pyplot().close(fig)
     return written

@@ -13,7 +13,6 @@ indices, so a difference between two rows is paired on both levels.
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 from fin_tasks.common.metrics import aggregation_of
 from harness.baselines import constant_scores, normalize, random_scores
 from harness.result_files import TIMESTAMP, load_results, results_file, samples_file
-from harness.stats import draw_indices, read_samples, replicates, seed_draws, two_level
+from harness.stats import read_samples, replicates, seed_draws, task_draws, two_level
 from plumbing.folders import is_finished
 from study.spec import Study
 
@@ -67,7 +66,7 @@ class Bootstrap:
         docs = sorted(values)
         if task not in self._docs:
             self._docs[task] = docs
-            self._draws[task] = draw_indices(len(docs), self.resamples, [self.seed, zlib.crc32(task.encode())])
+            self._draws[task] = task_draws(task, len(docs), self.resamples, self.seed)
         elif docs != self._docs[task]:
             raise ValueError(f"{folder}: {task} was scored on other documents than the study's other rows "
                              f"({len(docs)} vs {len(self._docs[task])}); re-run with the same limit and seed")

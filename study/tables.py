@@ -92,8 +92,8 @@ def seen_unseen_table(study: Study, boot: Bootstrap | None = None) -> tuple[str,
         for task in seen + unseen:
             if task in row.tasks():
                 record[task] = boot.task_score(row.sources[task], task, metric)[0]
-                if boot.collapsed_in(row, task):
-                    record.setdefault("collapsed", {})[task] = boot.collapsed_in(row, task)
+                if labels := boot.collapsed_in(row, task):
+                    record.setdefault("collapsed", {})[task] = labels
         for part, members in (("seen", seen), ("unseen", unseen)):
             mean = boot.mean_over(row, members, lambda t: metric)
             if mean is None:

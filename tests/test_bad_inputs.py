@@ -70,13 +70,21 @@ def recompute(folder: Path, task: str, rows: list[dict]) -> None:
     path.write_text(json.dumps(data))
 
 
-def test_01_cherry_picked_rows_are_refused(five_docs, tmp_path):
-    forged = shutil.copytree(five_docs, tmp_path / "forged")
+def cherry_picked(source: Path, tmp_path: Path, declare) -> Path:
+    """A copy of ``source`` keeping only rows 0 and 3 of FPB (say, the two answered correctly),
+    every aggregate recomputed to match, and the results edited by ``declare`` to claim a
+    slice of two."""
+    forged = shutil.copytree(source, tmp_path / "forged")
     rows = rows_of(samples_file(forged, "fin_fpb"))
-    recompute(forged, "fin_fpb", [rows[0], rows[3]])  # say, the two answered correctly
+    recompute(forged, "fin_fpb", [rows[0], rows[3]])
     data = json.loads(results_file(forged).read_text())
-    data["finharness"]["slice"]["limit"] = 2  # ... and call it a slice of two
+    declare(data)
     results_file(forged).write_text(json.dumps(data))
+    return forged
+
+
+def test_01_cherry_picked_rows_are_refused(five_docs, tmp_path):
+    forged = cherry_picked(five_docs, tmp_path, lambda data: data["finharness"]["slice"].update(limit=2))
     board = Board(tmp_path / "board.sqlite")
     with pytest.raises(ValueError, match=r"a stratified slice of 2 \(seed 1234\) selects 2 documents of fin_fpb, "
                                          r"but the log holds 2 rows \(missing doc_id"):
@@ -85,12 +93,7 @@ def test_01_cherry_picked_rows_are_refused(five_docs, tmp_path):
 
 
 def test_01_cherry_picked_rows_of_a_first_n_run_are_refused(first_five, tmp_path):
-    forged = shutil.copytree(first_five, tmp_path / "forged")
-    rows = rows_of(samples_file(forged, "fin_fpb"))
-    recompute(forged, "fin_fpb", [rows[0], rows[3]])
-    data = json.loads(results_file(forged).read_text())
-    data["config"]["limit"] = 2.0
-    results_file(forged).write_text(json.dumps(data))
+    forged = cherry_picked(first_five, tmp_path, lambda data: data["config"].update(limit=2.0))
     board = Board(tmp_path / "board.sqlite")
     with pytest.raises(ValueError, match=r"limit 2 selects documents 0-1 of fin_fpb, but the log holds 2 rows "
                                          r"\(missing doc_id 1; doc_id 3 not selected\)"):
