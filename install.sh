@@ -11,7 +11,7 @@ PIP="python3 -m pip install -q --disable-pip-version-check"
 MODE="${1:-}"
 case "$MODE" in
   "") CONSTRAINTS=constraints.txt; EXTRAS="" ;;
-  --test) CONSTRAINTS=constraints.txt; EXTRAS="[test,board]" ;;
+  --test) CONSTRAINTS=constraints.txt; EXTRAS="[test,board,track]" ;;
   --vllm) CONSTRAINTS=constraints-vllm.txt; EXTRAS="[vllm]" ;;
   *) echo "usage: ./install.sh [--test | --vllm]" >&2; exit 2 ;;
 esac

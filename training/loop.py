@@ -1,4 +1,4 @@
-"""The training loop: a thin loop on ``accelerate`` around a PEFT model.
+"""The training loop: a thin loop on ``accelerate`` around a PEFT model (or a whole model).
 
 Why not ``trl.SFTTrainer``: the same prompt-completion loss costs less here, which the
 benchmark (``benchmarks/bench_train.py``) measures against it. The output layer runs only
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from training.batching import collate
 from training.encode import IGNORE, Encoded
+from training.model_setup import language_model
 from training.recipe import TrainingSpec
 
 CHECKPOINTS = "checkpoints"
@@ -34,12 +35,12 @@ CHECKPOINTS = "checkpoints"
 class AnswerLoss(torch.nn.Module):
     """Summed cross-entropy over answer tokens; logits only where a label exists."""
 
-    def __init__(self, peft_model):
+    def __init__(self, model):
         super().__init__()
-        self.peft_model = peft_model
+        self.model = model  # a PEFT model, or a transformers model for a full fine-tune
 
     def forward(self, input_ids, attention_mask, labels):
-        lm = self.peft_model.get_base_model()
+        lm = language_model(self.model)
         hidden = lm.get_decoder()(
             input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         target = labels[:, 1:]
@@ -87,11 +88,11 @@ def make_optimizer(model, spec: TrainingSpec, total_steps: int):
     return optimizer, scheduler
 
 
-def trainable_state(peft_model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save_checkpoint(work_dir: Path, step: int, peft_model, optimizer, scheduler) -> Path:
+def save_checkpoint(work_dir: Path, step: int, model, optimizer, scheduler) -> Path:
     """Written to a temp folder and renamed: a kill mid-save leaves the previous one intact."""
     from safetensors.torch import save_file
 
@@ -101,7 +102,8 @@ def save_checkpoint(work_dir: Path, step: int, peft_model, optimizer, scheduler)
     tmp = root / f".tmp-step-{step:06d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file({n: t.contiguous() for n, t in trainable_state(peft_model).items()}, tmp / "trainable.safetensors")
+    # named_parameters lists a tied weight (embeddings = output layer) once, as safetensors needs.
+    save_file({n: t.contiguous() for n, t in trainable_state(model).items()}, tmp / "trainable.safetensors")
     torch.save({
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
@@ -125,11 +127,11 @@ def checkpoint_step(folder: Path) -> int:
     return json.loads((folder / "step.json").read_text())["step"]
 
 
-def load_checkpoint(folder: Path, peft_model, optimizer, scheduler) -> int:
+def load_checkpoint(folder: Path, model, optimizer, scheduler) -> int:
     from safetensors.torch import load_file
 
     tensors = load_file(folder / "trainable.safetensors")
-    params = dict(peft_model.named_parameters())
+    params = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in tensors.items():
             params[name].copy_(value)
@@ -144,20 +146,28 @@ def load_checkpoint(folder: Path, peft_model, optimizer, scheduler) -> int:
 
 
 def train_loop(
-    *, peft_model, encoded: Sequence[Encoded], plan: list[list[list[int]]], spec: TrainingSpec,
+    *, model, encoded: Sequence[Encoded], plan: list[list[list[int]]], spec: TrainingSpec,
     pad_id: int, work_dir: Path, accelerator, resume_from: Path | None = None,
     on_log: Callable[[StepLog], None] = lambda log: None, steps_per_epoch: float = 1.0,
 ) -> list[StepLog]:
-    """Run the planned optimizer steps; return the per-step logs of this process."""
-    loss_module = AnswerLoss(peft_model)
-    optimizer, scheduler = make_optimizer(peft_model, spec, len(plan))
-    start = load_checkpoint(resume_from, peft_model, optimizer, scheduler) if resume_from else 0
+    """Run the planned optimizer steps; return the per-step logs of this process.
+
+    ``model`` is what trains: a PEFT model, or a whole transformers model. A progress bar
+    (on a terminal, main process) shows the loss and tokens/s as the steps go."""
+    from tqdm.auto import tqdm
+
+    loss_module = AnswerLoss(model)
+    optimizer, scheduler = make_optimizer(model, spec, len(plan))
+    start = load_checkpoint(resume_from, model, optimizer, scheduler) if resume_from else 0
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
     loss_module.train()
     rank, world = accelerator.process_index, accelerator.num_processes
     logs: list[StepLog] = []
     window_loss = window_tokens = window_answer = 0
     window_start = time.perf_counter()
+    bar = tqdm(total=len(plan), initial=start, desc="training", unit="step", dynamic_ncols=True,
+               disable=None if accelerator.is_main_process else True)  # None: off when not a terminal
+    bar_tokens, bar_start = 0, time.perf_counter()
     for step in range(start, len(plan)):
         micro = plan[step]
         step_answer = sum(encoded[i].answer_tokens for batch in micro for i in batch)
@@ -171,6 +181,7 @@ def train_loop(
                 accelerator.backward(loss_sum * world / step_answer)
             window_loss += loss_sum.item()
             window_tokens += int(inputs["attention_mask"].sum())
+            bar_tokens += int(inputs["attention_mask"].sum())
         window_answer += step_answer
         if spec.max_grad_norm:
             accelerator.clip_grad_norm_(loss_module.parameters(), spec.max_grad_norm)
@@ -178,15 +189,18 @@ def train_loop(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
+        bar.update(1)
         if done % spec.logging_steps == 0 or done == len(plan):
             log = StepLog(done, round(done / steps_per_epoch, 4), window_loss * world / window_answer,
                           scheduler.get_last_lr()[0], window_tokens, window_answer,
                           time.perf_counter() - window_start)
             logs.append(log)
             on_log(log)
+            bar.set_postfix(loss=f"{log.loss:.4f}", tok_s=f"{bar_tokens / (time.perf_counter() - bar_start):.0f}")
             window_loss = window_tokens = window_answer = 0
             window_start = time.perf_counter()
         if done % spec.save_steps == 0 and done < len(plan) and accelerator.is_main_process:
-            save_checkpoint(work_dir, done, accelerator.unwrap_model(loss_module).peft_model,
+            save_checkpoint(work_dir, done, accelerator.unwrap_model(loss_module).model,
                             optimizer, scheduler)
+    bar.close()
     return logs

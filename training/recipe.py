@@ -51,6 +51,9 @@ class LoraSpec(_Strict):
     alpha: float = Field(default=32, gt=0)
     dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    quantize: Literal["none", "4bit"] = Field(
+        default="none", description="4bit: QLoRA, the frozen base in 4-bit NF4 (bitsandbytes, CUDA only), "
+        "as arXiv 2411.02476 quantizes")
 
     @field_validator("target_modules")
     @classmethod
@@ -79,6 +82,11 @@ class TrainingSpec(_Strict):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto", description="auto: bf16 autocast on GPUs that support it, fp32 on CPU")
     group_by_length: bool = True
+    gradient_checkpointing: bool = Field(
+        default=False, description="recompute activations in the backward pass: less memory, ~30% more time")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(
+        default="none", description="accelerate's tracker for loss, learning rate and tokens/s "
+        "(logs under <run>.partial/trackers while training, <run>/trackers after)")
     logging_steps: int = Field(default=10, gt=0)
     save_steps: int = Field(default=50, gt=0, description="optimizer steps between resumable checkpoints")
 
@@ -92,6 +100,9 @@ class TrainRecipe(_Strict):
                                                  "relative to the recipe file")
     prompt_format: Literal["base", "instruct"] = "base"
     fticl: FticlSpec = FticlSpec()
+    method: Literal["lora", "full_finetune"] = Field(
+        default="lora", description="lora: PEFT adapters on a frozen base; full_finetune: every weight "
+        "trains, as the released code of arXiv 2403.09162 does (no adapter folder)")
     lora: LoraSpec = LoraSpec()
     training: TrainingSpec = TrainingSpec()
     seed: int = 42
@@ -99,6 +110,12 @@ class TrainRecipe(_Strict):
         default=None, min_length=1,
         description="train once per seed, each its own run folder <name>-s<seed> (instead of seed)")
     output_dir: str = "runs"
+
+    @model_validator(mode="after")
+    def _lora_only_with_lora(self):
+        if self.method == "full_finetune" and "lora" in self.model_fields_set:
+            raise ValueError("lora: settings given, but method is full_finetune (no adapters are trained)")
+        return self
 
     @model_validator(mode="after")
     def _seed_or_seeds(self):
@@ -141,5 +158,8 @@ def load_recipe(path: str | Path) -> TrainRecipe:
 
 
 def dump_recipe(recipe: TrainRecipe) -> str:
-    """Every field, defaults included, in a stable order: the run folder's record."""
-    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
+    """Every field, defaults included, in a stable order: the run folder's record.
+
+    A full fine-tune's record has no ``lora`` block (it would read as settings given)."""
+    exclude = {"lora"} if recipe.method == "full_finetune" else None
+    return yaml.safe_dump(recipe.model_dump(mode="json", exclude=exclude), sort_keys=False)

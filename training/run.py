@@ -17,6 +17,8 @@ from plumbing.logs import log as logger
 from training.recipe import RecipeError, TrainRecipe, dump_recipe, load_recipe, parse_recipe
 from training.run_folder import adapter_card, library_versions, model_card, read_log, write_log
 
+TRACKERS = "trackers"
+
 
 def _same_recipe(stored: Path, recipe_text: str) -> bool:
     """Compared as recipes, not text: a field added since the run was made (written with its
@@ -66,7 +68,7 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     from training.encode import encode_example
     from training.examples import build_examples, load_tasks
     from training.loop import StepLog, checkpoint_step, latest_checkpoint, pick_precision, train_loop
-    from training.model_setup import add_lora, check_target_modules, load_base
+    from training.model_setup import check_quantization, check_target_modules, load_base, trainable_model
 
     if not isinstance(recipe, TrainRecipe):
         recipe = load_recipe(recipe)
@@ -83,8 +85,12 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
 
     # Everything that can be wrong with the recipe is found before any folder is touched.
     checkpoint = resolve_checkpoint(recipe.base_model)
-    model, tokenizer = load_base(checkpoint)
-    check_target_modules(model, recipe.lora)
+    if recipe.method == "lora":
+        check_quantization(recipe.lora)
+    check_tracker(recipe.training.report_to, online)
+    model, tokenizer = load_base(checkpoint, recipe.lora.quantize if recipe.method == "lora" else "none")
+    if recipe.method == "lora":
+        check_target_modules(model, recipe.lora)
     tasks = load_tasks([t.name for t in recipe.tasks], include_paths=recipe.include_paths)
     examples = build_examples(recipe, tokenizer, tasks)
     encoded_all = [encode_example(tokenizer, ex, recipe.training.max_length) for ex in examples]
@@ -92,8 +98,11 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     if not encoded:
         raise RecipeError("training.max_length: no example's answer fits")
 
+    tracking = recipe.training.report_to != "none"
     accelerator = Accelerator(
-        mixed_precision=pick_precision(recipe.training.precision, _device()), cpu=not torch.cuda.is_available())
+        mixed_precision=pick_precision(recipe.training.precision, _device()), cpu=not torch.cuda.is_available(),
+        log_with=recipe.training.report_to if tracking else None,
+        project_dir=str(partial_dir(final) / TRACKERS) if tracking else None)
     if not accelerator.is_main_process:
         say = logger.debug  # one voice in data-parallel runs
     work = _prepare_folders(recipe_text, final, resume, overwrite) if accelerator.is_main_process else partial_dir(final)
@@ -103,7 +112,7 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
         return final
 
     torch.manual_seed(recipe.seed)
-    peft_model = add_lora(model, recipe.lora)
+    trained = trainable_model(model, recipe)
     spec = recipe.training
     plan = plan_steps([len(e.input_ids) for e in encoded], batch_size=spec.batch_size,
                       grad_accum=spec.grad_accum, epochs=spec.epochs, seed=recipe.seed,
@@ -117,40 +126,51 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
         write_log(work, log_rows)
     say(f"training {recipe.name}: {len(encoded)} examples, {len(plan)} optimizer steps"
         + (f", resuming after step {start_step}" if checkpoint_dir else ""))
+    if tracking:
+        accelerator.init_trackers(recipe.name, config=_flat(recipe.model_dump(mode="json")))
 
     def on_log(log: StepLog) -> None:
         log_rows.append(asdict(log))
+        if tracking:
+            accelerator.log({"train/loss": log.loss, "train/lr": log.lr, "train/epoch": log.epoch,
+                             "train/tokens_per_second": log.tokens / max(log.seconds, 1e-9)}, step=log.step)
         if accelerator.is_main_process:
             write_log(work, log_rows)
             say(f"  step {log.step}/{len(plan)}  epoch {log.epoch:.2f}  loss {log.loss:.4f}  "
                 f"lr {log.lr:.2e}  {log.tokens / max(log.seconds, 1e-9):.0f} tok/s")
 
     started = time.perf_counter()
-    train_loop(peft_model=peft_model, encoded=encoded, plan=plan, spec=spec, pad_id=tokenizer.pad_token_id,
+    train_loop(model=trained, encoded=encoded, plan=plan, spec=spec, pad_id=tokenizer.pad_token_id,
                work_dir=work, accelerator=accelerator, resume_from=checkpoint_dir, on_log=on_log,
                steps_per_epoch=steps_per_epoch)
     seconds = time.perf_counter() - started
+    if tracking:
+        accelerator.end_training()  # flush and close the writers before the folder is renamed
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _finish(recipe, recipe_text, work, final, peft_model, tokenizer, checkpoint, examples, encoded_all,
+        _finish(recipe, recipe_text, work, final, trained, tokenizer, checkpoint, examples, encoded_all,
                 log_rows, seconds, accelerator, len(plan))
         say(f"finished: {final}")
     accelerator.wait_for_everyone()
     return final
 
 
-def _finish(recipe, recipe_text, work, final, peft_model, tokenizer, checkpoint, examples, encoded_all,
+def _finish(recipe, recipe_text, work, final, trained, tokenizer, checkpoint, examples, encoded_all,
             log_rows, seconds, accelerator, steps) -> None:
     import torch
 
-    peft_model = accelerator.unwrap_model(peft_model)
-    peft_model.save_pretrained(work / "adapter", safe_serialization=True)
-    merged = peft_model.merge_and_unload()
-    merged.save_pretrained(work, safe_serialization=True)
+    trained = accelerator.unwrap_model(trained)
+    if recipe.method == "full_finetune":
+        full = trained
+    else:
+        trained.save_pretrained(work / "adapter", safe_serialization=True)
+        full = _merged(trained, recipe, checkpoint, work / "adapter")
+    full.save_pretrained(work, safe_serialization=True)
     tokenizer.save_pretrained(work)
     tokens = sum(r["tokens"] for r in log_rows)
     run = {
         "name": recipe.name, "base_model": recipe.base_model, "base_checkpoint": str(checkpoint),
+        "method": recipe.method if recipe.method == "full_finetune" or recipe.lora.quantize == "none" else "qlora",
         "prompt_format": recipe.prompt_format, "fticl_k": recipe.fticl.k,
         "tasks": [{"name": t.name, "examples": sum(1 for e in examples if e.task == t.name)} for t in recipe.tasks],
         "examples": len(examples), "dropped": sum(1 for e in encoded_all if e is None),
@@ -164,10 +184,54 @@ def _finish(recipe, recipe_text, work, final, peft_model, tokenizer, checkpoint,
         "versions": library_versions(),
     }
     write_atomic(work / "README.md", model_card(recipe_yaml=recipe_text, run=run, log=log_rows))
-    write_atomic(work / "adapter" / "README.md", adapter_card(run=run))
+    if recipe.method == "lora":
+        write_atomic(work / "adapter" / "README.md", adapter_card(run=run))
     shutil.rmtree(work / "checkpoints", ignore_errors=True)
     # The manifest says it is finished, and how `finharness eval` should prompt it.
     finish(work, final, "training_run", {**run, "instruct": recipe.prompt_format == "instruct"}, replace=False)
+
+
+def _merged(peft_model, recipe: TrainRecipe, checkpoint: Path, adapter: Path):
+    """The adapter folded into the base. A QLoRA base is 4-bit, so the adapter is applied to
+    the base loaded again in float32 (merging into NF4 weights would round the result)."""
+    if recipe.lora.quantize == "none":
+        return peft_model.merge_and_unload()
+    from peft import PeftModel
+
+    from training.model_setup import load_base
+
+    base, _ = load_base(checkpoint)
+    return PeftModel.from_pretrained(base, adapter).merge_and_unload()
+
+
+def check_tracker(report_to: str, online: bool) -> None:
+    """A tracker that cannot start is a recipe error, found before training."""
+    import importlib.util
+    import os
+
+    if report_to == "tensorboard" and importlib.util.find_spec("tensorboard") is None \
+            and importlib.util.find_spec("tensorboardX") is None:
+        raise RecipeError("training.report_to: tensorboard needs the tensorboard package "
+                          "(pip install 'finharness[track]')")
+    if report_to == "wandb":
+        if importlib.util.find_spec("wandb") is None:
+            raise RecipeError("training.report_to: wandb needs the wandb package (pip install wandb)")
+        if not online:
+            os.environ.setdefault("WANDB_MODE", "offline")  # offline by default; `wandb sync` later
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    """Nested recipe fields as flat scalar hyperparameters, as trackers take them."""
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = ",".join(str(v) for v in value)
+        else:
+            out[name] = "none" if value is None else value
+    return out
 
 
 def _device():

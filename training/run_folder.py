@@ -7,7 +7,8 @@ last. So a folder named like a run is always a finished run; a killed run is onl
 
 Finished layout (the folder itself is a Hugging Face checkpoint):
     config.json, model.safetensors, tokenizer files   merged full model (lm-eval, MergeKit)
-    adapter/                                           the PEFT LoRA adapter
+    adapter/                                           the PEFT LoRA adapter (not for method: full_finetune)
+    trackers/                                          TensorBoard / W&B logs (training.report_to)
     recipe.yaml                                        the recipe with every default filled in
     train_log.jsonl                                    the training curve
     README.md                                          model card
@@ -58,8 +59,7 @@ def model_card(*, recipe_yaml: str, run: dict[str, Any], log: Sequence[dict]) ->
     fticl = run["fticl_k"]
     return card_text(f"""# {run['name']}
 
-LoRA fine-tune of `{run['base_model']}` made by `finharness train`. The folder holds the
-merged full model (safetensors) and, in `adapter/`, the PEFT adapter.
+{_what(run)}
 
 - Prompt format: **{run['prompt_format']}** (prompts rendered by lm-eval from the task YAMLs)
 - FTICL demonstrations per prompt: **{fticl}**
@@ -85,8 +85,21 @@ merged full model (safetensors) and, in `adapter/`, the PEFT adapter.
 
 {tabulate(versions, headers=['package', 'version'], tablefmt='github')}
 """, base_model=hub_base_model(run["base_model"]), library_name="transformers",
-                     tags=["finharness", "lora", *(["fticl"] if fticl else []), *(t["name"] for t in run["tasks"])],
+                     tags=["finharness", _tag(run), *(["fticl"] if fticl else []), *(t["name"] for t in run["tasks"])],
                      base_model_relation="finetune")
+
+
+def _tag(run: dict[str, Any]) -> str:
+    return {"full_finetune": "full-finetune", "qlora": "qlora"}.get(run.get("method", "lora"), "lora")
+
+
+def _what(run: dict[str, Any]) -> str:
+    if run.get("method") == "full_finetune":
+        return (f"Full fine-tune (every weight trained, no adapter) of `{run['base_model']}` made by "
+                "`finharness train`. The folder holds the model (safetensors).")
+    kind = "QLoRA (4-bit NF4 base)" if run.get("method") == "qlora" else "LoRA"
+    return (f"{kind} fine-tune of `{run['base_model']}` made by `finharness train`. The folder holds the\n"
+            "merged full model (safetensors) and, in `adapter/`, the PEFT adapter.")
 
 
 def adapter_card(*, run: dict[str, Any]) -> str:
