@@ -7,7 +7,7 @@ from tabulate import tabulate
 
 from harness.baselines import NORMALIZED  # the normalized column
 
-METRICS = ("acc", "f1_macro", "f1_weighted", "mcc", "missing", "rouge1", "rouge2", "rougeL")  # their order first
+METRICS = ("acc", "f1_macro", "f1_weighted", "mcc", "missing", "rouge1", "rouge2", "rougeL", "bleu")  # their order first
 
 
 def metric_columns(results: dict[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from merges.mergekit_yaml import to_yaml
-from study.spec import EvalStep, Study, load_study
+from study.spec import Checkpoint, EvalStep, Study, deviation_file, load_study
 from training.recipe import dump_recipe
 from plumbing.atomic import write_atomic
 from plumbing.folders import finish, is_finished, scratch_dir
@@ -25,7 +25,7 @@ from plumbing.logs import log
 
 @dataclass
 class Step:
-    kind: str  # train | merge | eval | table | submit
+    kind: str  # train | merge | deviate | eval | table | submit
     label: str
     done: Callable[[], bool]
     run: Callable[[], None]
@@ -70,6 +70,16 @@ def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None) -> 
         shutil.rmtree(work, ignore_errors=True)
 
 
+def run_deviation_step(study: Study, point: Checkpoint) -> None:
+    from harness.deviation import measure, write
+
+    spec = study.spec.deviation
+    vanilla = next(m.model for m in study.spec.models if m.label == point.model)
+    result = measure(point.path, vanilla, tasks=spec.tasks, per_task=spec.per_task, seed=spec.seed,
+                     include_paths=study.eval.include_paths)
+    write(result, deviation_file(study.root, point))
+
+
 def plan_steps(study: Study, device: str | None = None, board: Path | None = None) -> list[Step]:
     from merges.run import merge_recipe
     from training.run import train_recipe
@@ -82,6 +92,12 @@ def plan_steps(study: Study, device: str | None = None, board: Path | None = Non
         folder = Path(recipe.output_dir) / recipe.name
         steps.append(Step("merge", recipe.name, lambda f=folder: is_finished(f, "merge"),
                           lambda r=recipe: merge_recipe(r)))
+    if study.spec.deviation:
+        for point in study.checkpoints:
+            if point.role != "vanilla":
+                steps.append(Step("deviate", f"{point.label} against {point.model}",
+                                  lambda p=point: deviation_file(study.root, p).is_file(),
+                                  lambda p=point: run_deviation_step(study, p)))
     for step in study.evals:
         label = f"{step.checkpoint.label} {step.setting} ({step.shots}-shot) on set {step.set_index}"
         steps.append(Step("eval", label, lambda s=step: eval_done(s),

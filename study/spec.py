@@ -42,6 +42,15 @@ class TableSpec(_Strict):
     seed: int = 0
 
 
+class DeviationSpec(_Strict):
+    """How far each fine-tuned or merged checkpoint moved from its vanilla model
+    (harness/deviation.py): weight change per layer, next-token KL on held-out text."""
+
+    tasks: list[str] = Field(min_length=1, description="held-out text: test documents of these tasks")
+    per_task: int = Field(default=8, gt=0, description="seeded documents per task")
+    seed: int = 0
+
+
 class StudyFile(_Strict):
     name: str = Name
     paper: str = ""
@@ -49,6 +58,7 @@ class StudyFile(_Strict):
     models: list[StudyModel] = Field(min_length=1)
     table: TableSpec
     leaderboard: bool = True  # submit every scored checkpoint to the board at the end
+    deviation: DeviationSpec | None = None
     full: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="`--full`: per file (train, merge, eval), values that replace the defaults, "
@@ -143,6 +153,10 @@ class Checkpoint(_Strict):
     fticl: int = 0
     run: str = ""  # the training run or merge name
     seed: int | None = None  # training seed (None: vanilla); a study with several seeds has a checkpoint per seed
+
+
+def deviation_file(root: str | Path, point: Checkpoint) -> Path:
+    return Path(root) / "deviation" / f"{point.label.replace('/', '--')}.json"
 
 
 class EvalStep(_Strict):

@@ -225,6 +225,36 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
     return text, records, rows
 
 
+def deviation_section(study: Study) -> str:
+    """Each fine-tuned or merged checkpoint's distance from its vanilla model (the study's
+    ``deviation:`` spec); empty when the study measures none."""
+    from harness.deviation import read
+    from study.spec import deviation_file
+
+    spec = study.spec.deviation
+    if spec is None:
+        return ""
+    rows = []
+    for point in study.checkpoints:
+        found = read(deviation_file(study.root, point)) if point.role != "vanilla" else None
+        if found is None:
+            continue
+        layers = [v for g, v in found.layers.items() if g.startswith("layer")]
+        rows.append([point.label, point.fticl, ", ".join(point.trained_on), f"{found.relative_weight_change:.5f}",
+                     f"{max(layers):.5f}" if layers else "", f"{found.kl:.4f}" if found.kl is not None else "",
+                     found.kl_tokens])
+    if not rows:
+        return ""
+    return ("\n\n### Deviation from the vanilla model\n\n"
+            f"Relative weight change ||W - W_vanilla|| / ||W_vanilla|| (whole model; the most-changed decoder layer) "
+            f"and the next-token KL(vanilla || model) in nats per token on held-out text ({spec.per_task} seeded "
+            f"test documents each of {', '.join(spec.tasks)}, with their answers). arXiv 2403.09162's 'FTICL "
+            f"deviates less' reads as: FTICL rows lower than the plain fine-tune of the same task. One number per "
+            f"run; not a tested claim (with one seed there is no spread to test against).\n\n"
+            + tabulate(rows, headers=["checkpoint", "FTICL k", "trained on", "weight change", "max layer",
+                                      "KL nats/token", "KL tokens"], tablefmt="github", disable_numparse=True))
+
+
 def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
     """The study folder's claims.yaml decided on its rows (None when the folder has none)."""
     from study.claims import CLAIMS_FILE, decide, load_claims
@@ -277,6 +307,9 @@ def tables_key(study: Study) -> str:
         digest.update((here / code).read_bytes())
     claims = Path(study.folder) / "claims.yaml"
     digest.update(claims.read_bytes() if claims.is_file() else b"no claims")
+    deviations = Path(study.root) / "deviation"
+    for measured in sorted(deviations.glob("*.json")) if deviations.is_dir() else ():
+        digest.update(measured.name.encode() + measured.read_bytes())
     digest.update(json.dumps([study.spec.name, study.spec.paper, study.full,
                               study.spec.table.model_dump(mode="json")], sort_keys=True).encode())
     for step in study.evals:
@@ -296,6 +329,7 @@ def write_tables(study: Study) -> Path:
     spec = study.spec.table
     boot = Bootstrap(spec.resamples, spec.seed)
     text, records, rows = (seen_unseen_table if spec.kind == "seen_unseen" else views_table)(study, boot)
+    text += deviation_section(study)
     claims, verdicts = claim_verdicts(study, rows, boot)
     if claims is not None:
         from study.claims import claims_table

@@ -15,7 +15,7 @@ from fin_tasks import TASKS_DIR
 from fin_tasks.common import generalization_data
 from fin_tasks.common.data import TaskDataError
 from fin_tasks.common.metrics import f1_macro, process_results_gen, process_results_mc
-from fin_tasks.common.rouge import process_results_rouge, rouge
+from fin_tasks.common.rouge import bleu, process_results_rouge, rouge
 from fin_tasks.common.validate import validate_paths
 from harness.evaluate import EvalRequest, run_eval
 from harness.views import load_views, place_tasks, view_of, view_table
@@ -169,7 +169,19 @@ def test_rouge_on_hand_made_outputs():
     scores = rouge("The cat sat on the mat.", "the cats sat on a mat")
     assert scores == pytest.approx({"rouge1": 5 / 6, "rouge2": 3 / 5, "rougeL": 5 / 6})
     assert rouge("A b c", "a  b\nc") == {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
-    assert process_results_rouge({"output": "alpha beta"}, ["gamma delta"]) == {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    assert process_results_rouge({"output": "alpha beta"}, ["gamma delta"]) == {
+        "rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0, "bleu": 0.0}
+
+
+def test_bleu_on_hand_made_outputs():
+    assert bleu("the cat sat on the mat", "the cat sat on the mat") == pytest.approx(1.0)
+    # One word of six substituted: sacrebleu's own sentence BLEU (53.7), on a 0-1 scale.
+    import sacrebleu
+
+    assert bleu("the cat sat on the mat", "the cat sat on a mat") == pytest.approx(
+        sacrebleu.sentence_bleu("the cat sat on a mat", ["the cat sat on the mat"]).score / 100)
+    assert 0.5 < bleu("the cat sat on the mat", "the cat sat on a mat") < 0.6
+    assert bleu("alpha beta gamma", "delta") == pytest.approx(0.0, abs=1e-3)
 
 
 def test_classification_scores_on_hand_made_outputs():
@@ -188,7 +200,7 @@ def test_tiny_model_runs_a_generation_and_a_classification_task(tiny_checkpoint,
         model=str(tiny_checkpoint), tasks=["gen_summary_xsum", "gen_sentiment_sst2", "gen_sentiment_sst2_mc"],
         limit=3, batch_size=3, output_path=tmp_path, num_fewshot=1))
     scores = outcome.results["results"]
-    for metric in ("rouge1", "rouge2", "rougeL"):
+    for metric in ("rouge1", "rouge2", "rougeL", "bleu"):
         assert 0.0 <= scores["gen_summary_xsum"][f"{metric},none"] <= 1.0
     for task in ("gen_sentiment_sst2", "gen_sentiment_sst2_mc"):
         assert 0.0 <= scores[task]["acc,none"] <= 1.0 and 0.0 <= scores[task]["f1_macro,none"] <= 1.0

@@ -154,7 +154,8 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
 
 def test_generalization_study_runs_end_to_end(tiny_models, tmp_path):
     # One in-domain and one out-of-domain dataset per task type.
-    folder = shrink("ft-generalization", tmp_path / "recipes", tiny_models, limit=2, leaderboard=False,
+    # 4 examples in batches of 2: a warm-up step (lr 0) and one that moves the weights.
+    folder = shrink("ft-generalization", tmp_path / "recipes", tiny_models, limit=2, leaderboard=False, samples=4,
                     tasks=[["gen_sentiment_amazon_mc", "gen_sentiment_yelp_mc"], ["gen_summary_xsum", "gen_summary_xlsum"]])
     study = run_study(folder, output_dir=tmp_path / "out", board=tmp_path / "board.sqlite")
     records = json.loads((Path(study.root) / "tables.json").read_text())
@@ -174,6 +175,14 @@ def test_generalization_study_runs_end_to_end(tiny_models, tmp_path):
     assert amazon["cross_task"]["change"] == pytest.approx(expected)
     xsum = next(r for r in records if r["checkpoint"] == "gemma/xsum" and r["setting"] == "zero-shot")
     assert set(xsum["in_domain"]["tasks"]) == {"gen_summary_xsum"}
+
+    # Every fine-tuned run's distance from the vanilla model, measured and tabulated.
+    for run in ("amazon", "amazon-fticl", "xsum", "xsum-fticl"):
+        measured = json.loads((Path(study.root) / "deviation" / f"gemma--{run}.json").read_text())
+        assert measured["relative_weight_change"] > 0 and measured["kl"] > 0
+        assert measured["kl_tasks"] == ["gen_paraphrase_qqp", "gen_nli_rte"] and measured["kl_texts"] == 16
+    tables = (Path(study.root) / "tables.md").read_text()
+    assert "### Deviation from the vanilla model" in tables and "| gemma/xsum-fticl " in tables
 
 
 def test_study_errors_name_the_file_and_field(tmp_path, tiny_models):

@@ -1,0 +1,39 @@
+"""``finharness deviation MODEL --base BASE``: how far a fine-tune moved from its base
+(per-layer relative weight change; next-token KL on held-out test documents)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from fin_tasks.index import include_paths
+    from harness.deviation import measure, write
+
+    result = measure(args.model, args.base, tasks=args.tasks or (), per_task=args.limit, seed=args.seed,
+                     include_paths=include_paths(args.include_path))
+    print(f"{args.model} against {args.base}: relative weight change {result.relative_weight_change:.6f}")
+    if result.kl is not None:
+        print(f"next-token KL(base || model): {result.kl:.6f} nats/token over {result.kl_tokens} tokens of "
+              f"{result.kl_texts} test documents ({', '.join(result.kl_tasks)})")
+    print()
+    print(tabulate([[g, f"{v:.6f}"] for g, v in result.layers.items()],
+                   headers=["layer", "||W - W_base|| / ||W_base||"], tablefmt="github", disable_numparse=True))
+    if args.output:
+        write(result, args.output)
+    return 0
+
+
+def register(sub) -> None:
+    de = sub.add_parser("deviation", help="how far a fine-tuned checkpoint moved from its base (weights, next-token KL)")
+    de.add_argument("model", help="fine-tuned or merged checkpoint folder")
+    de.add_argument("--base", required=True, help="the model it started from (embedded name or folder)")
+    de.add_argument("--tasks", nargs="*", default=None,
+                    help="held-out text for the KL: test documents of these tasks (none: weight change only)")
+    de.add_argument("--limit", type=int, default=16, help="documents per task for the KL (seeded)")
+    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--include_path", action="append", default=None, metavar="DIR")
+    de.add_argument("--output", type=Path, default=None, help="write the result as JSON here")
+    de.set_defaults(func=run)
