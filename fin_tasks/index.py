@@ -30,9 +30,11 @@ from fin_tasks import HUB_TASKS_DIR, PACKAGE_DIR, TASKS_DIR
 log = logging.getLogger("finharness")
 
 # What each role aggregates: the groups whose members are the tasks declaring the role's tag.
+# arXiv 2411.02476's prompt formats (fin_tasks/tasks/_format_*_yaml), scored and generated.
+PAPER_FORMATS = ("alpaca", "label", "generative_alpaca", "generative_label")
 ROLE_GROUPS: dict[str, tuple[str, ...]] = {
-    "seen": ("finharness_seen", "finharness_seen_generative"),
-    "unseen": ("finharness_unseen", "finharness_unseen_generative"),
+    "seen": ("finharness_seen", "finharness_seen_generative", *(f"finharness_seen_{f}" for f in PAPER_FORMATS)),
+    "unseen": ("finharness_unseen", "finharness_unseen_generative", *(f"finharness_unseen_{f}" for f in PAPER_FORMATS)),
     "retention": ("finharness_retention",),
 }
 
@@ -224,3 +226,30 @@ def fingerprint_mismatch(task: str, recorded: Mapping[str, Any], current: Mappin
             return f"task {task}: file {base / name} changed since it was scored (sha256 {new[name][:12]}, " \
                    f"scored with {old[name][:12]})"
     return None
+
+
+_FORMAT_OF = {"base": "alpaca", "instruct": "label"}
+
+
+def task_variant(name: str, prompt_format: str, prompts: str = "finben", scoring: str = "loglik") -> str:
+    """The task (or group) a study scores for a FinBen task name: in arXiv 2411.02476's format
+    for the model's prompt format (``prompts: paper``: Alpaca for base models, ``label:`` for
+    instruct ones) and generated (``scoring: generate``) or scored by log-likelihood. Names
+    outside the financial suite (gen_*, a user's tasks, the retention panel) are kept."""
+    fmt = _FORMAT_OF[prompt_format] if prompts == "paper" else ""
+    gen = scoring == "generate"
+    if name.startswith("fin_"):
+        return f"{'generative_' if gen else ''}{fmt + '_' if fmt else ''}{name}"
+    role = next((r for r in ("seen", "unseen", "all") if name == f"finharness_{r}"), None)
+    if role:
+        return f"finharness_{role}{'_generative' if gen else ''}{'_' + fmt if fmt else ''}"
+    return name
+
+
+def finben_name(task: str) -> str:
+    """The FinBen task a format or scoring variant belongs to (``label_fin_fpb`` -> ``fin_fpb``)."""
+    name = task.removeprefix("generative_")
+    for fmt in _FORMAT_OF.values():
+        if name.startswith(f"{fmt}_fin_"):
+            return name.removeprefix(f"{fmt}_")
+    return name if name.startswith("fin_") else task

@@ -13,6 +13,7 @@ indices, so a difference between two rows is paired on both levels.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 
 from fin_tasks.common.metrics import aggregation_of
 from harness.baselines import constant_scores, normalize, random_scores
+from fin_tasks.index import finben_name
 from harness.result_files import TIMESTAMP, load_results, results_file, samples_file
 from harness.stats import read_samples, replicates, seed_draws, task_draws, two_level
 from plumbing.folders import is_finished
@@ -35,7 +37,7 @@ class Row:
     model: str  # the study model's label
     kind: str  # vanilla | single | multi | merged
     run: str  # the training run or merge ("" for vanilla and the FT-single composite)
-    setting: str  # zero-shot | few-shot
+    setting: str  # zero-shot | few-shot | <k>-shot
     name: str  # as the table shows it
     sources: Sources
     trained_on: list[str] = field(default_factory=list)
@@ -62,7 +64,7 @@ class Bootstrap:
 
     # -- per folder -------------------------------------------------------------------
     def _values(self, folder: Path, task: str, metric: str) -> list:
-        values = read_samples(samples_file(folder, task), metric)
+        values = read_samples(samples_file(folder, scored_name(folder, task)), metric)
         docs = sorted(values)
         if task not in self._docs:
             self._docs[task] = docs
@@ -81,7 +83,7 @@ class Bootstrap:
         return self._results[folder]
 
     def _task_baselines(self, folder: Path, task: str) -> dict:
-        return ((self.results(folder).get("finharness") or {}).get("baselines") or {}).get(task) or {}
+        return ((self.results(folder).get("finharness") or {}).get("baselines") or {}).get(scored_name(folder, task)) or {}
 
     def baselines(self, folder: Path, task: str, metric: str) -> dict[str, float]:
         """Trivial answers' scores on the task's slice: those the evaluation wrote (majority,
@@ -92,7 +94,7 @@ class Bootstrap:
         if found:
             return found
         try:
-            pairs = list(read_samples(samples_file(folder, task), metric).values())
+            pairs = list(read_samples(samples_file(folder, scored_name(folder, task)), metric).values())
         except ValueError:  # the task does not report this metric (a summary's ROUGE)
             return {}
         if not pairs or not isinstance(pairs[0], tuple):
@@ -155,19 +157,43 @@ class Bootstrap:
         return [label for f in folders if (label := self.collapsed(f, task))]
 
 
+@lru_cache(maxsize=4096)
+def _logged_tasks(folder: Path) -> tuple[str, ...]:
+    """Tasks with a per-sample log in a finished (never again written) results folder."""
+    found = []
+    for path in Path(folder).rglob("samples_*.jsonl"):
+        match = re.fullmatch(rf"samples_(.+)_{TIMESTAMP}\.jsonl", path.name)
+        if match:
+            found.append(match.group(1))
+    return tuple(found)
+
+
+def scored_name(folder: Path, task: str) -> str:
+    """The task a folder logged for a FinBen name: itself, or its one prompt-format or
+    generated variant (a study in arXiv 2411.02476's formats scores ``label_fin_fpb`` for
+    ``fin_fpb``), so rows in different formats line up on one task."""
+    logged = _logged_tasks(folder)
+    if task in logged:
+        return task
+    variants = sorted({t for t in logged if finben_name(t) == task})
+    if len(variants) > 1:
+        raise ValueError(f"{folder}: {task} was scored in several variants ({', '.join(variants)}); "
+                         "a study row takes one")
+    return variants[0] if variants else task
+
+
 def scored_folders(study: Study) -> dict[tuple[str, str], dict[str, Path]]:
     """(checkpoint label, setting) -> task -> results folder of the finished evaluations; a
-    group in an eval set stands for its member tasks (those with a per-sample log)."""
+    group in an eval set stands for its member tasks (those with a per-sample log). Format and
+    generated variants of a financial task are keyed by the FinBen task they belong to."""
     found: dict[tuple[str, str], dict[str, Path]] = {}
     for step in study.evals:
         folder = Path(step.folder)
         if not is_finished(folder, "evaluation"):
             continue
         tasks = found.setdefault((step.checkpoint.label, step.setting), {})
-        for path in folder.rglob("samples_*.jsonl"):
-            match = re.fullmatch(rf"samples_(.+)_{TIMESTAMP}\.jsonl", path.name)
-            if match:
-                tasks[match.group(1)] = folder
+        for task in _logged_tasks(folder):
+            tasks[finben_name(task)] = folder
     return found
 
 
@@ -185,8 +211,14 @@ def study_rows(study: Study, seen: set[str] | None = None) -> list[Row]:
     "FT single" row: each seen task from the runs that specialise in it (``covers``), each
     other task the mean of all single-task runs, as arXiv 2411.02476 reports one
     fine-tuned score per task. Without it, every run is its own row."""
+    from study.spec import setting_name, setting_shots
+
     scored = scored_folders(study)
-    shots = max((s.few_shot for s in study.eval.sets), default=0)
+    settings = sorted({step.setting for step in study.evals}, key=lambda s: setting_shots(s, study.eval.sets))
+
+    def shown(setting: str) -> str:
+        return setting_name(setting, study.eval.sets)
+
     rows: list[Row] = []
     for model in study.spec.models:
         points = [c for c in study.checkpoints if c.model == model.label]
@@ -195,24 +227,24 @@ def study_rows(study: Study, seen: set[str] | None = None) -> list[Row]:
         for (role, run), members in runs.items():
             if composite and role == "single":
                 continue
-            for setting in ("zero-shot", "few-shot"):
+            for setting in settings:
                 sources: Sources = {}
                 for c in members:
                     for task, folder in scored.get((c.label, setting), {}).items():
                         sources.setdefault(task, {}).setdefault(c.seed, []).append(folder)
                 if not sources:
                     continue
-                name = {"vanilla": "zero-shot" if setting == "zero-shot" else f"few-shot ({shots})",
+                name = {"vanilla": shown(setting),
                         "multi": f"FT multi ({run})", "merged": f"merged: {run}"}.get(role, run)
                 if role != "vanilla" and not composite:
                     name = run + (f" (FTICL k={members[0].fticl})" if members[0].fticl else "")
-                if role != "vanilla" and composite and setting == "few-shot":
-                    name += f", few-shot ({shots})"
+                if role != "vanilla" and composite and setting != "zero-shot":
+                    name += f", {shown(setting)}"
                 rows.append(Row(model.label, role, "" if role == "vanilla" else run, setting, name, sources,
                                 members[0].trained_on, members[0].fticl))
         if composite:
             singles = [c for c in points if c.role == "single"]
-            for setting in ("zero-shot", "few-shot"):
+            for setting in settings:
                 have = [c for c in singles if (c.label, setting) in scored]
                 if not have:
                     continue
@@ -224,9 +256,10 @@ def study_rows(study: Study, seen: set[str] | None = None) -> list[Row]:
                     for c in chosen:
                         if task in scored[(c.label, setting)]:
                             sources.setdefault(task, {}).setdefault(c.seed, []).append(scored[(c.label, setting)][task])
-                name = "FT single" + ("" if setting == "zero-shot" else f", few-shot ({shots})")
+                name = "FT single" + ("" if setting == "zero-shot" else f", {shown(setting)}")
                 rows.append(Row(model.label, "single", "", setting, name, sources,
                                 sorted({t for c in have for t in c.trained_on})))
     order = {"vanilla": 0, "single": 1, "multi": 2, "merged": 3}
     models = [m.label for m in study.spec.models]
-    return sorted(rows, key=lambda r: (models.index(r.model), order[r.kind], r.run, r.setting != "zero-shot"))
+    return sorted(rows, key=lambda r: (models.index(r.model), order[r.kind], r.run,
+                                       setting_shots(r.setting, study.eval.sets)))

@@ -47,7 +47,7 @@ class Selector(_Strict):
     model: str
     kind: Literal["vanilla", "single", "multi", "merged"] = "vanilla"
     run: str | None = Field(default=None, description="training run or merge name (any, if one row matches)")
-    setting: Literal["zero-shot", "few-shot"] = "zero-shot"
+    setting: str = Field(default="zero-shot", pattern=r"^(zero-shot|few-shot|[1-9][0-9]*-shot)$")
 
     def describe(self) -> str:
         return f"{self.model} {self.kind}{f' {self.run}' if self.run else ''} ({self.setting})"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from merges.mergekit_yaml import to_yaml
-from study.spec import Checkpoint, EvalStep, Study, deviation_file, load_study
+from study.spec import Checkpoint, EvalStep, Study, check_families, deviation_file, load_study
 from training.recipe import dump_recipe
 from plumbing.atomic import write_atomic
 from plumbing.folders import finish, is_finished, scratch_dir
@@ -50,7 +50,7 @@ def eval_done(step: EvalStep) -> bool:
     return is_finished(step.folder, "evaluation")
 
 
-def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None) -> None:
+def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None, online: bool = False) -> None:
     """Score into a hidden work folder, manifest last, then rename: a results folder is always complete."""
     from harness.evaluate import EvalRequest, run_eval
 
@@ -60,7 +60,7 @@ def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None) -> 
     try:
         outcome = run_eval(EvalRequest(
             model=step.checkpoint.path, tasks=step.tasks, num_fewshot=step.shots, limit=step.limit,
-            batch_size=batch_size, device=device, output_path=work, log_samples=True,
+            batch_size=batch_size, device=device, output_path=work, log_samples=True, online=online,
             include_paths=[Path(p) for p in step.include_paths]))
         finish(work, final, "evaluation", {
             "checkpoint": step.checkpoint.model_dump(), "setting": step.setting, "shots": step.shots,
@@ -80,14 +80,14 @@ def run_deviation_step(study: Study, point: Checkpoint) -> None:
     write(result, deviation_file(study.root, point))
 
 
-def plan_steps(study: Study, device: str | None = None, board: Path | None = None) -> list[Step]:
+def plan_steps(study: Study, device: str | None = None, board: Path | None = None, online: bool = False) -> list[Step]:
     from merges.run import merge_recipe
     from training.run import train_recipe
 
     steps = []
     for recipe in study.train_recipes:
         steps.append(Step("train", recipe.name, lambda r=recipe: is_finished(r.run_dir(), "training_run"),
-                          lambda r=recipe: train_recipe(r, resume=True)))
+                          lambda r=recipe: train_recipe(r, resume=True, online=online)))
     for recipe in study.merge_recipes:
         folder = Path(recipe.output_dir) / recipe.name
         steps.append(Step("merge", recipe.name, lambda f=folder: is_finished(f, "merge"),
@@ -101,7 +101,7 @@ def plan_steps(study: Study, device: str | None = None, board: Path | None = Non
     for step in study.evals:
         label = f"{step.checkpoint.label} {step.setting} ({step.shots}-shot) on set {step.set_index}"
         steps.append(Step("eval", label, lambda s=step: eval_done(s),
-                          lambda s=step: run_eval_step(s, study.eval.batch_size, device)))
+                          lambda s=step: run_eval_step(s, study.eval.batch_size, device, online)))
 
     from study.tables import tables_current, write_tables
 
@@ -118,19 +118,26 @@ def plan_steps(study: Study, device: str | None = None, board: Path | None = Non
 
 
 def run_study(folder: str | Path, *, full: bool = False, output_dir: str | Path | None = None,
-              device: str | None = None, dry_run: bool = False, board: Path | None = None) -> Study:
-    study = load_study(folder, full=full, output_dir=output_dir)
+              device: str | None = None, dry_run: bool = False, board: Path | None = None,
+              models: dict[str, str] | None = None, online: bool = False) -> Study:
+    """Run every step not done yet. ``models`` replaces a label's checkpoint; ``online``
+    lets Hub ids (the papers' models) download."""
+    from plumbing.offline import set_offline
+
+    set_offline(online)
+    study = load_study(folder, full=full, output_dir=output_dir, models=models)
     from study.claims import CLAIMS_FILE, check_claims, load_claims
 
     claims = load_claims(folder)  # a wrong claims.yaml fails now, not after hours of training
     if claims is not None:
         check_claims(claims, study, str(Path(folder) / CLAIMS_FILE))
-    steps = plan_steps(study, device, board)
+    steps = plan_steps(study, device, board, online)
     log.info(f"study {study.spec.name}{' (--full)' if full else ''}: {len(steps)} steps -> {study.root}")
     if dry_run:
         for i, step in enumerate(steps, 1):
             log.info(f"[{i}/{len(steps)}] {step.kind:6s} {step.label}{'  (done)' if step.done() else ''}")
         return study
+    check_families(study)  # downloads supplied Hub models (--online) before any training
     write_recipes(study)
     started = time.perf_counter()
     for i, step in enumerate(steps, 1):

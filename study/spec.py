@@ -3,6 +3,7 @@
 A study is four short YAML files, one per kind of recipe:
 
     study.yaml   name, paper, the models, the table to render, what ``--full`` changes
+                 (sizes, settings, and the models themselves: the papers' Hub ids)
     train.yaml   LoRA defaults and the training runs (each run is trained on every model)
     merge.yaml   merges of those runs (optional)
     eval.yaml    the task sets, docs per task, and the shots of each setting
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from pydantic import Field, model_validator
 
+from fin_tasks.index import task_variant
 from merges.recipe import MergeRecipe, Method, parse_merge_recipe
 from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
@@ -30,8 +32,8 @@ Name = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class StudyModel(_Strict):
-    label: str = Name  # short name used in run folders and tables
-    model: str = Field(description="embedded model name or checkpoint folder")
+    label: str = Name  # the model's slot (base, instruct): run folders, tables, merge.yaml and claims.yaml name it
+    model: str = Field(description="embedded model name, checkpoint folder, or Hub id org/name (--online)")
     prompt_format: Literal["base", "instruct"]
 
 
@@ -58,12 +60,19 @@ class StudyFile(_Strict):
     models: list[StudyModel] = Field(min_length=1)
     table: TableSpec
     leaderboard: bool = True  # submit every scored checkpoint to the board at the end
+    prompts: Literal["finben", "paper"] = Field(
+        default="finben", description="the financial tasks' prompt wording for training and scoring: FinBen's, "
+        "or arXiv 2411.02476's formats (Alpaca for base models, 'sentence: ... label:' for instruct ones)")
     deviation: DeviationSpec | None = None
-    full: dict[str, dict[str, Any]] = Field(
+    one_family: bool = Field(
+        default=False, description="the study compares its models as one family (base vs instruct of the same "
+        "model, as arXiv 2411.02476 does): models a user supplies must share an architecture; the defaults "
+        "that do not are named in every table")
+    full: dict[str, Any] = Field(
         default_factory=dict,
         description="`--full`: per file (train, merge, eval), values that replace the defaults, "
         "deep-merged; the papers' sizes for a GPU machine. `train.samples` there replaces every "
-        "task's count")
+        "task's count. `models:` replaces the models (the same labels, other checkpoints)")
 
 
 class TrainRun(_Strict):
@@ -78,6 +87,7 @@ class TrainRun(_Strict):
 
 class TrainFile(_Strict):
     samples: int | None = Field(default=None, gt=0, description="per task, where a run's task does not say")
+    method: Literal["lora", "full_finetune"] = "lora"
     lora: LoraSpec = LoraSpec()
     training: TrainingSpec = TrainingSpec()
     seed: int = 42
@@ -117,9 +127,47 @@ class EvalSet(_Strict):
     name: str | None = Field(default=None, description="shown on the leaderboard; default set<i>")
     tasks: list[str] = Field(min_length=1)
     limit: int | None = Field(default=None, gt=0)
-    few_shot: int = Field(default=0, ge=0, description="shots of the few-shot setting")
+    few_shot: int | list[int] = Field(
+        default=0, description="shots of the few-shot setting; a list is a shot grid (settings '1-shot', "
+        "'5-shot', ... instead of 'few-shot')")
     settings: list[Literal["zero-shot", "few-shot"]] = Field(
         default=["zero-shot", "few-shot"], description="the settings this set is scored in")
+
+
+    @model_validator(mode="after")
+    def _shots(self):
+        grid = self.few_shot if isinstance(self.few_shot, list) else [self.few_shot]
+        if any(k < 0 for k in grid) or (isinstance(self.few_shot, list) and (not grid or 0 in grid)):
+            raise ValueError(f"few_shot: {self.few_shot}: shot counts are positive (zero-shot is its own setting)")
+        if len(set(grid)) != len(grid):
+            raise ValueError(f"few_shot: {self.few_shot}: a shot count is listed twice")
+        return self
+
+    def shot_grid(self) -> list[int]:
+        return self.few_shot if isinstance(self.few_shot, list) else [self.few_shot] if self.few_shot else []
+
+    def few_shot_settings(self) -> list[tuple[str, int]]:
+        """(setting name, shots): the grid's first count is the 'few-shot' setting (what claims and
+        the CPU default name), every further count its own 'k-shot' setting."""
+        grid = self.shot_grid()
+        return [("few-shot", grid[0]), *((f"{k}-shot", k) for k in grid[1:])] if grid else []
+
+
+def setting_shots(setting: str, study_sets: list["EvalSet"]) -> int:
+    """Shots of a setting name, for ordering: 0, k of 'k-shot', or the largest first count of the sets."""
+    if setting == "zero-shot":
+        return 0
+    if setting.endswith("-shot") and setting[:-5].isdigit():
+        return int(setting[:-5])
+    return max((s.shot_grid()[0] for s in study_sets if s.shot_grid()), default=0)
+
+
+def setting_name(setting: str, study_sets: list["EvalSet"]) -> str:
+    """As tables show it: 'zero-shot', 'few-shot (1)' (several sets: 'few-shot (2/1)'), '5-shot'."""
+    if setting != "few-shot":
+        return setting
+    firsts = dict.fromkeys(str(s.shot_grid()[0]) for s in study_sets if s.shot_grid())
+    return f"few-shot ({'/'.join(firsts)})"
 
 
 class EvalFile(_Strict):
@@ -128,6 +176,9 @@ class EvalFile(_Strict):
     trained: list[Literal["zero-shot", "few-shot"]] = ["zero-shot"]
     merged: list[Literal["zero-shot", "few-shot"]] = ["zero-shot"]
     batch_size: int | str = 8
+    scoring: Literal["loglik", "generate"] = Field(
+        default="loglik", description="financial tasks scored by the log-likelihood of each label, or by "
+        "generating at most 5 tokens and reading the first label in them (as arXiv 2411.02476 does)")
     include_paths: list[str] = Field(default_factory=list,
                                      description="task folders the sets may name, beside the packaged suite "
                                                  "(relative to the study folder)")
@@ -135,7 +186,7 @@ class EvalFile(_Strict):
     @model_validator(mode="after")
     def _few_shot_given(self):
         if any("few-shot" in s for s in (self.vanilla, self.trained, self.merged)):
-            if all(e.few_shot == 0 for e in self.sets):
+            if all(not e.few_shot_settings() for e in self.sets):
                 raise ValueError("a few-shot setting is asked for, but no set has few_shot > 0")
         return self
 
@@ -161,7 +212,7 @@ def deviation_file(root: str | Path, point: Checkpoint) -> Path:
 
 class EvalStep(_Strict):
     checkpoint: Checkpoint
-    setting: Literal["zero-shot", "few-shot"]
+    setting: str  # zero-shot | few-shot | <k>-shot (a shot grid)
     set_index: int
     set_name: str
     tasks: list[str]
@@ -173,6 +224,7 @@ class EvalStep(_Strict):
 
 class Study(_Strict):
     folder: str
+    models_supplied: bool = False  # the models are not the study's CPU defaults (--full models or --model)
     root: str  # output folder of this study
     spec: StudyFile
     train: TrainFile
@@ -206,16 +258,46 @@ def _read(folder: Path, name: str, required: bool) -> dict:
     return data
 
 
-def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | None = None) -> Study:
-    """Read, check and expand a study folder. Nothing is written."""
+def _replace_models(spec: StudyFile, where: str, full: bool, models: Mapping[str, str] | None) -> tuple[StudyFile, bool]:
+    """The study's models after ``full: models:`` and ``--model LABEL=MODEL`` (same labels:
+    merge.yaml and claims.yaml name them)."""
+    current = list(spec.models)
+    labels = [m.label for m in current]
+    supplied = False
+    if full and "models" in spec.full:
+        replaced = [validate_mapping(StudyModel, m, f"{where}: full.models") for m in spec.full["models"] or []]
+        if sorted(m.label for m in replaced) != sorted(labels):
+            raise RecipeError(f"{where}: full.models: labels {sorted(m.label for m in replaced)} must be the study's "
+                              f"labels {sorted(labels)} (train, merge and claims files name them)")
+        current, supplied = replaced, True
+    for label, model in (models or {}).items():
+        if label not in labels:
+            raise RecipeError(f"--model {label}={model}: the study has no model {label!r} (its labels: {labels})")
+        current = [m.model_copy(update={"model": model}) if m.label == label else m for m in current]
+        supplied = True
+    return spec.model_copy(update={"models": current}), supplied
+
+
+def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | None = None,
+               models: Mapping[str, str] | None = None) -> Study:
+    """Read, check and expand a study folder. Nothing is written. ``models`` replaces the
+    checkpoint of a model label (``--model instruct=org/name``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RecipeError(f"{folder}: not a study folder")
     spec = validate_mapping(StudyFile, _read(folder, "study.yaml", True), str(folder / "study.yaml"))
     raw = {name: _read(folder, f"{name}.yaml", name != "merge") for name in ("train", "merge", "eval")}
-    unknown = set(spec.full) - set(raw)
+    unknown = set(spec.full) - set(raw) - {"models", "prompts"}
     if unknown:
-        raise RecipeError(f"{folder / 'study.yaml'}: full: unknown file(s) {sorted(unknown)} (train, merge, eval)")
+        raise RecipeError(f"{folder / 'study.yaml'}: full: unknown key(s) {sorted(unknown)} "
+                          "(train, merge, eval, models, prompts)")
+    if full and "prompts" in spec.full:
+        spec = validate_mapping(StudyFile, {**spec.model_dump(mode="json"), "prompts": spec.full["prompts"]},
+                                f"{folder / 'study.yaml'} (full.prompts)")
+    bad = [k for k in set(spec.full) & set(raw) if not isinstance(spec.full[k], dict)]
+    if bad:
+        raise RecipeError(f"{folder / 'study.yaml'}: full.{bad[0]}: expected a mapping of that file's keys")
+    spec, supplied = _replace_models(spec, str(folder / "study.yaml"), full, models)
     if full:
         raw = {name: _deep_merge(data, spec.full.get(name, {})) for name, data in raw.items()}
     if full and "samples" in spec.full.get("train", {}):
@@ -247,12 +329,16 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
             model = models[label]
             tasks = [t if t.samples or train.samples is None else t.model_copy(update={"samples": train.samples})
                      for t in run.tasks]
+            # The paper's formats train on the same documents, in the model's prompt format.
+            tasks = [t.model_copy(update={"name": task_variant(t.name, model.prompt_format, spec.prompts)})
+                     for t in tasks]
             for seed in seeds:
                 recipe = parse_recipe({
                     "name": f"{label}-{run.name}{suffix(seed)}", "base_model": model.model,
                     "prompt_format": model.prompt_format,
                     "tasks": [t.model_dump() for t in tasks], "fticl": run.fticl.model_dump(),
-                    "lora": train.lora.model_dump(), "training": train.training.model_dump(), "seed": seed,
+                    "method": train.method, **({"lora": train.lora.model_dump()} if train.method == "lora" else {}),
+                    "training": train.training.model_dump(), "seed": seed,
                     "output_dir": str(root / "runs"),
                 }, f"{folder / 'train.yaml'} (run {run.name}, model {label})")
                 train_recipes.append(recipe)
@@ -293,13 +379,43 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
         settings = {"vanilla": evals.vanilla, "merged": evals.merged}.get(point.role, evals.trained)
         for setting in settings:
             for i, eval_set in enumerate(evals.sets):
-                shots = eval_set.few_shot if setting == "few-shot" else 0
-                if setting not in eval_set.settings or (setting == "few-shot" and shots == 0):
+                if setting not in eval_set.settings:
                     continue
-                steps.append(EvalStep(
-                    checkpoint=point, setting=setting, set_index=i, set_name=eval_set.name or f"set{i}",
-                    tasks=eval_set.tasks, limit=eval_set.limit,
-                    shots=shots, folder=str(root / "evals" / point.label.replace("/", "--") / f"{setting}-set{i}"),
-                    include_paths=evals.include_paths))
-    return Study(folder=str(folder), root=str(root), spec=spec, train=train, merge=merge, eval=evals, full=full,
+                variants = [("zero-shot", 0)] if setting == "zero-shot" else eval_set.few_shot_settings()
+                fmt = models[point.model].prompt_format
+                tasks = [task_variant(t, fmt, spec.prompts, evals.scoring) for t in eval_set.tasks]
+                for name, shots in variants:
+                    steps.append(EvalStep(
+                        checkpoint=point, setting=name, set_index=i, set_name=eval_set.name or f"set{i}",
+                        tasks=tasks, limit=eval_set.limit, shots=shots,
+                        folder=str(root / "evals" / point.label.replace("/", "--") / f"{name}-set{i}"),
+                        include_paths=evals.include_paths))
+    return Study(folder=str(folder), root=str(root), spec=spec, models_supplied=supplied, train=train, merge=merge, eval=evals, full=full,
                  train_recipes=train_recipes, merge_recipes=merge_recipes, checkpoints=checkpoints, evals=steps)
+
+
+def model_families(study: Study) -> dict[str, str | None]:
+    """Each model label's architecture (config ``model_type``), from its checkpoint."""
+    from plumbing.checkpoints import architecture, resolve_checkpoint
+
+    return {m.label: architecture(resolve_checkpoint(m.model)) for m in study.spec.models}
+
+
+def family_note(families: Mapping[str, str | None]) -> str:
+    """One line when the study's models are of different families ('' when one family)."""
+    if len(set(families.values())) < 2:
+        return ""
+    named = "; ".join(f"{label}: {family}" for label, family in families.items())
+    return (f"The models are of different families ({named}): a contrast between their rows is also a "
+            "contrast of architecture, size and pre-training data, not only of instruction tuning.")
+
+
+def check_families(study: Study) -> None:
+    """Models a user supplied to a one-family study must share an architecture."""
+    if not (study.spec.one_family and study.models_supplied):
+        return
+    families = model_families(study)
+    if len(set(families.values())) > 1:
+        raise RecipeError(f"{Path(study.folder) / 'study.yaml'}: one_family: the supplied models are of different "
+                          f"families ({', '.join(f'{k}: {v}' for k, v in families.items())}); use the base and "
+                          "instruct checkpoints of one model")

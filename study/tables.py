@@ -349,6 +349,11 @@ def write_tables(study: Study) -> Path:
         pictures.append("![training loss per run](loss.svg)")
     if pictures:
         text = "\n\n".join(pictures) + "\n\n" + text
+    from study.spec import family_note, model_families
+
+    note = family_note(model_families(study))
+    if note:
+        text = f"**{note}**\n\n" + text
     header = f"# {study.spec.name}{' (--full)' if study.full else ''}: {study.spec.paper}\n\n"
     write_atomic(root / "tables.md", header + text + "\n")
     write_atomic(root / "tables.json", json.dumps(records, indent=2, default=list))

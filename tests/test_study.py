@@ -68,8 +68,8 @@ def shrink(study: str, dest: Path, models: dict[str, Path], limit: int = 3, samp
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("study-models")
-    return {"gemma": build_tiny_checkpoint(root / "base"),
-            "smollm2": build_tiny_checkpoint(root / "instruct", chat_template=CHATML)}
+    return {"base": build_tiny_checkpoint(root / "base"),
+            "instruct": build_tiny_checkpoint(root / "instruct", chat_template=CHATML)}
 
 
 def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path, capsys, progress):
@@ -86,16 +86,16 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     for recipe in study.train_recipes:
         assert is_finished(recipe.run_dir(), "training_run")
         assert (root / "recipes" / "train" / f"{recipe.name}.yaml").is_file()
-    for name in ("smollm2-task-arithmetic", "smollm2-ties", "smollm2-dare-ties"):
+    for name in ("instruct-task-arithmetic", "instruct-ties", "instruct-dare-ties"):
         assert read_manifest(root / "merges" / name, "merge").data["method"]
 
     # The paper's rows, per model; merges only for the instruct model.
     records = json.loads((root / "tables.json").read_text())
     rows = {(r["model"], r["row"]) for r in records}
-    assert {("gemma", "zero-shot"), ("gemma", "few-shot (1)"), ("gemma", "FT single"), ("gemma", "FT multi (multi)"),
-            ("smollm2", "merged: task-arithmetic"), ("smollm2", "merged: ties"),
-            ("smollm2", "merged: dare-ties")} <= rows
-    assert not any(m == "gemma" and r.startswith("merged") for m, r in rows)
+    assert {("base", "zero-shot"), ("base", "few-shot (1)"), ("base", "FT single"), ("base", "FT multi (multi)"),
+            ("instruct", "merged: task-arithmetic"), ("instruct", "merged: ties"),
+            ("instruct", "merged: dare-ties")} <= rows
+    assert not any(m == "base" and r.startswith("merged") for m, r in rows)
 
     # A merged row's "Δ unseen" is its unseen mean minus the zero-shot's, from the stored results.
     def unseen_mean(label: str) -> float:
@@ -103,13 +103,13 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
         return scores["fin_finarg_auc"]
 
     ta = next(r for r in records if r["row"] == "merged: task-arithmetic")
-    assert ta["Δ unseen"] == pytest.approx(unseen_mean("smollm2--task-arithmetic") - unseen_mean("smollm2"))
+    assert ta["Δ unseen"] == pytest.approx(unseen_mean("instruct--task-arithmetic") - unseen_mean("instruct"))
     low, high = ta["Δ unseen CI"]
     assert low <= high
     # The FT single row takes FOMC from the FOMC specialist.
-    single = next(r for r in records if r["model"] == "smollm2" and r["row"] == "FT single")
-    fomc = read_samples(samples_file(root / "evals" / "smollm2--fomc" / "zero-shot-set0", "fin_fomc"), "f1_weighted")
-    assert single["fin_fomc"] == pytest.approx(read_scores(root / "evals" / "smollm2--fomc" / "zero-shot-set0",
+    single = next(r for r in records if r["model"] == "instruct" and r["row"] == "FT single")
+    fomc = read_samples(samples_file(root / "evals" / "instruct--fomc" / "zero-shot-set0", "fin_fomc"), "f1_weighted")
+    assert single["fin_fomc"] == pytest.approx(read_scores(root / "evals" / "instruct--fomc" / "zero-shot-set0",
                                                            "f1_weighted")["fin_fomc"])
     assert len(fomc) == 3  # the limit
     tables = (root / "tables.md").read_text()
@@ -130,8 +130,8 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     from leaderboard.table import board_rows
 
     rows = {r["model"]: r for r in board_rows(entries)[0]}
-    merged = rows["fin-instruct-merge/smollm2/task-arithmetic [all tasks]"]
-    vanilla = rows["fin-instruct-merge/smollm2 [all tasks]"]
+    merged = rows["fin-instruct-merge/instruct/task-arithmetic [all tasks]"]
+    vanilla = rows["fin-instruct-merge/instruct [all tasks]"]
     assert merged["reference_id"] == vanilla["id"]
     assert merged["forgetting"] == pytest.approx(merged["unseen"] - vanilla["unseen"])
 
@@ -161,28 +161,28 @@ def test_generalization_study_runs_end_to_end(tiny_models, tmp_path):
     records = json.loads((Path(study.root) / "tables.json").read_text())
 
     # FTICL runs put k demonstrations in each training prompt.
-    recipe = yaml.safe_load((Path(study.root) / "runs" / "gemma-xsum-fticl" / "recipe.yaml").read_text())
+    recipe = yaml.safe_load((Path(study.root) / "runs" / "base-xsum-fticl" / "recipe.yaml").read_text())
     assert recipe["fticl"]["k"] == 1
 
     # Each fine-tuned model against the vanilla model in the same setting, by view.
-    amazon = next(r for r in records if r["checkpoint"] == "gemma/amazon" and r["setting"] == "few-shot")
+    amazon = next(r for r in records if r["checkpoint"] == "base/amazon" and r["setting"] == "few-shot")
     assert set(amazon["in_domain"]["tasks"]) == {"gen_sentiment_amazon_mc"}
     assert "gen_sentiment_yelp_mc" in amazon["out_of_domain"]["tasks"]
     assert set(amazon["cross_task"]["tasks"]) == {"gen_summary_xsum", "gen_summary_xlsum"}
     assert amazon["cross_task"]["metric"] == "rougeL"
-    vanilla = next(r for r in records if r["checkpoint"] == "gemma" and r["setting"] == "few-shot")
+    vanilla = next(r for r in records if r["checkpoint"] == "base" and r["setting"] == "few-shot")
     expected = np.mean([amazon[t] - vanilla[t] for t in amazon["cross_task"]["tasks"]])
     assert amazon["cross_task"]["change"] == pytest.approx(expected)
-    xsum = next(r for r in records if r["checkpoint"] == "gemma/xsum" and r["setting"] == "zero-shot")
+    xsum = next(r for r in records if r["checkpoint"] == "base/xsum" and r["setting"] == "zero-shot")
     assert set(xsum["in_domain"]["tasks"]) == {"gen_summary_xsum"}
 
     # Every fine-tuned run's distance from the vanilla model, measured and tabulated.
     for run in ("amazon", "amazon-fticl", "xsum", "xsum-fticl"):
-        measured = json.loads((Path(study.root) / "deviation" / f"gemma--{run}.json").read_text())
+        measured = json.loads((Path(study.root) / "deviation" / f"base--{run}.json").read_text())
         assert measured["relative_weight_change"] > 0 and measured["kl"] > 0
         assert measured["kl_tasks"] == ["gen_paraphrase_qqp", "gen_nli_rte"] and measured["kl_texts"] == 16
     tables = (Path(study.root) / "tables.md").read_text()
-    assert "### Deviation from the vanilla model" in tables and "| gemma/xsum-fticl " in tables
+    assert "### Deviation from the vanilla model" in tables and "| base/xsum-fticl " in tables
 
 
 def test_study_errors_name_the_file_and_field(tmp_path, tiny_models):
@@ -215,9 +215,9 @@ def test_training_seeds_give_a_run_and_a_merge_per_seed(tmp_path, tiny_models):
     # 5 runs x 2 models x 3 seeds, and each merge once per seed from that seed's runs.
     assert len(study.train_recipes) == 30 and len(study.merge_recipes) == 9
     assert {r.seed for r in study.train_recipes} == {1, 2, 3}
-    ta = next(r for r in study.merge_recipes if r.name == "smollm2-task-arithmetic-s2")
+    ta = next(r for r in study.merge_recipes if r.name == "instruct-task-arithmetic-s2")
     assert all(m.model.endswith("-s2") for m in ta.models)
-    assert {c.label for c in study.checkpoints if c.run == "fomc"} >= {"smollm2/fomc-s1", "smollm2/fomc-s3"}
+    assert {c.label for c in study.checkpoints if c.run == "fomc"} >= {"instruct/fomc-s1", "instruct/fomc-s3"}
 
 
 def test_a_training_recipe_with_seeds_is_one_run_per_seed():
@@ -227,3 +227,72 @@ def test_a_training_recipe_with_seeds_is_one_run_per_seed():
     assert [(r.name, r.seed) for r in recipe.per_seed()] == [("fpb-s7", 7), ("fpb-s8", 8)]
     with pytest.raises(RecipeError, match="give seed or seeds, not both"):
         parse_recipe({"name": "fpb", "base_model": "m", "tasks": [{"name": "fin_fpb"}], "seed": 1, "seeds": [7]})
+
+
+def test_a_study_in_the_papers_formats_trains_and_scores_each_model_in_its_own(tiny_models, tmp_path):
+    """prompts: paper + scoring: generate + a shot grid: the base model reads the Alpaca template,
+    the instruct one 'sentence: ... label:', both generate, and their rows line up on FinBen names."""
+    folder = tmp_path / "paper-formats"
+    folder.mkdir()
+    (folder / "study.yaml").write_text(yaml.safe_dump({
+        "name": "paper-formats", "prompts": "paper", "leaderboard": False, "one_family": True,
+        "models": [{"label": "base", "model": str(tiny_models["base"]), "prompt_format": "base"},
+                   {"label": "instruct", "model": str(tiny_models["instruct"]), "prompt_format": "instruct"}],
+        "table": {"kind": "seen_unseen", "resamples": 20}}))
+    (folder / "train.yaml").write_text(yaml.safe_dump({
+        "samples": 4, "lora": {"r": 2, "alpha": 4},
+        "training": {"epochs": 1, "batch_size": 2, "max_length": 256},
+        "runs": [{"name": "fomc", "tasks": [{"name": "fin_fomc"}], "covers": ["fin_fomc"]}]}))
+    (folder / "eval.yaml").write_text(yaml.safe_dump({
+        "sets": [{"tasks": ["fin_fomc", "fin_fincausal"], "limit": 3, "few_shot": [1, 2],
+                  "settings": ["zero-shot", "few-shot"]}],
+        "vanilla": ["zero-shot", "few-shot"], "trained": ["zero-shot"], "scoring": "generate", "batch_size": 4}))
+    study = run_study(folder, output_dir=tmp_path / "out")
+    root = Path(study.root)
+
+    trained = {r.name: [t.name for t in r.tasks] for r in study.train_recipes}
+    assert trained == {"base-fomc": ["alpaca_fin_fomc"], "instruct-fomc": ["label_fin_fomc"]}
+    steps = {(s.checkpoint.label, s.setting): (s.tasks, s.shots) for s in study.evals}
+    assert steps[("base", "zero-shot")] == (["generative_alpaca_fin_fomc", "generative_alpaca_fin_fincausal"], 0)
+    assert steps[("instruct", "few-shot")] == (["generative_label_fin_fomc", "generative_label_fin_fincausal"], 1)
+    assert steps[("instruct", "2-shot")][1] == 2 and ("instruct/fomc", "2-shot") not in steps
+
+    # The tables key both formats by the FinBen task, so the base and instruct rows compare.
+    records = json.loads((root / "tables.json").read_text())
+    rows = {(r["model"], r["row"]): r for r in records if r.get("kind") != "baseline"}
+    for key in [("base", "zero-shot"), ("instruct", "zero-shot"), ("instruct", "few-shot (1)"), ("instruct", "2-shot"),
+                ("base", "FT single")]:
+        assert key in rows, (key, sorted(rows))
+        assert "fin_fomc" in rows[key] and "fin_fincausal" in rows[key]
+    # The embedded-style pair here is one family (both tiny Llamas): no family note.
+    assert "different families" not in (root / "tables.md").read_text()
+
+
+def test_full_models_replace_the_cpu_defaults_with_the_same_labels(tmp_path, tiny_models):
+    full = load_study(RECIPES / "fin-instruct-merge", full=True)
+    assert {m.label: m.model for m in full.spec.models} == {
+        "base": "meta-llama/Meta-Llama-3-8B", "instruct": "meta-llama/Meta-Llama-3-8B-Instruct"}
+    assert full.models_supplied and not load_study(RECIPES / "fin-instruct-merge").models_supplied
+    assert {r.base_model for r in full.train_recipes} == {"meta-llama/Meta-Llama-3-8B", "meta-llama/Meta-Llama-3-8B-Instruct"}
+    b = load_study(RECIPES / "ft-generalization", full=True)
+    assert [m.model for m in b.spec.models] == ["meta-llama/Llama-2-7b-hf"]
+
+    # --model LABEL=MODEL replaces one checkpoint; an unknown label is named.
+    folder = shrink("fin-instruct-merge", tmp_path, tiny_models)
+    swapped = load_study(folder, models={"instruct": str(tiny_models["base"])})
+    assert {m.label: m.model for m in swapped.spec.models}["instruct"] == str(tiny_models["base"])
+    with pytest.raises(RecipeError, match="--model chat=x: the study has no model 'chat'"):
+        load_study(folder, models={"chat": "x"})
+
+
+def test_a_one_family_study_refuses_supplied_models_of_two_families(tmp_path, tiny_models):
+    from study.spec import check_families, family_note, model_families
+    from tests.conftest import build_tiny_gemma3
+
+    gemma = build_tiny_gemma3(tmp_path / "gemma", tokenizer_from=tiny_models["base"])
+    folder = shrink("fin-instruct-merge", tmp_path, tiny_models)
+    study = load_study(folder, models={"base": str(gemma)})
+    with pytest.raises(RecipeError, match=r"one_family: the supplied models are of different families \(base: gemma3_text, instruct: llama\)"):
+        check_families(study)
+    # The CPU defaults (not supplied) are run, and every table names the difference instead.
+    assert "different families (base: gemma3_text; instruct: llama)" in family_note(model_families(study))

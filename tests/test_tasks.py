@@ -32,9 +32,9 @@ def test_wildcard_fin_matches_the_classification_tasks_and_no_group_or_twin(mana
     # gen_* is the generalization suite only: no generative twin answers to it.
     assert not [t for t in manager.match_tasks(["gen_*"]) if "fin" in t]
     groups = [n for n in manager.all_groups if n.startswith("finharness_")]
+    formats = ("", "_generative", "_alpaca", "_label", "_generative_alpaca", "_generative_label")
     assert sorted(groups) == sorted(
-        [f"finharness_{g}{k}" for g in ("seen", "unseen", "all") for k in ("", "_generative")]
-        + ["finharness_retention"])
+        [f"finharness_{g}{k}" for g in ("seen", "unseen", "all") for k in formats] + ["finharness_retention"])
     assert not fnmatch.filter(groups, "fin_*")
 
 

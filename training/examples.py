@@ -64,11 +64,13 @@ def chat_renderer(tokenizer) -> Callable[..., str]:
     return render
 
 
-def answer_text(task, doc: dict) -> str:
-    """The target as lm-eval writes it in a few-shot example (label text, not its index)."""
+def answer_text(task, doc: dict, gen_prefix: str | None = None) -> str:
+    """The target as lm-eval writes it in a few-shot example (label text, not its index);
+    with ``gen_prefix`` (a format whose answers open with e.g. "label:"), as the whole
+    assistant turn lm-eval writes for it."""
     turn = task.build_qa_turn(
         q=task.doc_to_text(doc), c=task.doc_to_choice(doc) if task.config.doc_to_choice else None,
-        a=task.doc_to_target(doc), tgt_delim=task.config.target_delimiter, few_delim="",
+        a=task.doc_to_target(doc), gen_prefix=gen_prefix, tgt_delim=task.config.target_delimiter, few_delim="",
     )
     return turn[-1].content
 
@@ -76,11 +78,12 @@ def answer_text(task, doc: dict) -> str:
 def render_example(task, doc: dict, demos: Sequence[dict], prompt_format: str, tokenizer) -> tuple[str, str]:
     """(prompt, completion) for one document, with ``demos`` as in-context examples."""
     answer = answer_text(task, doc)
+    prefix = task.doc_to_prefix(doc)  # as lm-eval's build_all_requests passes it
     original = getattr(task, "sampler", None)
     task.sampler = _FixedSampler(demos)
     try:
         if prompt_format == "base":
-            prompt = task.fewshot_context(doc=doc, num_fewshot=len(demos))
+            prompt = task.fewshot_context(doc=doc, num_fewshot=len(demos), gen_prefix=prefix)
             return prompt, task.config.target_delimiter + answer + (tokenizer.eos_token or "")
         seen: list[list[dict]] = []
         render = chat_renderer(tokenizer)
@@ -91,12 +94,15 @@ def render_example(task, doc: dict, demos: Sequence[dict], prompt_format: str, t
 
         prompt = task.fewshot_context(
             doc=doc, num_fewshot=len(demos), apply_chat_template=True,
-            fewshot_as_multiturn=True, chat_template=capture,
+            fewshot_as_multiturn=True, chat_template=capture, gen_prefix=prefix,
         )
     finally:
         task.sampler = original
-    full = tokenizer.apply_chat_template(
-        seen[-1] + [{"role": "assistant", "content": answer}], tokenize=False)
+    messages = seen[-1]
+    if prefix:  # the prompt ends inside the assistant turn it opened; the answer completes that turn
+        messages = messages[:-1]
+        answer = answer_text(task, doc, gen_prefix=prefix)
+    full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": answer}], tokenize=False)
     if not full.startswith(prompt):
         raise RecipeError(
             "prompt_format: instruct needs a chat template whose prompt with the generation "

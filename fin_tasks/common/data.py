@@ -4,7 +4,10 @@ Task YAMLs call :func:`load` through ``custom_dataset: !function ...``; lm-eval 
 the task ``metadata`` (including ``config_source``, the YAML's path) and
 ``dataset_kwargs`` as keyword arguments. Rows are ``{"id", "text", "label", ...}``; the
 loader adds ``choices`` (the YAML's label set) and ``gold`` (the label's index), and
-refuses any label outside the set, naming the file, line and value.
+refuses any label outside the set, naming the file, line and value. With a ``prompt``
+mapping (``{instruction: <jinja>, input: <jinja>}``), each row also gets ``instruction`` and
+``input``, rendered from the row: one wording of a task's instruction, laid out by each
+prompt format (FinBen's, arXiv 2411.02476's Alpaca and ``label:`` formats) in its own YAML.
 
 Which source is used:
 - ``packaged`` (default when ``<yaml dir>/<data_dir>/test.jsonl`` exists): offline,
@@ -36,7 +39,7 @@ class _QuietCustomDatasetNotice(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.startswith(("fin_", "gen_")) and "Custom kwargs can be passed to `--metadata`" in message)
+        return not (message.startswith(("fin_", "gen_", "generative_", "alpaca_fin_", "label_fin_")) and "Custom kwargs can be passed to `--metadata`" in message)
 
 
 logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetNotice())
@@ -154,6 +157,31 @@ def load_hub(
     return datasets.DatasetDict(out)
 
 
+def with_prompt_parts(data: datasets.DatasetDict, prompt: dict[str, str], where: str) -> datasets.DatasetDict:
+    """Add ``instruction`` and ``input`` to every row, rendered (Jinja) from the row itself."""
+    import jinja2
+
+    unknown = set(prompt) - {"instruction", "input"}
+    if unknown or not prompt:
+        raise TaskDataError(f"{where}: dataset_kwargs.prompt takes instruction and input, not {sorted(unknown)}")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    templates = {k: env.from_string(v) for k, v in prompt.items()}
+
+    def render(row: dict) -> dict:
+        try:
+            return {k: t.render(**row) for k, t in templates.items()}
+        except jinja2.UndefinedError as err:
+            raise TaskDataError(f"{where}: dataset_kwargs.prompt: {err.message} (row fields: {sorted(row)})") from None
+
+    out = {}
+    for split, ds in data.items():  # columns added from lists: no map(), no cache files, no progress bars
+        parts = [render(row) for row in ds]
+        for key in templates:
+            ds = ds.add_column(key, [p[key] for p in parts])
+        out[split] = ds
+    return datasets.DatasetDict(out)
+
+
 def load(
     labels: list[str],
     hub_id: str | None = None,
@@ -161,9 +189,15 @@ def load(
     hub_fields: dict[str, Any] | None = None,
     data_dir: str = "data",
     config_source: str | None = None,
+    prompt: dict[str, str] | None = None,
     **_metadata: Any,
 ) -> datasets.DatasetDict:
     """``custom_dataset`` entry point for every finharness task YAML."""
+    data = _load(labels, hub_id, hub_splits, hub_fields, data_dir, config_source)
+    return with_prompt_parts(data, prompt, config_source or "<task>") if prompt is not None else data
+
+
+def _load(labels, hub_id, hub_splits, hub_fields, data_dir, config_source) -> datasets.DatasetDict:
     directory = data_dir_of(config_source, data_dir)
     packaged = (directory / "test.jsonl").is_file()
     wanted = os.environ.get("FINHARNESS_DATA", "packaged").strip().lower()
