@@ -14,6 +14,16 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not label or not model:
             raise ValueError(f"--model {pair!r}: expected LABEL=MODEL (e.g. instruct=meta-llama/Meta-Llama-3-8B-Instruct)")
         models[label] = model
+    if args.action == "probe":
+        from plumbing.offline import set_offline
+        from study.estimate import probe
+        from study.spec import load_study
+
+        set_offline(args.online)
+        path = probe(load_study(args.folder, full=args.full, output_dir=args.output_dir, models=models),
+                     device=args.device, online=args.online)
+        print(path.read_text())
+        return 0
     if args.action == "run":
         run_study(args.folder, full=args.full, output_dir=args.output_dir, device=args.device,
                   dry_run=args.dry_run, board=args.board, models=models, online=args.online)
@@ -27,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     st = sub.add_parser("study", help="run a paper's study (recipes/studies/<study>/): train, merge, score, tabulate")
-    st.add_argument("action", choices=["run", "table"], help="run: every step not done yet; table: re-render the tables")
+    st.add_argument("action", choices=["run", "table", "probe"],
+                    help="run: every step not done yet (--dry-run: the plan, its work and hours); table: re-render "
+                         "the tables; probe: measure training and scoring speed here for the plan's hours")
     st.add_argument("folder", type=Path, help="study folder (recipes/studies/<study>/)")
     st.add_argument("--full", action="store_true", help="the papers' sizes (study.yaml `full:`), for a GPU machine")
     st.add_argument("--output-dir", type=Path, default=None, help="parent of the study's output (default: study.yaml)")

@@ -134,8 +134,11 @@ def run_study(folder: str | Path, *, full: bool = False, output_dir: str | Path 
     steps = plan_steps(study, device, board, online)
     log.info(f"study {study.spec.name}{' (--full)' if full else ''}: {len(steps)} steps -> {study.root}")
     if dry_run:
+        from study.estimate import plan_table
+
         for i, step in enumerate(steps, 1):
             log.info(f"[{i}/{len(steps)}] {step.kind:6s} {step.label}{'  (done)' if step.done() else ''}")
+        log.info("\n" + plan_table(study))
         return study
     check_families(study)  # downloads supplied Hub models (--online) before any training
     write_recipes(study)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from finharness.main import main
 from plumbing.folders import is_finished, read_manifest
 from harness.measures import read_scores
 from harness.result_files import samples_file
@@ -296,3 +297,36 @@ def test_a_one_family_study_refuses_supplied_models_of_two_families(tmp_path, ti
         check_families(study)
     # The CPU defaults (not supplied) are run, and every table names the difference instead.
     assert "different families (base: gemma3_text; instruct: llama)" in family_note(model_families(study))
+
+
+def test_probe_measures_speed_and_the_dry_run_plan_turns_work_into_hours(tiny_models, tmp_path, capsys, progress):
+    from study.estimate import THROUGHPUT, plan_table, probe, study_work
+
+    folder = shrink("ft-generalization", tmp_path / "recipes", tiny_models, limit=2, leaderboard=False, samples=4,
+                    tasks=[["gen_sentiment_amazon_mc"], ["gen_summary_xsum"]])
+    study = load_study(folder, output_dir=tmp_path / "out")
+    assert f"No measured speed yet: `finharness study probe {folder}`" in plan_table(study)
+
+    work = {w.label: w for w in study_work(study)}
+    train = work["base-amazon"]
+    assert train.items == 4 and train.tokens > 4 * 10  # 4 examples x 1 epoch, each tens of tokens
+    zero, few = work["base zero-shot set 0"], work["base few-shot set 0"]
+    assert zero.items == few.items == 2 and few.tokens > zero.tokens  # two in-context reviews cost tokens
+
+    path = probe(study, steps=1, documents=2)
+    measured = json.loads(path.read_text())["base"]
+    assert measured["train_tokens_per_second"] > 0 and measured["eval_tokens_per_second"] > 0
+    import os
+
+    import torch
+
+    assert measured["device"] == (torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)")
+    assert path == Path(study.root) / THROUGHPUT and not (Path(study.root) / "runs").exists()  # nothing else written
+
+    plan = plan_table(study)
+    hours = train.tokens / measured["train_tokens_per_second"] / 3600
+    row = next(line for line in plan.splitlines() if line.startswith("| train  | base-amazon "))
+    assert f"| {hours:.2f} " in row
+    assert "Total: training" in plan
+    assert main(["study", "run", str(folder), "--dry-run", "--output-dir", str(tmp_path / "out")]) == 0
+    assert "| eval   | base/xsum few-shot set 1" in capsys.readouterr().out
