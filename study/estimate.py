@@ -111,8 +111,13 @@ def study_work(study: Study) -> list[Work]:
     labels = {r.name: next(m.label for m in study.spec.models if r.base_model == m.model) for r in study.train_recipes}
     work = [train_work(r, labels[r.name], *tokenizers[labels[r.name]]) for r in study.train_recipes]
     work += [Work("merge", r.name, r.name.split("-", 1)[0], len(r.models), 0) for r in study.merge_recipes]
-    work += [eval_work(s, tokenizers[s.checkpoint.model][0], manager, tokenizers[s.checkpoint.model][1])
-             for s in study.evals]
+    counted: dict[tuple, Work] = {}  # every checkpoint of a model scores the same documents
+    for s in study.evals:
+        key = (s.checkpoint.model, tuple(s.tasks), s.shots, s.limit)
+        if key not in counted:
+            counted[key] = eval_work(s, tokenizers[s.checkpoint.model][0], manager, tokenizers[s.checkpoint.model][1])
+        work.append(Work("eval", f"{s.checkpoint.label} {s.setting} set {s.set_index}", s.checkpoint.model,
+                         counted[key].items, counted[key].tokens, counted[key].note))
     return work
 
 

@@ -166,6 +166,14 @@ def _views_places():
     return views, place_tasks(views, task_manager().task_index)
 
 
+def _mean_or_blank(boot: Bootstrap, row: Row, tasks: Sequence[str], metric: str) -> str:
+    try:
+        found = boot.mean_over(row, tasks, lambda t: metric)
+    except ValueError:  # a per-sample log from before the metric existed
+        return ""
+    return fmt(found[0]) if found else ""
+
+
 def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[dict], list[Row]]:
     from harness.views import VIEWS, view_of
 
@@ -178,7 +186,7 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
         return views.task_types[places[task].task_type].metric
 
     tasks = sorted({t for r in rows for t in r.tasks() if t in places}, key=lambda t: (places[t].task_type, t))
-    per_task, summary, records, classification = [], [], [], []
+    per_task, summary, records, classification, generation = [], [], [], [], []
     for baseline in _baseline_rows(boot, rows, tasks, "acc"):
         per_task.append(["(no model)", baseline["row"], *[fmt(baseline.get(t)) for t in tasks]])
     for row in rows:
@@ -189,6 +197,10 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
                                   "fticl": row.fticl, "setting": row.setting,
                                   "seeds": [s for s in row.seeds() if s is not None],
                                   **{t: boot.task_score(row.sources[t], t, metric_of(t))[0] for t in tasks if t in row.tasks()}}
+        generated = [t for t in tasks if t in row.tasks() and metric_of(t) == "rougeL"]
+        if generated:  # arXiv 2403.09162 reports BLEU beside ROUGE-L
+            generation.append([record["checkpoint"], row.setting,
+                               *[_mean_or_blank(boot, row, generated, m) for m in ("rougeL", "bleu")]])
         pairs = [t for t in tasks if t in row.tasks() and metric_of(t) == "acc"]
         if pairs:
             classification.append([record["checkpoint"], row.setting, *[
@@ -222,6 +234,11 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
               "accuracy normalized to the best trivial baseline:\n\n"
             + tabulate(classification, headers=["model", "setting", "acc", "f1_macro", "mcc", "acc normalized"],
                        tablefmt="github", disable_numparse=True))
+    if generation:
+        text += ("\n\nGeneration tasks, mean over each row's scored ones: ROUGE-L beside BLEU (sentence BLEU per "
+                 "document, 0-1; results made before BLEU was added have none):\n\n"
+                 + tabulate(generation, headers=["model", "setting", "rougeL", "bleu"], tablefmt="github",
+                            disable_numparse=True))
     return text, records, rows
 
 

@@ -184,6 +184,9 @@ def test_generalization_study_runs_end_to_end(tiny_models, tmp_path):
         assert measured["kl_tasks"] == ["gen_paraphrase_qqp", "gen_nli_rte"] and measured["kl_texts"] == 16
     tables = (Path(study.root) / "tables.md").read_text()
     assert "### Deviation from the vanilla model" in tables and "| base/xsum-fticl " in tables
+    bleu_table = tables.split("ROUGE-L beside BLEU")[1]
+    xsum_row = next(line for line in bleu_table.splitlines() if line.startswith("| base/xsum "))
+    assert [cell.strip() for cell in xsum_row.strip("|").split("|")][2:] != ["", ""]  # both measured
 
 
 def test_study_errors_name_the_file_and_field(tmp_path, tiny_models):

@@ -107,14 +107,16 @@ def data_dir_of(config_source: str | None, data_dir: str) -> Path:
     return Path(config_source).resolve().parent / path
 
 
-def load_packaged(directory: Path, labels: list[str]) -> datasets.DatasetDict:
+def load_packaged(directory: Path, labels: list[str], prompt: dict[str, str] | None = None,
+                  where: str = "<task>") -> datasets.DatasetDict:
     if not (directory / "test.jsonl").is_file():
         raise TaskDataError(f"{directory}: missing split 'test' (expected {directory / 'test.jsonl'})")
     out = {}
     for split in SPLITS:
         path = directory / f"{split}.jsonl"
         if path.is_file():
-            out[split] = datasets.Dataset.from_list(_attach_labels(read_jsonl(path), labels, str(path)))
+            rows = _attach_labels(read_jsonl(path), labels, str(path))
+            out[split] = datasets.Dataset.from_list(attach_prompt_parts(rows, prompt, where))
     return datasets.DatasetDict(out)
 
 
@@ -135,6 +137,8 @@ def load_hub(
     label_field: str = "label",
     label_names: list[str] | None = None,
     name: str | None = None,
+    prompt: dict[str, str] | None = None,
+    where: str = "<task>",
 ) -> datasets.DatasetDict:
     if is_offline("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         raise DataUnavailable(f"{hub_id} is on the Hugging Face Hub and the Hub is switched off (offline)")
@@ -153,33 +157,44 @@ def load_hub(
                 "label": by_lower.get(label.strip().lower(), label),
                 "_where": f"{hub_id}[{theirs}] row {i}",
             })
-        out[ours] = datasets.Dataset.from_list(_attach_labels(rows, labels, hub_id))
+        out[ours] = datasets.Dataset.from_list(attach_prompt_parts(_attach_labels(rows, labels, hub_id), prompt, where))
     return datasets.DatasetDict(out)
 
 
-def with_prompt_parts(data: datasets.DatasetDict, prompt: dict[str, str], where: str) -> datasets.DatasetDict:
-    """Add ``instruction`` and ``input`` to every row, rendered (Jinja) from the row itself."""
+def attach_prompt_parts(rows: list[dict], prompt: dict[str, str] | None, where: str) -> list[dict]:
+    """Add ``instruction`` and ``input`` to every row, rendered (Jinja) from the row itself.
+    A part naming one field bare is copied; a part reading only what every row shares
+    (``choices``) is rendered once: tens of thousands of rows load at every task load."""
+    if prompt is None:
+        return rows
     import jinja2
+    from jinja2 import meta
 
     unknown = set(prompt) - {"instruction", "input"}
     if unknown or not prompt:
         raise TaskDataError(f"{where}: dataset_kwargs.prompt takes instruction and input, not {sorted(unknown)}")
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    templates = {k: env.from_string(v) for k, v in prompt.items()}
-
-    def render(row: dict) -> dict:
-        try:
-            return {k: t.render(**row) for k, t in templates.items()}
-        except jinja2.UndefinedError as err:
-            raise TaskDataError(f"{where}: dataset_kwargs.prompt: {err.message} (row fields: {sorted(row)})") from None
-
-    out = {}
-    for split, ds in data.items():  # columns added from lists: no map(), no cache files, no progress bars
-        parts = [render(row) for row in ds]
-        for key in templates:
-            ds = ds.add_column(key, [p[key] for p in parts])
-        out[split] = ds
-    return datasets.DatasetDict(out)
+    for key, source in prompt.items():
+        fields = meta.find_undeclared_variables(env.parse(source))
+        missing = sorted({f for f in fields for row in rows[:1] if f not in row})
+        if missing:
+            raise TaskDataError(f"{where}: dataset_kwargs.prompt.{key}: {missing[0]!r} is undefined "
+                                f"(row fields: {sorted(k for k in rows[0] if not k.startswith('_'))})")
+        if len(fields) == 1 and source.strip() in {"{{%s}}" % f for f in fields} | {"{{ %s }}" % f for f in fields}:
+            field = next(iter(fields))
+            for row in rows:
+                row[key] = str(row[field])
+            continue
+        template, cache = env.from_string(source), {}
+        for row in rows:
+            values = tuple(repr(row[f]) for f in sorted(fields))
+            if values not in cache:
+                try:
+                    cache[values] = template.render(**{f: row[f] for f in fields})
+                except jinja2.UndefinedError as err:
+                    raise TaskDataError(f"{where}: dataset_kwargs.prompt.{key}: {err.message}") from None
+            row[key] = cache[values]
+    return rows
 
 
 def load(
@@ -193,18 +208,14 @@ def load(
     **_metadata: Any,
 ) -> datasets.DatasetDict:
     """``custom_dataset`` entry point for every finharness task YAML."""
-    data = _load(labels, hub_id, hub_splits, hub_fields, data_dir, config_source)
-    return with_prompt_parts(data, prompt, config_source or "<task>") if prompt is not None else data
-
-
-def _load(labels, hub_id, hub_splits, hub_fields, data_dir, config_source) -> datasets.DatasetDict:
+    where = config_source or "<task>"
     directory = data_dir_of(config_source, data_dir)
     packaged = (directory / "test.jsonl").is_file()
     wanted = os.environ.get("FINHARNESS_DATA", "packaged").strip().lower()
     if wanted not in {"packaged", "hub"}:
         raise ValueError(f"FINHARNESS_DATA must be 'packaged' or 'hub', not {wanted!r}")
     if packaged and (wanted == "packaged" or not hub_splits):
-        return load_packaged(directory, labels)
+        return load_packaged(directory, labels, prompt, where)
     if not (hub_id and hub_splits):
         raise TaskDataError(f"{directory}: missing split 'test' and the task names no hub_id/hub_splits to fetch")
-    return load_hub(hub_id, labels, hub_splits, **(hub_fields or {}))
+    return load_hub(hub_id, labels, hub_splits, **(hub_fields or {}), prompt=prompt, where=where)
