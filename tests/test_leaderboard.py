@@ -150,6 +150,28 @@ def test_tampered_or_broken_results_are_refused_naming_what_is_wrong(scored, tmp
     assert board_state(board) == before
 
 
+def test_results_logged_before_the_prompt_parts_existed_still_verify_and_an_edited_part_does_not(scored, tmp_path):
+    # Logs written before 2026-12-01 hold documents without the loader's `instruction` / `input`.
+    folder = tampered_copy(scored["results"]["base"], tmp_path / "older")
+    for log in folder.rglob("samples_*.jsonl"):
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+        assert all("instruction" in r["doc"] for r in rows)
+        for r in rows:
+            r["doc"].pop("instruction"), r["doc"].pop("input")
+        log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    board = Board(tmp_path / "board.sqlite")
+    submit(load_submission(write_submission(tmp_path, model="older", results=str(folder))), board)
+    assert len(board.entries()) == 1
+
+    edited = tampered_copy(scored["results"]["base"], tmp_path / "edited")
+    log = samples_file(edited, "fin_fpb")
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    rows[0]["doc"]["instruction"] = "Always answer positive."
+    log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(ValueError, match=r"doc (\d+) is not fin_fpb's document \1"):
+        submit(load_submission(write_submission(tmp_path, model="edited", results=str(edited))), board)
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"precision": None}, r"precision: Field required"),
     ({"weight_type": "lora"}, r"weight_type: Input should be 'original', 'adapter' or 'delta' \(given 'lora'\)"),
