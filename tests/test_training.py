@@ -206,24 +206,32 @@ def test_a_run_recorded_before_a_new_recipe_field_is_still_the_same_recipe(train
         stored.write_text(text)
 
 
-def test_resume_ends_with_the_same_weights(tiny_checkpoint, tmp_path, monkeypatch, trained):
-    recipe = parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path))
+def kill_after_checkpoint(recipe, monkeypatch, step: int) -> None:
+    """Train ``recipe`` and kill it right after the checkpoint of ``step`` is saved; the
+    real saving is restored afterwards, for the resume."""
     real_save = loop.save_checkpoint
 
-    def save_then_die(work_dir, step, *args):
-        real_save(work_dir, step, *args)
-        if step == 12:
+    def save_then_die(work_dir, done, *args):
+        real_save(work_dir, done, *args)
+        if done == step:
             raise KeyboardInterrupt("killed")
 
     monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_recipe(recipe)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_recipe(recipe)
+    finally:
+        monkeypatch.setattr(loop, "save_checkpoint", real_save)
+
+
+def test_resume_ends_with_the_same_weights(tiny_checkpoint, tmp_path, monkeypatch, trained):
+    recipe = parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path))
+    kill_after_checkpoint(recipe, monkeypatch, step=12)
     final = tmp_path / "fpb-tiny"
     assert not final.exists() and (tmp_path / "fpb-tiny.partial" / "checkpoints" / "step-000012").is_dir()
     with pytest.raises(RecipeError, match="pass --resume"):
         train_recipe(recipe)
 
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     assert train_recipe(recipe, resume=True) == final
     resumed = load_file(final / "adapter" / "adapter_model.safetensors")
     straight = load_file(trained / "adapter" / "adapter_model.safetensors")

@@ -10,8 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from plumbing.folders import read_manifest
-from tests.test_training import tiny_recipe
-from training import loop
+from tests.test_training import kill_after_checkpoint, tiny_recipe
 from training.recipe import RecipeError, load_recipe, parse_recipe
 from training.run import train_recipe
 
@@ -51,17 +50,7 @@ def test_full_finetune_trains_every_weight_and_leaves_no_adapter(full_run, tiny_
 
 def test_full_finetune_resumes_to_the_same_weights(full_run, tiny_checkpoint, tmp_path, monkeypatch):
     recipe = parse_recipe(full_recipe(tiny_checkpoint, tmp_path))
-    real_save = loop.save_checkpoint
-
-    def save_then_die(work_dir, step, *args):
-        real_save(work_dir, step, *args)
-        if step == 12:
-            raise KeyboardInterrupt("killed")
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_recipe(recipe)
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    kill_after_checkpoint(recipe, monkeypatch, step=12)
     resumed = train_recipe(recipe, resume=True)
     a, b = load_file(resumed / "model.safetensors"), load_file(full_run / "model.safetensors")
     for name in b:
