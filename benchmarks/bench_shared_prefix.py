@@ -1,6 +1,7 @@
 """Benchmark: hf-shared-prefix (with and without cross-document prefix reuse) against lm-eval's hf.
 
     python benchmarks/bench_shared_prefix.py [--model smollm2-135m-instruct] [--out FILE] [--quick]
+                                             [--workload NAME ...]
 
 Every run is one backend on one workload, in its own subprocess (so peak memory is its
 own), on the same documents, with the model's chat template, float32, on this machine:
@@ -9,7 +10,11 @@ own), on the same documents, with the model's chat template, float32, on this ma
 - ``hf bs8``: lm-eval's ``hf`` at batch size 8;
 - ``shared bs8 (no reuse)``: ``hf-shared-prefix`` with ``prefix_reuse=False``, i.e. the
   backend before cross-document reuse (one forward pass per context for all its labels);
-- ``shared bs8``: ``hf-shared-prefix`` as shipped (each task's shared head run once).
+- ``shared bs8 (no refill)`` (generation only): ``hf-shared-prefix`` with
+  ``refill_rows=False``: heads reused, but each batch decoded by ``generate()`` until its
+  longest answer ends;
+- ``shared bs8``: ``hf-shared-prefix`` as shipped (each task's shared head run once, and
+  greedy answers decoded with refilled rows).
 
 Token accounting, so the arithmetic can be checked: a hook on the model counts every
 position each backend actually feeds through it (padding and heads included); the
@@ -40,21 +45,23 @@ VARIANTS = {  # name: (lm-eval backend, batch size, extra model args)
     "hf bs1": ("hf", 1, {}),
     "hf bs8": ("hf", 8, {}),
     "shared bs8 (no reuse)": ("hf-shared-prefix", 8, {"prefix_reuse": False}),
+    "shared bs8 (no refill)": ("hf-shared-prefix", 8, {"refill_rows": False}),
     "shared bs8": ("hf-shared-prefix", 8, {}),
 }
-ALL = list(VARIANTS)
 SHARED = ["shared bs8 (no reuse)", "shared bs8"]
+ALL = ["hf bs1", "hf bs8", *SHARED]
+GENERATION = ["hf bs1", "hf bs8", "shared bs8 (no reuse)", "shared bs8 (no refill)", "shared bs8"]
 # (name, tasks, docs per task, shots, variants). The financial suite at --limit 100 is the
 # README's main job; hf takes ~30 min on it at batch size 8, so hf bs1 runs on 20 docs.
 WORKLOADS = [
     ("fin_fpb", ["fin_fpb"], 100, None, ALL),
     ("fin suite", ["finharness_all"], 100, None, ["hf bs8", *SHARED]),
     ("fin suite", ["finharness_all"], 20, None, ALL),
-    ("gen generative 1-shot", ["generalization_summary", "generalization_question"], 8, 1, ALL),
+    ("gen generative 1-shot", ["generalization_summary", "generalization_question"], 8, 1, GENERATION),
 ]
 QUICK = [  # a smoke run of the script itself
     ("fin_fpb", ["fin_fpb"], 8, None, ALL),
-    ("gen generative 1-shot", ["generalization_question"], 2, 1, ALL),
+    ("gen generative 1-shot", ["generalization_question"], 2, 1, GENERATION),
 ]
 
 
@@ -188,6 +195,8 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--out", type=Path, default=None, help="also write the raw figures as JSON")
     parser.add_argument("--quick", action="store_true", help="a few documents per workload (checks the script)")
+    parser.add_argument("--workload", action="append", default=None,
+                        help="run only the workloads whose name starts with this (repeatable)")
     parser.add_argument("--one", nargs=4, metavar=("VARIANT", "TASKS", "LIMIT", "SHOTS"), help=argparse.SUPPRESS)
     parser.add_argument("--speed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -209,7 +218,9 @@ def main() -> None:
     speed = subprocess_json("--speed")["tokens_per_s"]
     print(f"plain forward speed of {args.model} here: {speed:,.0f} tokens/s (batch 8 x 256, float32)", file=sys.stderr)
     rows, raw = [], []
-    for name, tasks, limit, shots, variants in (QUICK if args.quick else WORKLOADS):
+    workloads = [w for w in (QUICK if args.quick else WORKLOADS)
+                 if not args.workload or any(w[0].startswith(prefix) for prefix in args.workload)]
+    for name, tasks, limit, shots, variants in workloads:
         runs = {}
         for variant in variants:
             runs[variant] = subprocess_json("--one", variant, ",".join(tasks), str(limit), "-" if shots is None else str(shots))

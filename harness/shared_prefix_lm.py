@@ -19,12 +19,19 @@ Two kinds of repeated work are removed, both exactly:
    tokens of the financial suite. Rows are grouped by the head they share
    (:mod:`harness.prefix_cache`), the head runs once per group, and every batch of the
    group starts from its key/value cache (expanded across the batch as a view). Greedy
-   generation does the same: each batch starts from its head's cache, each document's
-   remaining prompt is computed once without padding, and ``generate()`` decodes as in hf.
+   generation does the same: each document's remaining prompt is computed once from its
+   head's cache, without padding.
+
+3. **Idle rows in generation.** hf decodes a batch until its longest answer ends, so a
+   row whose answer stopped early computes nothing of use. Greedy answers are decoded
+   with refilled rows instead (:mod:`harness.continuous_decode`): a finished row takes
+   the next prompt at once. ``HFLM.generate_until`` then runs unchanged on the answers
+   decoded ahead, so batching, stop-string cutting and caching are lm-eval's own.
 
 One forward pass then yields every log-likelihood the ``hf`` backend would compute, up to
 float rounding, and only the logits of scored positions are projected onto the vocabulary
-(``logits_to_keep``). ``prefix_reuse=False`` in the model args switches part 2 off.
+(``logits_to_keep``). ``prefix_reuse=False`` in the model args switches parts 2 and 3
+off, ``refill_rows=False`` part 3.
 
 Everything else (sampling, chat templates, PEFT, dtype, device, batch size, truncation,
 errors) is inherited from ``HFLM`` unchanged. Requests this scheme cannot serve exactly
@@ -42,8 +49,10 @@ import torch
 import torch.nn.functional as F
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
 from tqdm import tqdm
 
+from harness.continuous_decode import Prompt, decode_greedily, plain_greedy
 from harness.prefix_cache import PrefixGroup, PrefixKV, group_by_shared_prefix
 from harness.progress import DocProgress, by_documents
 
@@ -155,13 +164,18 @@ class SharedPrefixLM(HFLM):
     # _loglikelihood_tokens in the same order, one to one), so batching is unchanged.
     _doc_progress: DocProgress | None = None
 
-    def __init__(self, *args, prefix_reuse: bool | str = True, **kwargs):
+    def __init__(self, *args, prefix_reuse: bool | str = True, refill_rows: bool | str = True, **kwargs):
         # prefix_reuse=False (``--model_args prefix_reuse=False``) scores every document from
-        # its first token, as before cross-document reuse; kept for benchmarks and bisecting.
+        # its first token, as before cross-document reuse; refill_rows=False decodes each
+        # batch with generate() until its longest answer ends, as before continuous
+        # batching. Both kept for benchmarks and bisecting.
         super().__init__(*args, **kwargs)
         self.prefix_reuse = str(prefix_reuse).lower() not in {"false", "0", "no"}
+        self.refill_rows = str(refill_rows).lower() not in {"false", "0", "no"}
         self._generation_head: tuple[int, ...] | None = None  # the head of the batch being generated
         self._head_kv: dict[tuple[int, ...], PrefixKV] = {}  # heads computed in one generate_until call
+        # Answers decoded ahead with refilled rows, by (prompt tokens, max new tokens, stops).
+        self._decoded: dict[tuple, list[int]] | None = None
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         progress = DocProgress(requests, "loglikelihood", disable=disable_tqdm or self.rank != 0)
@@ -184,6 +198,8 @@ class SharedPrefixLM(HFLM):
         run_hf = super(SharedPrefixLM, self).generate_until
         if not (self.prefix_reuse and self._fast_path_ok()) or not requests:
             return by_documents(requests, lambda chunk: run_hf(chunk, disable_tqdm=True), "generate_until", disable=disable)
+        if self._continuous_ok():
+            return self._generate_continuously(requests, disable)
         head_of: dict[int, tuple[int, ...]] = {}
         order: list[int] = []
         for head, members in self._generation_heads(requests):
@@ -213,20 +229,99 @@ class SharedPrefixLM(HFLM):
             answers[i] = in_order[position]
         return answers
 
-    def _generation_heads(self, requests) -> list[tuple[tuple[int, ...], list[int]]]:
+    def _generation_heads(self, requests, encoded: list[list[int]] | None = None,
+                          ) -> list[tuple[tuple[int, ...], list[int]]]:
         """(head tokens, request indices) per group; an empty head for requests that share none.
 
         Contexts are encoded and left-truncated as ``HFLM.generate_until`` will encode them;
         :meth:`_model_generate` checks every row against its head before using it.
         """
-        encoded = []
-        for request in requests:
-            context, gen_kwargs = request.args[0], request.args[1] if len(request.args) > 1 else {}
-            max_gen = (gen_kwargs or {}).get("max_gen_toks", self.max_gen_toks)
-            tokens = self.tok_encode(context)
-            encoded.append(tokens[-max(1, self.max_length - int(max_gen)):])
+        if encoded is None:
+            encoded = []
+            for request in requests:
+                context, gen_kwargs = request.args[0], request.args[1] if len(request.args) > 1 else {}
+                max_gen = (gen_kwargs or {}).get("max_gen_toks", self.max_gen_toks)
+                tokens = self.tok_encode(context)
+                encoded.append(tokens[-max(1, self.max_length - int(max_gen)):])
         groups = group_by_shared_prefix(encoded, caps=[len(t) - 1 for t in encoded])
         return [(tuple(encoded[g.members[0]][: g.prefix_len]), g.members) for g in groups]
+
+    def _continuous_ok(self) -> bool:
+        """Greedy answers can be decoded with refilled rows: a model without sliding-window
+        layers, whose generation config adds nothing to argmax, no autocast (hf would decode
+        under it), and no reasoning-trace cut."""
+        return (
+            self.refill_rows and self._sliding_window() is None and self._accepts_logits_to_keep()
+            and getattr(self, "mixed_precision_dtype", None) is None
+            and plain_greedy(self.model.generation_config) and self.think_end_token is None
+            and self._pad_id() in set(self.tokenizer.all_special_ids)
+        )
+
+    def _pad_id(self) -> int | None:
+        """The token generate() writes after a row's end-of-sequence token."""
+        if self.tokenizer.pad_token_id is not None:
+            return self.tokenizer.pad_token_id
+        eos = self.model.generation_config.eos_token_id
+        return eos[0] if isinstance(eos, list) and eos else eos
+
+    def _generate_continuously(self, requests, disable: bool) -> list[str]:
+        """Every greedy answer decoded first with refilled rows (:mod:`harness.continuous_decode`),
+        then handed to ``HFLM.generate_until`` so its batching, text cutting and caching run
+        unchanged; requests decoded otherwise (sampling, extra generation arguments) go to
+        hf's ``generate()`` there as before."""
+        eos_text = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        jobs: list[tuple[int, tuple[int, ...], int, tuple[str, ...]]] = []  # request, prompt, max new, stops
+        for i, request in enumerate(requests):
+            gen_kwargs = dict(request.args[1]) if len(request.args) > 1 and request.args[1] else {}
+            if "max_length" in gen_kwargs:
+                continue
+            kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+            until = kwargs.pop("until", None)
+            until = tuple(handle_stop_sequences(list(until) if isinstance(until, list) else until, eos=eos_text))
+            max_new = int(kwargs.pop("max_gen_toks"))
+            if kwargs.get("do_sample") or kwargs.get("temperature") or set(kwargs) - {"do_sample", "temperature"}:
+                continue
+            tokens = self.tok_encode(request.args[0])[-max(1, self.max_length - max_new):]
+            if not tokens:
+                continue
+            jobs.append((i, tuple(tokens), max_new, until))
+
+        heads: dict[tuple[int, ...], PrefixKV | None] = {}
+        head_of: dict[int, tuple[int, ...]] = {}
+        for head, members in self._generation_heads(None, [list(job[1]) for job in jobs]):
+            head_of.update((j, head) for j in members)
+        keep_logits = self._accepts_logits_to_keep()
+        prompts = []
+        for j, (_, tokens, max_new, _) in enumerate(jobs):
+            head = head_of.get(j) or ()
+            if head and head not in heads:
+                heads[head] = PrefixKV(self.model, head, self.device, keep_logits)
+            prompts.append(Prompt(tokens, max_new, heads.get(head)))
+
+        progress = DocProgress(requests, "generate_until", disable=disable)
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+
+        def text_done(j: int, tokens: list[int]) -> bool:
+            text = self.tok_decode(tokens)
+            return any(stop and stop in text for stop in jobs[j][3])
+
+        answers = decode_greedily(
+            self.model, prompts, self._rows_per_batch(), eos_ids, text_done, self.device,
+            on_done=lambda j, tokens: progress.answered(jobs[j][0]),
+        )
+        self._decoded = {(tokens, max_new, stops): answer for (_, tokens, max_new, stops), answer in zip(jobs, answers)}
+        try:
+            out = super().generate_until(requests, disable_tqdm=True)
+        finally:
+            self._decoded = None
+            heads.clear()
+        decoded = {job[0] for job in jobs}
+        for i in range(len(requests)):
+            if i not in decoded:
+                progress.answered(i)
+        progress.close()
+        return out
 
     def _model_generate(self, context, max_length: int, stop: list[str], **generation_kwargs):
         """hf's generation; a batch whose rows all start with the current head starts from its cache.
@@ -240,6 +335,10 @@ class SharedPrefixLM(HFLM):
         """
         head = self._generation_head
         attention_mask = generation_kwargs.get("attention_mask")
+        if self._decoded is not None and attention_mask is not None:
+            ready = self._decoded_batch(context, attention_mask, max_length, stop)
+            if ready is not None:
+                return ready
         window = self._sliding_window()
         if (
             head is None or attention_mask is None or generation_kwargs.get("do_sample")
@@ -270,6 +369,22 @@ class SharedPrefixLM(HFLM):
         )
         generation_kwargs.update(attention_mask=mask, past_key_values=cache)
         return super()._model_generate(moved, max_length, stop, **generation_kwargs)
+
+    def _decoded_batch(self, context, attention_mask, max_length: int, stop: list[str]) -> torch.Tensor | None:
+        """What ``generate()`` returns for this batch, from the answers decoded ahead: each
+        row's prompt as given, its answer, then the pad token generate() writes after a
+        row has ended. None when a row was not decoded ahead."""
+        width = context.shape[1]
+        rows = [tuple(context[b][attention_mask[b].bool()].tolist()) for b in range(context.shape[0])]
+        answers = [self._decoded.get((row, max_length - width, tuple(stop))) for row in rows]
+        if any(answer is None for answer in answers):
+            return None
+        out = torch.full((len(rows), width + max(map(len, answers))), self._pad_id(), dtype=context.dtype,
+                         device=context.device)
+        out[:, :width] = context
+        for b, answer in enumerate(answers):
+            out[b, width: width + len(answer)] = torch.tensor(answer, dtype=context.dtype)
+        return out
 
     def _fast_path_ok(self) -> bool:
         return self.backend == "causal"

@@ -120,9 +120,10 @@ def generation_requests(tokenizer, seed: int = 0, long_docs: int = 1):
     return reqs
 
 
-def test_generation_reuses_each_head_and_matches_hf_token_for_token(tiny_checkpoint, heads_run):
+@pytest.mark.parametrize("refill_rows", [True, False])
+def test_generation_reuses_each_head_and_matches_hf_token_for_token(tiny_checkpoint, heads_run, refill_rows):
     args = dict(pretrained=str(tiny_checkpoint), device="cpu", dtype="float32", batch_size=4, max_length=96)
-    hf, fast = HFLM(**args), SharedPrefixLM(**args)
+    hf, fast = HFLM(**args), SharedPrefixLM(**args, refill_rows=refill_rows)
     reqs = generation_requests(hf.tokenizer)
     expected = hf.generate_until(reqs, disable_tqdm=True)
     assert fast.generate_until(reqs, disable_tqdm=True) == expected
@@ -188,3 +189,48 @@ def test_embedded_model_generates_as_hf_token_for_token():
     assert_same_answers(base_answers, fast_answers)
     assert all(answers[0] for answers in base_answers.values()), "the model answered every document"
     assert base == fast
+
+
+def test_refilled_rows_answer_as_hf_with_early_stops_and_mixed_budgets(tiny_checkpoint, monkeypatch):
+    """Rows end at different steps (a one-letter stop string the random model writes often,
+    budgets of 4 and 16 tokens); each finished row takes the next prompt at once. Every
+    answer is hf's, and fewer decoding steps are run than hf's batches take."""
+    from lm_eval.api.instance import Instance
+
+    import harness.shared_prefix_lm as backend
+
+    args = dict(pretrained=str(tiny_checkpoint), device="cpu", dtype="float32", batch_size=3, max_length=96)
+    hf, fast = HFLM(**args), SharedPrefixLM(**args)
+    reqs = [
+        Instance("generate_until", {}, (req.args[0], {"until": ["e", "\n\n"], "max_gen_toks": 4 if k % 5 == 0 else 16,
+                                                       "do_sample": False, "temperature": 0.0}), 0, req.metadata)
+        for k, req in enumerate(generation_requests(hf.tokenizer, seed=3))
+    ]
+    # One request hf decodes itself (an argument the refilled rows do not take).
+    reqs.append(Instance("generate_until", {}, (reqs[0].args[0], {"until": ["\n\n"], "max_gen_toks": 5,
+                                                               "do_sample": False, "top_k": 1}), 0, ("task9", 0, 1)))
+    def batched_steps(model):
+        """Counts forward passes over more than one row: hf's batches (prefill, then one per
+        new token) and the refilled rows' decoding steps (their prompts run one at a time)."""
+        seen = {"steps": 0}
+
+        def hook(_module, args, kwargs):
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            seen["steps"] += ids is not None and ids.shape[0] > 1
+        model.register_forward_pre_hook(hook, with_kwargs=True)
+        return seen
+
+    hf_steps = batched_steps(hf.model)
+    expected = hf.generate_until(reqs, disable_tqdm=True)
+
+    decoded_ahead = []
+    original = backend.decode_greedily
+    monkeypatch.setattr(backend, "decode_greedily",
+                        lambda *a, **k: decoded_ahead.append(len(a[1])) or original(*a, **k))
+    fast_steps = batched_steps(fast.model)
+    assert fast.generate_until(reqs, disable_tqdm=True) == expected
+    assert decoded_ahead == [len(reqs) - 1], "every greedy request but the top_k one was decoded ahead"
+    lengths = [len(hf.tok_encode(answer)) for answer in expected[:-1]]
+    assert min(lengths) < max(lengths), "the answers end at different steps"
+    # hf runs each batch of 3 until its longest answer ends; refilled rows stay busy.
+    assert 0 < fast_steps["steps"] < hf_steps["steps"], (fast_steps, hf_steps)
