@@ -1,6 +1,6 @@
 """``hf-shared-prefix``: lm-eval's HF backend, computing each distinct prompt token about once.
 
-Two kinds of repeated work are removed, both exactly:
+Three kinds of wasted work are removed, all exactly:
 
 1. **Within a document.** lm-eval's ``hf`` backend runs context + continuation once per
    request, and reuses a forward pass only when every continuation is a single token. A
@@ -18,9 +18,11 @@ Two kinds of repeated work are removed, both exactly:
    template's system turn, the instruction, fixed few-shot examples): 64% of the context
    tokens of the financial suite. Rows are grouped by the head they share
    (:mod:`harness.prefix_cache`), the head runs once per group, and every batch of the
-   group starts from its key/value cache (expanded across the batch as a view). Greedy
-   generation does the same: each document's remaining prompt is computed once from its
-   head's cache, without padding.
+   group starts from its key/value cache (expanded across the batch as a view). Documents
+   that go on sharing tokens after the head (FinRED: one sentence, several entity pairs)
+   are packed into one row as a token tree, each shared token computed once
+   (:mod:`harness.row_packing`). Greedy generation reuses heads too: each document's
+   remaining prompt is computed once from its head's cache, without padding.
 
 3. **Idle rows in generation.** hf decodes a batch until its longest answer ends, so a
    row whose answer stopped early computes nothing of use. Greedy answers are decoded
@@ -42,8 +44,6 @@ window.
 from __future__ import annotations
 
 import inspect
-from collections import defaultdict
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -55,104 +55,9 @@ from tqdm import tqdm
 from harness.continuous_decode import Prompt, decode_greedily, plain_greedy
 from harness.prefix_cache import PrefixGroup, PrefixKV, group_by_shared_prefix
 from harness.progress import DocProgress, by_documents
+from harness.row_packing import PackedRow, Request, TreeRow, build_rows, pack_batch, tree_row, tree_rows
 
-Request = tuple[tuple[str, str] | None, list[int], list[int]]
-
-
-@dataclass
-class PackedRow:
-    """One context with the distinct continuations scored against it."""
-
-    context: tuple[int, ...]
-    continuations: list[tuple[int, ...]] = field(default_factory=list)
-    requests: dict[tuple[int, ...], list[int]] = field(default_factory=lambda: defaultdict(list))
-
-    @property
-    def length(self) -> int:
-        return len(self.context) + sum(len(c) - 1 for c in self.continuations)
-
-    @property
-    def span(self) -> int:
-        """Largest true position in the row, plus one."""
-        return len(self.context) + max(len(c) for c in self.continuations) - 1
-
-
-def build_rows(requests: list[Request], max_length: int) -> tuple[list[PackedRow], list[int]]:
-    """Group requests by the context ``hf`` would actually feed (after its left truncation).
-
-    Returns the rows and the indices of requests left to ``HFLM`` (continuation longer
-    than the window, which ``HFLM`` rejects with its own assertion).
-    """
-    rows: dict[tuple[int, ...], PackedRow] = {}
-    leftover = []
-    for index, (_, context, continuation) in enumerate(requests):
-        if not continuation or len(continuation) > max_length:
-            leftover.append(index)
-            continue
-        # hf feeds (context + continuation)[-(max_length + 1):][:-1]; the scored context is
-        # what is left of that window before the continuation.
-        window = (list(context) + list(continuation))[-(max_length + 1):]
-        fed_context = tuple(window[: len(window) - len(continuation)])
-        if not fed_context:
-            leftover.append(index)
-            continue
-        row = rows.setdefault(fed_context, PackedRow(fed_context))
-        cont = tuple(continuation)
-        if cont not in row.requests:
-            row.continuations.append(cont)
-        row.requests[cont].append(index)
-    return list(rows.values()), leftover
-
-
-def pack_batch(
-    rows: list[PackedRow], pad_id: int, dtype: torch.dtype, sliding_window: int | None, mask_kinds: tuple[str, ...],
-    head: int = 0,
-):
-    """Input ids, position ids, the packed width, and one 4-D additive mask per kind asked for.
-
-    Kinds are ``full_attention`` and ``sliding_attention``; none asked, none built. With
-    ``head`` > 0 the first ``head`` context tokens of every row are already in a key/value
-    cache: rows hold what follows, positions start at ``head``, and every mask has
-    ``head`` leading key columns, visible to every query.
-    """
-    width = max(r.length for r in rows) - head
-    n = len(rows)
-    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
-    positions = torch.zeros((n, width), dtype=torch.long)
-    segment = torch.full((n, width), -1, dtype=torch.long)  # 0: context, s>0: continuation s, -1: pad
-    for b, row in enumerate(rows):
-        c = len(row.context)
-        input_ids[b, : c - head] = torch.tensor(row.context[head:])
-        positions[b, : c - head] = torch.arange(head, c)
-        segment[b, : c - head] = 0
-        at = c - head
-        for s, cont in enumerate(row.continuations, start=1):
-            body = cont[:-1]
-            if body:
-                input_ids[b, at: at + len(body)] = torch.tensor(body)
-                positions[b, at: at + len(body)] = torch.arange(c, c + len(body))
-                segment[b, at: at + len(body)] = s
-                at += len(body)
-        # Pads: keep positions increasing so no row of the mask is empty.
-        positions[b, at:] = torch.arange(head + at, head + width)
-    if not mask_kinds:
-        return input_ids, positions, width, {}
-    index = torch.arange(width)
-    causal = index[None, :, None] >= index[None, None, :]  # query >= key, in the packed order
-    seg_q, seg_k = segment[:, :, None], segment[:, None, :]
-    visible = causal & ((seg_k == 0) | (seg_k == seg_q) | (seg_q == -1))
-    head_positions = torch.arange(head)
-    neg = torch.finfo(dtype).min
-    masks = {}
-    for kind in mask_kinds:
-        allowed = visible
-        head_allowed = torch.ones((n, width, head), dtype=torch.bool)
-        if kind == "sliding_attention":
-            allowed = visible & (positions[:, :, None] - positions[:, None, :] < sliding_window)
-            head_allowed = positions[:, :, None] - head_positions[None, None, :] < sliding_window
-        allowed = torch.cat([head_allowed, allowed], dim=2)
-        masks[kind] = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, neg)[:, None]
-    return input_ids, positions, width, masks
+__all__ = ["SharedPrefixLM", "build_rows", "pack_batch", "PackedRow"]
 
 
 @register_model("hf-shared-prefix")
@@ -457,7 +362,7 @@ class SharedPrefixLM(HFLM):
                     desc="Running loglikelihood requests (shared prefix)")
         for head_len, members in self._prefix_groups(rows):
             # Each context keeps its last token out of the head: it scores the first answer token.
-            head = PrefixKV(self.model, members[0].context[:head_len], self.device, keep_logits) if head_len else None
+            head = PrefixKV(self.model, members[0].first_context[:head_len], self.device, keep_logits) if head_len else None
             for start in range(0, len(members), per_batch):
                 batch = members[start: start + per_batch]
                 for i, answer in self._score_batch(batch, window, keep_logits, head):
@@ -471,28 +376,31 @@ class SharedPrefixLM(HFLM):
         pbar.close()
         return answers  # type: ignore[return-value]
 
-    def _prefix_groups(self, rows: list[PackedRow]) -> list[tuple[int, list[PackedRow]]]:
-        """Rows grouped by the head they share, longest rows first within and across groups (as
-        in hf: an out-of-memory error comes early)."""
+    def _prefix_groups(self, rows: list[PackedRow]) -> list[tuple[int, list[TreeRow]]]:
+        """Rows grouped by the head they share and packed into token trees, longest first
+        within and across groups (as in hf: an out-of-memory error comes early)."""
         if self.prefix_reuse:
             groups = group_by_shared_prefix([r.context for r in rows], caps=[len(r.context) - 1 for r in rows])
         else:
             groups = [PrefixGroup(0, list(range(len(rows))))]
-        ordered = [
-            (g.prefix_len, sorted((rows[i] for i in g.members), key=lambda r: (-r.length, r.context)))
-            for g in groups
-        ]
-        return sorted(ordered, key=lambda item: (-item[1][0].length, item[1][0].context))
+        ordered = []
+        for g in groups:
+            members = [rows[i] for i in g.members]
+            packed = tree_rows(members, g.prefix_len) if self.prefix_reuse else [
+                tree_row([m], 0) for m in members]
+            ordered.append((g.prefix_len, sorted(packed, key=lambda r: (-r.length, r.first_context))))
+        return sorted(ordered, key=lambda item: (-item[1][0].length, item[1][0].first_context))
 
     @torch.no_grad()
-    def _score_batch(self, batch: list[PackedRow], window: int | None, keep_logits: bool, head: PrefixKV | None = None):
+    def _score_batch(self, batch: list[TreeRow], window: int | None, keep_logits: bool, head: PrefixKV | None = None):
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
             pad_id = self.tokenizer.eos_token_id or 0
         dtype = self.model.dtype if self.model.dtype.is_floating_point else torch.float32
-        if all(r.length == len(r.context) for r in batch):
-            # Only one-token labels: plain causal attention over right-padded rows, as in
-            # hf, lets attention use its fused causal kernel instead of an explicit mask.
+        if all(r.plain for r in batch):
+            # One context per row and one-token labels only: plain causal attention over
+            # right-padded rows, as in hf, lets attention use its fused causal kernel
+            # instead of an explicit mask.
             kinds: tuple[str, ...] = ()
         elif window is not None and self._mixed_layers():
             kinds = ("full_attention", "sliding_attention")
@@ -506,15 +414,9 @@ class SharedPrefixLM(HFLM):
             mask = masks[kinds[0]].to(self.device)
         else:
             mask = {kind: m.to(self.device) for kind, m in masks.items()}
-        # Each answer token is scored at one packed index: cont[0] at the context's last
-        # token, cont[t] (t >= 1) at the index of cont[t-1] (indices after the head).
-        scored = []
-        for b, row in enumerate(batch):
-            last = len(row.context) - 1 - skip
-            at = last + 1
-            for cont in row.continuations:
-                scored.append((b, row, cont, [last] + list(range(at, at + len(cont) - 1))))
-                at += len(cont) - 1
+        # Each answer token is scored at one layout index: cont[0] at the context's last
+        # token, cont[t] (t >= 1) at the index of cont[t-1] (TreeRow.reads).
+        scored = [(b, row, cont, where) for b, tree in enumerate(batch) for row, cont, where in tree.reads]
         # Only those indices are projected onto the vocabulary: with Gemma-3's 262k-token
         # vocabulary, a span from the shortest context to the end cost ~15 GB for 4 long rows.
         keep = sorted({w for *_, where in scored for w in where})

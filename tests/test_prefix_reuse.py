@@ -234,3 +234,51 @@ def test_refilled_rows_answer_as_hf_with_early_stops_and_mixed_budgets(tiny_chec
     assert min(lengths) < max(lengths), "the answers end at different steps"
     # hf runs each batch of 3 until its longest answer ends; refilled rows stay busy.
     assert 0 < fast_steps["steps"] < hf_steps["steps"], (fast_steps, hf_steps)
+
+
+def test_a_tree_row_lays_out_shared_tokens_once():
+    """Two contexts sharing [5, 6] after a 2-token head, one a prefix-sharing sibling of the
+    other's label: each token appears once, positions are depths, subtrees are ranges."""
+    from harness.row_packing import PackedRow, tree_row
+
+    a, b = PackedRow((1, 2, 5, 6, 7)), PackedRow((1, 2, 5, 6, 8))
+    a.continuations, b.continuations = [(9, 4), (3,)], [(7,)]
+    tree = tree_row([a, b], head=2)
+    assert tree.tokens == [5, 6, 7, 9, 8]  # a's label body (9) hangs under a's last token (7)
+    assert tree.positions == [2, 3, 4, 5, 4]
+    assert tree.end == [5, 5, 4, 4, 5]  # 7's subtree is {7, 9}; 8 is a leaf
+    reads = {(row.context, cont): where for row, cont, where in tree.reads}
+    assert reads == {((1, 2, 5, 6, 7), (9, 4)): [2, 3], ((1, 2, 5, 6, 7), (3,)): [2], ((1, 2, 5, 6, 8), (7,)): [4]}
+
+
+def test_documents_that_share_more_than_the_head_are_packed_as_trees_and_match_hf(tiny_checkpoint, monkeypatch):
+    """FinRED-like: one sentence asked about several entity pairs, multi-token labels, and a
+    context that a label of another document continues. Tokens shared after the task's
+    head are computed once (tree rows), and every answer is still hf's."""
+    import harness.shared_prefix_lm as backend
+
+    args = dict(pretrained=str(tiny_checkpoint), device="cpu", dtype="float32", batch_size=4, max_length=96)
+    hf, fast = HFLM(**args), SharedPrefixLM(**args)
+    rng = random.Random(5)
+    vocab = hf.model.config.vocab_size
+    head = [rng.randrange(vocab) for _ in range(50)]  # long enough to be worth more than the sentences
+    labels = [[rng.randrange(vocab) for _ in range(n)] for n in (1, 2, 3)]
+    reqs = []
+    for s in range(4):
+        sentence = [rng.randrange(vocab) for _ in range(12)]
+        for p in range(3):
+            pair = [rng.randrange(vocab) for _ in range(rng.randrange(1, 5))]
+            reqs += [((f"s{s}p{p}", f"l{k}"), head + sentence + pair, label) for k, label in enumerate(labels)]
+    # A context that is another's context followed by the start of its 3-token label.
+    reqs.append((("tail", "l0"), reqs[2][1] + labels[2][:1], labels[0]))
+    packed = []
+    original = backend.SharedPrefixLM._score_batch
+
+    def spy(self, batch, *a, **k):
+        packed.extend(len(tree.members) for tree in batch)
+        return original(self, batch, *a, **k)
+
+    monkeypatch.setattr(backend.SharedPrefixLM, "_score_batch", spy)
+    assert_same(hf._loglikelihood_tokens(reqs, disable_tqdm=True), fast._loglikelihood_tokens(reqs, disable_tqdm=True))
+    assert max(packed) >= 3, packed  # the pairs of one sentence share a tree row
+    assert sum(packed) == 13  # every distinct context scored once
