@@ -172,6 +172,42 @@ def test_results_logged_before_the_prompt_parts_existed_still_verify_and_an_edit
         submit(load_submission(write_submission(tmp_path, model="edited", results=str(edited))), board)
 
 
+def test_a_metric_added_to_a_task_after_the_log_was_written_is_left_off_only_for_an_older_task_version(
+        scored, tmp_path):
+    """A log written by an older task version lacks a metric the task computes now (BLEU came
+    with version 1.1 of the generation tasks): accepted without it. Dropped from the log of
+    the current version, or from some rows only, it is refused."""
+    def without_f1_weighted(name: str, version: str, rows_to_strip: slice) -> Path:
+        folder = tampered_copy(scored["results"]["base"], tmp_path / name)
+        results = results_file(folder)
+        data = json.loads(results.read_text())
+        data["versions"]["fin_fpb"] = version
+        data["results"]["fin_fpb"] = {k: v for k, v in data["results"]["fin_fpb"].items()
+                                      if not k.startswith("f1_weighted")}
+        results.write_text(json.dumps(data))
+        log = samples_file(folder, "fin_fpb")
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+        for row in rows[rows_to_strip]:
+            row.pop("f1_weighted")
+        log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+        return folder
+
+    board = Board(tmp_path / "board.sqlite")
+    older = without_f1_weighted("older", "0.9", slice(None))
+    submit(load_submission(write_submission(tmp_path, model="older", results=str(older))), board)
+    (entry,) = board.entries()
+    assert "f1_weighted" not in entry.scores["fin_fpb"] and "f1_macro" in entry.scores["fin_fpb"]
+    current = json.loads(results_file(scored["results"]["base"]).read_text())["versions"]["fin_fpb"]
+    for name, version, rows, message in (
+        ("current", current, slice(None), r"f1_weighted is logged as None, but its responses score"),
+        ("partly", "0.9", slice(0, 1), r"f1_weighted is missing from 1 of 6 rows"),
+    ):
+        folder = without_f1_weighted(name, version, rows)
+        with pytest.raises(ValueError, match=message):
+            submit(load_submission(write_submission(tmp_path, model=name, results=str(folder))), board)
+    assert len(board.entries()) == 1
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"precision": None}, r"precision: Field required"),
     ({"weight_type": "lora"}, r"weight_type: Input should be 'original', 'adapter' or 'delta' \(given 'lora'\)"),
