@@ -236,7 +236,7 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
                        tablefmt="github", disable_numparse=True))
     if generation:
         text += ("\n\nGeneration tasks, mean over each row's scored ones: ROUGE-L beside BLEU (sentence BLEU per "
-                 "document, 0-1; results made before BLEU was added have none):\n\n"
+                 "document, 0-1; a row with any results made before BLEU was added, task version 1.0, has none):\n\n"
                  + tabulate(generation, headers=["model", "setting", "rougeL", "bleu"], tablefmt="github",
                             disable_numparse=True))
     return text, records, rows
@@ -267,7 +267,7 @@ def deviation_section(study: Study) -> str:
             f"and the next-token KL(vanilla || model) in nats per token on held-out text ({spec.per_task} seeded "
             f"test documents each of {', '.join(spec.tasks)}, with their answers). arXiv 2403.09162's 'FTICL "
             f"deviates less' reads as: FTICL rows lower than the plain fine-tune of the same task. One number per "
-            f"run; not a tested claim (with one seed there is no spread to test against).\n\n"
+            f"run and training seed; not a tested claim (no claim was declared for it before the runs).\n\n"
             + tabulate(rows, headers=["checkpoint", "FTICL k", "trained on", "weight change", "max layer",
                                       "KL nats/token", "KL tokens"], tablefmt="github", disable_numparse=True))
 
