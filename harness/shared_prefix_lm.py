@@ -386,8 +386,12 @@ class SharedPrefixLM(HFLM):
         ordered = []
         for g in groups:
             members = [rows[i] for i in g.members]
-            packed = tree_rows(members, g.prefix_len) if self.prefix_reuse else [
-                tree_row([m], 0) for m in members]
+            # Trees need the 4-D mask. Rows whose labels are all one token run without one
+            # (attention's fused causal kernel), which costs less than the few tokens a tree
+            # would share there; so only groups that need the mask anyway are packed as trees.
+            needs_mask = any(len(c) > 1 for m in members for c in m.continuations)
+            packed = tree_rows(members, g.prefix_len) if self.prefix_reuse and needs_mask else [
+                tree_row([m], g.prefix_len) for m in members]
             ordered.append((g.prefix_len, sorted(packed, key=lambda r: (-r.length, r.first_context))))
         return sorted(ordered, key=lambda item: (-item[1][0].length, item[1][0].first_context))
 
