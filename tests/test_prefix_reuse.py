@@ -251,13 +251,17 @@ def test_a_tree_row_lays_out_shared_tokens_once():
     assert reads == {((1, 2, 5, 6, 7), (9, 4)): [2, 3], ((1, 2, 5, 6, 7), (3,)): [2], ((1, 2, 5, 6, 8), (7,)): [4]}
 
 
-def test_documents_that_share_more_than_the_head_are_packed_as_trees_and_match_hf(tiny_checkpoint, monkeypatch):
+@pytest.mark.parametrize("model", ["llama", "gemma3"])
+def test_documents_that_share_more_than_the_head_are_packed_as_trees_and_match_hf(
+        tiny_checkpoint, tmp_path, monkeypatch, model):
     """FinRED-like: one sentence asked about several entity pairs, multi-token labels, and a
     context that a label of another document continues. Tokens shared after the task's
-    head are computed once (tree rows), and every answer is still hf's."""
+    head are computed once (tree rows), and every answer is still hf's; also under
+    Gemma-3's pair of masks (sliding-window and full layers)."""
     import harness.shared_prefix_lm as backend
 
-    args = dict(pretrained=str(tiny_checkpoint), device="cpu", dtype="float32", batch_size=4, max_length=96)
+    checkpoint = tiny_checkpoint if model == "llama" else build_tiny_gemma3(tmp_path / "g", tiny_checkpoint, 128)
+    args = dict(pretrained=str(checkpoint), device="cpu", dtype="float32", batch_size=4, max_length=96)
     hf, fast = HFLM(**args), SharedPrefixLM(**args)
     rng = random.Random(5)
     vocab = hf.model.config.vocab_size
