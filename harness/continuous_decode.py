@@ -114,8 +114,18 @@ def decode_greedily(
     written: list[list[int]] = [[] for _ in range(slots)]
     queue = iter(order)
 
-    def admit(slot: int) -> bool:
+    def allocate(like: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Every layer's [slots, kv heads, columns, head dim] keys and values, shaped after
+        one prompt's ([kv heads, tokens, head dim] per layer)."""
         nonlocal allocated
+        for layer, (k, v) in zip(cache.layers, like, strict=True):
+            layer.lazy_initialization(k[None], v[None])
+            layer.keys = k.new_zeros(slots, k.shape[0], columns, k.shape[2])
+            layer.values = v.new_zeros(slots, v.shape[0], columns, v.shape[2])
+            layer.update = MethodType(_write_at_rows, layer)
+        allocated = True
+
+    def admit(slot: int) -> bool:
         index = next(queue, None)
         row_of[slot] = index
         if index is None:
@@ -124,13 +134,8 @@ def decode_greedily(
         kv = _prompt_cache(model, prompt, device)
         n = len(prompt.tokens) - 1
         if kv is not None:
-            if not allocated:  # shapes from the first prompt: [slots, kv heads, columns, head dim]
-                for layer, (k, v) in zip(cache.layers, kv, strict=True):
-                    layer.lazy_initialization(k[None], v[None])
-                    layer.keys = k.new_zeros(slots, k.shape[0], columns, k.shape[2])
-                    layer.values = v.new_zeros(slots, v.shape[0], columns, v.shape[2])
-                    layer.update = MethodType(_write_at_rows, layer)
-                allocated = True
+            if not allocated:
+                allocate(kv)
             for layer, (k, v) in zip(cache.layers, kv, strict=True):
                 layer.keys[slot, :, :n] = k
                 layer.values[slot, :, :n] = v
@@ -141,15 +146,10 @@ def decode_greedily(
 
     for slot in range(slots):
         admit(slot)
-    if not allocated:  # every prompt is one token long: allocate from a dry run of one
+    if not allocated:  # every prompt is one token long: shapes from a dry run of one token
         probe = DynamicCache(config=model.config)
         model(input_ids=torch.tensor([[0]], device=device), past_key_values=probe, use_cache=True, logits_to_keep=1)
-        for layer, probe_layer in zip(cache.layers, probe.layers, strict=True):
-            k = probe_layer.keys
-            layer.lazy_initialization(k, k)
-            layer.keys = k.new_zeros(slots, k.shape[1], columns, k.shape[3])
-            layer.values = k.new_zeros(slots, k.shape[1], columns, k.shape[3])
-            layer.update = MethodType(_write_at_rows, layer)
+        allocate([(layer.keys[0], layer.values[0]) for layer in probe.layers])
 
     while any(r is not None for r in row_of):
         width = int(length.max()) + 1

@@ -107,7 +107,11 @@ class SharedPrefixLM(HFLM):
             return self._generate_continuously(requests, disable)
         head_of: dict[int, tuple[int, ...]] = {}
         order: list[int] = []
-        for head, members in self._generation_heads(requests):
+        encoded = []
+        for request in requests:
+            gen_kwargs = (request.args[1] if len(request.args) > 1 else {}) or {}
+            encoded.append(self._prompt_tokens(request.args[0], int(gen_kwargs.get("max_gen_toks", self.max_gen_toks))))
+        for head, members in self._generation_heads(encoded):
             order += members
             head_of.update((id(requests[i]), head) for i in members)
 
@@ -134,20 +138,14 @@ class SharedPrefixLM(HFLM):
             answers[i] = in_order[position]
         return answers
 
-    def _generation_heads(self, requests, encoded: list[list[int]] | None = None,
-                          ) -> list[tuple[tuple[int, ...], list[int]]]:
-        """(head tokens, request indices) per group; an empty head for requests that share none.
+    def _prompt_tokens(self, context: str, max_new: int) -> list[int]:
+        """A prompt encoded and left-truncated as ``HFLM.generate_until`` will feed it."""
+        return self.tok_encode(context)[-max(1, self.max_length - max_new):]
 
-        Contexts are encoded and left-truncated as ``HFLM.generate_until`` will encode them;
-        :meth:`_model_generate` checks every row against its head before using it.
-        """
-        if encoded is None:
-            encoded = []
-            for request in requests:
-                context, gen_kwargs = request.args[0], request.args[1] if len(request.args) > 1 else {}
-                max_gen = (gen_kwargs or {}).get("max_gen_toks", self.max_gen_toks)
-                tokens = self.tok_encode(context)
-                encoded.append(tokens[-max(1, self.max_length - int(max_gen)):])
+    def _generation_heads(self, encoded: list[list[int]]) -> list[tuple[tuple[int, ...], list[int]]]:
+        """(head tokens, prompt indices) per group of encoded prompts; an empty head for
+        prompts that share none. :meth:`_model_generate` checks every row against its head
+        before using it."""
         groups = group_by_shared_prefix(encoded, caps=[len(t) - 1 for t in encoded])
         return [(tuple(encoded[g.members[0]][: g.prefix_len]), g.members) for g in groups]
 
@@ -186,14 +184,14 @@ class SharedPrefixLM(HFLM):
             max_new = int(kwargs.pop("max_gen_toks"))
             if kwargs.get("do_sample") or kwargs.get("temperature") or set(kwargs) - {"do_sample", "temperature"}:
                 continue
-            tokens = self.tok_encode(request.args[0])[-max(1, self.max_length - max_new):]
+            tokens = self._prompt_tokens(request.args[0], max_new)
             if not tokens:
                 continue
             jobs.append((i, tuple(tokens), max_new, until))
 
-        heads: dict[tuple[int, ...], PrefixKV | None] = {}
+        heads: dict[tuple[int, ...], PrefixKV] = {}
         head_of: dict[int, tuple[int, ...]] = {}
-        for head, members in self._generation_heads(None, [list(job[1]) for job in jobs]):
+        for head, members in self._generation_heads([list(job[1]) for job in jobs]):
             head_of.update((j, head) for j in members)
         keep_logits = self._accepts_logits_to_keep()
         prompts = []
@@ -220,7 +218,6 @@ class SharedPrefixLM(HFLM):
             out = super().generate_until(requests, disable_tqdm=True)
         finally:
             self._decoded = None
-            heads.clear()
         decoded = {job[0] for job in jobs}
         for i in range(len(requests)):
             if i not in decoded:
