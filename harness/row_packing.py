@@ -74,11 +74,10 @@ def build_rows(requests: list[Request], max_length: int) -> tuple[list[PackedRow
 
 @dataclass
 class TreeRow:
-    """Rows whose contexts share a head (already in a key/value cache, ``head`` tokens) and
+    """Rows whose contexts share a head (already in a key/value cache) and
     possibly more, packed as one token tree: the layout after the head."""
 
     members: list[PackedRow]
-    head: int
     tokens: list[int]
     positions: list[int]  # each token's depth, counting the head
     end: list[int]  # end (exclusive) of each token's subtree in the layout
@@ -139,7 +138,7 @@ def tree_row(members: list[PackedRow], head: int) -> TreeRow:
         stack.append((node, True))
         stack.extend((child, False) for child in reversed(list(children[node].values())))
     return TreeRow(
-        members=members, head=head, tokens=[token_of[n] for n in order], positions=[depth_of[n] for n in order],
+        members=members, tokens=[token_of[n] for n in order], positions=[depth_of[n] for n in order],
         end=[ends[n] for n in order],
         reads=[(row, cont, [index_of[n] for n in nodes]) for row, cont, nodes in reads_by_node],
     )
