@@ -10,6 +10,12 @@ Every per-document value of ``f1_macro``, ``f1_weighted`` and ``mcc`` is the pai
 which is never a gold label, so it counts as wrong for every metric. F1 is computed over
 the labels present in gold (FinBen's convention), so a ``--limit`` slice that misses a
 rare class is not charged a zero F1 for a class it never contained.
+
+Multiple-choice tasks predict by two rules, each with its own metrics: the label with the
+highest summed log-likelihood (``acc``, ``f1_macro``, ...), and lm-eval's ``acc_norm`` rule,
+the highest log-likelihood per character of the label (``acc_norm``, ``f1_macro_norm``,
+...), which does not favour short labels (FinRED's ``manufacturer`` is 2 tokens,
+``product/material produced`` 4).
 """
 from __future__ import annotations
 
@@ -63,10 +69,34 @@ def _scores(gold: int, pred: int) -> dict:
     }
 
 
+LENGTH_NORMALIZED = "_norm"  # suffix of the metrics of lm-eval's acc_norm rule
+
+
 def process_results_mc(doc: dict, results: Sequence[tuple[float, bool]]) -> dict:
-    """Multiple choice: the prediction is the choice with the highest log-likelihood."""
+    """Multiple choice, the summed rule only: the choice with the highest log-likelihood.
+    (Task files written from the version 1.0 template declare only these metrics.)"""
     lls = np.array([ll for ll, _ in results], dtype=float)
     return _scores(int(doc["gold"]), int(np.argmax(lls)))
+
+
+def process_results_mc_both(doc: dict, results: Sequence[tuple[float, bool]]) -> dict:
+    """Multiple choice by both rules: the summed log-likelihood, and lm-eval's ``acc_norm``
+    (log-likelihood divided by the label's length in characters) with ``_norm`` metrics."""
+    lls = np.array([ll for ll, _ in results], dtype=float)
+    gold = int(doc["gold"])
+    lengths = np.array([max(1, len(str(c))) for c in doc["choices"]], dtype=float)
+    by_length = _scores(gold, int(np.argmax(lls / lengths)))
+    return {**_scores(gold, int(np.argmax(lls))), **{m + LENGTH_NORMALIZED: v for m, v in by_length.items()}}
+
+
+def decision_rule(metric: str) -> str:
+    """``per_char`` for a metric of the acc_norm rule, else ``sum``."""
+    return "per_char" if metric.endswith(LENGTH_NORMALIZED) else "sum"
+
+
+def base_metric(metric: str) -> str:
+    """The metric's formula without its decision rule: ``f1_macro_norm`` is ``f1_macro``."""
+    return metric.removesuffix(LENGTH_NORMALIZED)
 
 
 def process_results_gen(doc: dict, results: Sequence[str]) -> dict:
@@ -79,7 +109,8 @@ def process_results_gen(doc: dict, results: Sequence[str]) -> dict:
 
 # The metric -> corpus-level aggregation binding, beside the metrics: every finharness
 # metric not listed here is a per-document score averaged over documents.
-CORPUS_AGGREGATIONS = {"f1_macro": f1_macro, "f1_weighted": f1_weighted, "mcc": mcc}
+CORPUS_AGGREGATIONS = {"f1_macro": f1_macro, "f1_weighted": f1_weighted, "mcc": mcc,
+                       "f1_macro_norm": f1_macro, "f1_weighted_norm": f1_weighted, "mcc_norm": mcc}
 
 
 def confusion_matrices(golds: Sequence[int] | np.ndarray, preds: np.ndarray) -> np.ndarray:
@@ -101,6 +132,7 @@ def from_confusion(metric: str, matrices: np.ndarray) -> np.ndarray:
     true = matrices.sum(axis=2).astype(float)
     pred = matrices.sum(axis=1).astype(float)
     hits = np.diagonal(matrices, axis1=1, axis2=2).astype(float)
+    metric = base_metric(metric)
     if metric in ("f1_macro", "f1_weighted"):
         with np.errstate(invalid="ignore", divide="ignore"):
             f1 = np.where(true + pred > 0, 2 * hits / (true + pred), 0.0)
