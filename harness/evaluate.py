@@ -119,6 +119,21 @@ def slice_documents(manager, tasks: list[str], limit: int | float | None, method
     return {name: select(task_golds(task), limit, method, seed) for name, task in loaded.items()}
 
 
+def slice_record(manager, req: EvalRequest, doc_slice: dict[str, list[int]] | None) -> dict[str, Any]:
+    """What the results say about the slice: method, seed, limit, the stratified rule, and
+    per task the labels that got no document (a slice that keeps the prior can miss rare ones)."""
+    record: dict[str, Any] = {"method": req.sample if req.limit is not None else None, "seed": req.seed,
+                              "limit": req.limit}
+    if doc_slice is not None and req.sample == "stratified":
+        from harness.slices import RULE, unsampled_labels
+
+        loaded = manager.load(list(doc_slice))["tasks"]
+        record["rule"] = RULE
+        record["unsampled_labels"] = {t: missing for t, chosen in doc_slice.items()
+                                      if (missing := unsampled_labels(loaded[t], chosen))}
+    return record
+
+
 def use_chat_template(mode: str, checkpoint: Path) -> bool:
     if mode not in {"auto", "on", "off"}:
         raise ValueError(f"chat_template must be auto, on or off, not {mode!r}")
@@ -261,7 +276,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         "architecture": architecture(model.checkpoint),
         "revision": fingerprint, "backend": req.backend, "dtype": req.dtype,
         "chat_template": chat, "num_fewshot": req.num_fewshot, "limit": req.limit, "tasks": tasks,
-        "slice": {"method": req.sample if req.limit is not None else None, "seed": req.seed, "limit": req.limit},
+        "slice": slice_record(manager, req, doc_slice),
         "split": req.split, "include_paths": [str(p) for p in req.include_paths],
         "external_tasks": external_fingerprints(scored, manager.task_index),
     }

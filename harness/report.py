@@ -5,9 +5,13 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.baselines import NORMALIZED  # the normalized column
+from harness.baselines import NORMALIZED, for_display  # the normalized column
 
-METRICS = ("acc", "f1_macro", "f1_weighted", "mcc", "missing", "rouge1", "rouge2", "rougeL", "bleu")  # their order first
+METRICS = ("acc", "f1_macro", "f1_weighted", "mcc", "acc_norm", "f1_macro_norm", "f1_weighted_norm", "mcc_norm",
+           "missing", "rouge1", "rouge2", "rougeL", "bleu")  # their order first
+# Printed by default: the acc_norm rule's accuracy, macro-F1 and MCC stand beside the summed
+# rule's; every metric is in the results file.
+HIDDEN_BY_DEFAULT = ("f1_weighted_norm",)
 
 
 def metric_columns(results: dict[str, Any]) -> list[str]:
@@ -44,7 +48,7 @@ def score_rows(results: dict[str, Any], metrics: list[str] | None = None) -> lis
             label += " (collapsed)"
         row = [label, n_docs.get(name, "")]
         row += [_value(entries[name], m) for m in metrics]
-        row.append((found or {}).get("normalized", {}).get(NORMALIZED))
+        row.append(for_display((found or {}).get("normalized", {}).get(NORMALIZED)))
         rows.append(row)
         for baseline, scores in (found or {}).get("baselines", {}).items():
             answer = (found.get("answers") or {}).get(baseline)
@@ -53,24 +57,35 @@ def score_rows(results: dict[str, Any], metrics: list[str] | None = None) -> lis
     return rows
 
 
+def shares(counts: dict[str, int], docs: int) -> str:
+    """``'up' 97%, 'down' 3%``: label shares, most common first."""
+    return ", ".join(f"{label!r} {count / docs:.0%}" for label, count in counts.items()) if docs else ""
+
+
 def collapse_notes(results: dict[str, Any]) -> list[str]:
-    """One line per task where one label took >= 90% of the model's answers."""
+    """One line per task whose answers are far from the gold labels with no positive MCC: the
+    predicted and the gold label shares side by side."""
     notes = []
     for name, found in ((results.get("finharness") or {}).get("baselines") or {}).items():
         if found.get("collapsed"):
-            share = found["predicted"][found["collapsed"]] / found["docs"]
-            if found["collapsed"] == "(none)":
-                notes.append(f"{name}: {share:.0%} of the answers name no label")
-            else:
-                notes.append(f"{name}: {share:.0%} of the answers are {found['collapsed']!r}; its score mostly says "
-                             "how common that label is in the slice")
+            docs = found["docs"]
+            gold = f"; gold: {shares(found['gold'], docs)}" if found.get("gold") else ""
+            distance = f" (distance {found['distance']:.2f}, MCC {found['mcc']:+.2f})" if "distance" in found else ""
+            notes.append(f"{name}: answers {shares(found['predicted'], docs)}{gold}{distance}")
     return notes
+
+
+def unsampled_notes(results: dict[str, Any]) -> list[str]:
+    """Labels a stratified slice gave no document (it keeps the task's label prior)."""
+    missing = ((results.get("finharness") or {}).get("slice") or {}).get("unsampled_labels") or {}
+    return [f"{task}: {len(labels)} of its labels have no document in the slice ({', '.join(labels)})"
+            for task, labels in missing.items()]
 
 
 def score_table(results: dict[str, Any], fmt: str = "github") -> str:
     # Only the metric columns some task reported (no `missing` without generative
     # classification, no ROUGE without generation tasks), and any metric a user's task adds.
-    metrics = metric_columns(results)
+    metrics = [m for m in metric_columns(results) if m not in HIDDEN_BY_DEFAULT]
     has_baselines = bool((results.get("finharness") or {}).get("baselines"))
     headers = ["task", "docs", *metrics] + ([f"{NORMALIZED} normalized"] if has_baselines else [])
     rows = score_rows(results, metrics)
@@ -79,12 +94,19 @@ def score_table(results: dict[str, Any], fmt: str = "github") -> str:
     table = tabulate(rows, headers=headers, tablefmt=fmt, floatfmt=".4f", missingval="")
     if has_baselines:
         table += ("\n\nUnder each classification task: what answering the slice's most common label "
-                  "(majority), the training split's most common label (train prior) or a uniformly random "
-                  f"label scores on the same documents. {NORMALIZED} normalized = (score - b) / (1 - b), b the "
-                  "best of them, clipped at 0.")
+                  "(majority), the training split's most common label (train prior), a uniformly random label, "
+                  "or a label drawn with the training split's label shares (prior-matched) scores on the same "
+                  f"documents. {NORMALIZED} normalized = (score - b) / (1 - b), b the best of them; shown clipped "
+                  "at 0 (no better than a trivial answer), while comparisons and the board use it unclipped. "
+                  "*_norm: lm-eval's acc_norm rule (the label with the highest log-likelihood per character).")
         notes = collapse_notes(results)
         if notes:
-            table += "\nCollapsed (one label for >= 90% of the documents):\n" + "\n".join(f"- {n}" for n in notes)
+            table += ("\nCollapsed (answers far from the gold labels, total-variation distance >= 0.3, with "
+                      "MCC < 0.1):\n" + "\n".join(f"- {n}" for n in notes))
+    missing = unsampled_notes(results)
+    if missing:
+        table += "\nThe slice keeps each task's label prior, so rare labels can be absent:\n" + "\n".join(
+            f"- {n}" for n in missing)
     return table
 
 

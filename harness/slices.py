@@ -2,10 +2,17 @@
 
 The first 40 FinCausal test documents are all ``noise``; a first-N slice can hold one class
 only, and every score on it is a statement about that class. A stratified slice gives each
-gold label its share of the ``N`` documents (largest remainder), at least one document for
-every label the split has when ``N`` allows, drawn with a seeded generator per label; the
-chosen document indices go to lm-eval's own ``samples`` mechanism (task -> indices), so
-``lm_eval --samples FILE`` scores exactly the same documents.
+gold label its share of the ``N`` documents (largest remainder), so the slice keeps the
+split's label prior, drawn with a seeded generator per label; the chosen document indices go
+to lm-eval's own ``samples`` mechanism (task -> indices), so ``lm_eval --samples FILE``
+scores exactly the same documents.
+
+A label whose share of ``N`` rounds to no document gets none (FinRED: 29 relations in 40
+documents), and the run lists it (:func:`unsampled_labels`): forcing one document per label
+would make such a slice nearly uniform (FinRED's majority share 0.075 instead of 0.126, and
+another majority label). Results written before this rule (their ``slice`` record has no
+``rule``) used the old one, ``floor``: at least one document per label; the board's
+verification rebuilds each slice by the rule it was drawn with.
 
 ``random`` draws ``N`` documents without replacement (seeded); ``first`` is lm-eval's own
 ``--limit`` (kept for comparisons with runs made that way).
@@ -21,6 +28,8 @@ import numpy as np
 
 Method = Literal["stratified", "random", "first"]
 METHODS: tuple[str, ...] = ("stratified", "random", "first")
+Rule = Literal["prior", "floor"]
+RULE: Rule = "prior"  # how a stratified slice allocates documents to labels (see above)
 
 
 def sample_size(total: int, limit: float) -> int:
@@ -28,7 +37,8 @@ def sample_size(total: int, limit: float) -> int:
     return min(total, int(math.ceil(total * limit)) if limit < 1 else int(limit))
 
 
-def select(golds: Sequence[Any], limit: float, method: str = "stratified", seed: int = 1234) -> list[int]:
+def select(golds: Sequence[Any], limit: float, method: str = "stratified", seed: int = 1234,
+           rule: Rule = RULE) -> list[int]:
     """Document indices to score, ascending. ``golds``: each document's gold label (None when a
     task has none, e.g. a summary: stratified then draws at random)."""
     if method not in METHODS:
@@ -44,7 +54,7 @@ def select(golds: Sequence[Any], limit: float, method: str = "stratified", seed:
     for i, gold in enumerate(golds):
         by_label[gold].append(i)
     labels = sorted(by_label, key=str)
-    quota = _allocate({label: len(by_label[label]) for label in labels}, n)
+    quota = _allocate({label: len(by_label[label]) for label in labels}, n, floor=rule == "floor")
     chosen: list[int] = []
     for label in labels:
         members = by_label[label]
@@ -53,12 +63,12 @@ def select(golds: Sequence[Any], limit: float, method: str = "stratified", seed:
     return sorted(chosen)
 
 
-def _allocate(sizes: dict[Any, int], n: int) -> dict[Any, int]:
-    """``n`` documents across labels in proportion to their sizes (largest remainder), every
-    label at least one when ``n`` is at least the number of labels."""
+def _allocate(sizes: dict[Any, int], n: int, floor: bool = False) -> dict[Any, int]:
+    """``n`` documents across labels in proportion to their sizes (largest remainder); with
+    ``floor`` (the old rule), every label at least one when ``n`` is at least the number of labels."""
     total = sum(sizes.values())
-    floor = 1 if n >= len(sizes) else 0
-    quota = {label: min(size, max(floor, int(n * size / total))) for label, size in sizes.items()}
+    least = 1 if floor and n >= len(sizes) else 0
+    quota = {label: min(size, max(least, int(n * size / total))) for label, size in sizes.items()}
     # Hand out what is left by largest remainder, then take back from the largest if over.
     remainders = sorted(sizes, key=lambda label: (-(n * sizes[label] / total - int(n * sizes[label] / total)), str(label)))
     while sum(quota.values()) < n:
@@ -71,6 +81,17 @@ def _allocate(sizes: dict[Any, int], n: int) -> dict[Any, int]:
         label = max(quota, key=lambda lab: (quota[lab], str(lab)))
         quota[label] -= 1
     return quota
+
+
+def unsampled_labels(task, chosen: Sequence[int]) -> list[str]:
+    """The task's labels (of its scored split) that no chosen document has."""
+    docs = list(task.eval_docs)
+    golds = task_golds(task)
+    present = {golds[i] for i in chosen}
+    missing = sorted({g for g in golds if g is not None} - present, key=str)
+    first = docs[0] if docs and isinstance(docs[0], dict) else {}
+    choices = first.get("choices") if isinstance(first.get("choices"), list) else None
+    return [str(choices[g]) if choices and isinstance(g, int) and 0 <= g < len(choices) else str(g) for g in missing]
 
 
 def task_golds(task) -> list[Any]:

@@ -26,15 +26,35 @@ def test_the_first_40_fincausal_documents_are_one_class_but_a_stratified_40_is_n
     assert counts[1] == max(1, round(40 * share))  # its share of the split (largest remainder)
 
 
-def test_every_label_gets_a_document_and_the_seed_decides_which():
-    golds = [0] * 95 + [1] * 3 + [2] * 2
-    chosen = select(golds, 5, seed=7)
-    assert {golds[i] for i in chosen} == {0, 1, 2}
-    assert select(golds, 5, seed=7) == chosen and select(golds, 5, seed=8) != chosen
+def test_a_slice_keeps_the_label_prior_and_the_seed_decides_which_documents():
+    golds = [0] * 60 + [1] * 30 + [2] * 10
+    chosen = select(golds, 10, seed=7)
+    assert Counter(golds[i] for i in chosen) == {0: 6, 1: 3, 2: 1}
+    assert select(golds, 10, seed=7) == chosen and select(golds, 10, seed=8) != chosen
+    # A label too rare for its share of N to round to a document gets none (the slice would
+    # otherwise be nearly uniform); the old rule, kept for results drawn with it, forced one each.
+    rare = [0] * 95 + [1] * 3 + [2] * 2
+    assert {rare[i] for i in select(rare, 5, seed=7)} == {0}
+    assert {rare[i] for i in select(rare, 5, seed=7, rule="floor")} == {0, 1, 2}
     assert select(golds, 5, method="first") == [0, 1, 2, 3, 4]
     assert len(set(select(golds, 0.1, method="random", seed=1))) == 10
     with pytest.raises(ValueError, match="--sample must be one of stratified, random, first, not 'top'"):
         select(golds, 5, method="top")
+
+
+def test_a_finred_slice_keeps_its_majority_label_and_lists_the_labels_it_misses():
+    from harness.slices import unsampled_labels
+
+    task = task_manager().load(["fin_finred"])["tasks"]["fin_finred"]
+    golds = task_golds(task)
+    chosen = select(golds, 40)
+    split_top, split_count = Counter(golds).most_common(1)[0]
+    in_slice = Counter(golds[i] for i in chosen)
+    # The split's majority label is (at least tied for) the slice's, at its share of the split.
+    assert in_slice[split_top] == max(in_slice.values()) and abs(in_slice[split_top] / 40 - split_count / len(golds)) < 0.02
+    missing = unsampled_labels(task, chosen)
+    assert missing and len(missing) == len(set(golds)) - len({golds[i] for i in chosen})
+    assert all(isinstance(label, str) and not label.isdigit() for label in missing)  # label words, not indices
 
 
 def test_finharness_eval_and_plain_lm_eval_score_the_same_documents(tiny_checkpoint, tmp_path):
