@@ -178,37 +178,116 @@ def compare(
     }
 
 
-# --- Verdicts: two-level replicates, p-values, Holm, power -------------------------------
+# --- Verdicts: variance components, null-centred tests, power ---------------------------
+#
+# A study's contrast (treatment row minus control row, each the mean over its training seeds
+# of a score on the same documents) has two sources of noise: the documents (shared by every
+# seed and row, so resampled jointly) and the training seeds (independent runs). Its variance
+# is estimated as the sum of both components (Miller 2024, "Adding Error Bars to Evals"; the
+# random-effects decomposition of a seeds x documents design):
+#
+#   Var = V_doc + sum over rows of max(0, s_r^2 - i_r) / S_r
+#
+# V_doc from the paired document bootstrap of the seed-averaged contrast (times n/(n-1), the
+# bootstrap's small-sample bias); s_r^2 the between-seed variance of row r's score, S_r its
+# seed count (a vanilla row has no training noise); i_r the part of s_r^2 that is seed x
+# document interaction, which V_doc already holds: from the bootstrap, (mean over seeds of
+# each seed's own document variance - the seed average's) x S_r / (S_r - 1). Without that
+# correction the interaction is counted twice and the test is conservative. The test is a t-test on
+# estimate / sqrt(Var) with Welch-Satterthwaite degrees of freedom, so three seeds (2 degrees of
+# freedom on that component) widen the interval as they should, and under the null the
+# p-value is uniform (tests/test_inference.py checks both by simulation). Nothing is clipped:
+# a percentile interval of clipped replicates is biased upward near the floor.
 
 
-def seed_draws(seeds: int, resamples: int, seed: Any) -> np.ndarray:
-    """``resamples`` draws of ``seeds`` training-seed indices with replacement (the outer level
-    of a two-level bootstrap: training runs first, then documents within each)."""
-    return np.random.default_rng(seed).integers(0, seeds, (resamples, seeds))
+@dataclass(frozen=True)
+class Estimate:
+    """A score or a contrast with its two variance components."""
+
+    point: float
+    doc_var: float  # variance over documents (paired bootstrap, small-sample corrected)
+    seed_var: float  # variance over training seeds (sum over rows of s_r^2 / S_r)
+    df: float  # Welch-Satterthwaite degrees of freedom
+    seeds: tuple[int, ...] = ()  # training seeds of each row that has training noise
+    unestimated: int = 0  # rows trained with one seed: their training noise is not in seed_var
+
+    @property
+    def se(self) -> float:
+        return float(np.sqrt(self.doc_var + self.seed_var))
+
+    def quantile(self, level: float) -> float:
+        from scipy.stats import t
+
+        return float(t.ppf(1 - (1 - level) / 2, self.df))
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        half = self.quantile(level) * self.se
+        return self.point - half, self.point + half
+
+    def p_value(self) -> float:
+        """Two-sided p-value of "the true value is 0", from the t distribution of point / se."""
+        from scipy.stats import t
+
+        if self.se == 0:
+            return 1.0 if self.point == 0 else 0.0
+        return float(2 * t.sf(abs(self.point) / self.se, self.df))
 
 
-def two_level(points: Sequence[float], reps: Sequence[np.ndarray], draws: np.ndarray | None) -> tuple[float, np.ndarray]:
-    """One score per training seed (``points``) with its document replicates (``reps``) into
-    the mean over seeds and its two-level replicates: replicate ``b`` averages, over the seeds
-    drawn in ``draws[b]``, each seed's ``b``-th document replicate. With one seed (or no
-    ``draws``) it is that seed's replicates, and the interval covers documents only."""
-    stacked = np.stack([np.asarray(r, dtype=float) for r in reps])
-    point = float(np.mean(points))
-    if len(stacked) == 1 or draws is None:
-        return point, stacked.mean(axis=0)
-    if draws.shape[1] != len(stacked):
-        raise ValueError(f"seed draws are over {draws.shape[1]} seeds, but {len(stacked)} were given")
-    columns = np.arange(stacked.shape[1])[:, None]
-    return point, stacked[draws, columns].mean(axis=1)
+@dataclass(frozen=True)
+class SeedScores:
+    """One trained row's score per training seed, and the seed x document interaction part of
+    their spread (0 when not known), for :func:`seed_component`."""
+
+    points: np.ndarray
+    interaction: float = 0.0
 
 
-def bootstrap_p_value(reps: np.ndarray) -> float:
-    """Two-sided p-value of "the difference is 0" from its bootstrap replicates: twice the
-    smaller share of replicates on either side of 0 (with the +1 of a Monte Carlo p-value,
-    so it is never 0)."""
-    reps = np.asarray(reps, dtype=float)
-    below, above = int((reps <= 0).sum()), int((reps >= 0).sum())
-    return float(min(1.0, 2 * (min(below, above) + 1) / (len(reps) + 1)))
+def interaction(seed_doc_vars: Sequence[float], mean_doc_var: float) -> float:
+    """The seed x document interaction variance of a row's seed scores: each seed's own document
+    variance exceeds the seed average's by (S - 1) / S of it."""
+    seeds = len(seed_doc_vars)
+    if seeds < 2:
+        return 0.0
+    return max(0.0, (float(np.mean(seed_doc_vars)) - mean_doc_var) * seeds / (seeds - 1))
+
+
+def seed_component(per_seed: Sequence[SeedScores]) -> tuple[float, list[tuple[float, int]]]:
+    """Sum over rows of max(0, s_r^2 - i_r) / S_r, and each such row's (part, S_r - 1) for the
+    degrees of freedom. A row with one seed contributes nothing (none can be estimated from it)."""
+    total, parts = 0.0, []
+    for row in per_seed:
+        points = np.asarray(row.points, dtype=float)
+        if len(points) > 1:
+            part = max(0.0, float(points.var(ddof=1)) - row.interaction) / len(points)
+            total += part
+            parts.append((part, len(points) - 1))
+    return total, parts
+
+
+def components(point: float, doc_reps: np.ndarray, per_seed: Sequence[SeedScores], docs: int,
+               seeds: Sequence[int] = ()) -> Estimate:
+    """An :class:`Estimate` from the document replicates of the seed-averaged score (or
+    contrast) and the per-seed scores of each row that was trained (a vanilla row has no
+    training noise and is left out; a trained row with one seed counts as ``unestimated``).
+    ``docs``: documents per task (the fewest), for the bootstrap's n/(n-1) correction and the
+    document component's degrees of freedom."""
+    reps = np.asarray(doc_reps, dtype=float)
+    doc_var = float(reps.var(ddof=1)) * docs / max(docs - 1, 1) if len(reps) > 1 else 0.0
+    seed_var, parts = seed_component(per_seed)
+    doc_df = max(docs - 1, 1)
+    denominator = (doc_var ** 2 / doc_df if doc_var else 0.0) + sum(v ** 2 / d for v, d in parts)
+    total = doc_var + seed_var
+    df = total ** 2 / denominator if denominator > 0 else float(doc_df)
+    unestimated = sum(1 for row in per_seed if len(row.points) == 1)
+    return Estimate(float(point), doc_var, seed_var, float(df), tuple(seeds), unestimated)
+
+
+def power_multiplier(alpha: float, power: float, df: float) -> float:
+    """t(1 - alpha/2, df) + t(power, df): the minimum detectable effect is this times the
+    standard error the test faces under the alternative."""
+    from scipy.stats import t
+
+    return float(t.ppf(1 - alpha / 2, df) + t.ppf(power, df))
 
 
 def holm(p_values: Sequence[float], alpha: float = 0.05) -> list[float]:
@@ -221,18 +300,21 @@ def holm(p_values: Sequence[float], alpha: float = 0.05) -> list[float]:
     return [float(p) for p in multipletests(list(p_values), alpha=alpha, method="holm")[1]]
 
 
-def minimum_detectable_effect(standard_error: float, alpha: float = 0.05, power: float = 0.8) -> float:
-    """The smallest true difference a two-sided test at level ``alpha`` detects with
-    probability ``power``: ``(z(1 - alpha/2) + z(power)) * SE`` (normal approximation; SE is
-    the bootstrap standard deviation of the paired difference)."""
-    from scipy.stats import norm
-
-    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * standard_error)
-
-
-def documents_needed(documents: int, mde: float, effect: float) -> int | None:
-    """Documents per task for the MDE to reach ``effect``: the standard error shrinks as
-    1/sqrt(n), so n grows by (MDE / effect)^2. None when the effect is 0 or unknown."""
-    if not effect or not np.isfinite(mde):
+def documents_needed(documents: int, k: float, doc_var: float, seed_var: float, effect: float) -> int | None:
+    """Documents per task at which ``k * SE`` reaches ``effect`` with the seeds kept: the document
+    component shrinks as 1/n, the seed component does not. None when no number of documents is
+    enough (seed noise alone is too large) or there is no effect to reach."""
+    room = (effect / k) ** 2 - seed_var if effect and k > 0 else 0.0
+    if room <= 0 or not np.isfinite(doc_var):
         return None
-    return int(np.ceil(documents * (mde / abs(effect)) ** 2))
+    return max(1, int(np.ceil(documents * doc_var / room)))
+
+
+def seeds_needed(seeds: int, k: float, doc_var: float, seed_var: float, effect: float) -> int | None:
+    """Training seeds at which ``k * SE`` reaches ``effect`` with the documents kept: the seed
+    component shrinks as 1/S, the document component (shared by every seed) does not. None when
+    no number of seeds is enough, or the seed component was not estimated."""
+    room = (effect / k) ** 2 - doc_var if effect and k > 0 else 0.0
+    if room <= 0 or seed_var <= 0:
+        return None
+    return max(2, int(np.ceil(seeds * seed_var / room)))

@@ -1,17 +1,21 @@
-"""A study's rows and their bootstrapped scores, read from the stored per-sample logs.
+"""A study's rows and their scores, read from the stored per-sample logs.
 
 A **row** is what a table line and a claim talk about: one model in one setting
 (vanilla zero-shot, a fine-tuned run, a merge, ...), with, per task, the result folders
 of each training seed (a vanilla row has the one seed ``None``).
 
-Scores come from lm-eval's per-sample logs, never from typed-in numbers. Intervals are
-percentile bootstraps, two-level where a row has several training seeds: seeds are
-redrawn with replacement, then documents within each (Efron & Tibshirani ch. 13; the
-hierarchical bootstrap). Every row draws the same documents of a task and the same seed
-indices, so a difference between two rows is paired on both levels.
+Scores come from lm-eval's per-sample logs, never from typed-in numbers. Every row draws
+the same documents of a task (one bootstrap draw per task), so a difference between two
+rows is paired on documents. Uncertainty has two components (``harness.stats.Estimate``):
+the documents (those paired replicates) and the training seeds (each trained row's
+between-seed variance over its seed count), combined into a t-type interval whose degrees of
+freedom reflect how few seeds there are. Normalized scores are ``(s - b) / (1 - b)``, ``b``
+the best trivial answer recomputed from the logged gold labels (``harness.baselines``), and
+never clipped here: tables clip them for display only.
 """
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from collections.abc import Iterable, Sequence
@@ -22,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from fin_tasks.common.metrics import aggregation_of
-from harness.baselines import constant_scores, normalize, random_scores
+from harness.baselines import PAIR_METRIC, TaskBaselines, normalize, task_baselines, trivial_scores
 from fin_tasks.index import finben_name
-from harness.result_files import TIMESTAMP, load_results, results_file, samples_file
-from harness.stats import read_samples, replicates, seed_draws, task_draws, two_level
+from harness.result_files import TIMESTAMP, samples_file
+from harness.stats import Estimate, SeedScores, components, read_samples, replicates, task_draws
 from plumbing.folders import is_finished
 from study.spec import Study
 
@@ -46,25 +50,66 @@ class Row:
     def seeds(self) -> list[int | None]:
         return sorted({s for by_seed in self.sources.values() for s in by_seed}, key=lambda s: (s is None, s))
 
+    def trained_seeds(self) -> list[int]:
+        return [s for s in self.seeds() if s is not None]
+
     def tasks(self) -> list[str]:
         return [t for t, by_seed in self.sources.items() if any(by_seed.values())]
 
 
-class Bootstrap:
-    """Per-(folder, task, metric) scores and replicates, one document draw per task and one seed
-    draw per number of seeds, whatever order the rows ask in."""
+@dataclass
+class RowScore:
+    """A row's mean over some tasks: the point, each training seed's own mean, and the
+    document replicates of the seed-averaged mean."""
 
-    def __init__(self, resamples: int, seed: int):
+    point: float
+    per_seed: np.ndarray
+    doc_reps: np.ndarray
+    trained: bool  # has training noise (a vanilla row has none)
+    interaction: float = 0.0  # the seed x document part of the per-seed scores' spread
+
+
+class Bootstrap:
+    """Per-(folder, task, metric) scores and document replicates, one document draw per task,
+    whatever order the rows ask in; baselines and collapse flags recomputed from the logs."""
+
+    def __init__(self, resamples: int, seed: int, include_paths: Sequence[str | Path] = ()):
         self.resamples, self.seed = resamples, seed
+        self.include_paths = [Path(p) for p in include_paths]
         self._docs: dict[str, list[int]] = {}
         self._draws: dict[str, np.ndarray] = {}
-        self._seed_draws: dict[int, np.ndarray] = {}
         self._cache: dict[tuple, tuple[float, np.ndarray]] = {}
-        self._results: dict[Path, dict] = {}
+        self._trivial: dict[tuple, dict[str, dict[str, float]]] = {}
+        self._checks: dict[tuple, TaskBaselines | None] = {}
+        self._manager = None
+
+    # -- what the logs hold (the two reads a test double replaces) --------------------------
+    def read(self, folder: Path, task: str, metric: str) -> dict[int, Any]:
+        """``doc_id -> value`` of ``metric`` from the folder's per-sample log of the task."""
+        return read_samples(samples_file(folder, scored_name(folder, task)), metric)
+
+    def labels(self, folder: Path, task: str) -> list[str] | None:
+        """The task's label set, from the first logged document (None for a task without one)."""
+        path = samples_file(folder, scored_name(folder, task))
+        with path.open(encoding="utf-8") as fh:
+            first = json.loads(fh.readline() or "{}")
+        choices = (first.get("doc") or {}).get("choices")
+        return [str(c) for c in choices] if isinstance(choices, list) else None
+
+    def train_golds(self, folder: Path, task: str) -> list[int] | None:
+        """The task's training-split gold labels (its prior), where the task has a training split."""
+        from harness.baselines import train_golds
+        from fin_tasks.index import task_manager
+
+        if self._manager is None:
+            self._manager = task_manager(self.include_paths)
+        name = scored_name(folder, task)
+        return train_golds(name, self._manager) if name in self._manager.task_index else None
 
     # -- per folder -------------------------------------------------------------------
-    def _values(self, folder: Path, task: str, metric: str) -> list:
-        values = read_samples(samples_file(folder, scored_name(folder, task)), metric)
+    def values(self, folder: Path, task: str, metric: str) -> list:
+        """The task's per-document values of ``metric`` in this folder, in document order."""
+        values = self.read(folder, task, metric)
         docs = sorted(values)
         if task not in self._docs:
             self._docs[task] = docs
@@ -74,82 +119,120 @@ class Bootstrap:
                              f"({len(docs)} vs {len(self._docs[task])}); re-run with the same limit and seed")
         return [values[d] for d in docs]
 
+    def draws(self, task: str) -> np.ndarray:
+        return self._draws[task]
+
     def documents(self, task: str) -> int:
         return len(self._docs.get(task, []))
 
-    def results(self, folder: Path) -> dict:
-        if folder not in self._results:
-            self._results[folder] = load_results(results_file(folder))
-        return self._results[folder]
-
-    def _task_baselines(self, folder: Path, task: str) -> dict:
-        return ((self.results(folder).get("finharness") or {}).get("baselines") or {}).get(scored_name(folder, task)) or {}
+    def pairs(self, folder: Path, task: str) -> list[tuple[int, int]] | None:
+        """The task's (gold, predicted) pairs, or None for a task that logs none (a summary)."""
+        try:
+            pairs = self.values(folder, task, PAIR_METRIC)
+        except ValueError:
+            return None
+        return [tuple(int(v) for v in p) for p in pairs] if pairs and isinstance(pairs[0], tuple) else None
 
     def baselines(self, folder: Path, task: str, metric: str) -> dict[str, float]:
-        """Trivial answers' scores on the task's slice: those the evaluation wrote (majority,
-        train prior, random), else majority and random recomputed from the logged (gold, pred)
-        pairs. Empty for a task whose metric is not a classification score."""
-        written = self._task_baselines(folder, task).get("baselines") or {}
-        found = {name: scores[metric] for name, scores in written.items() if metric in scores}
-        if found:
-            return found
-        try:
-            pairs = list(read_samples(samples_file(folder, scored_name(folder, task)), metric).values())
-        except ValueError:  # the task does not report this metric (a summary's ROUGE)
-            return {}
-        if not pairs or not isinstance(pairs[0], tuple):
-            return {}
-        golds = [int(g) for g, _ in pairs]
-        labels = max(max(golds), max(int(p) for _, p in pairs)) + 1
-        majority = max(set(golds), key=golds.count)
-        return {"majority": constant_scores(golds, majority, [metric])[metric],
-                "random": random_scores(golds, labels, [metric])[metric]}
+        """Trivial answers' scores on the task's documents (majority, train prior, uniform and
+        prior-matched random), recomputed from the logged gold labels; empty for a task whose
+        metric is not a classification score."""
+        key = (task, metric)
+        if key not in self._trivial:
+            pairs = self.pairs(folder, task)
+            labels = self.labels(folder, task) if pairs else None
+            if not pairs or not labels:
+                self._trivial[key] = {}
+            else:
+                found = trivial_scores([g for g, _ in pairs], len(labels), self.train_golds(folder, task), [metric])
+                self._trivial[key] = {name: scores[metric] for name, scores in found.items() if metric in scores}
+        return self._trivial[key]
+
+    def check(self, folder: Path, task: str) -> TaskBaselines | None:
+        """The task's label shares, distance from gold, MCC and collapse flag in this folder."""
+        key = (folder, task)
+        if key not in self._checks:
+            pairs = self.pairs(folder, task)
+            labels = self.labels(folder, task) if pairs else None
+            self._checks[key] = (task_baselines(task, labels, pairs, None, {}) if pairs and labels else None)
+        return self._checks[key]
 
     def collapsed(self, folder: Path, task: str) -> str | None:
-        """The label a checkpoint answered for >= 90% of the task's documents, if any."""
-        return self._task_baselines(folder, task).get("collapsed")
+        """The most predicted label, when the folder's answers are far from gold with MCC ~ 0."""
+        found = self.check(folder, task)
+        return found.collapsed if found else None
 
     def score(self, folder: Path, task: str, metric: str, normalized: bool = False) -> tuple[float, np.ndarray]:
+        """The folder's score on the task and its document replicates (normalized: unclipped)."""
         key = (folder, task, metric, normalized)
         if key not in self._cache:
-            values = self._values(folder, task, metric)
+            values = self.values(folder, task, metric)
             point, reps = replicates(values, aggregation_of(metric), self._draws[task])
             if normalized:
                 found = self.baselines(folder, task, metric)
                 if found:  # a task without trivial answers (ROUGE) keeps its raw score
                     b = max(found.values())
                     point = normalize(point, b)
-                    reps = np.array([normalize(r, b) for r in reps])
-            self._cache[key] = (point, reps)
+                    reps = (reps - b) / (1 - b) if b < 1 else np.zeros_like(reps)
+            self._cache[key] = (point, np.asarray(reps, dtype=float))
         return self._cache[key]
 
     # -- per row ------------------------------------------------------------------------
-    def seed_draws(self, count: int) -> np.ndarray | None:
-        if count <= 1:
-            return None
-        if count not in self._seed_draws:
-            self._seed_draws[count] = seed_draws(count, self.resamples, [self.seed, 7919, count])
-        return self._seed_draws[count]
+    def task_parts(self, by_seed: dict[int | None, list[Path]], task: str, metric: str,
+                   normalized: bool = False) -> tuple[dict[int | None, float], dict[int | None, np.ndarray]]:
+        """One task of a row: each seed's score (the mean over its folders) and its document replicates."""
+        seeds = sorted((s for s in by_seed if by_seed[s]), key=lambda s: (s is None, s))
+        points, reps = {}, {}
+        for s in seeds:
+            scored = [self.score(f, task, metric, normalized) for f in by_seed[s]]
+            points[s] = float(np.mean([p for p, _ in scored]))
+            reps[s] = np.mean([r for _, r in scored], axis=0)
+        return points, reps
 
     def task_score(self, by_seed: dict[int | None, list[Path]], task: str, metric: str,
                    normalized: bool = False) -> tuple[float, np.ndarray]:
-        """One task of a row: each seed's mean over its folders, then two-level over seeds."""
-        seeds = sorted((s for s in by_seed if by_seed[s]), key=lambda s: (s is None, s))
-        points, reps = [], []
-        for s in seeds:
-            scored = [self.score(f, task, metric, normalized) for f in by_seed[s]]
-            points.append(float(np.mean([p for p, _ in scored])))
-            reps.append(np.mean([r for _, r in scored], axis=0))
-        return two_level(points, reps, self.seed_draws(len(seeds)))
+        """One task of a row: the mean over seeds and its document replicates."""
+        points, reps = self.task_parts(by_seed, task, metric, normalized)
+        return float(np.mean(list(points.values()))), np.mean(list(reps.values()), axis=0)
 
-    def mean_over(self, row: Row, tasks: Sequence[str], metric_of, normalized: bool = False
-                  ) -> tuple[float, np.ndarray] | None:
-        """Mean over ``tasks`` (those the row scored) of each task's score."""
+    def row_score(self, row: Row, tasks: Sequence[str], metric_of, normalized: bool = False) -> RowScore | None:
+        """A row's mean over ``tasks`` (those it scored): point, per-seed means, document replicates.
+        A seed missing a task counts that task at the row's mean over its other seeds."""
         tasks = [t for t in tasks if row.sources.get(t) and any(row.sources[t].values())]
         if not tasks:
             return None
-        scored = [self.task_score(row.sources[t], t, metric_of(t), normalized) for t in tasks]
-        return float(np.mean([p for p, _ in scored])), np.mean([r for _, r in scored], axis=0)
+        from harness.stats import interaction
+
+        parts = [self.task_parts(row.sources[t], t, metric_of(t), normalized) for t in tasks]
+        seeds = sorted({s for points, _ in parts for s in points}, key=lambda s: (s is None, s))
+        per_seed = np.array([np.mean([points.get(s, np.mean(list(points.values()))) for points, _ in parts])
+                             for s in seeds])
+        # Each seed's document replicates of its mean over tasks (a task it lacks: the seeds' mean).
+        seed_reps = [np.mean([reps.get(s, np.mean(list(reps.values()), axis=0)) for _, reps in parts], axis=0)
+                     for s in seeds]
+        doc_reps = np.mean(seed_reps, axis=0)
+        spread = interaction([float(r.var(ddof=1)) for r in seed_reps], float(doc_reps.var(ddof=1)))
+        return RowScore(float(per_seed.mean()), per_seed, doc_reps, trained=any(s is not None for s in seeds),
+                        interaction=spread)
+
+    def mean_over(self, row: Row, tasks: Sequence[str], metric_of, normalized: bool = False
+                  ) -> tuple[float, np.ndarray] | None:
+        """Mean over ``tasks`` (those the row scored) and its document replicates."""
+        found = self.row_score(row, tasks, metric_of, normalized)
+        return None if found is None else (found.point, found.doc_reps)
+
+    def estimate(self, signed: Sequence[tuple[Row, float]], tasks: Sequence[str], metric_of,
+                 normalized: bool = False) -> Estimate | None:
+        """A signed sum of rows' means over ``tasks`` (a row: +1; a contrast: +1 and -1) with both
+        variance components: documents (paired, the same draws for every row) and training seeds."""
+        scores = [(self.row_score(row, tasks, metric_of, normalized), sign) for row, sign in signed]
+        if any(score is None for score, _ in scores):
+            return None
+        point = sum(sign * score.point for score, sign in scores)
+        reps = sum(sign * score.doc_reps for score, sign in scores)
+        trained = [SeedScores(score.per_seed, score.interaction) for score, _ in scores if score.trained]
+        docs = min(self.documents(t) for t in tasks if self.documents(t)) if any(self.documents(t) for t in tasks) else 1
+        return components(point, reps, trained, docs, tuple(len(p.points) for p in trained))
 
     def collapsed_in(self, row: Row, task: str) -> list[str]:
         """The labels a row's checkpoints collapsed onto for a task (one per collapsed folder)."""

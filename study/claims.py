@@ -1,29 +1,39 @@
 """The papers' findings as testable contrasts (``claims.yaml`` in a study folder), decided by code.
 
 Each claim names two rows of the study (``treatment`` and ``control``; optionally a second
-pair ``against`` for a difference of differences), a task set, a metric, the direction the
-paper reports and the paper's own magnitude with its source. For every claim:
+pair ``against`` for a difference of differences), a task set, a metric and decision rule,
+the direction the paper reports and the paper's own magnitude with its source. For every claim:
 
-- the **effect** is the treatment's mean over the tasks minus the control's, over only the
-  tasks every row of the claim scored;
-- its interval and two-sided **p-value** come from the paired two-level bootstrap of the
-  study's tables (training seeds, then documents; the same draws for every row);
+- the **effect** is the treatment's mean over the tasks minus the control's, on unclipped
+  normalized scores ``(s - b) / (1 - b)`` (``b`` the best trivial answer: a linear map, so
+  the effect is unbiased even at the floor), over the tasks every row of the claim scored;
+  a task no row of the claim scored is an error naming it;
+- its **standard error** has two components (``harness.stats.Estimate``): the documents
+  (paired bootstrap, the same draws for every row) and the training seeds (each trained
+  row's between-seed variance over its seed count); the **interval** is t-type and the
+  two-sided **p-value** comes from the t distribution with Welch-Satterthwaite degrees of
+  freedom, so it is centred on the null and honest with three seeds;
 - p-values are **Holm-corrected** across the claims of the file (family-wise ``alpha``);
 - the **minimum detectable effect** (MDE) is what the run could detect with ``power`` at the
-  strictest Holm level ``alpha / m``; **documents needed** is the per-task count at which
-  the MDE would reach the paper's magnitude (the standard error shrinks as 1/sqrt(n));
+  strictest Holm level ``alpha / m``, with the standard error the test would face *under the
+  alternative*: the control's own answers with enough of its wrong ones made right to move
+  the score by the MDE (documents), plus the run's seed component. **Documents needed** and
+  **seeds needed** are the sizes at which it would reach the paper's magnitude, each with
+  the other kept (seed noise does not shrink with documents);
+- the paper's magnitude enters the size rule only in the claim's own metric: a normalized
+  claim converts it as ``value / (1 - mean b)``, ``b`` the best trivial score of each task
+  on the claim's documents; a claim in another metric than the paper's gets no size verdict;
+- **floor checks** (on unless ``floor_check: false``): a claim of a loss whose control does
+  not clear its trivial baseline (lower interval bound above 0) has nothing to lose, and a
+  claim whose treatment and control both sit at the floor compares two trivial answers:
+  both read ``not testable``, whatever the p-value says;
 - the **verdict**: ``agrees`` or ``contradicts`` when the corrected p-value is at most
-  ``alpha`` (by the sign of the effect); ``not testable: control at trivial baseline`` when
-  ``floor_check`` is set and the control's normalized score does not clear 0 (a model at its
-  floor has nothing to lose); ``not testable at this size`` when the MDE exceeds the paper's
-  magnitude; ``inconclusive`` otherwise.
-
-Scores are normalized to the best trivial baseline by default (``(s - b) / (1 - b)``,
-clipped at 0), so a model answering one label everywhere scores 0 and cannot win a claim.
+  ``alpha`` (by the sign of the effect); ``not testable at this size`` when the MDE exceeds
+  the paper's magnitude in the claim's metric; ``inconclusive`` otherwise.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -31,13 +41,14 @@ import numpy as np
 from pydantic import Field
 from tabulate import tabulate
 
-from harness.stats import (bootstrap_p_value, documents_needed, holm, minimum_detectable_effect,
-                           percentile_interval)
+from fin_tasks.common.metrics import LENGTH_NORMALIZED, base_metric
+from harness.stats import Estimate, documents_needed, holm, power_multiplier, seeds_needed
 from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
 from study.cells import Bootstrap, Row
 
 CLAIMS_FILE = "claims.yaml"
+RULE_METRICS = ("acc", "f1_macro", "f1_weighted", "mcc")  # those the acc_norm rule has a twin of
 TaskSet = Literal["seen", "unseen", "in_domain", "out_of_domain", "cross_task"]
 
 
@@ -72,11 +83,13 @@ class Claim(_Strict):
     against: Pair | None = Field(default=None, description="subtract this pair's difference (difference of differences)")
     tasks: TaskSet | list[str]
     metric: str | None = Field(default=None, description="per-task metric; None: the table's (each task type's in views)")
+    rule: Literal["sum", "per_char"] = Field(default="sum", description="decision rule of multiple-choice tasks: "
+                                             "summed log-likelihood, or lm-eval's acc_norm (per character)")
     normalized: bool = Field(default=True, description="score to the best trivial baseline, (s - b) / (1 - b)")
     direction: Literal["increase", "decrease"]
     paper_effect: PaperEffect | None = None
-    floor_check: bool = Field(default=False, description="the control must be above its trivial baseline "
-                                                          "(a loss needs something to lose)")
+    floor_check: bool = Field(default=True, description="a loss needs a control above its trivial baseline, and "
+                                                         "two rows both at it compare nothing")
 
 
 class ClaimsFile(_Strict):
@@ -121,15 +134,23 @@ class Verdict:
     contrast: str
     tasks: list[str]
     metric: str
+    rule: str  # sum | per_char
     documents: int  # fewest documents per task among the claim's tasks
-    seeds: int  # training seeds of the treatment
+    seeds: int  # training seeds of the treatment (0: an untrained row)
     effect: float | None = None
     ci: tuple[float, float] | None = None
+    se: float | None = None
+    df: float | None = None
+    doc_sd: float | None = None  # the document component's standard deviation
+    seed_sd: float | None = None  # the seed component's standard deviation
     p: float | None = None
     p_holm: float | None = None
     mde: float | None = None
-    paper: str = ""
+    paper: str = ""  # the paper's magnitude as it reports it
+    paper_in_metric: float | None = None  # ... in the claim's metric (None: not comparable)
     documents_needed: int | None = None
+    seeds_needed: int | None = None
+    floor: dict[str, str] = field(default_factory=dict)  # row -> "clears" | "at floor" (with its interval)
     verdict: str = "inconclusive"
     note: str = ""
 
@@ -147,15 +168,125 @@ def _find(rows: list[Row], sel: Selector, claim: Claim, path: str) -> Row:
     return found[0]
 
 
-def _tasks(claim: Claim, rows: list[Row], task_sets, path: str) -> list[str]:
+def _tasks(claim: Claim, involved: list[Row], task_sets, path: str) -> tuple[list[str], list[str]]:
+    """The claim's tasks every one of its rows scored, and those dropped (with why). A task that
+    none of its rows scored (a typo, a task the study never ran) is an error naming it."""
+    wanted = list(claim.tasks) if isinstance(claim.tasks, list) else task_sets(claim.tasks, involved)
     if isinstance(claim.tasks, list):
-        wanted = list(claim.tasks)
-    else:
-        wanted = task_sets(claim.tasks, rows)
-    common = [t for t in wanted if all(t in r.tasks() for r in rows)]
+        unscored = [t for t in wanted if not any(t in r.tasks() for r in involved)]
+        if unscored:
+            raise RecipeError(f"{path}: claims.{claim.id}: tasks: {', '.join(unscored)}: no row of the claim scored "
+                              f"{'it' if len(unscored) == 1 else 'them'} (unknown task, or not in the study's eval sets)")
+    common = [t for t in wanted if all(t in r.tasks() for r in involved)]
+    dropped = [f"{t} (not scored by {', '.join(r.name for r in involved if t not in r.tasks())})"
+               for t in wanted if t not in common and any(t in r.tasks() for r in involved)]
     if not common:
         raise RecipeError(f"{path}: claims.{claim.id}: no task of {claim.tasks} was scored by every row of the claim")
-    return common
+    return common, dropped
+
+
+def _metric(claim: Claim, task: str, metric_of, path: str) -> str:
+    metric = metric_of(task, claim.metric)
+    if claim.rule == "per_char":
+        if metric not in RULE_METRICS:
+            raise RecipeError(f"{path}: claims.{claim.id}: rule per_char needs a multiple-choice metric "
+                              f"({', '.join(RULE_METRICS)}); {task} is scored by {metric}")
+        return metric + LENGTH_NORMALIZED
+    return metric
+
+
+def _paper_in_metric(claim: Claim, tasks: list[str], metric, boot: Bootstrap, control: Row) -> tuple[float | None, str]:
+    """The paper's magnitude in the claim's own units, and how it was converted (or why not)."""
+    effect = claim.paper_effect
+    bases = {base_metric(metric(t)) for t in tasks}
+    if bases != {effect.metric}:
+        return None, (f"the paper reports {effect.metric}, this claim is decided in {'/'.join(sorted(bases))}: "
+                      "no size verdict")
+    if not claim.normalized:
+        return effect.value, ""
+    best = []
+    for t in tasks:
+        folder = next(f for fs in control.sources[t].values() for f in fs)
+        found = boot.baselines(folder, t, metric(t))
+        if not found:
+            return None, f"{t} has no trivial baseline to convert the paper's magnitude with: no size verdict"
+        best.append(max(found.values()))
+    b = float(np.mean(best))
+    return effect.value / (1 - b), (f"paper {effect.value:+.3f} {effect.metric} = {effect.value / (1 - b):+.3f} "
+                                    f"normalized (/ (1 - b), b = {b:.3f}: the mean best trivial {effect.metric} on "
+                                    f"these documents)")
+
+
+def _alternative(boot: Bootstrap, control: Row, tasks: list[str], metric, normalized: bool):
+    """The document variance of "treatment minus control" under the alternative, as a function
+    of the effect: the control's own answers (its first checkpoint of each task) with a share of
+    its wrong ones made right, in a seeded order, until the mean normalized score moves by the
+    effect. None where a task has no notion of a right answer (a summary's ROUGE)."""
+    bases = []
+    for t in tasks:
+        folder = next(f for fs in control.sources[t].values() for f in fs)
+        m = metric(t)
+        values = boot.values(folder, t, m)
+        pairs = boot.pairs(folder, t)
+        if pairs is None and not all(v in (0.0, 1.0) for v in values):
+            return None
+        b = max(boot.baselines(folder, t, m).values(), default=None) if normalized else None
+        wrong = [i for i, v in enumerate(values) if (v[0] != v[1] if isinstance(v, tuple) else v < 1)]
+        order = np.random.default_rng(zlib_seed(t)).permutation(wrong) if wrong else np.array([], dtype=int)
+        bases.append((t, m, values, order, b))
+
+    def scored(values, m, t, b):
+        from fin_tasks.common.metrics import aggregation_of
+        from harness.stats import replicates
+
+        point, reps = replicates(values, aggregation_of(m), boot.draws(t))
+        if b is not None:
+            point, reps = (point - b) / (1 - b), (reps - b) / (1 - b)
+        return point, reps
+
+    controls = [scored(v, m, t, b) for t, m, v, _, b in bases]
+    memo: dict[tuple[int, ...], tuple[float, float]] = {}
+
+    def at(share: float) -> tuple[float, float]:
+        counts = tuple(int(round(share * len(order))) for _, _, _, order, _ in bases)
+        if counts not in memo:
+            memo[counts] = _at(counts)
+        return memo[counts]
+
+    def _at(counts: tuple[int, ...]) -> tuple[float, float]:
+        effects, reps = [], []
+        for (t, m, values, order, b), (cp, cr), count in zip(bases, controls, counts):
+            fixed = set(order[:count].tolist())
+            alt = [((v[0], v[0]) if isinstance(v, tuple) else 1.0) if i in fixed else v for i, v in enumerate(values)]
+            ap, ar = scored(alt, m, t, b)
+            effects.append(ap - cp)
+            reps.append(ar - cr)
+        diff = np.mean(reps, axis=0)
+        n = min(boot.documents(t) for t in tasks)
+        return float(np.mean(effects)), float(diff.var(ddof=1)) * n / max(n - 1, 1)
+
+    def doc_var(effect: float) -> float:
+        low, high = 0.0, 1.0
+        if at(high)[0] < abs(effect):
+            return at(high)[1]
+        for _ in range(25):
+            mid = (low + high) / 2
+            low, high = (mid, high) if at(mid)[0] < abs(effect) else (low, mid)
+        return at(high)[1]
+
+    return doc_var
+
+
+def zlib_seed(task: str) -> int:
+    import zlib
+
+    return zlib.crc32(f"alternative:{task}".encode())
+
+
+def _floor(boot: Bootstrap, row: Row, tasks: list[str], metric) -> tuple[bool, str]:
+    found = boot.estimate([(row, 1.0)], tasks, metric, normalized=True)
+    low, high = found.interval()
+    return low > 0, f"{found.point:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def decide(claims: ClaimsFile, rows: list[Row], boot: Bootstrap, metric_of, task_sets,
@@ -165,84 +296,179 @@ def decide(claims: ClaimsFile, rows: list[Row], boot: Bootstrap, metric_of, task
     ``metric_of(task, claim_metric)`` gives a task's metric; ``task_sets(name, rows)`` the
     tasks of a named set (seen, unseen, a view of the rows' training data)."""
     m = len(claims.claims)
-    verdicts, reps_of = [], []
+    verdicts, flags = [], []
     for claim in claims.claims:
-        pairs = [(claim.treatment, claim.control, 1.0)]
-        if claim.against:
-            pairs.append((claim.against.treatment, claim.against.control, -1.0))
-        resolved = [(_find(rows, t, claim, path), _find(rows, c, claim, path), sign) for t, c, sign in pairs]
-        involved = [r for t, c, _ in resolved for r in (t, c)]
-        tasks = _tasks(claim, involved, task_sets, path)
+        pairs = [(claim.treatment, claim.control)] + ([(claim.against.treatment, claim.against.control)]
+                                                      if claim.against else [])
+        resolved = [(_find(rows, t, claim, path), _find(rows, c, claim, path)) for t, c in pairs]
+        involved = [r for pair in resolved for r in pair]
+        tasks, dropped = _tasks(claim, involved, task_sets, path)
 
-        def score(row: Row) -> tuple[float, np.ndarray]:
-            return boot.mean_over(row, tasks, lambda t: metric_of(t, claim.metric), claim.normalized)
+        def metric(t: str, claim=claim) -> str:
+            return _metric(claim, t, metric_of, path)
 
-        effect, reps = 0.0, np.zeros(boot.resamples)
-        for t, c, sign in resolved:
-            (pt, rt), (pc, rc) = score(t), score(c)
-            effect += sign * (pt - pc)
-            reps = reps + sign * (rt - rc)
-        metrics = sorted({metric_of(t, claim.metric) for t in tasks})
-        metric = "/".join(metrics) + (" normalized" if claim.normalized else "")
-        docs = min(boot.documents(t) for t in tasks)
-        treatment = resolved[0][0]
+        signed = [(r, sign) for (t, c), s in zip(resolved, (1.0, -1.0)) for r, sign in ((t, s), (c, -s))]
+        found: Estimate = boot.estimate(signed, tasks, metric, claim.normalized)
+        metrics = sorted({metric(t) for t in tasks})
+        treatment, control = resolved[0]
         contrast = f"{claim.treatment.describe()} - {claim.control.describe()}"
         if claim.against:
             contrast = f"[{contrast}] - [{claim.against.treatment.describe()} - {claim.against.control.describe()}]"
-        v = Verdict(claim.id, claim.says, claim.source, contrast, tasks, metric, docs,
-                    len([s for s in treatment.seeds() if s is not None]) or 1,
-                    effect=effect, ci=percentile_interval(reps), p=bootstrap_p_value(reps))
-        spread = float(np.std(reps, ddof=1))
-        # Replicates without spread (every row answered alike on every draw) give no power estimate.
-        v.mde = minimum_detectable_effect(spread, claims.alpha / m, claims.power) if spread > 0 else float("nan")
+        docs = min(boot.documents(t) for t in tasks)
+        v = Verdict(claim.id, claim.says, claim.source, contrast, tasks,
+                    "/".join(metrics) + (" normalized" if claim.normalized else ""), claim.rule, docs,
+                    len(treatment.trained_seeds()), effect=found.point, ci=found.interval(), se=found.se,
+                    df=found.df, doc_sd=float(np.sqrt(found.doc_var)), seed_sd=float(np.sqrt(found.seed_var)),
+                    p=found.p_value())
+        notes = [f"dropped {', '.join(dropped)}"] if dropped else []
+        if found.unestimated:
+            notes.append("a trained row has one seed: its training noise is not in the interval")
+
+        # Power under the alternative, at the strictest Holm level.
+        k = power_multiplier(claims.alpha / m, claims.power, found.df)
+        alternative = _alternative(boot, control, tasks, metric, claim.normalized)
+        against_var = (boot.estimate([(resolved[1][0], 1.0), (resolved[1][1], -1.0)], tasks, metric,
+                                     claim.normalized).doc_var if claim.against else 0.0)
+
+        def doc_var_at(effect: float) -> float:
+            return (alternative(effect) if alternative else found.doc_var) + against_var
+
+        mde = k * found.se
+        for _ in range(30):
+            updated = k * float(np.sqrt(doc_var_at(mde) + found.seed_var))
+            if abs(updated - mde) < 1e-5:
+                break
+            mde = updated
+        v.mde = mde
+        if not alternative:
+            notes.append("MDE from the observed document variance (no right answer to simulate the alternative with)")
         if claim.paper_effect:
             v.paper = f"{claim.paper_effect.value:+.3f} {claim.paper_effect.metric}"
-            v.documents_needed = documents_needed(docs, v.mde, claim.paper_effect.value)
-        if claim.floor_check:
-            control = resolved[0][1]
-            _, floor_reps = boot.mean_over(control, tasks, lambda t: metric_of(t, claim.metric), True)
-            if percentile_interval(floor_reps)[0] <= 0:
-                v.note = "floor"
+            v.paper_in_metric, how = _paper_in_metric(claim, tasks, metric, boot, control)
+            if how:
+                notes.append(how)
+            if v.paper_in_metric is not None:
+                target = abs(v.paper_in_metric)
+                at_target = doc_var_at(target)
+                v.documents_needed = documents_needed(docs, k, at_target, found.seed_var, target)
+                seeds = len(treatment.trained_seeds())
+                if found.seed_var > 0 and seeds:
+                    v.seeds_needed = seeds_needed(seeds, k, at_target, found.seed_var, target)
+
+        flag = ""
+        if claim.floor_check and claim.normalized:
+            checks: dict[int, bool] = {}
+            for row in involved:
+                if id(row) in checks:
+                    continue
+                clears, shown = _floor(boot, row, tasks, metric)
+                checks[id(row)] = clears
+                v.floor[f"{row.model} {row.name}"] = ("clears " if clears else "at floor ") + shown
+            controls = [c for _, c in resolved]
+            if claim.direction == "decrease" and not all(checks[id(c)] for c in controls):
+                flag = "not testable: control at trivial baseline"
+                notes.append("the control's normalized score does not clear 0, so there is nothing to lose")
+            elif not any(checks[id(r)] for r in (treatment, control)):
+                flag = "not testable: both rows at trivial baseline"
+                notes.append("neither row's normalized score clears 0: the contrast compares two trivial answers")
+        v.note = "; ".join(notes)
         verdicts.append(v)
-        reps_of.append(reps)
+        flags.append(flag)
 
     for v, p_holm in zip(verdicts, holm([v.p for v in verdicts], claims.alpha)):
         v.p_holm = p_holm
-    for claim, v in zip(claims.claims, verdicts):
+    for claim, v, flag in zip(claims.claims, verdicts, flags):
         wanted = 1 if claim.direction == "increase" else -1
-        if v.note == "floor":
-            v.verdict = "not testable: control at trivial baseline"
-            v.note = "the control's normalized score does not clear 0, so there is nothing to lose"
+        if flag:
+            v.verdict = flag
         elif v.p_holm <= claims.alpha:
             v.verdict = "agrees" if np.sign(v.effect) == wanted else "contradicts"
-        elif claim.paper_effect and not v.mde <= abs(claim.paper_effect.value):  # NaN: untestable too
+        elif v.paper_in_metric is not None and not v.mde <= abs(v.paper_in_metric):
             v.verdict = "not testable at this size"
-            v.note = ((f"MDE {v.mde:.3f} exceeds the paper's {abs(claim.paper_effect.value):.3f}"
-                       + ("" if claim.paper_effect.metric in v.metric else f" (paper in {claim.paper_effect.metric})"))
-                      if v.mde == v.mde else "the bootstrap replicates do not vary, so no detectable effect can be estimated")
+            v.note = "; ".join(filter(None, [f"MDE {v.mde:.3f} exceeds the paper's {abs(v.paper_in_metric):.3f} in "
+                                             f"this metric", v.note]))
         else:
             v.verdict = "inconclusive"
     return verdicts
 
 
-def claims_table(verdicts: list[Verdict], claims: ClaimsFile) -> str:
+def _size(n: int | None) -> str:
+    return "" if n is None else str(n)
+
+
+def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: str = "") -> str:
     rows = []
     for v in verdicts:
         effect = f"{v.effect:+.3f} [{v.ci[0]:+.3f}, {v.ci[1]:+.3f}]" if v.effect is not None else ""
-        rows.append([v.id, v.says, v.verdict, effect, f"{v.p:.3g}", f"{v.p_holm:.3g}", f"{v.mde:.3f}" if v.mde == v.mde else "n/a",
-                     v.paper or "not given", v.documents_needed if v.documents_needed is not None else "",
-                     f"{len(v.tasks)} x {v.documents}", v.seeds, v.metric])
-    seeds = {v.seeds for v in verdicts}
-    caption = (f"Claims ({len(verdicts)}), decided by code: paired two-level bootstrap (training seeds, then "
-               f"documents), two-sided p-values Holm-corrected at family-wise alpha {claims.alpha}; MDE at "
-               f"{claims.power:.0%} power and alpha/{len(verdicts)}; 'docs needed' per task for the MDE to reach the "
-               f"paper's magnitude.")
-    if seeds == {1}:
-        caption += " One training seed: the intervals cover documents only, not training noise."
-    details = "\n".join(f"- **{v.id}** ({v.source}): {v.contrast} on {', '.join(v.tasks)}"
-                        + (f". {v.note}" if v.note else "") for v in verdicts)
-    return (caption + "\n\n" + tabulate(rows, headers=["claim", "says", "verdict", "effect [95% CI]", "p", "p (Holm)",
-                                                        "MDE", "paper", "docs needed", "tasks x docs", "seeds",
-                                                        "metric"],
+        paper = (f"{v.paper_in_metric:+.3f}" if v.paper_in_metric is not None else "") if v.paper else "not given"
+        rows.append([v.id, v.says, v.verdict, effect, f"{v.doc_sd:.3f} / {v.seed_sd:.3f}", f"{v.df:.1f}",
+                     f"{v.p:.3g}", f"{v.p_holm:.3g}", f"{v.mde:.3f}", paper,
+                     _size(v.documents_needed), _size(v.seeds_needed), f"{len(v.tasks)} x {v.documents}",
+                     v.seeds or "-", f"{v.metric} ({v.rule})"])
+    caption = (f"Claims ({len(verdicts)}), decided by code on unclipped normalized scores: t-type 95% interval and "
+               f"two-sided p-value from two variance components (documents: paired bootstrap; training seeds: "
+               f"between-seed variance / seeds) with Welch-Satterthwaite degrees of freedom (df); p Holm-corrected "
+               f"at family-wise alpha {claims.alpha}. MDE at {claims.power:.0%} power and alpha/{len(verdicts)}, "
+               f"with the standard error under the alternative. 'paper' is its magnitude in the claim's metric "
+               f"(blank: reported in another metric, so no size verdict); 'docs needed' (per task, seeds kept) and "
+               f"'seeds needed' (documents kept) are the sizes at which the MDE reaches it. 'sd docs / seeds': the "
+               f"two components' standard deviations; 'seeds': the treatment's training seeds.")
+    if preregistration:
+        caption = preregistration + "\n\n" + caption
+    details = "\n".join(
+        f"- **{v.id}** ({v.source}): {v.contrast} on {', '.join(v.tasks)}"
+        + (f". Floor: {'; '.join(f'{k} {s}' for k, s in v.floor.items())}" if v.floor else "")
+        + (f". {v.note}" if v.note else "") for v in verdicts)
+    return (caption + "\n\n" + tabulate(rows, headers=["claim", "says", "verdict", "effect [95% CI]",
+                                                        "sd docs / seeds", "df", "p", "p (Holm)", "MDE", "paper",
+                                                        "docs needed", "seeds needed", "tasks x docs", "seeds",
+                                                        "metric (rule)"],
                                          tablefmt="github", disable_numparse=True)
             + "\n\n" + details)
+
+
+# --- Preregistration: which claims file the evaluations were run under ------------------
+
+LOCK_FILE = "claims.lock.json"
+
+
+def claims_digest(folder: str | Path) -> str | None:
+    import hashlib
+
+    path = Path(folder) / CLAIMS_FILE
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def record_claims(folder: str | Path, root: str | Path) -> None:
+    """The claims file's sha256 and the date, written once, when the study's first evaluation starts."""
+    import json
+    from datetime import datetime, timezone
+
+    from plumbing.atomic import write_atomic
+
+    lock = Path(root) / LOCK_FILE
+    digest = claims_digest(folder)
+    if lock.is_file() or digest is None:
+        return
+    write_atomic(lock, json.dumps({"sha256": digest, "recorded": datetime.now(timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"), "file": str(Path(folder) / CLAIMS_FILE)}, indent=2) + "\n")
+
+
+def preregistration_note(folder: str | Path, root: str | Path) -> str:
+    """One line for the claims table's header: the claims were fixed before the evaluations, or
+    the file changed after they started (both hashes and the date), or no record exists."""
+    import json
+
+    lock = Path(root) / LOCK_FILE
+    digest = claims_digest(folder)
+    if not lock.is_file():
+        return ("**Preregistration: no record.** The claims file's hash was not recorded when this study's first "
+                "evaluation started (evaluations made before finharness recorded it), so nothing shows the claims "
+                f"were fixed before the results; claims.yaml now: sha256 {digest[:16] if digest else 'missing'}.")
+    recorded = json.loads(lock.read_text())
+    if recorded.get("sha256") == digest:
+        return (f"Preregistration: claims.yaml (sha256 {digest[:16]}) is the file recorded when the first "
+                f"evaluation started ({recorded.get('recorded')}).")
+    return (f"**Preregistration: claims.yaml changed after the evaluations started.** Recorded "
+            f"{recorded.get('recorded')}: sha256 {str(recorded.get('sha256'))[:16]}; now: "
+            f"{digest[:16] if digest else 'missing'}. The verdicts below answer the changed claims.")

@@ -26,12 +26,12 @@ def forest_plot(verdicts: Sequence, path: Path) -> list[Path]:
     for i, v in enumerate(reversed(list(verdicts))):
         colour = COLOURS.get(v.verdict, "#ff7f0e")  # orange: not testable
         ax.errorbar(v.effect, i, xerr=[[v.effect - v.ci[0]], [v.ci[1] - v.effect]], fmt="o", color=colour, capsize=3)
-        if v.paper:
-            ax.plot(float(v.paper.split()[0]), i, "x", color="black")
+        if getattr(v, "paper_in_metric", None) is not None:  # the paper's magnitude in the claim's metric
+            ax.plot(v.paper_in_metric, i, "x", color="black")
         ax.text(1.02, i, v.verdict, transform=ax.get_yaxis_transform(), va="center", fontsize=8, color=colour)
     ax.axvline(0, color="#999", lw=0.8)
     ax.set_yticks(range(len(verdicts)), [v.id for v in reversed(list(verdicts))], fontsize=8)
-    ax.set_xlabel("effect (treatment - control), 95% interval; x: the paper's magnitude")
+    ax.set_xlabel("effect (treatment - control), 95% interval; x: the paper's magnitude in the claim's metric")
     ax.set_title("Claims", fontsize=10)
     return _save(fig, path)
 

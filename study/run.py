@@ -98,10 +98,15 @@ def plan_steps(study: Study, device: str | None = None, board: Path | None = Non
                 steps.append(Step("deviate", f"{point.label} against {point.model}",
                                   lambda p=point: deviation_file(study.root, p).is_file(),
                                   lambda p=point: run_deviation_step(study, p)))
+    from study.claims import record_claims
+
+    def evaluate(step: EvalStep) -> None:
+        record_claims(study.folder, study.root)  # the claims in force when the first evaluation starts
+        run_eval_step(step, study.eval.batch_size, device, online)
+
     for step in study.evals:
         label = f"{step.checkpoint.label} {step.setting} ({step.shots}-shot) on set {step.set_index}"
-        steps.append(Step("eval", label, lambda s=step: eval_done(s),
-                          lambda s=step: run_eval_step(s, study.eval.batch_size, device, online)))
+        steps.append(Step("eval", label, lambda s=step: eval_done(s), lambda s=step: evaluate(s)))
 
     from study.tables import tables_current, write_tables
 

@@ -22,17 +22,12 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from harness.stats import percentile_interval
 from plumbing.atomic import write_atomic
 from plumbing.folders import read_manifest
 from plumbing.logs import log
 from plumbing.recipes import RecipeError
 from study.cells import Bootstrap, Row, study_rows
 from study.spec import Study
-
-
-def interval(reps: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    return percentile_interval(reps, level)
 
 
 def fmt(value: float | None, ci: tuple[float, float] | None = None, signed: bool = False) -> str:
@@ -43,16 +38,17 @@ def fmt(value: float | None, ci: tuple[float, float] | None = None, signed: bool
 
 
 def seeds_caption(rows: Sequence[Row]) -> str:
-    counts = sorted({len([s for s in r.seeds() if s is not None]) for r in rows if r.kind != "vanilla"})
+    counts = sorted({len(r.trained_seeds()) for r in rows if r.kind != "vanilla"})
+    text = ("Intervals: 95%, t-type, from two variance components: documents (paired bootstrap, the same draws for "
+            "every row) and training seeds (each trained row's between-seed variance over its seed count), with "
+            "Welch-Satterthwaite degrees of freedom")
     if not counts or counts == [1]:
-        return ("Intervals: 95% percentile bootstrap over documents. One training seed: they do not cover "
-                "training noise")
-    return (f"Intervals: 95% two-level percentile bootstrap over training seeds ({'/'.join(map(str, counts))} "
-            f"per fine-tuned row) and documents")
+        return text + ". One training seed per trained row: the intervals do not cover training noise"
+    return text + f" ({'/'.join(map(str, counts))} seeds per trained row; the 'seeds' column gives each row's)"
 
 
 def _baseline_rows(boot: Bootstrap, rows: Sequence[Row], tasks: Sequence[str], metric: str) -> list[dict]:
-    """The trivial answers' scores per task (from the data alone), one record per baseline."""
+    """The trivial answers' scores per task (from the logged gold labels), one record per baseline."""
     found: dict[str, dict[str, float]] = {}
     for task in tasks:
         folder = next((f for r in rows for fs in r.sources.get(task, {}).values() for f in fs), None)
@@ -67,18 +63,38 @@ def _collapse_mark(boot: Bootstrap, row: Row, task: str) -> str:
     return " †" if boot.collapsed_in(row, task) else ""
 
 
-COLLAPSE_NOTE = ("† collapsed: one label took at least 90% of the predictions (of at least one of the cell's "
-                 "checkpoints); the score then says how common that label is, not what the model learned.")
+COLLAPSE_NOTE = ("† collapsed: the answers' label shares are far from the gold ones (total-variation distance >= "
+                 "0.3) with no positive MCC (below 0.1), for at least one of the cell's checkpoints; the score then "
+                 "says how common the answered labels are, not what the model learned. A classifier that predicts "
+                 "the gold shares is never marked, however imbalanced the slice.")
+
+
+def collapse_footnotes(boot: Bootstrap, rows: Sequence[Row], tasks: Sequence[str]) -> str:
+    """Per collapsed cell: the predicted and the gold label shares side by side."""
+    from harness.report import shares
+
+    lines = []
+    for row in rows:
+        for task in tasks:
+            for seed, folders in sorted(row.sources.get(task, {}).items(), key=lambda kv: (kv[0] is None, kv[0])):
+                for folder in folders:
+                    found = boot.check(folder, task)
+                    if found is None or not found.collapsed:
+                        continue
+                    which = f"{row.model}/{row.name}" + (f" seed {seed}" if seed is not None else "")
+                    lines.append(f"- {which}, {task}: answers {shares(found.predicted, found.docs)}; gold "
+                                 f"{shares(found.gold, found.docs)} (distance {found.distance:.2f}, MCC {found.mcc:+.2f})")
+    return "\n".join(lines)
 
 
 def seen_unseen_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[dict], list[Row]]:
-    from harness.baselines import NORMALIZED
+    from harness.baselines import NORMALIZED, for_display
     from harness.measures import seen_and_unseen
 
     spec = study.spec.table
     seen_all, unseen_all = seen_and_unseen(study.eval.include_paths)
     rows = study_rows(study, seen=seen_all)
-    boot = boot or Bootstrap(spec.resamples, spec.seed)
+    boot = boot or Bootstrap(spec.resamples, spec.seed, study.eval.include_paths)
     tasks = sorted({t for r in rows for t in r.tasks()}, key=lambda t: (t not in seen_all, t not in unseen_all, t))
     seen = [t for t in tasks if t in seen_all]
     unseen = [t for t in tasks if t in unseen_all]
@@ -88,70 +104,79 @@ def seen_unseen_table(study: Study, boot: Bootstrap | None = None) -> tuple[str,
         reference = next((r for r in rows if r.model == row.model and r.kind == "vanilla"
                           and r.setting == "zero-shot"), None)
         record: dict[str, Any] = {"model": row.model, "row": row.name, "kind": row.kind, "run": row.run,
-                                  "setting": row.setting, "seeds": [s for s in row.seeds() if s is not None]}
+                                  "setting": row.setting, "seeds": row.trained_seeds()}
         for task in seen + unseen:
             if task in row.tasks():
                 record[task] = boot.task_score(row.sources[task], task, metric)[0]
                 if labels := boot.collapsed_in(row, task):
                     record.setdefault("collapsed", {})[task] = labels
         for part, members in (("seen", seen), ("unseen", unseen)):
-            mean = boot.mean_over(row, members, lambda t: metric)
-            if mean is None:
+            scored = [t for t in members if t in row.tasks()]
+            if not scored:
                 continue
-            record[f"{part} mean"] = mean[0]
-            record[f"{part} CI"] = interval(mean[1])
+            mean = boot.estimate([(row, 1.0)], scored, lambda t: metric)
+            record[f"{part} mean"] = mean.point
+            record[f"{part} CI"] = mean.interval()
             for other in dict.fromkeys(("f1_macro", "mcc", metric)):
                 found = boot.mean_over(row, members, lambda t, o=other: o)
                 record[f"{part} {other}"] = found[0]
-            normalized = boot.mean_over(row, members, lambda t: NORMALIZED, normalized=True)
-            record[f"{part} {NORMALIZED} normalized"] = normalized[0]
-            record[f"{part} {NORMALIZED} normalized CI"] = interval(normalized[1])
+            normalized = boot.estimate([(row, 1.0)], scored, lambda t: NORMALIZED, normalized=True)
+            record[f"{part} {NORMALIZED} normalized"] = normalized.point
+            record[f"{part} {NORMALIZED} normalized CI"] = normalized.interval()
             if reference is not None and reference is not row:
                 common = [t for t in members if t in row.tasks() and t in reference.tasks()]
-                ours, ref = boot.mean_over(row, common, lambda t: metric), boot.mean_over(reference, common, lambda t: metric)
-                if ours and ref:
-                    record[f"Δ {part}"] = ours[0] - ref[0]
-                    record[f"Δ {part} CI"] = interval(ours[1] - ref[1])
+                change = boot.estimate([(row, 1.0), (reference, -1.0)], common, lambda t: metric) if common else None
+                if change is not None:
+                    record[f"Δ {part}"] = change.point
+                    record[f"Δ {part} CI"] = change.interval()
         records.append(record)
 
     short = {t: t.removeprefix("fin_") for t in seen + unseen}
-    headers = ["model", "row", *[short[t] for t in seen], "seen mean [95% CI]", "Δ seen vs zero-shot",
+    headers = ["model", "row", "seeds", *[short[t] for t in seen], "seen mean [95% CI]", "Δ seen vs zero-shot",
                *[short[t] for t in unseen], "unseen mean [95% CI]", "Δ unseen vs zero-shot"]
     table = []
     for baseline in _baseline_rows(boot, rows, seen + unseen, metric):
-        table.append(["(no model)", baseline["row"], *[fmt(baseline.get(t)) for t in seen],
+        table.append(["(no model)", baseline["row"], "", *[fmt(baseline.get(t)) for t in seen],
                       fmt(np.mean([baseline[t] for t in seen if t in baseline]) if any(t in baseline for t in seen) else None), "",
                       *[fmt(baseline.get(t)) for t in unseen],
                       fmt(np.mean([baseline[t] for t in unseen if t in baseline]) if any(t in baseline for t in unseen) else None), ""])
     for row, r in zip(rows, records):
         table.append([
-            r["model"], r["row"], *[fmt(r.get(t)) + _collapse_mark(boot, row, t) for t in seen],
+            r["model"], r["row"], len(r["seeds"]) or "-", *[fmt(r.get(t)) + _collapse_mark(boot, row, t) for t in seen],
             fmt(r.get("seen mean"), r.get("seen CI")), fmt(r.get("Δ seen"), r.get("Δ seen CI"), signed=True),
             *[fmt(r.get(t)) + _collapse_mark(boot, row, t) for t in unseen],
             fmt(r.get("unseen mean"), r.get("unseen CI")), fmt(r.get("Δ unseen"), r.get("Δ unseen CI"), signed=True),
         ])
+
+    def shown(value, ci):  # normalized: clipped at 0 for display only
+        if value is None:
+            return ""
+        return f"{for_display(value):.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
     beside = [[r["model"], r["row"],
                *[fmt(r.get(f"{part} {m}")) for part in ("seen", "unseen") for m in dict.fromkeys((metric, "f1_macro", "mcc"))],
-               *[fmt(r.get(f"{part} {NORMALIZED} normalized"), r.get(f"{part} {NORMALIZED} normalized CI"))
+               *[shown(r.get(f"{part} {NORMALIZED} normalized"), r.get(f"{part} {NORMALIZED} normalized CI"))
                  for part in ("seen", "unseen")],
                len(r.get("collapsed", {}))] for r in records]
     metric_headers = list(dict.fromkeys((metric, "f1_macro", "mcc")))
     trained = {t for c in study.checkpoints for t in c.trained_on}
     untrained = [t for t in seen if t not in trained]
+    footnotes = collapse_footnotes(boot, rows, seen + unseen)
     text = (f"Metric: {metric}; seen = {', '.join(seen)}; unseen = {', '.join(unseen)}. "
             + (f"In the seen group but trained on by no run of this study: {', '.join(untrained)} "
                f"(the seen means include them; the claims list their tasks). " if untrained else "")
             + f"{seeds_caption(rows)} ({spec.resamples} resamples, paired for Δ). The '(no model)' rows are "
             f"trivial answers on the same documents: the slice's majority label, the training split's most "
-            f"frequent label, uniform random guessing.\n\n"
+            f"frequent label, uniform random guessing, guessing with the training split's label shares.\n\n"
             + tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
-            + "\n\n" + COLLAPSE_NOTE
+            + "\n\n" + COLLAPSE_NOTE + ("\n\n" + footnotes if footnotes else "")
             + "\n\nFT single: each seen task is scored by the single-task model trained on it; each unseen task by "
               "the mean of all single-task models. A blank cell was not scored in that setting: the row's mean "
               "covers the tasks it has, and its Δ compares only the tasks both rows scored."
             + f"\n\nBeside {metric}: macro-F1 and MCC (a constant answer scores MCC 0), and macro-F1 normalized to "
-              f"the best trivial baseline ((s - b) / (1 - b), clipped at 0) with its interval; means over each row's "
-              f"scored tasks.\n\n"
+              f"the best trivial baseline ((s - b) / (1 - b)), shown clipped at 0 (no better than a trivial answer) "
+              f"with the interval of the unclipped score, which the claims use; means over each row's scored "
+              f"tasks.\n\n"
             + tabulate(beside, headers=["model", "row", *[f"{part} {m}" for part in ("seen", "unseen") for m in metric_headers],
                                         f"seen {NORMALIZED} normalized", f"unseen {NORMALIZED} normalized",
                                         "collapsed cells"], tablefmt="github", disable_numparse=True))
@@ -175,12 +200,13 @@ def _mean_or_blank(boot: Bootstrap, row: Row, tasks: Sequence[str], metric: str)
 
 
 def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[dict], list[Row]]:
+    from harness.baselines import for_display
     from harness.views import VIEWS, view_of
 
     spec = study.spec.table
     views, places = _views_places()
     rows = study_rows(study)
-    boot = boot or Bootstrap(spec.resamples, spec.seed)
+    boot = boot or Bootstrap(spec.resamples, spec.seed, study.eval.include_paths)
 
     def metric_of(task: str) -> str:
         return views.task_types[places[task].task_type].metric
@@ -188,14 +214,15 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
     tasks = sorted({t for r in rows for t in r.tasks() if t in places}, key=lambda t: (places[t].task_type, t))
     per_task, summary, records, classification, generation = [], [], [], [], []
     for baseline in _baseline_rows(boot, rows, tasks, "acc"):
-        per_task.append(["(no model)", baseline["row"], *[fmt(baseline.get(t)) for t in tasks]])
+        per_task.append(["(no model)", baseline["row"], "", *[fmt(baseline.get(t)) for t in tasks]])
     for row in rows:
         per_task.append([row.model if row.kind == "vanilla" else f"{row.model}/{row.name}", row.setting,
+                         len(row.trained_seeds()) or "-",
                          *[fmt(boot.task_score(row.sources[t], t, metric_of(t))[0]) + _collapse_mark(boot, row, t)
                            if t in row.tasks() else "" for t in tasks]])
         record: dict[str, Any] = {"checkpoint": row.model if row.kind == "vanilla" else f"{row.model}/{row.run}",
                                   "fticl": row.fticl, "setting": row.setting,
-                                  "seeds": [s for s in row.seeds() if s is not None],
+                                  "seeds": row.trained_seeds(),
                                   **{t: boot.task_score(row.sources[t], t, metric_of(t))[0] for t in tasks if t in row.tasks()}}
         generated = [t for t in tasks if t in row.tasks() and metric_of(t) == "rougeL"]
         if generated:  # arXiv 2403.09162 reports BLEU beside ROUGE-L
@@ -205,7 +232,8 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
         if pairs:
             classification.append([record["checkpoint"], row.setting, *[
                 fmt(boot.mean_over(row, pairs, lambda t, m=m: m, normalized=norm)[0])
-                for m, norm in (("acc", False), ("f1_macro", False), ("mcc", False), ("acc", True))]])
+                for m, norm in (("acc", False), ("f1_macro", False), ("mcc", False))],
+                fmt(for_display(boot.mean_over(row, pairs, lambda t: "acc", normalized=True)[0]))])
         reference = next((r for r in rows if r.model == row.model and r.kind == "vanilla" and r.setting == row.setting), None)
         if row.kind != "vanilla" and reference:
             cells = []
@@ -217,7 +245,7 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
                     cells.append("")
                     continue
                 metrics = "/".join(sorted({metric_of(t) for t in members}))
-                ci = interval(ours[1] - ref[1])
+                ci = boot.estimate([(row, 1.0), (reference, -1.0)], members, metric_of).interval()
                 record[view] = {"score": ours[0], "vanilla": ref[0], "change": ours[0] - ref[0],
                                 "ci": ci, "metric": metrics, "tasks": members}
                 cells.append(f"{fmt(ours[0])} ({fmt(ours[0] - ref[0], ci, signed=True)}) {metrics}")
@@ -227,11 +255,12 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
             f"type's metric. {seeds_caption(rows)} ({spec.resamples} resamples, paired).\n\n"
             + tabulate(summary, headers=["model", "setting", "trained on", *VIEWS], tablefmt="github", disable_numparse=True)
             + "\n\nPer task (the '(no model)' rows: trivial answers' accuracy on the same documents):\n\n"
-            + tabulate(per_task, headers=["model", "setting", *[f"{t} ({metric_of(t)})" for t in tasks]],
+            + tabulate(per_task, headers=["model", "setting", "seeds", *[f"{t} ({metric_of(t)})" for t in tasks]],
                        tablefmt="github", disable_numparse=True)
             + "\n\n" + COLLAPSE_NOTE
+            + ("\n\n" + footnotes if (footnotes := collapse_footnotes(boot, rows, tasks)) else "")
             + "\n\nClassification tasks, mean over each row's scored ones: accuracy beside macro-F1, MCC and "
-              "accuracy normalized to the best trivial baseline:\n\n"
+              "accuracy normalized to the best trivial baseline (shown clipped at 0; the claims use it unclipped):\n\n"
             + tabulate(classification, headers=["model", "setting", "acc", "f1_macro", "mcc", "acc normalized"],
                        tablefmt="github", disable_numparse=True))
     if generation:
@@ -324,6 +353,8 @@ def tables_key(study: Study) -> str:
         digest.update((here / code).read_bytes())
     claims = Path(study.folder) / "claims.yaml"
     digest.update(claims.read_bytes() if claims.is_file() else b"no claims")
+    lock = Path(study.root) / "claims.lock.json"
+    digest.update(lock.read_bytes() if lock.is_file() else b"no lock")
     deviations = Path(study.root) / "deviation"
     for measured in sorted(deviations.glob("*.json")) if deviations.is_dir() else ():
         digest.update(measured.name.encode() + measured.read_bytes())
@@ -344,14 +375,15 @@ def tables_current(study: Study) -> bool:
 
 def write_tables(study: Study) -> Path:
     spec = study.spec.table
-    boot = Bootstrap(spec.resamples, spec.seed)
+    boot = Bootstrap(spec.resamples, spec.seed, study.eval.include_paths)
     text, records, rows = (seen_unseen_table if spec.kind == "seen_unseen" else views_table)(study, boot)
     text += deviation_section(study)
     claims, verdicts = claim_verdicts(study, rows, boot)
     if claims is not None:
-        from study.claims import claims_table
+        from study.claims import claims_table, preregistration_note
 
-        text = "## Claims\n\n" + claims_table(verdicts, claims) + "\n\n## Tables\n\n" + text
+        text = ("## Claims\n\n" + claims_table(verdicts, claims, preregistration_note(study.folder, study.root))
+                + "\n\n## Tables\n\n" + text)
     root = Path(study.root)
     from study.plots import forest_plot, forgetting_arrows, loss_curves
     from training.run_folder import read_log

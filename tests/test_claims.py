@@ -2,8 +2,8 @@
 
 Each "model" is a result folder holding an lm-eval-style per-sample log of one binary task,
 its answers drawn to be right on a chosen share of 200 documents, so the truth is known:
-a real gain must come out as ``agrees``, no gain as ``inconclusive``, and a model that
-answers one label everywhere can win nothing.
+a real gain must come out as ``agrees``, no gain as ``inconclusive``, a model that answers
+one label everywhere can win nothing, and two rows at the floor are not a test.
 """
 from __future__ import annotations
 
@@ -23,14 +23,17 @@ GOLD = np.random.default_rng(0).integers(0, 2, DOCS)
 STAMP = "2026-01-01T00-00-00.000000"
 
 
-def scored(folder: Path, preds: np.ndarray, task: str = "t") -> Path:
-    """A result folder as `finharness eval` leaves it: per-sample (gold, pred) pairs, no baselines
-    written (the table recomputes majority and random from the pairs)."""
+def scored(folder: Path, preds: np.ndarray, task: str = "t", by_length: np.ndarray | None = None) -> Path:
+    """A result folder as `finharness eval` leaves it: per-sample (gold, pred) pairs (and, for
+    the acc_norm rule, the per-character rule's own), with the documents' label set."""
     folder.mkdir(parents=True)
     (folder / f"results_{STAMP}.json").write_text(json.dumps({"results": {}}))
+    by_length = preds if by_length is None else by_length
     with (folder / f"samples_{task}_{STAMP}.jsonl").open("w") as fh:
-        for i, (g, p) in enumerate(zip(GOLD, preds)):
-            fh.write(json.dumps({"doc_id": i, "acc": float(g == p), "f1_macro": [int(g), int(p)]}) + "\n")
+        for i, (g, p, q) in enumerate(zip(GOLD, preds, by_length)):
+            fh.write(json.dumps({"doc_id": i, "doc": {"choices": ["no", "yes"], "gold": int(g)},
+                                 "acc": float(g == p), "f1_macro": [int(g), int(p)],
+                                 "acc_norm": float(g == q), "f1_macro_norm": [int(g), int(q)]}) + "\n")
     return folder
 
 
@@ -50,45 +53,59 @@ def claim(treatment: str, control: str = "", direction: str = "increase", **extr
             "tasks": ["t"], "metric": "f1_macro", "direction": direction, **extra}
 
 
-@pytest.fixture
-def rows(tmp_path) -> list[Row]:
-    return [row("vanilla", "", scored(tmp_path / "vanilla", right_on(0.5, 1))),
-            row("single", "strong", scored(tmp_path / "strong", right_on(0.85, 2))),
-            row("single", "moderate", scored(tmp_path / "moderate", right_on(0.62, 3))),
-            row("single", "same", scored(tmp_path / "same", right_on(0.5, 4))),
-            row("single", "constant", scored(tmp_path / "constant", np.zeros(DOCS, dtype=int)))]
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory) -> list[Row]:
+    tmp = tmp_path_factory.mktemp("claims")
+    return [row("vanilla", "", scored(tmp / "vanilla", right_on(0.7, 1))),
+            row("single", "strong", scored(tmp / "strong", right_on(0.92, 2))),
+            row("single", "moderate", scored(tmp / "moderate", right_on(0.79, 5))),
+            row("single", "same", scored(tmp / "same", right_on(0.7, 4))),
+            row("single", "chance", scored(tmp / "chance", right_on(0.5, 6))),
+            row("single", "chance-too", scored(tmp / "chance-too", right_on(0.5, 7))),
+            row("single", "constant", scored(tmp / "constant", np.zeros(DOCS, dtype=int))),
+            row("single", "long-labels", scored(tmp / "long-labels", right_on(0.5, 8), by_length=right_on(0.9, 9)))]
 
 
 def verdicts(rows, *claims, **settings):
     family = ClaimsFile.model_validate({"claims": list(claims), **settings})
-    return decide(family, rows, Bootstrap(2000, 0), lambda task, metric: metric, None)
+    return decide(family, rows, Bootstrap(1000, 0), lambda task, metric: metric, None)
 
 
 def test_a_known_gain_agrees_and_no_gain_is_inconclusive(rows):
     gain, none = verdicts(rows, claim("strong"), claim("same"))
-    assert gain.verdict == "agrees" and gain.effect > 0.5 and gain.ci[0] > 0
+    assert gain.verdict == "agrees" and gain.effect > 0.3 and gain.ci[0] > 0
     assert none.verdict == "inconclusive" and none.p_holm > 0.05
     # The direction matters: the same gain read as a predicted loss contradicts the paper.
     (wrong_way,) = verdicts(rows, claim("strong", direction="decrease"))
     assert wrong_way.verdict == "contradicts"
 
 
-def test_a_constant_answer_scores_zero_and_loses_every_claim(rows):
+def test_the_interval_is_t_type_around_the_effect_and_the_p_value_matches_it(rows):
+    from scipy.stats import t
+
+    (gain,) = verdicts(rows, claim("moderate"))
+    half = t.ppf(0.975, gain.df) * gain.se
+    assert gain.ci == pytest.approx((gain.effect - half, gain.effect + half))
+    assert gain.p == pytest.approx(2 * t.sf(abs(gain.effect) / gain.se, gain.df))
+    # One training seed per row: no seed component, the documents alone.
+    assert gain.seed_sd == 0 and gain.doc_sd == pytest.approx(gain.se)
+
+
+def test_a_constant_answer_scores_at_or_below_zero_and_loses_every_claim(rows):
     boot = Bootstrap(500, 0)
     constant = next(r for r in rows if r.run == "constant")
-    assert boot.mean_over(constant, ["t"], lambda t: "f1_macro", normalized=True)[0] == 0.0
+    normalized = boot.mean_over(constant, ["t"], lambda t: "f1_macro", normalized=True)[0]
     # Raw macro-F1 of a constant answer is not 0 (0.5 x F1 of the answered class): only the
-    # normalized score says "nothing learned".
-    assert boot.mean_over(constant, ["t"], lambda t: "f1_macro")[0] > 0.3
+    # normalized score says "nothing learned", and unclipped it says "worse than guessing".
+    assert boot.mean_over(constant, ["t"], lambda t: "f1_macro")[0] > 0.3 and normalized < 0
     results = verdicts(rows, claim("constant"), claim("constant", "same"), claim("constant", "strong"))
-    assert [v.verdict for v in results][:2] == ["inconclusive", "inconclusive"]
-    assert results[2].verdict == "contradicts"
     assert not any(v.verdict == "agrees" for v in results)
+    assert results[2].verdict == "contradicts"
 
 
 def test_holm_correction_is_applied_across_the_claims_of_a_file(rows):
     (alone,) = verdicts(rows, claim("moderate"))
-    assert alone.verdict == "agrees" and 0.0125 < alone.p < 0.05
+    assert alone.verdict == "agrees" and 0.0125 < alone.p < 0.05  # the design puts it between alpha/4 and alpha
     # The same claim among three null ones: its p-value is multiplied by up to 4 and it no longer passes.
     family = verdicts(rows, claim("moderate"), claim("same"),
                       {**claim("same"), "id": "null-2"}, {**claim("same"), "id": "null-3"})
@@ -98,21 +115,59 @@ def test_holm_correction_is_applied_across_the_claims_of_a_file(rows):
     assert family[0].verdict == "inconclusive"
 
 
-def test_not_testable_when_the_paper_effect_is_below_what_the_run_can_detect(rows):
+def test_the_size_rule_compares_in_the_claims_metric_and_names_both_sizes(rows):
     small, large = verdicts(rows, claim("same", paper_effect={"value": 0.01, "metric": "f1_macro"}),
-                            {**claim("same", paper_effect={"value": 0.9, "metric": "f1_macro"}), "id": "large"})
-    assert small.mde > 0.01 and small.verdict == "not testable at this size"
-    # Documents needed grow with the square of MDE / effect.
-    assert small.documents_needed == int(np.ceil(DOCS * (small.mde / 0.01) ** 2))
+                            {**claim("same", paper_effect={"value": 0.6, "metric": "f1_macro"}), "id": "large"})
+    # A normalized claim converts the paper's raw magnitude by 1 / (1 - b), b the best trivial macro-F1.
+    boot = Bootstrap(10, 0)
+    vanilla = rows[0]
+    b = max(boot.baselines(vanilla.sources["t"][None][0], "t", "f1_macro").values())
+    assert small.paper_in_metric == pytest.approx(0.01 / (1 - b))
+    assert small.mde > small.paper_in_metric and small.verdict == "not testable at this size"
+    assert small.documents_needed > DOCS and small.seeds_needed is None  # one seed: no seed component to grow
     assert large.verdict == "inconclusive" and large.documents_needed < DOCS
+    # A magnitude in another metric gets no size verdict at all.
+    (other,) = verdicts(rows, claim("same", paper_effect={"value": 0.01, "metric": "f1_weighted"}))
+    assert other.paper_in_metric is None and other.verdict == "inconclusive"
+    assert "no size verdict" in other.note
+
+
+def test_the_mde_is_larger_under_the_alternative_than_at_two_rows_at_the_floor(rows):
+    # Two rows that both answer near chance: the observed document spread understates what
+    # the test would face if the treatment really learned; the MDE is computed under that.
+    (floor,) = verdicts(rows, claim("chance", "chance-too", floor_check=False))
+    from scipy.stats import t
+
+    k = t.ppf(1 - 0.05 / 2, floor.df) + t.ppf(0.8, floor.df)
+    assert floor.mde > 0 and floor.mde != pytest.approx(k * floor.se)
 
 
 def test_a_loss_needs_a_control_above_its_trivial_baseline(rows):
-    # The vanilla model is at chance: a "fine-tuning costs unseen score" claim cannot be tested.
-    (floor,) = verdicts(rows, claim("same", direction="decrease", floor_check=True))
+    # A model at chance as the control: a "fine-tuning costs unseen score" claim cannot be tested.
+    (floor,) = verdicts(rows, claim("same", "chance", direction="decrease"))
     assert floor.verdict == "not testable: control at trivial baseline"
-    (fine,) = verdicts(rows, {**claim("same", "strong", direction="decrease", floor_check=True)})
+    assert floor.floor["m chance"].startswith("at floor") and floor.floor["m same"].startswith("clears")
+    (fine,) = verdicts(rows, claim("chance", "strong", direction="decrease"))
     assert fine.verdict == "agrees"
+
+
+def test_two_rows_both_at_the_floor_are_not_a_test_in_either_direction(rows):
+    for direction in ("increase", "decrease"):
+        (both,) = verdicts(rows, claim("chance", "chance-too", direction=direction))
+        assert both.verdict.startswith("not testable")
+    (increase,) = verdicts(rows, claim("chance", "chance-too"))
+    assert increase.verdict == "not testable: both rows at trivial baseline"
+
+
+def test_the_decision_rule_is_named_and_decides_on_its_own_metrics(rows):
+    summed, per_char = verdicts(rows, claim("long-labels"), {**claim("long-labels", rule="per_char"), "id": "norm"})
+    assert summed.rule == "sum" and per_char.rule == "per_char" and per_char.metric == "f1_macro_norm normalized"
+    assert per_char.effect > summed.effect + 0.3  # this model is right by the per-character rule only
+
+
+def test_a_claim_naming_an_unscored_task_is_refused_naming_it(rows):
+    with pytest.raises(RecipeError, match=r"claims.strong-vs-vanilla: tasks: fin_fpbx: no row of the claim scored it"):
+        verdicts(rows, {**claim("strong"), "tasks": ["t", "fin_fpbx"]})
 
 
 def test_a_claim_naming_no_row_is_an_error_naming_the_claim(rows, tmp_path):
@@ -122,6 +177,21 @@ def test_a_claim_naming_no_row_is_an_error_naming_the_claim(rows, tmp_path):
                                           "     treatment: {model: m}, control: {model: m}}\n")
     with pytest.raises(RecipeError, match=r"claims.yaml.*direction"):
         load_claims(tmp_path)
+
+
+def test_the_claims_file_is_pinned_when_the_first_evaluation_starts(tmp_path):
+    from study.claims import preregistration_note, record_claims
+
+    folder, root = tmp_path / "study", tmp_path / "out"
+    folder.mkdir()
+    (folder / "claims.yaml").write_text("claims: []\n")
+    assert "no record" in preregistration_note(folder, root)
+    record_claims(folder, root)
+    assert "is the file recorded when the first evaluation started" in preregistration_note(folder, root)
+    (folder / "claims.yaml").write_text("claims: [changed]\n")
+    record_claims(folder, root)  # a later evaluation does not move the pin
+    note = preregistration_note(folder, root)
+    assert "changed after the evaluations started" in note and "Recorded" in note
 
 
 def test_the_shipped_claims_files_parse_and_name_their_study_rows():

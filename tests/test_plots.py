@@ -10,8 +10,9 @@ from study.plots import forest_plot, forgetting_arrows
 
 
 def verdict(claim_id: str, effect: float, ci: tuple[float, float], outcome: str, paper: str = "") -> Verdict:
-    return Verdict(claim_id, "says", "source", "t - c", ["t"], "f1_macro normalized", 40, 1,
-                   effect=effect, ci=ci, p=0.01, p_holm=0.02, mde=0.1, paper=paper, verdict=outcome)
+    return Verdict(claim_id, "says", "source", "t - c", ["t"], "f1_macro normalized", "sum", 40, 1,
+                   effect=effect, ci=ci, p=0.01, p_holm=0.02, mde=0.1, paper=paper,
+                   paper_in_metric=float(paper.split()[0]) if paper else None, verdict=outcome)
 
 
 def test_the_forest_plot_shows_every_claim_its_verdict_and_the_papers_magnitude(tmp_path):

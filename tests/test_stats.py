@@ -100,22 +100,24 @@ def test_a_tasks_log_is_not_mistaken_for_its_variants(tmp_path):
     assert samples_file(tmp_path, "gen_nli_rte_mc").name.startswith("samples_gen_nli_rte_mc_")
 
 
-def test_two_level_bootstrap_redraws_seeds_then_documents():
+def test_the_seed_component_leaves_out_what_the_documents_already_hold():
     import numpy as np
 
-    from harness.stats import seed_draws, two_level
+    from harness.stats import SeedScores, components, interaction, seed_component
 
-    # Three training seeds, each with its own document replicates; draw b averages the
-    # b-th document replicate of the seeds drawn in row b.
-    reps = [np.full(4, 0.0), np.full(4, 1.0), np.full(4, 5.0)]
-    draws = np.array([[0, 0, 0], [2, 2, 2], [0, 1, 2], [1, 1, 2]])
-    point, combined = two_level([0.0, 1.0, 5.0], reps, draws)
-    assert point == 2.0
-    assert combined.tolist() == [0.0, 5.0, 2.0, pytest.approx(7 / 3)]
-    # Seed noise widens the interval beyond documents alone: here every seed's documents
-    # are identical, so only the seed level varies.
-    many = seed_draws(3, 2000, 0)
-    _, spread = two_level([0.0, 1.0, 5.0], [np.full(2000, v) for v in (0.0, 1.0, 5.0)], many)
-    assert spread.std() > 1.0
-    # One seed: its document replicates, unchanged.
-    assert two_level([0.3], [np.array([0.1, 0.5])], None)[1].tolist() == [0.1, 0.5]
+    # Three seeds whose scores differ by 0.1 each: s^2 = 0.01, over 3 seeds.
+    spread = np.array([0.4, 0.5, 0.6])
+    total, parts = seed_component([SeedScores(spread)])
+    assert total == pytest.approx(0.01 / 3) and parts == [(pytest.approx(0.01 / 3), 2)]
+    # Each seed's own document variance exceeds the seed average's by (S - 1) / S of the
+    # seed x document interaction, which the document component already holds.
+    assert interaction([0.004, 0.004, 0.004], 0.004 - 0.003 * 2 / 3) == pytest.approx(0.003)
+    total, _ = seed_component([SeedScores(spread, interaction=0.003)])
+    assert total == pytest.approx((0.01 - 0.003) / 3)
+    # A vanilla row (no seeds) adds nothing; one trained seed cannot be estimated and says so.
+    lone = components(0.2, np.array([0.1, 0.3, 0.2, 0.2]), [SeedScores(np.array([0.2]))], docs=40)
+    assert lone.seed_var == 0 and lone.unestimated == 1
+    # Few seeds: Welch-Satterthwaite degrees of freedom near S - 1 when seeds dominate.
+    seeds = components(0.5, np.full(1000, 0.5) + np.random.default_rng(0).normal(0, 1e-4, 1000),
+                       [SeedScores(spread)], docs=40)
+    assert 2 <= seeds.df < 2.1 and seeds.interval()[1] - seeds.interval()[0] > 2 * 4.0 * seeds.se * 0.99

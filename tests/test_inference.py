@@ -1,0 +1,127 @@
+"""The claims' inference, checked by simulation against a known truth.
+
+Designs are drawn in memory (a ``Bootstrap`` whose two reads serve arrays instead of
+per-sample logs, so a thousand designs take seconds) and go through the same code the
+studies use: normalized scores, two variance components, the t-type interval and p-value.
+
+- Unbiased at the floor: a treatment whose true normalized accuracy is +0.05 over a control
+  at exactly the trivial baseline is estimated at +0.05 on average (clipping each
+  checkpoint at 0 before averaging gave +0.037 on these designs).
+- Null-centred: with no true difference, p-values are uniform, seed noise included, so the
+  test rejects at its nominal rate.
+- A model that guesses with the training prior scores 0 normalized on average and wins no claim.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import kstest
+
+from study.cells import Bootstrap, Row
+from study.claims import ClaimsFile, decide
+
+KS_BOUND = 0.08  # 500 uniform p-values exceed a KS distance of 0.061 one time in 20
+
+
+class InMemory(Bootstrap):
+    """A study's logs as arrays: (folder, task) -> (gold labels, predicted labels)."""
+
+    def __init__(self, data: dict, resamples: int = 400):
+        super().__init__(resamples, 0)
+        self.data = data
+
+    def read(self, folder, task, metric):
+        golds, preds = self.data[(folder, task)]
+        if metric == "acc":
+            return {i: float(g == p) for i, (g, p) in enumerate(zip(golds, preds))}
+        return {i: (int(g), int(p)) for i, (g, p) in enumerate(zip(golds, preds))}
+
+    def labels(self, folder, task):
+        return ["no", "yes"]
+
+    def train_golds(self, folder, task):
+        return None  # prior-matched guessing then draws with the slice's own label shares
+
+
+def design(rng, task: str, data: dict, docs: int, control: float, treatment: float, seed_sd: float,
+           seeds: int = 3) -> tuple[Row, Row]:
+    """A balanced binary task; a vanilla control right with probability ``control``; a
+    fine-tuned treatment whose seeds are right with probability ``treatment`` + N(0, seed_sd)."""
+    golds = rng.permutation(np.arange(docs) % 2)
+
+    def answers(p: float) -> np.ndarray:
+        return np.where(rng.random(docs) < p, golds, 1 - golds)
+
+    data[("vanilla", task)] = (golds, answers(control))
+    for s in range(seeds):
+        data[(f"seed{s}", task)] = (golds, answers(float(np.clip(treatment + rng.normal(0, seed_sd), 0, 1))))
+    trained = Row("m", "single", "ft", "zero-shot", "ft", {task: {s: [f"seed{s}"] for s in range(seeds)}})
+    vanilla = Row("m", "vanilla", "", "zero-shot", "zero-shot", {task: {None: ["vanilla"]}})
+    return trained, vanilla
+
+
+def contrasts(designs: int, metric: str, seed: int, **spec):
+    rng = np.random.default_rng(seed)
+    data: dict = {}
+    rows = [design(rng, f"t{i}", data, **spec) for i in range(designs)]
+    boot = InMemory(data)
+    return [boot.estimate([(t, 1.0), (c, -1.0)], [f"t{i}"], lambda _: metric, normalized=True)
+            for i, (t, c) in enumerate(rows)]
+
+
+def test_a_small_gain_at_the_floor_is_estimated_without_bias():
+    # Control at chance (normalized accuracy 0); treatment right 52.5% of the time: +0.05 normalized.
+    found = contrasts(1000, "acc", seed=0, docs=200, control=0.5, treatment=0.525, seed_sd=0.02)
+    assert np.mean([e.point for e in found]) == pytest.approx(0.05, abs=0.01)
+    # The intervals cover the truth about 95% of the time.
+    covered = np.mean([low <= 0.05 <= high for low, high in (e.interval() for e in found)])
+    assert 0.92 <= covered <= 0.98
+
+
+@pytest.mark.parametrize("metric, docs, level, seed_sd", [("acc", 100, 0.6, 0.05), ("f1_macro", 40, 0.5, 0.05)])
+def test_p_values_are_uniform_under_the_null_with_seed_noise(metric, docs, level, seed_sd):
+    found = contrasts(500, metric, seed=1, docs=docs, control=level, treatment=level, seed_sd=seed_sd)
+    p_values = [e.p_value() for e in found]
+    assert kstest(p_values, "uniform").statistic < KS_BOUND
+    assert 0.02 <= np.mean(np.array(p_values) < 0.05) <= 0.08
+
+
+def test_three_seeds_widen_the_interval_beyond_the_documents_alone():
+    (noisy,) = contrasts(1, "acc", seed=3, docs=200, control=0.6, treatment=0.7, seed_sd=0.08)
+    assert noisy.seed_var > 0 and noisy.df < 20  # the seed component, with its few degrees of freedom
+    documents_only = noisy.point + np.array([-1.96, 1.96]) * np.sqrt(noisy.doc_var)
+    low, high = noisy.interval()
+    assert high - low > documents_only[1] - documents_only[0]
+
+
+def test_a_model_that_guesses_with_the_prior_scores_zero_and_wins_no_claim():
+    rng = np.random.default_rng(4)
+    data: dict = {}
+    golds = np.array([0] * 70 + [1] * 30)  # imbalanced: guessing with the shares beats uniform guessing
+    normalized = []
+    boot = InMemory(data)
+    for i in range(200):
+        data[("prior", f"t{i}")] = (golds, (rng.random(100) < 0.3).astype(int))
+        normalized.append(boot.score("prior", f"t{i}", "f1_macro", normalized=True)[0])
+    assert np.mean(normalized) == pytest.approx(0.0, abs=0.02)
+
+    # In the claims, each guesser answers as it does on average: the prior guesser right on 49
+    # of the 70 first-label documents and 9 of the 30 others, uniform guessing on half of each.
+    def answering(right_first: int, right_second: int) -> np.ndarray:
+        return np.array([0] * right_first + [1] * (70 - right_first) + [1] * right_second + [0] * (30 - right_second))
+
+    data[("prior", "task")] = (golds, answering(49, 9))
+    data[("chance", "task")] = (golds, answering(35, 15))
+    data[("constant", "task")] = (golds, np.zeros(100, dtype=int))
+    rows = [Row("m", "vanilla", "", "zero-shot", "v", {"task": {None: ["chance"]}}),
+            Row("m", "single", "prior", "zero-shot", "prior", {"task": {1: ["prior"]}}),
+            Row("m", "single", "constant", "zero-shot", "constant", {"task": {1: ["constant"]}})]
+    claims = ClaimsFile.model_validate({"claims": [
+        {"id": f"{run}-{direction}", "says": "s", "source": "test", "tasks": ["task"], "metric": "f1_macro",
+         "direction": direction, "treatment": {"model": "m", "kind": "single", "run": "prior"},
+         "control": {"model": "m", **({"kind": "single", "run": run} if run != "vanilla" else {})}}
+        for run in ("vanilla", "constant") for direction in ("increase", "decrease")]})
+    verdicts = decide(claims, rows, InMemory(data, 1000), lambda task, metric: metric, None)
+    # Against a uniform guesser or a constant answer, every row sits at its floor: no claim is a test.
+    assert all(v.verdict.startswith("not testable") for v in verdicts)
+    assert not any(v.verdict == "agrees" for v in verdicts)
