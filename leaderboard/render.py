@@ -22,7 +22,8 @@ TEMPLATES = Path(__file__).with_name("templates")
 COLOURS = {"pretrained": "#1f77b4", "instruct": "#2ca02c", "fine-tuned": "#ff7f0e", "merged": "#9467bd"}
 TEXT_COLUMNS = {"model", "model_type", "weight_type", "base_model", "precision", "chat_template", "revision", "recipe",
                 "collapsed", "seen_norm_ci", "unseen_norm_ci"}
-LABELS = {"seen_gain": "seen gain", "model_type": "type", "weight_type": "weights", "base_model": "base",
+RANK_COLUMNS = {"unseen_rank", "seen_rank"}  # "3 (1-7)": shown as text, sorted by the rank
+LABELS = {"unseen_rank": "rank (band)", "seen_rank": "seen rank (band)", "seen_gain": "seen gain", "model_type": "type", "weight_type": "weights", "base_model": "base",
           "chat_template": "chat", "num_fewshot": "shots", "seen_norm": "seen (norm.)", "unseen_norm": "unseen (norm.)",
           "seen_norm_ci": "seen (norm.) 95% CI", "unseen_norm_ci": "unseen (norm.) 95% CI"}
 
@@ -121,7 +122,7 @@ def _columns(tasks: list[str]) -> list[dict[str, Any]]:
     for key in (*INFO_COLUMNS, "recipe", *SUMMARY_COLUMNS, *tasks):
         columns.append({
             "key": key, "label": LABELS.get(key, key), "title": key,
-            "type": "text" if key in TEXT_COLUMNS else "number",
+            "type": "rank" if key in RANK_COLUMNS else "text" if key in TEXT_COLUMNS else "number",
             "signed": key in ("seen_gain", "forgetting"),
         })
     return columns

@@ -21,7 +21,7 @@ from leaderboard.render import FILTERS, facets
 from leaderboard.store import Board, Entry
 from leaderboard.table import board_columns, board_rows, sort_rows
 
-DEFAULT_COLUMNS = ("id", "model", "model_type", "base_model", "num_fewshot", "seen", "unseen", "seen_norm",
+DEFAULT_COLUMNS = ("id", "unseen_rank", "model", "model_type", "base_model", "num_fewshot", "seen", "unseen", "seen_norm",
                    "unseen_norm", "unseen_norm_ci", "collapsed", "forgetting")
 ALL = "all"
 
@@ -119,13 +119,16 @@ def details_markdown(entry: Entry, row: Mapping[str, Any], metric: str) -> str:
         lines.append(f"| {task} | {point:.4f} | [{low:.3f}, {high:.3f}] |")
     baselines = entry.metadata.get("baselines") or {}
     if baselines:
-        lines += ["", "| task | predicted labels | collapsed | best trivial macro-F1 | normalized macro-F1 |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "| task | predicted labels | gold labels | collapsed | best trivial macro-F1 | "
+                      "normalized macro-F1 |", "|---|---|---|---|---|---|"]
         for task, b in sorted(baselines.items()):
             histogram = ", ".join(f"{label} {count}" for label, count in (b.get("predicted") or {}).items())
+            gold = ", ".join(f"{label} {count}" for label, count in (b.get("gold") or {}).items())
             best = max((s.get("f1_macro", 0.0) for s in (b.get("baselines") or {}).values()), default=0.0)
-            lines.append(f"| {task} | {histogram} | {b.get('collapsed') or ''} | {best:.3f} | "
-                         f"{(b.get('normalized') or {}).get('f1_macro', float('nan')):.3f} |")
+            score = (entry.scores.get(task) or {}).get("f1_macro")
+            normalized = (score - best) / (1 - best) if score is not None and best < 1 else float("nan")
+            lines.append(f"| {task} | {histogram} | {gold} | {b.get('collapsed') or ''} | {best:.3f} | "
+                         f"{normalized:+.3f} |")
     if entry.recipe_text:
         lines += ["", "Recipe:", "", "```yaml", entry.recipe_text.rstrip(), "```"]
     return "\n".join(lines)
@@ -164,7 +167,9 @@ def build_app(board: Board, metric: str = "acc", title: str = "finharness leader
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         gr.Markdown(f"# {title}\n{len(entries)} entries, ranked by unseen macro-F1 normalized to the best trivial "
-                    f"answer (0 = no better than answering one label). Each task shows `{metric}`.")
+                    f"answer (0 = no better than a trivial answer; unclipped). `unseen_rank` gives each rank with its "
+                    f"95% band over document resamples: entries whose bands overlap are tied. "
+                    f"Each task shows `{metric}`.")
         with gr.Row():
             search = gr.Textbox(label="search", placeholder="model name", elem_id="search")
             selects = [gr.Dropdown(choices=[ALL, *sorted({r["facets"][key] for r in rows})], value=ALL, label=label,

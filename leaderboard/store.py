@@ -79,7 +79,8 @@ class Entry:
 
 
 def settings_key(tasks: list[str], num_fewshot: int | None, limit: float | None,
-                 external: dict[str, dict] | None = None, sample: str = "first", seed: int | None = None) -> str:
+                 external: dict[str, dict] | None = None, sample: str = "first", seed: int | None = None,
+                 rule: str = "prior") -> str:
     """What makes two scorings of one model comparable (and so a duplicate). A task from a
     user's folder counts by the content of its files, not its name alone."""
     if limit is not None and float(limit).is_integer():
@@ -87,6 +88,8 @@ def settings_key(tasks: list[str], num_fewshot: int | None, limit: float | None,
     key: dict[str, Any] = {"tasks": sorted(tasks), "num_fewshot": num_fewshot or 0, "limit": limit}
     if limit is not None and sample != "first":
         key |= {"sample": sample, "seed": seed}  # another slice of the same size is other documents
+        if sample == "stratified" and rule != "prior":
+            key["rule"] = rule  # the old rule (one document per label at least) drew other documents
     if external:
         files = json.dumps({t: f["files"] for t, f in external.items()}, sort_keys=True)
         key["task_files"] = hashlib.sha256(files.encode()).hexdigest()[:16]

@@ -171,7 +171,7 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
         results_dir = None
 
     tasks, shots, limit = _settings_of(verified)
-    settings = settings_key(tasks, shots, limit, verified.external, verified.sample, verified.seed)
+    settings = settings_key(tasks, shots, limit, verified.external, verified.sample, verified.seed, verified.rule)
     fields = dict(
         model=sub.model, revision=revision, precision=sub.precision, weight_type=sub.weight_type,
         chat_template=sub.chat_template, settings=settings, model_type=sub.model_type,

@@ -11,10 +11,15 @@
   *seen gain* and *retention change* likewise. Empty when the base model is not on the
   board with those settings.
 - *seen_norm* / *unseen_norm*: the mean macro-F1 normalized to the best trivial answer on
-  the same documents (majority label, training prior, random; 0 = no better), with its 95%
-  bootstrap interval over documents (*_ci*, computed when the entry was verified), and
-  *collapsed*: the tasks where one label took >= 90% of the answers; both recomputed from
+  the same documents (majority label, training prior, uniform and prior-matched random;
+  0 = no better, below 0 = worse), unclipped, with its 95% bootstrap interval over documents
+  (*_ci*, computed when the entry was verified), and *collapsed*: the tasks where the
+  answers' label shares are far from the gold ones with MCC about 0; both recomputed from
   the verified per-sample rows (harness/baselines.py).
+- *unseen_rank* / *seen_rank*: the entry's rank on the normalized score and its 95% rank
+  band over document resamples (leaderboard/ranks.py): entries whose bands overlap are tied
+  as far as the board can tell. The board ranks on *unseen_norm*; it never falls back to a
+  raw score, which answering a task's majority label can win.
 - Each task shows one metric: ``--metric`` (default ``acc``) where the task reports it,
   else the first metric of the task's own ``metric_list`` (ROUGE-L for summaries, a
   user task's own metric).
@@ -32,8 +37,8 @@ from leaderboard.store import Entry
 FALLBACK_METRICS = ("rougeL",)
 INFO_COLUMNS = ("id", "model", "model_type", "weight_type", "base_model", "precision", "chat_template",
                 "num_fewshot", "revision")
-SUMMARY_COLUMNS = ("seen", "unseen", "seen_norm", "seen_norm_ci", "unseen_norm", "unseen_norm_ci", "collapsed",
-                   "seen_gain", "forgetting", "retention", "retention_change")
+SUMMARY_COLUMNS = ("unseen_rank", "seen", "unseen", "seen_norm", "seen_norm_ci", "unseen_norm", "unseen_norm_ci",
+                   "seen_rank", "collapsed", "seen_gain", "forgetting", "retention", "retention_change")
 
 
 def task_score(scores: dict[str, float], metric: str) -> float | None:
@@ -74,10 +79,17 @@ def _reference(entry: Entry, entries: list[Entry]) -> Entry | None:
 
 
 def _normalized(entry: Entry, tasks: set[str]) -> float | None:
-    """Mean over ``tasks`` of the entry's macro-F1 normalized to the best trivial answer (0: no better)."""
-    found = entry.metadata.get("baselines") or {}
-    values = [b["normalized"][NORMALIZED] for t, b in found.items()
-              if t in tasks and NORMALIZED in (b.get("normalized") or {})]
+    """Mean over ``tasks`` of the entry's macro-F1 normalized to the best trivial answer (0: no
+    better), unclipped: recomputed from the verified score and baselines (entries verified before
+    the board stopped clipping stored a clipped value)."""
+    from harness.baselines import best_baseline, normalize
+
+    values = []
+    for task, found in (entry.metadata.get("baselines") or {}).items():
+        best = best_baseline(found.get("baselines") or {}, NORMALIZED)
+        score = (entry.scores.get(task) or {}).get(NORMALIZED)
+        if task in tasks and best is not None and score is not None:
+            values.append(normalize(score, best))
     return mean(values) if values else None
 
 
@@ -96,6 +108,9 @@ def board_rows(entries: list[Entry], metric: str = "acc",
     order = {"seen": 0, "unseen": 1, "retention": 2}
     tasks = sorted({t for values in per_entry.values() for t in values}, key=lambda t: (order.get(roles.get(t), 3), t))
     averages = {i: {r: _average(v, m) for r, m in members.items()} for i, v in per_entry.items()}
+    from leaderboard.ranks import band_text, rank_bands
+
+    bands = {role: rank_bands(entries, members[role]) for role in ("seen", "unseen")}
     rows = []
     for e in entries:
         ref = _reference(e, entries)
@@ -109,6 +124,7 @@ def board_rows(entries: list[Entry], metric: str = "acc",
             "seen": mine["seen"], "unseen": mine["unseen"],
             "seen_norm": _normalized(e, members["seen"]), "unseen_norm": _normalized(e, members["unseen"]),
             "seen_norm_ci": _interval(e, "seen"), "unseen_norm_ci": _interval(e, "unseen"),
+            "seen_rank": band_text(bands["seen"].get(e.id)), "unseen_rank": band_text(bands["unseen"].get(e.id)),
             "collapsed": ", ".join(sorted(t for t, b in (e.metadata.get("baselines") or {}).items()
                                           if b.get("collapsed"))),
             "seen_gain": change["seen"], "forgetting": change["unseen"],
@@ -120,18 +136,26 @@ def board_rows(entries: list[Entry], metric: str = "acc",
     return rows, tasks
 
 
+RANK_COLUMNS = {"unseen_rank": "unseen_norm", "seen_rank": "seen_norm"}  # a rank column sorts by its score
+
+
 def sort_rows(rows: list[dict[str, Any]], column: str, ascending: bool = False) -> list[dict[str, Any]]:
-    """Sort by any column; ties and empty cells (entries verified before baselines existed)
-    by the unseen average; empty cells last whichever the direction."""
+    """Sort by any column; ties by the normalized unseen score, then by entry id; empty cells
+    (entries verified before baselines existed) last whichever the direction. Never by a raw
+    average: answering FinCausal's majority label (93% of it) would top that."""
     if rows and column not in rows[0]:
         raise ValueError(f"no column {column!r} on the board (columns: {', '.join(rows[0])})")
+    column = RANK_COLUMNS.get(column, column)
 
-    def by(name: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def by(name: str, items: list[dict[str, Any]], reverse: bool) -> list[dict[str, Any]]:
         present = [r for r in items if r.get(name) is not None]
         missing = [r for r in items if r.get(name) is None]
-        return sorted(present, key=lambda r: r[name], reverse=not ascending) + missing
+        return sorted(present, key=lambda r: r[name], reverse=reverse) + missing
 
-    return by(column, by("unseen", rows) if column != "unseen" else rows)
+    ordered = sorted(rows, key=lambda r: r["id"])
+    if column != "unseen_norm":
+        ordered = by("unseen_norm", ordered, reverse=True)
+    return by(column, ordered, reverse=not ascending)
 
 
 def board_columns(tasks: list[str]) -> list[str]:

@@ -49,6 +49,7 @@ class VerifiedResults:
     limit: float | None = None  # the declared limit, checked against every task's rows
     sample: str = "first"  # how the limit chose documents (harness/slices.py), checked likewise
     seed: int | None = None
+    rule: str = "prior"  # how a stratified slice allocated documents to labels (harness/slices.py)
     external: dict[str, dict] = field(default_factory=dict)  # task -> fingerprint, for tasks outside the package
     roles: dict[str, str] = field(default_factory=dict)  # task -> seen / unseen / retention, from the task YAMLs
     baselines: dict[str, dict] = field(default_factory=dict)  # task -> trivial baselines and collapse, from the rows
@@ -68,17 +69,21 @@ def _positive(limit: Any, path: Path, field_name: str) -> float | None:
     return float(limit)
 
 
-def _declared_slice(data: dict[str, Any], path: Path) -> tuple[float | None, str, int | None]:
-    """(limit, method, seed): a finharness slice where the results record one, else lm-eval's
-    own ``--limit`` (the first N). Checked below against every task's logged documents."""
+def _declared_slice(data: dict[str, Any], path: Path) -> tuple[float | None, str, int | None, str]:
+    """(limit, method, seed, rule): a finharness slice where the results record one, else
+    lm-eval's own ``--limit`` (the first N). Checked below against every task's logged
+    documents. A stratified slice recorded without a rule was drawn by the old one (``floor``)."""
     recorded = (data.get("finharness") or {}).get("slice") or {}
     method = recorded.get("method")
     if method in ("stratified", "random"):
         seed = recorded.get("seed")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TamperedResults(f"{path}: finharness.slice.seed is {seed!r}, not a whole number")
-        return _positive(recorded.get("limit"), path, "finharness.slice.limit"), method, seed
-    return _declared_limit(data, path), "first", None
+        rule = recorded.get("rule", "floor")
+        if rule not in ("prior", "floor"):
+            raise TamperedResults(f"{path}: finharness.slice.rule is {rule!r}, not prior or floor")
+        return _positive(recorded.get("limit"), path, "finharness.slice.limit"), method, seed, rule
+    return _declared_limit(data, path), "first", None, "prior"
 
 
 def _plain(value: Any) -> Any:
@@ -121,7 +126,8 @@ def _read_rows(path: Path) -> list[dict]:
 
 def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where: Path,
                 expected_docs: int | None, expected_hash: str | None, limit: float | None,
-                method: str = "first", seed: int | None = None, logged_version: Any = None) -> dict[str, float]:
+                method: str = "first", seed: int | None = None, logged_version: Any = None,
+                rule: str = "prior") -> dict[str, float]:
     docs = list(task.eval_docs)
     seen: set[int] = set()
     per_metric: dict[str, list] = {}
@@ -162,7 +168,7 @@ def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where
 
     if limit is not None and method != "first":
         # The slice rebuilt from the task's own documents: seeded, so it cannot be chosen by hand.
-        selected = set(select(task_golds(task), limit, method, seed))
+        selected = set(select(task_golds(task), limit, method, seed, rule))
         said = f"a {method} slice of {limit:g} (seed {seed})"
     else:
         # lm-eval's own rule: get_sample_size, then the first that many of eval_docs.
@@ -242,21 +248,21 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
     task_objects = get_task_dict(tasks, manager)
     n_samples = data.get("n-samples", {})
     hashes = data.get("task_hashes", {})
-    limit, method, seed = _declared_slice(data, path)
+    limit, method, seed, rule = _declared_slice(data, path)
     scores, docs, baselines, pairs = {}, {}, {}, {}
     for name in tasks:
         where = samples_file(Path(folder), name)
         rows = _read_rows(where)
         scores[name] = _check_task(name, task_objects[name], rows, data["results"][name], where,
                                    n_samples.get(name, {}).get("effective"), hashes.get(name), limit, method, seed,
-                                   (data.get("versions") or {}).get(name))
+                                   (data.get("versions") or {}).get(name), rule)
         docs[name] = len(rows)
         found = _baselines(name, rows, scores[name], manager)
         if found is not None:
             baselines[name] = found
             pairs[name] = [tuple(int(v) for v in row[PAIR_METRIC]) for row in rows]
     role_of = roles(manager.task_index)
-    return VerifiedResults(path, data, scores, docs, limit, method, seed, external,
+    return VerifiedResults(path, data, scores, docs, limit, method, seed, rule, external,
                            {t: role_of[t] for t in tasks if t in role_of}, baselines,
                            _intervals(baselines, pairs, role_of))
 

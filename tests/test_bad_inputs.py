@@ -290,7 +290,7 @@ def test_09_11_a_metric_the_task_does_not_produce_is_named(tmp_path, metric):
 
     body = GOOD_BODY + f"metric_list:\n  - metric: acc\n    aggregation: mean\n  - metric: {metric}\n    aggregation: mean\n"
     with pytest.raises(TaskYamlError, match=rf"fin_demo\.yaml: field metric_list names \['{metric}'\], which its "
-                                            r"process_results \(process_results_mc\) does not produce"):
+                                            r"process_results \(process_results_mc_both\) does not produce"):
         validate_file(write_task(tmp_path, body, ALL_SPLITS))
 
 

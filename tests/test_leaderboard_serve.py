@@ -45,7 +45,7 @@ def test_filters_and_drill_down_without_a_browser(tmp_path):
     merged = next(e for e in board.entries() if e.model == "fin-merge-ta")
     assert merge_parents(merged) == [("runs/fpb-lora", 0.25), ("runs/fomc-lora", 0.75)]
     text = details_markdown(merged, next(r for r in rows if r["model"] == "fin-merge-ta"), "acc")
-    assert "| fin_fpb | neutral 48, positive 2 | neutral | 0.260 | 0.000 |" in text
+    assert "| fin_fpb | neutral 48, positive 2 |  | neutral | 0.260 | +0.122 |" in text
     assert "Forgetting against entry #1: unseen +0.1500" in text and "method: task_arithmetic" in text
 
 
