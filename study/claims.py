@@ -392,8 +392,11 @@ def decide(claims: ClaimsFile, rows: list[Row], boot: Bootstrap, metric_of, task
     return verdicts
 
 
-def _size(n: int | None) -> str:
-    return "" if n is None else str(n)
+def _size(n: int | None, target: float | None) -> str:
+    """Blank without a magnitude to reach; 'never' when the other variance component alone is too large."""
+    if target is None:
+        return ""
+    return "never" if n is None else str(n)
 
 
 def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: str = "") -> str:
@@ -403,7 +406,7 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
         paper = (f"{v.paper_in_metric:+.3f}" if v.paper_in_metric is not None else "") if v.paper else "not given"
         rows.append([v.id, v.says, v.verdict, effect, f"{v.doc_sd:.3f} / {v.seed_sd:.3f}", f"{v.df:.1f}",
                      f"{v.p:.3g}", f"{v.p_holm:.3g}", f"{v.mde:.3f}", paper,
-                     _size(v.documents_needed), _size(v.seeds_needed), f"{len(v.tasks)} x {v.documents}",
+                     _size(v.documents_needed, v.paper_in_metric), _size(v.seeds_needed, v.paper_in_metric if v.seed_sd > 0 else None), f"{len(v.tasks)} x {v.documents}",
                      v.seeds or "-", f"{v.metric} ({v.rule})"])
     caption = (f"Claims ({len(verdicts)}), decided by code on unclipped normalized scores: t-type 95% interval and "
                f"two-sided p-value from two variance components (documents: paired bootstrap; training seeds: "
@@ -411,7 +414,7 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
                f"at family-wise alpha {claims.alpha}. MDE at {claims.power:.0%} power and alpha/{len(verdicts)}, "
                f"with the standard error under the alternative. 'paper' is its magnitude in the claim's metric "
                f"(blank: reported in another metric, so no size verdict); 'docs needed' (per task, seeds kept) and "
-               f"'seeds needed' (documents kept) are the sizes at which the MDE reaches it. 'sd docs / seeds': the "
+               f"'seeds needed' (documents kept) are the sizes at which the MDE reaches it ('never': the other component alone is too large). 'sd docs / seeds': the "
                f"two components' standard deviations; 'seeds': the treatment's training seeds.")
     if preregistration:
         caption = preregistration + "\n\n" + caption
