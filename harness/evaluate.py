@@ -197,6 +197,31 @@ def parse_model_args(text: str) -> dict[str, Any]:
         raise ValueError(f"--model_args: {err}") from None
 
 
+def contamination_record(samples: dict[str, list[dict]], manager, checkpoint: Path, num_fewshot: int | None) -> dict:
+    """The checkpoint's lineage; when it is known, each scored task's overlap with it (and with
+    the task's few-shot pool and other splits) and clean-subset scores; with few-shot
+    prompts, how many pool rows the leak-free sampler skipped."""
+    from fin_tasks.common.decontamination import POOL_MARK
+    from plumbing.lineage import read_lineage
+
+    lineage = read_lineage(checkpoint)
+    out: dict[str, Any] = {"lineage": {"status": lineage.status, "note": lineage.describe()}}
+    if lineage.status == "known":
+        from harness.contamination import run_contamination
+
+        out["contamination"] = {t: r.as_json() for t, r in run_contamination(samples, manager, lineage).items()}
+    if num_fewshot:
+        skipped = {}
+        for name in samples:
+            task = manager.load([name])["tasks"][name]
+            split = task.config.fewshot_split
+            dataset = getattr(task, "dataset", None) or {}
+            if split in dataset and POOL_MARK in dataset[split].column_names:
+                skipped[name] = int(sum(dataset[split][POOL_MARK]))
+        out["fewshot_pool_skipped"] = skipped
+    return out
+
+
 def run_eval(req: EvalRequest) -> EvalOutcome:
     set_offline(req.online)
     model = resolve_model(req.model, req.base_model, req.weight_type, revision=req.model_args.get("revision"))
@@ -286,6 +311,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
 
         results["finharness"]["baselines"] = {
             task: found.as_json() for task, found in run_baselines(results, samples, manager).items()}
+        results["finharness"].update(contamination_record(samples, manager, model.checkpoint, req.num_fewshot))
     if wandb is not None:
         wandb.post_init(results)
         wandb.log_eval_result()

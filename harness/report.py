@@ -107,7 +107,36 @@ def score_table(results: dict[str, Any], fmt: str = "github") -> str:
     if missing:
         table += "\nThe slice keeps each task's label prior, so rare labels can be absent:\n" + "\n".join(
             f"- {n}" for n in missing)
+    leaks = contamination_notes(results)
+    if leaks:
+        table += "\n" + "\n".join(leaks)
     return table
+
+
+def contamination_notes(results: dict[str, Any]) -> list[str]:
+    """What the checkpoint may have seen: its lineage, and per task the contaminated share with
+    the clean-subset score (finharness contamination prints the whole table)."""
+    record = results.get("finharness") or {}
+    lineage = record.get("lineage")
+    if not lineage:
+        return []
+    lines = [f"Training lineage: {lineage.get('note')}."]
+    for task, found in (record.get("contamination") or {}).items():
+        flagged = found.get("flagged", {})
+        parts = ", ".join(f"{len(ids)} in {source}" for source, ids in flagged.items())
+        score = next(iter(found.get("scores") or []), None)
+        clean = ""
+        if score and score.get("clean") is not None:
+            low, high = score["interval"] or (float("nan"), float("nan"))
+            clean = (f"; {score['metric']} full {score['full']:.4f}, clean {score['clean']:.4f} "
+                     f"(clean - full {score['difference']:+.4f} [{low:+.4f}, {high:+.4f}])")
+        lines.append(f"- {task}: {found.get('share', 0):.1%} of {found.get('docs')} scored documents seen "
+                     f"({parts}){clean}")
+    skipped = {t: n for t, n in (record.get("fewshot_pool_skipped") or {}).items() if n}
+    if skipped:
+        lines.append("Few-shot examples never repeat a test document; pool rows skipped: "
+                     + ", ".join(f"{t} {n}" for t, n in skipped.items()))
+    return lines
 
 
 def docs_scored(results: dict[str, Any]) -> int:

@@ -20,6 +20,7 @@ from plumbing.model_cards import card_text, hub_base_model
 from plumbing.recipes import RecipeError
 from plumbing.atomic import write_atomic
 from plumbing.folders import finish, is_finished, scratch_dir
+from plumbing.lineage import merge_lineage
 from plumbing.logs import log
 
 
@@ -84,7 +85,9 @@ def execute(item: PlannedMerge) -> Path:
         write_atomic(work / "merge_recipe.yaml", to_yaml(item.point.model_dump(mode="json")))
         seconds = time.perf_counter() - start
         _write_card(work, item, route, seconds)
+        lineage = merge_lineage(item.paths, work)  # what its inputs were fine-tuned on, or "unknown"
         finish(work, folder, "merge", {
+            "lineage": lineage,
             "method": item.point.method, "route": route, "fast_path_refused": item.fast_refusal,
             "seconds": seconds, "seed": item.point.seed,
             "models": {k: str(v) for k, v in item.paths.items()},

@@ -5,6 +5,12 @@ A prompt is what lm-eval's ``ConfigurableTask.fewshot_context`` returns for the 
 FTICL demonstrations are fed through the same call: a stand-in sampler hands lm-eval
 ``k`` seeded documents from the training split (never the example itself), and lm-eval
 lays them out exactly as it lays out few-shot examples at evaluation time.
+
+Leak-free by default: rows whose text (or a word 8-gram of it) is in a test document of any
+packaged task, or of the recipe's own tasks, are neither trained on nor shown as
+demonstrations (``leak_free: false`` keeps them); :class:`Examples` counts what was skipped.
+Each example keeps the texts it showed the model (its document and its demonstrations), from
+which the run records its lineage (:mod:`plumbing.fingerprints`).
 """
 from __future__ import annotations
 
@@ -24,6 +30,15 @@ class Example:
     prompt: str
     completion: str  # the answer (and the chat turn's end); the only tokens with loss
     demos: tuple[int, ...] = ()  # training-split rows shown as FTICL demonstrations
+    texts: tuple[str, ...] = ()  # the document texts shown (its own, then its demonstrations'): the lineage
+
+
+class Examples(list):
+    """The recipe's examples, and per task how many rows leak-free sampling skipped."""
+
+    def __init__(self, items=(), skipped: dict[str, int] | None = None):
+        super().__init__(items)
+        self.skipped = skipped or {}
 
 
 class _FixedSampler:
@@ -110,13 +125,30 @@ def render_example(task, doc: dict, demos: Sequence[dict], prompt_format: str, t
     return prompt, full[len(prompt):]
 
 
-def sample_rows(n_rows: int, samples: int | None, seed: int, task_name: str, split: str = "training") -> list[int]:
+def sample_rows(n_rows: int, samples: int | None, seed: int, task_name: str, split: str = "training",
+                eligible: Sequence[int] | None = None) -> list[int]:
+    """Seeded rows to train on: all of ``eligible`` (default: every row), or ``samples`` of them."""
+    pool = list(range(n_rows)) if eligible is None else list(eligible)
     if samples is None:
-        return list(range(n_rows))
-    if samples > n_rows:
+        return pool
+    if samples > len(pool):
+        skipped = n_rows - len(pool)
         raise RecipeError(
-            f"tasks: {task_name} asks for {samples} samples but its {split} split has {n_rows}")
-    return sorted(random.Random(f"{seed}:{task_name}").sample(range(n_rows), samples))
+            f"tasks: {task_name} asks for {samples} samples but its {split} split has {len(pool)}"
+            + (f" ({skipped} of its {n_rows} rows overlap a test document; leak_free: false keeps them)"
+               if skipped else ""))
+    return sorted(random.Random(f"{seed}:{task_name}").sample(pool, samples))
+
+
+def leak_free_rows(task, docs, extra_tests: Sequence[Any] = ()) -> list[int]:
+    """Rows whose text overlaps no test document of the packaged suite or of ``extra_tests`` tasks."""
+    from fin_tasks.common.decontamination import suite_test_fingerprint, task_test_fingerprint, task_text
+
+    texts = [task_text(task, d) for d in docs]
+    clean = ~suite_test_fingerprint().overlaps(texts)
+    for other in extra_tests:
+        clean &= ~task_test_fingerprint(other).overlaps(texts)
+    return [i for i, ok in enumerate(clean) if ok]
 
 
 def split_docs(task, spec: TaskSpec):
@@ -132,27 +164,35 @@ def split_docs(task, spec: TaskSpec):
     return task.config.process_docs(docs) if task.config.process_docs else docs
 
 
-def build_examples(recipe: TrainRecipe, tokenizer, tasks: dict[str, Any] | None = None) -> list[Example]:
+def build_examples(recipe: TrainRecipe, tokenizer, tasks: dict[str, Any] | None = None) -> Examples:
     """Every training example of the recipe, in a seeded, reproducible order per task."""
+    from fin_tasks.common.decontamination import task_text
+
     if recipe.prompt_format == "instruct" and not getattr(tokenizer, "chat_template", None):
         raise RecipeError("prompt_format: instruct, but the base model's tokenizer has no chat template")
     tasks = tasks if tasks is not None else load_tasks([t.name for t in recipe.tasks], include_paths=recipe.include_paths)
-    examples: list[Example] = []
+    examples = Examples()
     for spec in recipe.tasks:
         task = tasks[spec.name]
         docs = split_docs(task, spec)
-        rows = sample_rows(len(docs), spec.samples, recipe.seed, spec.name, spec.split or "training")
+        eligible = leak_free_rows(task, docs, list(tasks.values())) if recipe.leak_free else list(range(len(docs)))
+        examples.skipped[spec.name] = len(docs) - len(eligible)
+        rows = sample_rows(len(docs), spec.samples, recipe.seed, spec.name, spec.split or "training",
+                           eligible if recipe.leak_free else None)
         k = recipe.fticl.k
-        if k and k >= len(docs):
-            raise RecipeError(f"fticl.k: {k} demonstrations but {spec.name} has {len(docs)} training docs")
+        if k and k >= len(eligible):
+            raise RecipeError(f"fticl.k: {k} demonstrations but {spec.name} has {len(eligible)} training docs"
+                              + (" that overlap no test document" if recipe.leak_free else ""))
         rng = random.Random(f"{recipe.fticl.seed}:fticl:{spec.name}")
         for row in rows:
             demo_rows: tuple[int, ...] = ()
             if k:
-                # Drawn from the whole training split, never the example itself.
-                pool = rng.sample(range(len(docs)), k + 1)
+                # Drawn from the whole (leak-free) training split, never the example itself.
+                pool = [eligible[i] for i in rng.sample(range(len(eligible)), k + 1)] if recipe.leak_free \
+                    else rng.sample(range(len(docs)), k + 1)
                 demo_rows = tuple([r for r in pool if r != row][:k])
             prompt, completion = render_example(
                 task, docs[row], [docs[r] for r in demo_rows], recipe.prompt_format, tokenizer)
-            examples.append(Example(spec.name, row, prompt, completion, demo_rows))
+            texts = tuple(task_text(task, docs[r]) for r in (row, *demo_rows))
+            examples.append(Example(spec.name, row, prompt, completion, demo_rows, texts))
     return examples

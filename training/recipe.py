@@ -100,6 +100,9 @@ class TrainRecipe(_Strict):
                                                  "relative to the recipe file")
     prompt_format: Literal["base", "instruct"] = "base"
     fticl: FticlSpec = FticlSpec()
+    leak_free: bool = Field(
+        default=True, description="skip training rows (and FTICL demonstrations) whose text, or a word 8-gram of "
+                                  "it, is in a test document of any packaged task or of the recipe's tasks")
     method: Literal["lora", "full_finetune"] = Field(
         default="lora", description="lora: PEFT adapters on a frozen base; full_finetune: every weight "
         "trains, as the released code of arXiv 2403.09162 does (no adapter folder)")

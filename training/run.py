@@ -93,6 +93,9 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
         check_target_modules(model, recipe.lora)
     tasks = load_tasks([t.name for t in recipe.tasks], include_paths=recipe.include_paths)
     examples = build_examples(recipe, tokenizer, tasks)
+    if any(examples.skipped.values()):
+        say("leak-free: skipped training rows that overlap a test document: " + ", ".join(
+            f"{task} {n}" for task, n in examples.skipped.items() if n) + " (leak_free: false keeps them)")
     encoded_all = [encode_example(tokenizer, ex, recipe.training.max_length) for ex in examples]
     encoded = [e for e in encoded_all if e is not None]
     if not encoded:
@@ -168,6 +171,7 @@ def _finish(recipe, recipe_text, work, final, trained, tokenizer, checkpoint, ex
     full.save_pretrained(work, safe_serialization=True)
     tokenizer.save_pretrained(work)
     tokens = sum(r["tokens"] for r in log_rows)
+    lineage = _write_lineage(work, recipe, examples, encoded_all, checkpoint)
     run = {
         "name": recipe.name, "base_model": recipe.base_model, "base_checkpoint": str(checkpoint),
         "method": recipe.method if recipe.method == "full_finetune" or recipe.lora.quantize == "none" else "qlora",
@@ -182,6 +186,7 @@ def _finish(recipe, recipe_text, work, final, trained, tokenizer, checkpoint, ex
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
         "versions": library_versions(),
+        "lineage": lineage,
     }
     write_atomic(work / "README.md", model_card(recipe_yaml=recipe_text, run=run, log=log_rows))
     if recipe.method == "lora":
@@ -189,6 +194,24 @@ def _finish(recipe, recipe_text, work, final, trained, tokenizer, checkpoint, ex
     shutil.rmtree(work / "checkpoints", ignore_errors=True)
     # The manifest says it is finished, and how `finharness eval` should prompt it.
     finish(work, final, "training_run", {**run, "instruct": recipe.prompt_format == "instruct"}, replace=False)
+
+
+def _write_lineage(work: Path, recipe, examples, encoded_all, checkpoint: Path) -> dict:
+    """Fingerprint every text the run showed the model (its documents and FTICL demonstrations)."""
+    from plumbing.fingerprints import LINEAGE_FILE, NGRAMS, Fingerprint
+
+    shown = [ex for ex, enc in zip(examples, encoded_all) if enc is not None]
+    fingerprint = Fingerprint.of(text for ex in shown for text in ex.texts)
+    fingerprint.save(work / LINEAGE_FILE)
+    per_task = {}
+    for spec in recipe.tasks:
+        mine = [ex for ex in shown if ex.task == spec.name]
+        per_task[spec.name] = {"split": spec.split or "train", "documents": len({ex.doc_index for ex in mine}),
+                               "demonstrations": len({d for ex in mine for d in ex.demos}),
+                               "skipped_overlapping_test": examples.skipped.get(spec.name, 0)}
+    return {"status": "known", "file": LINEAGE_FILE, "texts": len(fingerprint), "ngrams": list(NGRAMS),
+            "leak_free": recipe.leak_free, "tasks": per_task, "base_model": recipe.base_model,
+            "base_checkpoint": str(checkpoint)}
 
 
 def _merged(peft_model, recipe: TrainRecipe, checkpoint: Path, adapter: Path):

@@ -116,8 +116,15 @@ def load_packaged(directory: Path, labels: list[str], prompt: dict[str, str] | N
         path = directory / f"{split}.jsonl"
         if path.is_file():
             rows = _attach_labels(read_jsonl(path), labels, str(path))
-            out[split] = datasets.Dataset.from_list(attach_prompt_parts(rows, prompt, where))
-    return datasets.DatasetDict(out)
+            out[split] = attach_prompt_parts(rows, prompt, where)
+    return dataset_dict(out)
+
+
+def dataset_dict(splits: dict[str, list[dict]]) -> datasets.DatasetDict:
+    # The few-shot pool's rows that repeat a test row are marked, so no sampler shows them.
+    from fin_tasks.common.decontamination import mark_pool
+
+    return datasets.DatasetDict({name: datasets.Dataset.from_list(rows) for name, rows in mark_pool(splits).items()})
 
 
 def _hub_label(row: dict, label_field: str, label_names: list[str] | None) -> str:
@@ -157,8 +164,8 @@ def load_hub(
                 "label": by_lower.get(label.strip().lower(), label),
                 "_where": f"{hub_id}[{theirs}] row {i}",
             })
-        out[ours] = datasets.Dataset.from_list(attach_prompt_parts(_attach_labels(rows, labels, hub_id), prompt, where))
-    return datasets.DatasetDict(out)
+        out[ours] = attach_prompt_parts(_attach_labels(rows, labels, hub_id), prompt, where)
+    return dataset_dict(out)
 
 
 def attach_prompt_parts(rows: list[dict], prompt: dict[str, str] | None, where: str) -> list[dict]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import datasets
 
-from fin_tasks.common.data import TaskDataError, data_dir_of, read_jsonl
+from fin_tasks.common.data import TaskDataError, dataset_dict, data_dir_of, read_jsonl
 
 log = logging.getLogger("finharness")
 
@@ -92,4 +92,4 @@ def load(**kwargs: Any) -> datasets.DatasetDict:
         kept = len(splits.get(split, ()))
         log.warning("%s: dropped %d of %d %s rows labelled %s (no gold label)", source, count, kept + count,
                     split, " or ".join(repr(x) for x in kwargs.get("drop_labels", ())))
-    return datasets.DatasetDict({name: datasets.Dataset.from_list(rows) for name, rows in splits.items()})
+    return dataset_dict(splits)

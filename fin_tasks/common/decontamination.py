@@ -1,0 +1,101 @@
+"""What text of a document a model could have seen, and which few-shot rows repeat a test row.
+
+Every packaged task's YAML sets lm-eval's ``should_decontaminate: true`` and
+``doc_to_decontamination_query`` to its document text: ``{{text}}`` for the financial
+tasks, the paper's ``input`` (or ``input_1`` and ``input_2``) for the generalization suite.
+:func:`query_text` is the same text read straight from a row, for code that scans packaged
+JSONL without loading lm-eval tasks (the whole-suite overlap table, the leak-free training
+sampler); a test checks the two agree on every packaged task.
+
+The loaders mark each row of a few-shot pool (``validation`` for the financial tasks,
+``fewshot`` for the generalization suite) with ``overlaps_test``: its text, or one of its
+word 8-grams, is in the same task's test split. :mod:`fin_tasks.common.fewshot`'s samplers
+never draw a marked row, so a few-shot prompt never shows the document it asks about, or a
+duplicate of it, whatever split lm-eval is told to take examples from.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from plumbing.fingerprints import DEFAULT_N, Fingerprint
+
+QUERY_FIELDS = (("text",), ("input_1", "input_2"), ("input",))  # the first group a row has
+POOL_SPLITS = ("validation", "fewshot")
+POOL_MARK = "overlaps_test"
+TASKS_ROOT = Path(__file__).resolve().parents[1] / "tasks"
+
+
+def query_text(doc: Mapping[str, Any]) -> str:
+    """The document text a decontamination check compares (as the YAML's query renders it)."""
+    for group in QUERY_FIELDS:
+        if all(f in doc and doc[f] is not None for f in group):
+            return "\n".join(str(doc[f]) for f in group)
+    raise KeyError(f"a row needs one of the text fields {[list(g) for g in QUERY_FIELDS]}; it has {sorted(doc)}")
+
+
+@lru_cache(maxsize=256)
+def _test_fingerprint(texts: tuple[str, ...]) -> Fingerprint:
+    return Fingerprint.of(texts, ns=(DEFAULT_N,))
+
+
+def mark_pool(splits: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Mark the few-shot pool rows that repeat a test row (in place; returns ``splits``)."""
+    pools = [s for s in POOL_SPLITS if s in splits]
+    if not pools or "test" not in splits:
+        return splits
+    try:
+        test = _test_fingerprint(tuple(query_text(r) for r in splits["test"]))
+        for split in pools:
+            flags = test.overlaps([query_text(r) for r in splits[split]], DEFAULT_N)
+            for row, flag in zip(splits[split], flags):
+                row[POOL_MARK] = bool(flag)
+    except KeyError:  # a user's rows without a text field: nothing to compare, nothing marked
+        for split in pools:
+            for row in splits[split]:
+                row.setdefault(POOL_MARK, False)
+    return splits
+
+
+def task_text(task, doc: Mapping[str, Any]) -> str:
+    """A loaded lm-eval task's document text: its decontamination query where the task sets one."""
+    if task.should_decontaminate():
+        return str(task.doc_to_decontamination_query(doc))
+    return query_text(doc)
+
+
+def task_test_fingerprint(task) -> Fingerprint:
+    """The fingerprint of a loaded task's test split (empty when it has none)."""
+    if not task.has_test_docs():
+        return Fingerprint.of([])
+    return _test_fingerprint(tuple(task_text(task, d) for d in task.test_docs()))
+
+
+def packaged_data_dirs() -> list[Path]:
+    """Every packaged data folder (one per dataset, however many task variants read it)."""
+    return sorted(p.parent for p in TASKS_ROOT.rglob("test.jsonl"))
+
+
+def read_texts(path: Path) -> list[str]:
+    """The document texts of a packaged JSONL split."""
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                out.append(query_text(json.loads(line)))
+    return out
+
+
+@lru_cache(maxsize=4)
+def _suite_fingerprint(stamp: tuple) -> Fingerprint:
+    texts = [t for folder in packaged_data_dirs() for t in read_texts(folder / "test.jsonl")]
+    return Fingerprint.of(texts, ns=(DEFAULT_N,))
+
+
+def suite_test_fingerprint() -> Fingerprint:
+    """Every packaged task's test documents, fingerprinted (cached while the files are unchanged)."""
+    stamp = tuple((str(p), (p / "test.jsonl").stat().st_mtime_ns) for p in packaged_data_dirs())
+    return _suite_fingerprint(stamp)

@@ -1,0 +1,138 @@
+"""Text fingerprints: could a model have seen this text?
+
+A text is normalized (Unicode NFKC, lower case, every run of punctuation and whitespace made
+one space), so a near-duplicate that differs only in case, punctuation or spacing gets the
+same fingerprint. Its fingerprint is a 64-bit hash of the normalized text plus the 64-bit
+hashes of its word n-grams (n = 8 and 13 are kept: 8 for single-sentence finance items,
+13 as in GPT-3's and lm-eval's decontamination). Two texts overlap when their normalized
+texts are equal or they share an n-gram. Only hashes are stored, never the text.
+
+The hashes are exact sets (``np.uint64``, sorted and unique), so a lookup is a binary
+search; a word is hashed once (blake2b) and an n-gram is a polynomial of its words' hashes
+modulo 2**64, computed for a whole text at once with numpy. A training run's
+:class:`Fingerprint` is its *lineage* (``lineage.npz`` beside its manifest).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+NGRAMS = (8, 13)  # the n-gram lengths a fingerprint keeps
+DEFAULT_N = 8
+LINEAGE_FILE = "lineage.npz"
+_SEPARATORS = re.compile(r"[\W_]+", re.UNICODE)
+_BASE = np.uint64(1099511628211)  # FNV's 64-bit prime: an odd multiplier for the n-gram polynomial
+_WORDS: dict[str, int] = {}
+
+
+def normalize(text: str) -> str:
+    """Lower case, NFKC, punctuation and whitespace collapsed to single spaces."""
+    return _SEPARATORS.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+
+
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def text_hash(text: str) -> int:
+    """The 64-bit hash of a text's normalized form."""
+    return _hash64("\x00" + normalize(text))  # a prefix keeps text hashes apart from word hashes
+
+
+def _word_hashes(words: Sequence[str]) -> np.ndarray:
+    out = np.empty(len(words), dtype=np.uint64)
+    for i, word in enumerate(words):
+        h = _WORDS.get(word)
+        if h is None:
+            h = _WORDS[word] = _hash64(word)
+        out[i] = h
+    return out
+
+
+def ngram_hashes(words: np.ndarray, n: int) -> np.ndarray:
+    """Hashes of every window of ``n`` word hashes (empty when the text is shorter than n)."""
+    if len(words) < n:
+        return np.empty(0, dtype=np.uint64)
+    windows = np.lib.stride_tricks.sliding_window_view(words, n)
+    powers = np.ones(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
+        for k in range(n - 2, -1, -1):
+            powers[k] = powers[k + 1] * _BASE
+        return (windows * powers).sum(axis=1, dtype=np.uint64)
+
+
+@dataclass
+class Fingerprint:
+    """Hashes of a set of texts: normalized texts, and word n-grams per n."""
+
+    texts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    ngrams: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, texts: Iterable[str], ns: Sequence[int] = NGRAMS) -> "Fingerprint":
+        hashes, grams = [], {n: [] for n in ns}
+        for text in texts:
+            norm = normalize(text)
+            hashes.append(_hash64("\x00" + norm))
+            words = _word_hashes(norm.split())
+            for n in ns:
+                grams[n].append(ngram_hashes(words, n))
+        return cls(np.unique(np.array(hashes, dtype=np.uint64)),
+                   {n: np.unique(np.concatenate(g)) if g else np.empty(0, dtype=np.uint64) for n, g in grams.items()})
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def union(self, other: "Fingerprint") -> "Fingerprint":
+        ns = sorted(set(self.ngrams) & set(other.ngrams)) if self.ngrams and other.ngrams \
+            else sorted(set(self.ngrams) | set(other.ngrams))
+        return Fingerprint(np.union1d(self.texts, other.texts),
+                           {n: np.union1d(self.ngrams.get(n, np.empty(0, np.uint64)),
+                                          other.ngrams.get(n, np.empty(0, np.uint64))) for n in ns})
+
+    def overlaps(self, texts: Sequence[str], n: int = DEFAULT_N) -> np.ndarray:
+        """For each text: is its normalized text, or any of its word n-grams, in this fingerprint?"""
+        if n not in self.ngrams:
+            raise ValueError(f"this fingerprint keeps n-grams of n = {sorted(self.ngrams)}, not n = {n}")
+        grams = self.ngrams[n]
+        out = np.zeros(len(texts), dtype=bool)
+        for i, text in enumerate(texts):
+            norm = normalize(text)
+            if _contains(self.texts, np.array([_hash64("\x00" + norm)], dtype=np.uint64)).any():
+                out[i] = True
+                continue
+            found = ngram_hashes(_word_hashes(norm.split()), n)
+            out[i] = bool(len(found)) and bool(_contains(grams, found).any())
+        return out
+
+    def save(self, path: str | Path) -> None:
+        from plumbing.atomic import write_atomic
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, texts=self.texts, **{f"ngrams_{n}": v for n, v in self.ngrams.items()})
+        write_atomic(Path(path), buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Fingerprint":
+        try:
+            with np.load(Path(path), allow_pickle=False) as data:
+                return cls(data["texts"].astype(np.uint64),
+                           {int(k.split("_", 1)[1]): data[k].astype(np.uint64) for k in data.files
+                            if k.startswith("ngrams_")})
+        except (OSError, ValueError, KeyError) as err:
+            raise ValueError(f"{path}: not a finharness lineage file ({err})") from None
+
+
+def _contains(sorted_set: np.ndarray, values: np.ndarray) -> np.ndarray:
+    if not len(sorted_set):
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(sorted_set, values)
+    at[at == len(sorted_set)] = len(sorted_set) - 1
+    return sorted_set[at] == values
