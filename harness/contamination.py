@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from fin_tasks.common.decontamination import packaged_data_dirs, read_texts, task_text
+from fin_tasks.common.decontamination import fingerprint_of, packaged_data_dirs, read_texts, split_texts, task_text
 from fin_tasks.common.metrics import CORPUS_AGGREGATIONS, aggregation_of, from_confusion
 from harness.stats import percentile_interval, task_draws
 from plumbing.fingerprints import DEFAULT_N, Fingerprint, normalize, text_hash
@@ -71,12 +71,11 @@ def task_sources(task, n: int = DEFAULT_N) -> dict[str, Fingerprint]:
     test_split = task.config.test_split
     pool_split = task.config.fewshot_split
     dataset = getattr(task, "dataset", None) or {}
-    out = {}
-    pool = dataset[pool_split] if pool_split and pool_split != test_split and pool_split in dataset else []
-    out["few-shot pool"] = Fingerprint.of([task_text(task, d) for d in pool], ns=(n,))
-    others = [d for split in dataset if split != test_split for d in dataset[split]]
-    out["other splits"] = Fingerprint.of([task_text(task, d) for d in others], ns=(n,))
-    return out
+    pool = split_texts(task, pool_split) if pool_split and pool_split != test_split and pool_split in dataset else []
+    # Nested subsets (train_2000 inside train) repeat rows: each text once.
+    others = dict.fromkeys(t for split in dataset if split != test_split for t in split_texts(task, split))
+    return {"few-shot pool": fingerprint_of(tuple(dict.fromkeys(pool)), n),
+            "other splits": fingerprint_of(tuple(others), n)}
 
 
 def flag(texts: Sequence[str], sources: Mapping[str, Fingerprint], n: int = DEFAULT_N) -> dict[str, np.ndarray]:

@@ -46,14 +46,23 @@ def text_hash(text: str) -> int:
     return _hash64("\x00" + normalize(text))  # a prefix keeps text hashes apart from word hashes
 
 
+def _word_hash(word: str) -> int:
+    h = _WORDS.get(word)
+    if h is None:
+        h = _WORDS[word] = _hash64(word)
+    return h
+
+
 def _word_hashes(words: Sequence[str]) -> np.ndarray:
-    out = np.empty(len(words), dtype=np.uint64)
-    for i, word in enumerate(words):
-        h = _WORDS.get(word)
-        if h is None:
-            h = _WORDS[word] = _hash64(word)
-        out[i] = h
-    return out
+    return np.fromiter((_word_hash(w) for w in words), dtype=np.uint64, count=len(words))
+
+
+def _powers(n: int) -> np.ndarray:
+    powers = np.ones(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
+        for k in range(n - 2, -1, -1):
+            powers[k] = powers[k + 1] * _BASE
+    return powers
 
 
 def ngram_hashes(words: np.ndarray, n: int) -> np.ndarray:
@@ -61,14 +70,26 @@ def ngram_hashes(words: np.ndarray, n: int) -> np.ndarray:
     if len(words) < n:
         return np.empty(0, dtype=np.uint64)
     windows = np.lib.stride_tricks.sliding_window_view(words, n)
-    powers = np.ones(n, dtype=np.uint64)
-    with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
-        for k in range(n - 2, -1, -1):
-            powers[k] = powers[k + 1] * _BASE
-        return (windows * powers).sum(axis=1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        return (windows * _powers(n)).sum(axis=1, dtype=np.uint64)
 
 
-@dataclass
+def _all_ngrams(norms: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every text's n-gram hashes at once, and the index of the text each belongs to."""
+    split = [s.split() for s in norms]
+    lengths = np.array([len(w) for w in split], dtype=np.int64)
+    words = np.fromiter((_word_hash(w) for ws in split for w in ws), dtype=np.uint64, count=int(lengths.sum()))
+    if len(words) < n:
+        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
+    owner = np.repeat(np.arange(len(norms)), lengths)
+    starts = np.arange(len(words) - n + 1)
+    valid = owner[starts] == owner[starts + n - 1]  # windows inside one text
+    windows = np.lib.stride_tricks.sliding_window_view(words, n)[valid]
+    with np.errstate(over="ignore"):
+        return (windows * _powers(n)).sum(axis=1, dtype=np.uint64), owner[starts[valid]]
+
+
+@dataclass(eq=False)  # hashed by identity: cached fingerprints key other caches
 class Fingerprint:
     """Hashes of a set of texts: normalized texts, and word n-grams per n."""
 
@@ -77,15 +98,9 @@ class Fingerprint:
 
     @classmethod
     def of(cls, texts: Iterable[str], ns: Sequence[int] = NGRAMS) -> "Fingerprint":
-        hashes, grams = [], {n: [] for n in ns}
-        for text in texts:
-            norm = normalize(text)
-            hashes.append(_hash64("\x00" + norm))
-            words = _word_hashes(norm.split())
-            for n in ns:
-                grams[n].append(ngram_hashes(words, n))
-        return cls(np.unique(np.array(hashes, dtype=np.uint64)),
-                   {n: np.unique(np.concatenate(g)) if g else np.empty(0, dtype=np.uint64) for n, g in grams.items()})
+        norms = [normalize(text) for text in texts]
+        hashes = np.unique(np.array([_hash64("\x00" + s) for s in norms], dtype=np.uint64))
+        return cls(hashes, {n: np.unique(_all_ngrams(norms, n)[0]) for n in ns})
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -101,15 +116,10 @@ class Fingerprint:
         """For each text: is its normalized text, or any of its word n-grams, in this fingerprint?"""
         if n not in self.ngrams:
             raise ValueError(f"this fingerprint keeps n-grams of n = {sorted(self.ngrams)}, not n = {n}")
-        grams = self.ngrams[n]
-        out = np.zeros(len(texts), dtype=bool)
-        for i, text in enumerate(texts):
-            norm = normalize(text)
-            if _contains(self.texts, np.array([_hash64("\x00" + norm)], dtype=np.uint64)).any():
-                out[i] = True
-                continue
-            found = ngram_hashes(_word_hashes(norm.split()), n)
-            out[i] = bool(len(found)) and bool(_contains(grams, found).any())
+        norms = [normalize(text) for text in texts]
+        out = _contains(self.texts, np.array([_hash64("\x00" + s) for s in norms], dtype=np.uint64))
+        grams, owners = _all_ngrams(norms, n)
+        out[np.unique(owners[_contains(self.ngrams[n], grams)])] = True
         return out
 
     def save(self, path: str | Path) -> None:

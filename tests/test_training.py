@@ -60,7 +60,9 @@ def test_recipe_errors_name_the_field(tmp_path, tiny_checkpoint):
 @pytest.mark.parametrize("change, message", [
     ({"tasks": [{"name": "fin_nope"}]}, "unknown task 'fin_nope'"),
     ({"tasks": [{"name": "finharness_seen"}]}, "is a group"),
-    ({"tasks": [{"name": "fin_fiqa_sa", "samples": 5000}]}, "fin_fiqa_sa asks for 5000 samples but its training split has 750"),
+    ({"tasks": [{"name": "fin_fiqa_sa", "samples": 5000}]},
+     r"fin_fiqa_sa asks for 5000 samples but its training split has 7\d\d \(\d+ of its 750 rows overlap a test document; "
+     r"leak_free: false keeps them\)"),
     ({"lora": {"target_modules": ["q_proj", "query_key_value"]}}, r"\['query_key_value'\] not in this model"),
     ({"prompt_format": "instruct"}, "has no chat template"),
 ])

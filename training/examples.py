@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from fin_tasks import task_manager
 from training.recipe import RecipeError, TaskSpec, TrainRecipe
@@ -142,13 +145,18 @@ def sample_rows(n_rows: int, samples: int | None, seed: int, task_name: str, spl
 
 def leak_free_rows(task, docs, extra_tests: Sequence[Any] = ()) -> list[int]:
     """Rows whose text overlaps no test document of the packaged suite or of ``extra_tests`` tasks."""
-    from fin_tasks.common.decontamination import suite_test_fingerprint, task_test_fingerprint, task_text
+    from fin_tasks.common.decontamination import docs_texts, suite_test_fingerprint, task_test_fingerprint
 
-    texts = [task_text(task, d) for d in docs]
-    clean = ~suite_test_fingerprint().overlaps(texts)
-    for other in extra_tests:
-        clean &= ~task_test_fingerprint(other).overlaps(texts)
-    return [i for i, ok in enumerate(clean) if ok]
+    texts = tuple(docs_texts(task, docs))
+    clean = np.ones(len(texts), dtype=bool)
+    for fingerprint in dict.fromkeys((suite_test_fingerprint(), *(task_test_fingerprint(t) for t in extra_tests))):
+        clean &= ~np.asarray(_overlapping(texts, fingerprint))
+    return [int(i) for i in np.flatnonzero(clean)]
+
+
+@lru_cache(maxsize=64)
+def _overlapping(texts: tuple[str, ...], fingerprint) -> tuple[bool, ...]:
+    return tuple(bool(f) for f in fingerprint.overlaps(texts))
 
 
 def split_docs(task, spec: TaskSpec):

@@ -38,8 +38,8 @@ def query_text(doc: Mapping[str, Any]) -> str:
 
 
 @lru_cache(maxsize=256)
-def _test_fingerprint(texts: tuple[str, ...]) -> Fingerprint:
-    return Fingerprint.of(texts, ns=(DEFAULT_N,))
+def _pool_flags(test: tuple[str, ...], pool: tuple[str, ...]) -> tuple[bool, ...]:
+    return tuple(bool(f) for f in fingerprint_of(test).overlaps(pool, DEFAULT_N))
 
 
 def mark_pool(splits: dict[str, list[dict]]) -> dict[str, list[dict]]:
@@ -48,9 +48,9 @@ def mark_pool(splits: dict[str, list[dict]]) -> dict[str, list[dict]]:
     if not pools or "test" not in splits:
         return splits
     try:
-        test = _test_fingerprint(tuple(query_text(r) for r in splits["test"]))
+        test = tuple(query_text(r) for r in splits["test"])
         for split in pools:
-            flags = test.overlaps([query_text(r) for r in splits[split]], DEFAULT_N)
+            flags = _pool_flags(test, tuple(query_text(r) for r in splits[split]))
             for row, flag in zip(splits[split], flags):
                 row[POOL_MARK] = bool(flag)
     except KeyError:  # a user's rows without a text field: nothing to compare, nothing marked
@@ -67,11 +67,31 @@ def task_text(task, doc: Mapping[str, Any]) -> str:
     return query_text(doc)
 
 
+def split_texts(task, split: str) -> list[str]:
+    """The document texts of one split of a loaded task (a column read where the query is a field)."""
+    return docs_texts(task, task.dataset[split])
+
+
+def docs_texts(task, docs) -> list[str]:
+    """The texts of a task's documents (a ``datasets.Dataset`` is read by column where it can be)."""
+    query = task.config.doc_to_decontamination_query if task.should_decontaminate() else None
+    if isinstance(query, str) and query in getattr(docs, "column_names", ()):
+        return [str(x) for x in docs[query]]
+    return [task_text(task, d) for d in docs]
+
+
+@lru_cache(maxsize=256)
+def fingerprint_of(texts: tuple[str, ...], n: int = DEFAULT_N) -> Fingerprint:
+    """A cached fingerprint (n-grams of one length) of a set of texts."""
+    return Fingerprint.of(texts, ns=(n,))
+
+
 def task_test_fingerprint(task) -> Fingerprint:
     """The fingerprint of a loaded task's test split (empty when it has none)."""
-    if not task.has_test_docs():
-        return Fingerprint.of([])
-    return _test_fingerprint(tuple(task_text(task, d) for d in task.test_docs()))
+    split = task.config.test_split
+    if not split or split not in (getattr(task, "dataset", None) or {}):
+        return Fingerprint.of([], ns=(DEFAULT_N,))
+    return fingerprint_of(tuple(split_texts(task, split)))
 
 
 def packaged_data_dirs() -> list[Path]:
