@@ -282,3 +282,45 @@ def folder_report(folder, model: str | None = None, tasks: Sequence[str] = (), n
         {"model": model, "lineage": lineage.status, "lineage_note": lineage.describe(), "ngram": n,
          "tasks": {t: r.as_json() for t, r in reports.items()}}, indent=1))
     return lineage, reports
+
+
+# --- the board's record of an entry ----------------------------------------------------------
+
+def clean_record(name: str, task, rows: Sequence[Mapping[str, Any]], lineage: Lineage, manager,
+                 n: int = DEFAULT_N) -> dict[str, Any]:
+    """What the board keeps per task: the contaminated share, counts per source, and the clean
+    subset's scores with macro-F1 normalized to the trivial answers *on the clean documents*."""
+    from harness.baselines import NORMALIZED, best_baseline, from_rows, normalize
+
+    report = task_report(name, task, rows, lineage, n, metrics=())
+    dirty = set(report.contaminated)
+    clean_rows = [r for r in rows if int(r["doc_id"]) not in dirty]
+    record: dict[str, Any] = {"docs": report.docs, "lineage": lineage.status, "share": report.share,
+                              "flagged": {src: len(ids) for src, ids in report.flagged.items()},
+                              "clean_docs": len(clean_rows), "scores": {}, "normalized": None}
+    if not clean_rows:
+        return record
+    metrics = [k for k, v in clean_rows[0].items() if k in CORPUS_AGGREGATIONS or k in ("acc", "acc_norm")]
+    record["scores"] = {m: float(aggregation_of(m)([tuple(r[m]) if isinstance(r[m], list) else r[m]
+                                                   for r in clean_rows])) for m in metrics}
+    found = from_rows(name, clean_rows, record["scores"], manager) if NORMALIZED in record["scores"] else None
+    if found is not None:
+        best = best_baseline(found.baselines, NORMALIZED)
+        if best is not None:
+            record["normalized"] = normalize(record["scores"][NORMALIZED], best)
+    return record
+
+
+def board_contamination(folder, tasks: Sequence[str], manager, lineage: Lineage) -> dict[str, dict[str, Any]]:
+    """Every verified task's :func:`clean_record`, from the per-sample logs under ``folder``."""
+    from pathlib import Path
+
+    from harness.result_files import samples_file
+
+    out = {}
+    for name in tasks:
+        rows = read_sample_rows(samples_file(Path(folder), name))
+        if rows:
+            task = manager.load([name])["tasks"][name]
+            out[name] = clean_record(name, task, rows, lineage, manager)
+    return out

@@ -140,6 +140,33 @@ def _results_dir(board: Board, model: str, revision: str, settings: str) -> Path
     return board.path.parent / "results" / f"{_slug(model)}-{revision[:16]}-{digest}"
 
 
+def _lineage(sub: Submission, verified: VerifiedResults):
+    """The scored checkpoint's training lineage: read from its folder when the board can see the
+    very weights that were scored (a local checkpoint, or a results' model folder whose content
+    fingerprint is the results' revision); unknown otherwise."""
+    from harness.lm_cache import model_fingerprint
+    from plumbing.lineage import Lineage, read_lineage
+
+    meta = verified.data.get("finharness") or {}
+    folder = Path(sub.checkpoint or meta.get("model") or "")
+    if not (str(folder) and folder.is_dir()):
+        return Lineage("unknown", why="the board cannot see the scored checkpoint's folder")
+    if sub.checkpoint is None and model_fingerprint([folder]) != meta.get("revision"):
+        return Lineage("unknown", why=f"{folder} is not the checkpoint the results were scored on")
+    return read_lineage(folder)
+
+
+def _contamination(sub: Submission, verified: VerifiedResults, include: list[str]) -> dict:
+    """Per task: the share of scored documents the model may have seen, and the clean subset's scores."""
+    from fin_tasks.index import task_manager
+    from harness.contamination import board_contamination
+
+    lineage = _lineage(sub, verified)
+    manager = task_manager([Path(p) for p in include])
+    return {"lineage": lineage.status, "lineage_note": lineage.describe(),
+            "tasks": board_contamination(verified.path.parent, list(verified.scores), manager, lineage)}
+
+
 def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), **eval_options) -> int:
     """Validate, score if needed, verify and record ``sub``; the new entry's id.
 
@@ -170,6 +197,7 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
             raise SubmissionError(f"revision: {sub.revision!r} given, but the results were made from {meta['revision']!r}")
         results_dir = None
 
+    contamination = _contamination(sub, verified, include)
     tasks, shots, limit = _settings_of(verified)
     settings = settings_key(tasks, shots, limit, verified.external, verified.sample, verified.seed, verified.rule)
     fields = dict(
@@ -181,7 +209,7 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
         # held-out task without its folder, and says which files it was scored on.
         metadata={**sub.model_dump(mode="json"), "include_paths": include,
                   "roles": verified.roles, "external_tasks": verified.external, "baselines": verified.baselines,
-                  "intervals": verified.intervals,
+                  "intervals": verified.intervals, "contamination": contamination,
                   # The model family, as the evaluation recorded it (descriptive: a filter, not a score).
                   "architecture": (verified.data.get("finharness") or {}).get("architecture")},
     )

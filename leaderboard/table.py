@@ -20,6 +20,12 @@
   band over document resamples (leaderboard/ranks.py): entries whose bands overlap are tied
   as far as the board can tell. The board ranks on *unseen_norm*; it never falls back to a
   raw score, which answering a task's majority label can win.
+- *lineage* (known: finharness trained or merged it and recorded what it was fine-tuned on;
+  unknown otherwise, never "clean"), *contaminated* (per task, the share of scored documents
+  whose text is in the entry's lineage, the task's few-shot pool or its other splits:
+  harness/contamination.py) and *seen_clean_norm* / *unseen_clean_norm* (the normalized
+  macro-F1 on the documents no known source flags, against trivial answers on those same
+  documents); ``show --sort unseen_clean_norm`` ranks on them.
 - Each task shows one metric: ``--metric`` (default ``acc``) where the task reports it,
   else the first metric of the task's own ``metric_list`` (ROUGE-L for summaries, a
   user task's own metric).
@@ -38,7 +44,8 @@ FALLBACK_METRICS = ("rougeL",)
 INFO_COLUMNS = ("id", "model", "model_type", "weight_type", "base_model", "precision", "chat_template",
                 "num_fewshot", "revision")
 SUMMARY_COLUMNS = ("unseen_rank", "seen", "unseen", "seen_norm", "seen_norm_ci", "unseen_norm", "unseen_norm_ci",
-                   "seen_rank", "collapsed", "seen_gain", "forgetting", "retention", "retention_change")
+                   "seen_rank", "collapsed", "lineage", "contaminated", "seen_clean_norm", "unseen_clean_norm",
+                   "seen_gain", "forgetting", "retention", "retention_change")
 
 
 def task_score(scores: dict[str, float], metric: str) -> float | None:
@@ -93,6 +100,26 @@ def _normalized(entry: Entry, tasks: set[str]) -> float | None:
     return mean(values) if values else None
 
 
+def _contamination(entry: Entry) -> dict[str, Any]:
+    return entry.metadata.get("contamination") or {}
+
+
+def _contaminated(entry: Entry) -> str | None:
+    """The tasks where the entry may have seen scored documents, with the share (None: not recorded)."""
+    found = _contamination(entry).get("tasks")
+    if found is None:
+        return None
+    return ", ".join(f"{t} {r['share']:.0%}" for t, r in sorted(found.items()) if r.get("share"))
+
+
+def _clean_normalized(entry: Entry, tasks: set[str]) -> float | None:
+    """Mean over ``tasks`` of the clean subset's macro-F1, normalized to the trivial answers on
+    the clean documents (the documents no known source says the model could have seen)."""
+    found = _contamination(entry).get("tasks") or {}
+    values = [r["normalized"] for t, r in found.items() if t in tasks and r.get("normalized") is not None]
+    return mean(values) if values else None
+
+
 def _interval(entry: Entry, role: str) -> str | None:
     """The 95% bootstrap interval of a role's normalized mean, computed from the verified rows."""
     found = (entry.metadata.get("intervals") or {}).get(f"{role}_norm")
@@ -127,6 +154,9 @@ def board_rows(entries: list[Entry], metric: str = "acc",
             "seen_rank": band_text(bands["seen"].get(e.id)), "unseen_rank": band_text(bands["unseen"].get(e.id)),
             "collapsed": ", ".join(sorted(t for t, b in (e.metadata.get("baselines") or {}).items()
                                           if b.get("collapsed"))),
+            "lineage": _contamination(entry=e).get("lineage", ""), "contaminated": _contaminated(e),
+            "seen_clean_norm": _clean_normalized(e, members["seen"]),
+            "unseen_clean_norm": _clean_normalized(e, members["unseen"]),
             "seen_gain": change["seen"], "forgetting": change["unseen"],
             "retention": mine["retention"], "retention_change": change["retention"],
             "recipe": e.recipe or "", "reference_id": ref.id if ref else None,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +73,11 @@ class Bootstrap:
     """Per-(folder, task, metric) scores and document replicates, one document draw per task,
     whatever order the rows ask in; baselines and collapse flags recomputed from the logs."""
 
-    def __init__(self, resamples: int, seed: int, include_paths: Sequence[str | Path] = ()):
+    def __init__(self, resamples: int, seed: int, include_paths: Sequence[str | Path] = (),
+                 exclude: Mapping[str, set[int]] | None = None):
         self.resamples, self.seed = resamples, seed
         self.include_paths = [Path(p) for p in include_paths]
+        self.exclude = {t: set(ids) for t, ids in (exclude or {}).items()}  # task -> doc ids left out
         self._docs: dict[str, list[int]] = {}
         self._draws: dict[str, np.ndarray] = {}
         self._cache: dict[tuple, tuple[float, np.ndarray]] = {}
@@ -106,11 +108,30 @@ class Bootstrap:
         name = scored_name(folder, task)
         return train_golds(name, self._manager) if name in self._manager.task_index else None
 
+    def contaminated(self, folder: Path, task: str) -> list[int] | None:
+        """Doc ids of the task that the folder's evaluation flagged as possibly seen (its lineage,
+        the few-shot pool, the task's other splits); None when it recorded none (lineage unknown)."""
+        from harness.result_files import load_results, results_file
+
+        try:
+            record = (load_results(results_file(folder)).get("finharness") or {}).get("contamination") or {}
+        except ValueError:
+            return None
+        found = record.get(scored_name(folder, task))
+        return None if found is None else [int(d) for d in found.get("contaminated", [])]
+
+    def restricted(self, exclude: Mapping[str, set[int]]) -> "Bootstrap":
+        """The same study read on fewer documents (a claim's clean subset): its own draws and caches."""
+        other = Bootstrap(self.resamples, self.seed, self.include_paths, exclude)
+        other._manager = self._manager
+        return other
+
     # -- per folder -------------------------------------------------------------------
     def values(self, folder: Path, task: str, metric: str) -> list:
         """The task's per-document values of ``metric`` in this folder, in document order."""
         values = self.read(folder, task, metric)
-        docs = sorted(values)
+        left_out = self.exclude.get(task, ())
+        docs = sorted(d for d in values if d not in left_out)
         if task not in self._docs:
             self._docs[task] = docs
             self._draws[task] = task_draws(task, len(docs), self.resamples, self.seed)

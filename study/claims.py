@@ -90,6 +90,9 @@ class Claim(_Strict):
     paper_effect: PaperEffect | None = None
     floor_check: bool = Field(default=True, description="a loss needs a control above its trivial baseline, and "
                                                          "two rows both at it compare nothing")
+    subset: Literal["all", "clean"] = Field(
+        default="all", description="clean: only the documents no involved checkpoint may have seen (its lineage, "
+                                   "the few-shot pool, the task's other splits; finharness contamination)")
 
 
 class ClaimsFile(_Strict):
@@ -153,6 +156,7 @@ class Verdict:
     floor: dict[str, str] = field(default_factory=dict)  # row -> "clears" | "at floor" (with its interval)
     verdict: str = "inconclusive"
     note: str = ""
+    subset: str = "all"  # all | clean: the documents no involved checkpoint may have seen
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -289,7 +293,7 @@ def _floor(boot: Bootstrap, row: Row, tasks: list[str], metric) -> tuple[bool, s
     return low > 0, f"{found.point:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
-def decide(claims: ClaimsFile, rows: list[Row], boot: Bootstrap, metric_of, task_sets,
+def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, task_sets,
            path: str = CLAIMS_FILE) -> list[Verdict]:
     """Every claim's effect, corrected p-value, MDE and verdict.
 
@@ -303,6 +307,7 @@ def decide(claims: ClaimsFile, rows: list[Row], boot: Bootstrap, metric_of, task
         resolved = [(_find(rows, t, claim, path), _find(rows, c, claim, path)) for t, c in pairs]
         involved = [r for pair in resolved for r in pair]
         tasks, dropped = _tasks(claim, involved, task_sets, path)
+        boot, subset_note = (whole, "") if claim.subset == "all" else _clean(whole, involved, tasks)
 
         def metric(t: str, claim=claim) -> str:
             return _metric(claim, t, metric_of, path)
@@ -321,6 +326,9 @@ def decide(claims: ClaimsFile, rows: list[Row], boot: Bootstrap, metric_of, task
                     df=found.df, doc_sd=float(np.sqrt(found.doc_var)), seed_sd=float(np.sqrt(found.seed_var)),
                     p=found.p_value())
         notes = [f"dropped {', '.join(dropped)}"] if dropped else []
+        if subset_note:
+            notes.append(subset_note)
+        v.subset = claim.subset
         if found.unestimated:
             notes.append("a trained row has one seed: its training noise is not in the interval")
 
@@ -392,6 +400,25 @@ def decide(claims: ClaimsFile, rows: list[Row], boot: Bootstrap, metric_of, task
     return verdicts
 
 
+def _clean(boot: Bootstrap, involved: list[Row], tasks: list[str]) -> tuple[Bootstrap, str]:
+    """The study read on each task's documents that no involved checkpoint's evaluation flagged;
+    a task no involved checkpoint has a record for (lineage unknown everywhere) keeps every document."""
+    exclude: dict[str, set[int]] = {}
+    unrecorded = []
+    for task in tasks:
+        found = [boot.contaminated(f, task) for row in involved
+                 for by_seed in [row.sources.get(task, {})] for folders in by_seed.values() for f in folders]
+        known = [ids for ids in found if ids is not None]
+        if not known:
+            unrecorded.append(task)
+            continue
+        exclude[task] = set().union(*known)
+    note = "clean subset: " + ", ".join(f"{t} {len(ids)} documents left out" for t, ids in exclude.items())
+    if unrecorded:
+        note += f"; no contamination record (lineage unknown) for {', '.join(unrecorded)}: all its documents kept"
+    return boot.restricted(exclude), note
+
+
 def _size(n: int | None, target: float | None) -> str:
     """Blank without a magnitude to reach; 'never' when the other variance component alone is too large."""
     if target is None:
@@ -407,7 +434,7 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
         rows.append([v.id, v.says, v.verdict, effect, f"{v.doc_sd:.3f} / {v.seed_sd:.3f}", f"{v.df:.1f}",
                      f"{v.p:.3g}", f"{v.p_holm:.3g}", f"{v.mde:.3f}", paper,
                      _size(v.documents_needed, v.paper_in_metric), _size(v.seeds_needed, v.paper_in_metric if v.seed_sd > 0 else None), f"{len(v.tasks)} x {v.documents}",
-                     v.seeds or "-", f"{v.metric} ({v.rule})"])
+                     v.seeds or "-", f"{v.metric} ({v.rule}{', clean subset' if v.subset == 'clean' else ''})"])
     caption = (f"Claims ({len(verdicts)}), decided by code on unclipped normalized scores: t-type 95% interval and "
                f"two-sided p-value from two variance components (documents: paired bootstrap; training seeds: "
                f"between-seed variance / seeds) with Welch-Satterthwaite degrees of freedom (df); p Holm-corrected "

@@ -301,6 +301,34 @@ def deviation_section(study: Study) -> str:
                                       "KL nats/token", "KL tokens"], tablefmt="github", disable_numparse=True))
 
 
+def contamination_section(boot: Bootstrap, rows: Sequence[Row]) -> str:
+    """Per cell, the share of scored documents the checkpoint may have seen (its training lineage,
+    the task's few-shot pool, its other splits), as each evaluation recorded it; '?' where the
+    lineage is unknown (a vanilla model: its pretraining is not known)."""
+    tasks = sorted({t for r in rows for t in r.sources})
+    body, any_record = [], False
+    for row in rows:
+        cells = []
+        for task in tasks:
+            shares = []
+            for folders in row.sources.get(task, {}).values():
+                for folder in folders:
+                    ids = boot.contaminated(folder, task)
+                    if ids is not None:
+                        shares.append(len(ids) / max(boot.documents(task), 1) if boot.documents(task) else None)
+            shares = [s for s in shares if s is not None]
+            any_record |= bool(shares)
+            cells.append(f"{np.mean(shares):.0%}" if shares else ("?" if row.sources.get(task) else ""))
+        body.append([row.model, row.name, row.setting, *cells])
+    if not any_record:
+        return ""
+    return ("\n\n## What the checkpoints may have seen\n\nShare of each cell's scored documents whose text (or a "
+            "word 8-gram of it) is in the checkpoint's training lineage, the task's few-shot pool or its other "
+            "splits (mean over seeds; `finharness contamination` lists the documents). '?': lineage unknown (a "
+            "model finharness did not train). A claim with `subset: clean` leaves these documents out.\n\n"
+            + tabulate(body, headers=["model", "row", "setting", *tasks], tablefmt="github", disable_numparse=True))
+
+
 def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
     """The study folder's claims.yaml decided on its rows (None when the folder has none)."""
     from study.claims import CLAIMS_FILE, decide, load_claims
@@ -378,6 +406,7 @@ def write_tables(study: Study) -> Path:
     boot = Bootstrap(spec.resamples, spec.seed, study.eval.include_paths)
     text, records, rows = (seen_unseen_table if spec.kind == "seen_unseen" else views_table)(study, boot)
     text += deviation_section(study)
+    text += contamination_section(boot, rows)
     claims, verdicts = claim_verdicts(study, rows, boot)
     if claims is not None:
         from study.claims import claims_table, preregistration_note

@@ -203,3 +203,20 @@ def test_the_shipped_claims_files_parse_and_name_their_study_rows():
         claims = load_claims(recipes / name)
         assert len(claims.claims) >= 4
         check_claims(claims, load_study(recipes / name), name)
+
+
+def test_a_gain_made_of_seen_documents_vanishes_on_the_clean_subset(tmp_path):
+    """A model that memorized 80 test documents (its evaluation flagged them) and answers the rest
+    as the vanilla model does: a gain on all documents, none on the clean subset."""
+    vanilla_preds = right_on(0.8, 11)
+    memorized = np.arange(80)
+    preds = vanilla_preds.copy()
+    preds[memorized] = GOLD[memorized]
+    folder = scored(tmp_path / "memorizer", preds)
+    record = {"finharness": {"contamination": {"t": {"contaminated": memorized.tolist()}}}, "results": {}}
+    next(folder.glob("results_*.json")).write_text(json.dumps(record))
+    rows = [row("vanilla", "", scored(tmp_path / "vanilla", vanilla_preds)), row("single", "memorizer", folder)]
+    everything, clean = verdicts(rows, claim("memorizer"), {**claim("memorizer"), "id": "clean", "subset": "clean"})
+    assert everything.verdict == "agrees" and everything.documents == DOCS
+    assert clean.documents == DOCS - 80 and clean.effect == pytest.approx(0.0, abs=1e-12)
+    assert clean.verdict == "inconclusive" and "t 80 documents left out" in clean.note

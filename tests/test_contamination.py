@@ -222,3 +222,31 @@ def test_the_suite_table_finds_the_packaged_overlaps():
     expected = sum(normalize(t) in train for t in read_texts(folder / "test.jsonl"))
     assert rows["headlines"]["in train (text)"] == expected == 181
     assert rows["headlines"]["in train (8-gram)"] >= expected
+
+
+# --- the board ---------------------------------------------------------------------------
+
+def test_the_board_keeps_each_entrys_contamination_and_ranks_on_clean_subsets(runs, leaky_task, tiny_checkpoint,
+                                                                              tmp_path):
+    from leaderboard.store import Board
+    from leaderboard.submission import Submission
+    from leaderboard.submit import submit
+    from leaderboard.table import board_rows, sort_rows
+
+    board = Board(tmp_path / "board.sqlite")
+    common = dict(weight_type="original", precision="float32", chat_template=False, tasks=[TASK],
+                  include_paths=[str(leaky_task)])
+    leaky = submit(Submission(model="leaky", model_type="fine-tuned", checkpoint=str(runs["leaky"]), **common), board)
+    base = submit(Submission(model="base", model_type="pretrained", checkpoint=str(tiny_checkpoint), **common), board)
+    record = {e.id: e.metadata["contamination"] for e in board.entries()}
+    assert record[leaky]["lineage"] == "known" and record[leaky]["tasks"][TASK]["flagged"]["lineage"] == 10
+    assert record[base]["lineage"] == "unknown" and "lineage" not in record[base]["tasks"][TASK]["flagged"]
+    # Both may have seen the 10 (the task's train split holds them); 20 clean documents are scored.
+    assert record[leaky]["tasks"][TASK]["clean_docs"] == 20 and record[leaky]["tasks"][TASK]["share"] == pytest.approx(1 / 3)
+    rows, _ = board_rows(board.entries())
+    by_id = {r["id"]: r for r in rows}
+    assert by_id[leaky]["contaminated"] == f"{TASK} 33%" and by_id[leaky]["lineage"] == "known"
+    assert by_id[base]["lineage"] == "unknown"
+    assert all(isinstance(r["unseen_clean_norm"], float) for r in rows)
+    ranked = sort_rows(rows, "unseen_clean_norm")
+    assert ranked[0]["unseen_clean_norm"] >= ranked[1]["unseen_clean_norm"]

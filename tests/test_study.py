@@ -128,6 +128,11 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     # Trivial answers beside the models, and the study's claims decided by code.
     assert "| (no model) | majority" in tables and "unseen f1_macro normalized" in tables
     assert "One training seed per trained row: the intervals do not cover training noise" in tables
+    # What each trained checkpoint may have seen, from its recorded lineage; vanilla rows: unknown.
+    section = tables[tables.index("## What the checkpoints may have seen"):]
+    lines = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in section.splitlines()}
+    assert "%" in lines[("instruct", "FT single")] and "?" not in lines[("instruct", "FT single")]
+    assert "?" in lines[("instruct", "zero-shot")]
     verdicts = json.loads((root / "claims.json").read_text())
     assert [v["id"] for v in verdicts][:2] == ["A1-ft-raises-seen", "A2-ft-costs-unseen"]
     assert all(v["verdict"] in ("agrees", "contradicts", "inconclusive", "not testable at this size",
