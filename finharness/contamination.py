@@ -16,7 +16,9 @@ def run(args: argparse.Namespace) -> int:
     tasks = [t for entry in args.tasks or () for t in entry.split(",") if t]
     lineage, reports = folder_report(args.results, args.model, tasks, args.ngram, args.metric or ("acc", "f1_macro"))
     print(report_table(reports, lineage))
-    print(f"\nFlagged document ids: {args.results}/contamination.json")
+    from harness.result_files import results_file
+
+    print(f"\nFlagged document ids: {results_file(args.results).parent / 'contamination.json'}")
     return 0
 
 
