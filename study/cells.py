@@ -120,6 +120,44 @@ class Bootstrap:
         found = record.get(scored_name(folder, task))
         return None if found is None else [int(d) for d in found.get("contaminated", [])]
 
+    def auc(self, folder: Path, task: str) -> tuple[float, np.ndarray] | None:
+        """Macro one-vs-rest AUC of the label log-likelihoods in this folder, and its replicates
+        on the study's document draws (harness/discrimination.py); None for a generation task."""
+        key = ("auc", folder, task)
+        if key not in self._cache:
+            from harness.contamination import read_sample_rows
+            from harness.discrimination import label_logliks, macro_auc
+
+            found = None
+            try:
+                rows = read_sample_rows(samples_file(folder, scored_name(folder, task)))
+            except ValueError:
+                rows = []
+            if rows and PAIR_METRIC in rows[0]:
+                self.values(folder, task, PAIR_METRIC)  # fixes the study's documents and draws for the task
+            by_doc = {int(r["doc_id"]): r for r in rows}
+            docs = self._docs.get(task, [])
+            picked = [by_doc.get(d) for d in docs]
+            logliks = [label_logliks(r) if r else None for r in picked]
+            if docs and all(x is not None for x in logliks) and len({len(x) for x in logliks}) == 1:
+                golds = [int(r[PAIR_METRIC][0]) for r in picked]
+                array = np.array(logliks)
+                found = (float(macro_auc(golds, array)[0]), macro_auc(golds, array, self._draws[task]))
+            self._cache[key] = found
+        return self._cache[key]
+
+    def row_auc(self, row: "Row", tasks: Sequence[str]) -> tuple[float, np.ndarray] | None:
+        """A row's AUC averaged over its folders (seeds) and ``tasks`` (those with log-likelihoods)."""
+        per_task = []
+        for task in tasks:
+            found = [self.auc(f, task) for folders in row.sources.get(task, {}).values() for f in folders]
+            found = [f for f in found if f is not None]
+            if found:
+                per_task.append((np.mean([p for p, _ in found]), np.nanmean([r for _, r in found], axis=0)))
+        if not per_task:
+            return None
+        return float(np.mean([p for p, _ in per_task])), np.nanmean([r for _, r in per_task], axis=0)
+
     def restricted(self, exclude: Mapping[str, set[int]]) -> "Bootstrap":
         """The same study read on fewer documents (a claim's clean subset): its own draws and caches."""
         other = Bootstrap(self.resamples, self.seed, self.include_paths, exclude)

@@ -90,6 +90,9 @@ class Claim(_Strict):
     paper_effect: PaperEffect | None = None
     floor_check: bool = Field(default=True, description="a loss needs a control above its trivial baseline, and "
                                                          "two rows both at it compare nothing")
+    positive_control: bool = Field(
+        default=False, description="a claim the study must decide (agrees or contradicts) at its size; if it "
+                                   "does not, the study's training is too small and no other verdict is read")
     subset: Literal["all", "clean"] = Field(
         default="all", description="clean: only the documents no involved checkpoint may have seen (its lineage, "
                                    "the few-shot pool, the task's other splits; finharness contamination)")
@@ -157,6 +160,8 @@ class Verdict:
     verdict: str = "inconclusive"
     note: str = ""
     subset: str = "all"  # all | clean: the documents no involved checkpoint may have seen
+    auc: str = ""  # the treatment's discrimination on the tasks it was trained on
+    positive_control: bool = False
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -364,7 +369,15 @@ def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, tas
                     v.seeds_needed = seeds_needed(seeds, k, at_target, found.seed_var, target)
 
         flag = ""
-        if claim.floor_check and claim.normalized:
+        v.positive_control = claim.positive_control
+        learned = _learned(whole, treatment)
+        if learned is not None:
+            v.auc, clears = learned
+            if not clears:
+                flag = f"not testable: the treatment learned no discrimination (AUC {v.auc})"
+                notes.append("its label log-likelihoods rank the documents of the tasks it was trained on no "
+                             "better than chance: it learned the answer format or the prior, not the task")
+        if not flag and claim.floor_check and claim.normalized:
             checks: dict[int, bool] = {}
             for row in involved:
                 if id(row) in checks:
@@ -398,6 +411,36 @@ def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, tas
         else:
             v.verdict = "inconclusive"
     return verdicts
+
+
+def _learned(boot: Bootstrap, treatment: Row) -> tuple[str, bool] | None:
+    """The treatment's AUC [95% interval] on the tasks it was trained on (those it scored), and
+    whether it clears chance; None for an untrained row or one without log-likelihoods."""
+    from harness.discrimination import discriminates
+    from harness.stats import percentile_interval
+
+    trained = [t for t in treatment.trained_on if treatment.sources.get(t)]
+    if treatment.kind == "vanilla" or not trained:
+        return None
+    found = boot.row_auc(treatment, trained)
+    if found is None:
+        return None
+    point, reps = found
+    finite = reps[np.isfinite(reps)]
+    if not len(finite):
+        return None
+    low, high = percentile_interval(finite)
+    return f"{point:.3f} [{low:.3f}, {high:.3f}] on {', '.join(trained)}", discriminates(reps)
+
+
+def positive_control_note(verdicts: list[Verdict]) -> str:
+    """The line the claims table opens with when a positive control was not decided."""
+    undecided = [v for v in verdicts if v.positive_control and v.verdict not in ("agrees", "contradicts")]
+    if not undecided:
+        return ""
+    return ("**Positive control not decided: " + "; ".join(f"{v.id} is '{v.verdict}'" for v in undecided)
+            + ". This study's training or size is too small to show an effect it must show, so no other "
+              "verdict below can be read as evidence either way.**")
 
 
 def _clean(boot: Bootstrap, involved: list[Row], tasks: list[str]) -> tuple[Bootstrap, str]:
@@ -445,8 +488,13 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
                f"two components' standard deviations; 'seeds': the treatment's training seeds.")
     if preregistration:
         caption = preregistration + "\n\n" + caption
+    control = positive_control_note(verdicts)
+    if control:
+        caption = control + "\n\n" + caption
     details = "\n".join(
         f"- **{v.id}** ({v.source}): {v.contrast} on {', '.join(v.tasks)}"
+        + (" (positive control)" if v.positive_control else "")
+        + (f". Treatment's AUC: {v.auc}" if v.auc else "")
         + (f". Floor: {'; '.join(f'{k} {s}' for k, s in v.floor.items())}" if v.floor else "")
         + (f". {v.note}" if v.note else "") for v in verdicts)
     return (caption + "\n\n" + tabulate(rows, headers=["claim", "says", "verdict", "effect [95% CI]",

@@ -329,6 +329,36 @@ def contamination_section(boot: Bootstrap, rows: Sequence[Row]) -> str:
             + tabulate(body, headers=["model", "row", "setting", *tasks], tablefmt="github", disable_numparse=True))
 
 
+def discrimination_section(boot: Bootstrap, rows: Sequence[Row]) -> str:
+    """Per cell, the macro one-vs-rest AUC of the label log-likelihoods with its 95% interval
+    (harness/discrimination.py): 0.5 ranks documents no better than chance, whatever the score."""
+    from harness.stats import percentile_interval
+
+    tasks = sorted({t for r in rows for t in r.sources})
+    body, shown = [], False
+    for row in rows:
+        cells = []
+        for task in tasks:
+            found = boot.row_auc(row, [task]) if row.sources.get(task) else None
+            if found is None:
+                cells.append("")
+                continue
+            finite = found[1][np.isfinite(found[1])]
+            low, high = percentile_interval(finite) if len(finite) else (float("nan"), float("nan"))
+            mark = "*" if task in row.trained_on else ""
+            cells.append(f"{found[0]:.3f}{mark} [{low:.3f}, {high:.3f}]")
+            shown = True
+        body.append([row.model, row.name, row.setting, *cells])
+    if not shown:
+        return ""
+    return ("\n\n## Discrimination\n\nMacro one-vs-rest AUC of the label log-likelihoods per cell, with its 95% "
+            "bootstrap interval over documents (mean over seeds): 0.5 ranks documents no better than chance, so a "
+            "cell can score above a trivial answer by matching the label prior while learning nothing. * marks the "
+            "tasks the row was trained on; a claim whose treatment does not clear 0.5 on them is 'not testable: "
+            "the treatment learned no discrimination'.\n\n"
+            + tabulate(body, headers=["model", "row", "setting", *tasks], tablefmt="github", disable_numparse=True))
+
+
 def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
     """The study folder's claims.yaml decided on its rows (None when the folder has none)."""
     from study.claims import CLAIMS_FILE, decide, load_claims
@@ -406,6 +436,7 @@ def write_tables(study: Study) -> Path:
     boot = Bootstrap(spec.resamples, spec.seed, study.eval.include_paths)
     text, records, rows = (seen_unseen_table if spec.kind == "seen_unseen" else views_table)(study, boot)
     text += deviation_section(study)
+    text += discrimination_section(boot, rows)
     text += contamination_section(boot, rows)
     claims, verdicts = claim_verdicts(study, rows, boot)
     if claims is not None:

@@ -220,3 +220,43 @@ def test_a_gain_made_of_seen_documents_vanishes_on_the_clean_subset(tmp_path):
     assert everything.verdict == "agrees" and everything.documents == DOCS
     assert clean.documents == DOCS - 80 and clean.effect == pytest.approx(0.0, abs=1e-12)
     assert clean.verdict == "inconclusive" and "t 80 documents left out" in clean.note
+
+
+def with_logliks(folder: Path, logliks: np.ndarray) -> Path:
+    """Add each document's label log-likelihoods to a scored folder's per-sample log."""
+    path = next(folder.glob("samples_*.jsonl"))
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, "filtered_resps": [[str(x), "False"] for x in ll]}) + "\n"
+                            for r, ll in zip(rows, logliks)))
+    return folder
+
+
+def test_a_treatment_that_learned_only_the_prior_is_not_testable(tmp_path):
+    rng = np.random.default_rng(3)
+    learned = rng.normal(0, 1, (DOCS, 2))
+    learned[np.arange(DOCS), GOLD] += 2.0
+    flat = np.tile([-0.1, -2.5], (DOCS, 1))  # the same for every document: the prior, nothing else
+    vanilla = scored(tmp_path / "vanilla", right_on(0.7, 1))
+    prior = with_logliks(scored(tmp_path / "prior", right_on(0.92, 2)), flat)
+    learner = with_logliks(scored(tmp_path / "learner", right_on(0.92, 2)), learned)
+    rows = [row("vanilla", "", vanilla)]
+    for name, folder in (("prior", prior), ("learner", learner)):
+        r = row("single", name, folder)
+        r.trained_on = ["t"]
+        rows.append(r)
+    gated, fine = verdicts(rows, claim("prior"), claim("learner"))
+    assert gated.verdict.startswith("not testable: the treatment learned no discrimination (AUC 0.500")
+    assert fine.verdict == "agrees" and fine.auc.startswith("0.9")
+
+
+def test_an_undecided_positive_control_heads_the_claims_table(rows):
+    from study.claims import claims_table, positive_control_note
+
+    family = ClaimsFile.model_validate({"claims": [claim("same", positive_control=True), claim("strong")]})
+    found = decide(family, rows, Bootstrap(1000, 0), lambda task, metric: metric, None)
+    assert found[0].verdict == "inconclusive" and found[1].verdict == "agrees"
+    note = positive_control_note(found)
+    assert note.startswith("**Positive control not decided: same-vs-vanilla is 'inconclusive'")
+    assert claims_table(found, family).startswith(note)
+    decided = ClaimsFile.model_validate({"claims": [claim("strong", positive_control=True)]})
+    assert positive_control_note(decide(decided, rows, Bootstrap(1000, 0), lambda task, metric: metric, None)) == ""

@@ -66,7 +66,8 @@ def shrink(study: str, dest: Path, models: dict[str, Path], limit: int = 3, samp
         scored = {t for names in tasks for t in names}
         for c in d["claims"]:
             if isinstance(c["tasks"], list):
-                c["tasks"] = [t for t in c["tasks"] if t in scored]
+                # A claim whose tasks are all cut (the positive control's Headlines) takes the first kept task.
+                c["tasks"] = [t for t in c["tasks"] if t in scored] or tasks[0][:1]
 
     edit("study.yaml", study_file)
     edit("train.yaml", train_file)
@@ -134,10 +135,13 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     assert "%" in lines[("instruct", "FT single")] and "?" not in lines[("instruct", "FT single")]
     assert "?" in lines[("instruct", "zero-shot")]
     verdicts = json.loads((root / "claims.json").read_text())
-    assert [v["id"] for v in verdicts][:2] == ["A1-ft-raises-seen", "A2-ft-costs-unseen"]
+    assert [v["id"] for v in verdicts][:3] == ["A0-ft-raises-own-task", "A1-ft-raises-seen", "A2-ft-costs-unseen"]
+    assert verdicts[0]["positive_control"] and "## Discrimination" in tables
     assert all(v["verdict"] in ("agrees", "contradicts", "inconclusive", "not testable at this size",
                                 "not testable: control at trivial baseline",
-                                "not testable: both rows at trivial baseline") for v in verdicts)
+                                "not testable: both rows at trivial baseline") or
+               v["verdict"].startswith("not testable: the treatment learned no discrimination (AUC ")
+               for v in verdicts)
     assert tables.index("## Claims") < tables.index("## Tables")
 
     # Every scored checkpoint is on the board.
