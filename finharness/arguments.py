@@ -13,6 +13,10 @@ def positive_limit(text: str) -> int | float:
         raise argparse.ArgumentTypeError(f"--limit must be a number, not {text!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"--limit must be a positive, finite number, not {text}")
+    if value >= 1 and not value.is_integer():
+        # lm-eval reads a limit of 1 or more as a count: 1.5 would silently score one document.
+        raise argparse.ArgumentTypeError(f"--limit {text}: a count of documents must be a whole number "
+                                         f"(a fraction of each task must be below 1)")
     return int(value) if value >= 1 else value
 
 

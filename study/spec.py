@@ -99,6 +99,8 @@ class TrainFile(_Strict):
 
     @model_validator(mode="after")
     def _distinct_seeds(self):
+        if self.seeds is not None and "seed" in self.model_fields_set:
+            raise ValueError("give seed or seeds, not both (as `finharness train` asks)")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: a seed is listed twice: {self.seeds}")
         return self

@@ -182,6 +182,7 @@ def test_07_merge_never_deletes_what_a_user_put_in_its_output_folder(tiny_checkp
     ("--num_fewshot", "-1", r"--num_fewshot must be 0 or more, not -1"),  # 08
     ("--limit", "nan", r"--limit must be a positive, finite number, not nan"),  # 20
     ("--limit", "inf", r"--limit must be a positive, finite number, not inf"),  # 21
+    ("--limit", "1.5", r"--limit 1.5: a count of documents must be a whole number"),  # round 3: scored 1 doc
 ])
 def test_08_20_21_eval_refuses_bad_counts_before_loading_a_model(flag, value, message, capsys):
     from finharness.main import main

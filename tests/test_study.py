@@ -236,6 +236,12 @@ def test_training_seeds_give_a_run_and_a_merge_per_seed(tmp_path, tiny_models):
     train["seeds"] = [1, 2, 3]
     (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
     study = load_study(folder)
+    # Both `seed:` and `seeds:` is refused, as `finharness train` refuses it.
+    both = tmp_path / "both"
+    shutil.copytree(folder, both)
+    (both / "train.yaml").write_text(yaml.safe_dump({**train, "seed": 5}, sort_keys=False))
+    with pytest.raises(RecipeError, match="give seed or seeds, not both"):
+        load_study(both)
     # 5 runs x 2 models x 3 seeds, and each merge once per seed from that seed's runs.
     assert len(study.train_recipes) == 30 and len(study.merge_recipes) == 9
     assert {r.seed for r in study.train_recipes} == {1, 2, 3}
