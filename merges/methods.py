@@ -45,6 +45,7 @@ class MergeMethod:
     model_parameters: tuple[str, ...]  # per model (MergeKit's non-base / input scope)
     required_model_parameters: tuple[str, ...]
     shared_parameters: tuple[str, ...]  # the recipe's `parameters:`
+    shared_defaults: dict  # MergeKit's default of each shared parameter that has a plain one
     required_shared_parameters: tuple[str, ...]
     random: bool  # draws random masks (DARE): the merge seed matters
     policy: Policy
@@ -77,6 +78,7 @@ def _row(name: str, policy: Policy) -> MergeMethod:
         max_models=None if inputs_max is None else inputs_max - base_counted,
         model_parameters=tuple(p.name for p in per_model), required_model_parameters=required(per_model),
         shared_parameters=tuple(p.name for p in shared), required_shared_parameters=required(shared),
+        shared_defaults={p.name: p.default for p in shared if isinstance(p.default, (bool, int, float, str))},
         random=getattr(sparsify, "value", None) == "random", policy=policy,
     )
 

@@ -135,6 +135,13 @@ def check_point(point: MergePoint) -> None:
             raise RecipeError(f"{where}models.{i} ({model.model}): density {model.density} is outside (0, 1]")
         if m.policy.density_required and model.density is None:
             raise RecipeError(f"{where}models.{i} ({model.model}): method {m.name} needs a density")
+    weights = [model.weight for model in point.models if model.weight is not None]
+    normalize = point.parameters.get("normalize", m.shared_defaults.get("normalize", False))
+    if "normalize" in m.shared_parameters and normalize and weights and abs(sum(weights)) < 1e-9:
+        # MergeKit divides by the sum of the weights: 0/0 in every tensor, a checkpoint of NaNs.
+        raise RecipeError(f"{where}models: the weights {weights} sum to 0 and {m.name} normalizes by their sum, "
+                          f"so every merged tensor would be 0/0; give weights that do not cancel, or "
+                          f"parameters.normalize: false")
     for name in m.required_shared_parameters:
         if name not in point.parameters:
             raise RecipeError(f"{where}parameters.{name}: method {m.name} needs it")

@@ -315,3 +315,14 @@ def test_points_are_checked_against_their_methods_row(method, models, message):
                        fast_path="on", models=[MergeModel(model=m, weight=weight) for m in "ab"[:models]])
     with pytest.raises(RecipeError, match=message):
         check_point(point)
+
+
+def test_weights_that_cancel_are_refused_where_mergekit_divides_by_their_sum(tiny_checkpoint, full_models, tmp_path):
+    # Round three: a linear merge of +0.5 / -0.5 printed "merged" and wrote NaN in every tensor.
+    recipe = recipe_for("linear", None, full_models[:2], tmp_path)
+    recipe["models"][0]["weight"], recipe["models"][1]["weight"] = 0.5, -0.5
+    with pytest.raises(RecipeError, match=r"the weights \[0.5, -0.5\] sum to 0 and linear normalizes by their sum"):
+        plan(parse_merge_recipe(recipe))
+    assert not any(tmp_path.rglob("*.safetensors"))
+    # Without normalization the same weights are a plain (if odd) difference, and allowed.
+    plan(parse_merge_recipe({**recipe, "parameters": {"normalize": False}}))
