@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
             print(show(board.entries(), metric=args.metric, sort=args.sort, ascending=args.ascending, fmt=fmt))
         return 0
     if args.action == "serve":
+        if not board.path.is_file():
+            # Connecting would create an empty board and serve "0 entries" without a word.
+            raise ValueError(f"leaderboard serve: no board at {board.path} (submit an entry first, or give --board)")
         try:
             from leaderboard.serve import serve
         except ImportError as err:

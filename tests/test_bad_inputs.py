@@ -360,3 +360,13 @@ def test_18_a_checkpoint_without_tokenizer_files_names_the_folder(tiny_checkpoin
         (folder / name).unlink(missing_ok=True)
     with pytest.raises(CheckpointError, match=r"no-tokenizer has no tokenizer files \(none of tokenizer\.json"):
         run_eval(EvalRequest(model=str(folder), tasks=["fin_fpb"], limit=2, chat_template="off"))
+
+
+def test_serving_a_board_that_does_not_exist_says_so(tmp_path, capsys):
+    # Round three: `leaderboard serve --board` on a missing path served "0 entries" without a word.
+    from finharness.main import main
+
+    missing = tmp_path / "nope" / "board.sqlite"
+    assert main(["leaderboard", "serve", "--board", str(missing)]) == 2
+    assert f"leaderboard serve: no board at {missing}" in capsys.readouterr().err
+    assert not missing.exists()
