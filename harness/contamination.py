@@ -27,7 +27,7 @@ import numpy as np
 from fin_tasks.common.decontamination import fingerprint_of, packaged_data_dirs, read_texts, split_texts, task_text
 from fin_tasks.common.metrics import CORPUS_AGGREGATIONS, aggregation_of, from_confusion
 from harness.stats import percentile_interval, task_draws
-from plumbing.fingerprints import DEFAULT_N, Fingerprint, normalize, text_hash
+from plumbing.fingerprints import DEFAULT_N, Fingerprint, normalize
 from plumbing.lineage import Lineage
 
 SOURCES = ("lineage", "few-shot pool", "other splits")
@@ -140,7 +140,7 @@ def task_report(task_name: str, task, rows: Sequence[Mapping[str, Any]], lineage
         {name: [d for d, f in zip(ids, found) if f] for name, found in flags.items()},
         [d for d, f in zip(ids, any_flag) if f])
     logged = [m for m in metrics if rows and m in rows[0]]
-    if not logged and rows:
+    if metrics and not logged and rows:
         logged = [k for k, v in rows[0].items() if k not in ("doc", "doc_id", "target", "arguments", "resps",
                                                              "filtered_resps", "filter", "metrics", "doc_hash",
                                                              "prompt_hash", "target_hash")
@@ -152,13 +152,14 @@ def task_report(task_name: str, task, rows: Sequence[Mapping[str, Any]], lineage
 
 
 def run_contamination(samples: Mapping[str, list[dict]], manager, lineage: Lineage, n: int = DEFAULT_N,
-                      metrics: Sequence[str] = DEFAULT_METRICS) -> dict[str, TaskContamination]:
-    """Every scored task of one evaluation (its lm-eval ``samples``)."""
+                      metrics: Sequence[str] = DEFAULT_METRICS,
+                      tasks: Mapping[str, Any] | None = None) -> dict[str, TaskContamination]:
+    """Every scored task of one evaluation (its lm-eval ``samples``); ``tasks``: those already loaded."""
     out = {}
     for name, rows in samples.items():
         if not rows:
             continue
-        task = manager.load([name])["tasks"][name]
+        task = tasks[name] if tasks and name in tasks else manager.load([name])["tasks"][name]
         out[name] = task_report(name, task, rows, lineage, n, metrics)
     return out
 
@@ -202,26 +203,15 @@ def suite_overlap(n: int = DEFAULT_N) -> list[dict[str, Any]]:
         test = read_texts(folder / "test.jsonl")
         norm = [normalize(t) for t in test]
         own = {s: Fingerprint.of(texts, ns=(n,)) for s, texts in splits[folder].items()}
-        exact = {s: Fingerprint.of(texts, ns=()) for s, texts in splits[folder].items()}
         row = {"data": str(folder.relative_to(TASKS_ROOT).as_posix()).removesuffix("/data"), "test docs": len(test)}
         for split in ("train", "validation", "fewshot"):
             if split in own:
-                text_hits = _exact(test, exact[split])
-                row[f"in {split} (text)"] = int(text_hits.sum())
+                row[f"in {split} (text)"] = int(own[split].same_texts(test).sum())
                 row[f"in {split} ({n}-gram)"] = int(own[split].overlaps(test, n).sum())
         row["in any train split"] = int(all_train.overlaps(test, n).sum())
         row["repeated inside test"] = len(norm) - len(set(norm))
         out.append(row)
     return out
-
-
-def _exact(texts: Sequence[str], fp: Fingerprint) -> np.ndarray:
-    """Equal normalized text only (no n-grams), as the issue's overlap table counts."""
-    if not len(fp.texts):
-        return np.zeros(len(texts), dtype=bool)
-    hashes = np.array([text_hash(t) for t in texts], dtype=np.uint64)
-    at = np.minimum(np.searchsorted(fp.texts, hashes), len(fp.texts) - 1)
-    return fp.texts[at] == hashes
 
 
 def suite_table(rows: Sequence[Mapping[str, Any]], n: int = DEFAULT_N) -> str:
@@ -241,19 +231,14 @@ def suite_table(rows: Sequence[Mapping[str, Any]], n: int = DEFAULT_N) -> str:
 # --- a results folder (finharness contamination RESULTS) ------------------------------------
 
 def read_sample_rows(path) -> list[dict]:
-    import json
+    """An lm-eval per-sample log's rows (each needs doc_id and doc); a bad line is an error naming it."""
     from pathlib import Path
 
-    rows = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                    int(row["doc_id"]), row["doc"]
-                except (ValueError, KeyError, TypeError) as err:
-                    raise ValueError(f"{path}:{lineno}: not an lm-eval sample with doc and doc_id ({err})") from None
-                rows.append(row)
+    from fin_tasks.common.data import read_jsonl
+
+    rows = read_jsonl(Path(path), fields=("doc_id", "doc"))
+    for row in rows:
+        row.pop("_where")
     return rows
 
 

@@ -206,14 +206,17 @@ def contamination_record(samples: dict[str, list[dict]], manager, checkpoint: Pa
 
     lineage = read_lineage(checkpoint)
     out: dict[str, Any] = {"lineage": {"status": lineage.status, "note": lineage.describe()}}
+    if lineage.status != "known" and not num_fewshot:
+        return out
+    tasks = {name: manager.load([name])["tasks"][name] for name in samples}  # once, for both figures
     if lineage.status == "known":
         from harness.contamination import run_contamination
 
-        out["contamination"] = {t: r.as_json() for t, r in run_contamination(samples, manager, lineage).items()}
+        out["contamination"] = {t: r.as_json() for t, r in
+                                run_contamination(samples, manager, lineage, tasks=tasks).items()}
     if num_fewshot:
         skipped = {}
-        for name in samples:
-            task = manager.load([name])["tasks"][name]
+        for name, task in tasks.items():
             split = task.config.fewshot_split
             dataset = getattr(task, "dataset", None) or {}
             if split in dataset and POOL_MARK in dataset[split].column_names:

@@ -41,9 +41,9 @@ def _hash64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def text_hash(text: str) -> int:
-    """The 64-bit hash of a text's normalized form."""
-    return _hash64("\x00" + normalize(text))  # a prefix keeps text hashes apart from word hashes
+def _text_key(norm: str) -> int:
+    """The 64-bit hash of an already normalized text."""
+    return _hash64("\x00" + norm)  # a prefix keeps text hashes apart from word hashes
 
 
 def _word_hash(word: str) -> int:
@@ -99,7 +99,7 @@ class Fingerprint:
     @classmethod
     def of(cls, texts: Iterable[str], ns: Sequence[int] = NGRAMS) -> "Fingerprint":
         norms = [normalize(text) for text in texts]
-        hashes = np.unique(np.array([_hash64("\x00" + s) for s in norms], dtype=np.uint64))
+        hashes = np.unique(np.array([_text_key(s) for s in norms], dtype=np.uint64))
         return cls(hashes, {n: np.unique(_all_ngrams(norms, n)[0]) for n in ns})
 
     def __len__(self) -> int:
@@ -117,10 +117,17 @@ class Fingerprint:
         if n not in self.ngrams:
             raise ValueError(f"this fingerprint keeps n-grams of n = {sorted(self.ngrams)}, not n = {n}")
         norms = [normalize(text) for text in texts]
-        out = _contains(self.texts, np.array([_hash64("\x00" + s) for s in norms], dtype=np.uint64))
+        out = self._has_normalized(norms)
         grams, owners = _all_ngrams(norms, n)
         out[np.unique(owners[_contains(self.ngrams[n], grams)])] = True
         return out
+
+    def same_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """For each text: is its normalized text in this fingerprint (n-grams not consulted)?"""
+        return self._has_normalized([normalize(text) for text in texts])
+
+    def _has_normalized(self, norms: Sequence[str]) -> np.ndarray:
+        return _contains(self.texts, np.array([_text_key(s) for s in norms], dtype=np.uint64))
 
     def save(self, path: str | Path) -> None:
         from plumbing.atomic import write_atomic

@@ -301,32 +301,42 @@ def deviation_section(study: Study) -> str:
                                       "KL nats/token", "KL tokens"], tablefmt="github", disable_numparse=True))
 
 
+def _cell_section(rows: Sequence[Row], cell, title: str, caption: str) -> str:
+    """A rows x tasks section: ``cell(row, task)`` gives each cell's text (None: no value); the
+    section is left out when no cell has a value."""
+    tasks = sorted({t for r in rows for t in r.sources})
+    body, shown = [], False
+    for row in rows:
+        cells = []
+        for task in tasks:
+            text = cell(row, task) if row.sources.get(task) else None
+            shown |= text is not None
+            cells.append(text or "")
+        body.append([row.model, row.name, row.setting, *cells])
+    if not shown:
+        return ""
+    return (f"\n\n## {title}\n\n{caption}\n\n"
+            + tabulate(body, headers=["model", "row", "setting", *tasks], tablefmt="github", disable_numparse=True))
+
+
 def contamination_section(boot: Bootstrap, rows: Sequence[Row]) -> str:
     """Per cell, the share of scored documents the checkpoint may have seen (its training lineage,
     the task's few-shot pool, its other splits), as each evaluation recorded it; '?' where the
     lineage is unknown (a vanilla model: its pretraining is not known)."""
-    tasks = sorted({t for r in rows for t in r.sources})
-    body, any_record = [], False
-    for row in rows:
-        cells = []
-        for task in tasks:
-            shares = []
-            for folders in row.sources.get(task, {}).values():
-                for folder in folders:
-                    ids = boot.contaminated(folder, task)
-                    if ids is not None:
-                        shares.append(len(ids) / max(boot.documents(task), 1) if boot.documents(task) else None)
-            shares = [s for s in shares if s is not None]
-            any_record |= bool(shares)
-            cells.append(f"{np.mean(shares):.0%}" if shares else ("?" if row.sources.get(task) else ""))
-        body.append([row.model, row.name, row.setting, *cells])
-    if not any_record:
-        return ""
-    return ("\n\n## What the checkpoints may have seen\n\nShare of each cell's scored documents whose text (or a "
-            "word 8-gram of it) is in the checkpoint's training lineage, the task's few-shot pool or its other "
-            "splits (mean over seeds; `finharness contamination` lists the documents). '?': lineage unknown (a "
-            "model finharness did not train). A claim with `subset: clean` leaves these documents out.\n\n"
-            + tabulate(body, headers=["model", "row", "setting", *tasks], tablefmt="github", disable_numparse=True))
+    recorded = []
+
+    def cell(row: Row, task: str) -> str:
+        found = [boot.contaminated(f, task) for folders in row.sources[task].values() for f in folders]
+        shares = [len(ids) / boot.documents(task) for ids in found if ids is not None and boot.documents(task)]
+        recorded.append(bool(shares))
+        return f"{np.mean(shares):.0%}" if shares else "?"
+
+    section = _cell_section(rows, cell, "What the checkpoints may have seen", (
+        "Share of each cell's scored documents whose text (or a word 8-gram of it) is in the checkpoint's "
+        "training lineage, the task's few-shot pool or its other splits (mean over seeds; `finharness "
+        "contamination` lists the documents). '?': lineage unknown (a model finharness did not train). A claim "
+        "with `subset: clean` leaves these documents out."))
+    return section if any(recorded) else ""
 
 
 def discrimination_section(boot: Bootstrap, rows: Sequence[Row]) -> str:
@@ -334,29 +344,20 @@ def discrimination_section(boot: Bootstrap, rows: Sequence[Row]) -> str:
     (harness/discrimination.py): 0.5 ranks documents no better than chance, whatever the score."""
     from harness.stats import percentile_interval
 
-    tasks = sorted({t for r in rows for t in r.sources})
-    body, shown = [], False
-    for row in rows:
-        cells = []
-        for task in tasks:
-            found = boot.row_auc(row, [task]) if row.sources.get(task) else None
-            if found is None:
-                cells.append("")
-                continue
-            finite = found[1][np.isfinite(found[1])]
-            low, high = percentile_interval(finite) if len(finite) else (float("nan"), float("nan"))
-            mark = "*" if task in row.trained_on else ""
-            cells.append(f"{found[0]:.3f}{mark} [{low:.3f}, {high:.3f}]")
-            shown = True
-        body.append([row.model, row.name, row.setting, *cells])
-    if not shown:
-        return ""
-    return ("\n\n## Discrimination\n\nMacro one-vs-rest AUC of the label log-likelihoods per cell, with its 95% "
-            "bootstrap interval over documents (mean over seeds): 0.5 ranks documents no better than chance, so a "
-            "cell can score above a trivial answer by matching the label prior while learning nothing. * marks the "
-            "tasks the row was trained on; a claim whose treatment does not clear 0.5 on them is 'not testable: "
-            "the treatment learned no discrimination'.\n\n"
-            + tabulate(body, headers=["model", "row", "setting", *tasks], tablefmt="github", disable_numparse=True))
+    def cell(row: Row, task: str) -> str | None:
+        found = boot.row_auc(row, [task])
+        if found is None:
+            return None
+        finite = found[1][np.isfinite(found[1])]
+        low, high = percentile_interval(finite) if len(finite) else (float("nan"), float("nan"))
+        return f"{found[0]:.3f}{'*' if task in row.trained_on else ''} [{low:.3f}, {high:.3f}]"
+
+    return _cell_section(rows, cell, "Discrimination", (
+        "Macro one-vs-rest AUC of the label log-likelihoods per cell, with its 95% bootstrap interval over "
+        "documents (mean over seeds): 0.5 ranks documents no better than chance, so a cell can score above a "
+        "trivial answer by matching the label prior while learning nothing. * marks the tasks the row was "
+        "trained on; a claim whose treatment does not clear 0.5 on them is 'not testable: the treatment learned "
+        "no discrimination'."))
 
 
 def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
