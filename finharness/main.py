@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError) as err:
         print(f"finharness: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a path taken by a file, a permission: named, no traceback
+        print(f"finharness: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

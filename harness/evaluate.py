@@ -70,9 +70,12 @@ def plan_tasks(requested: list[str], online: bool,
 
     Every YAML of the suite and of the user's folders is validated first, so a broken
     file stops the run with its name instead of silently vanishing from lm-eval's index
-    (lm-eval says only "Tasks not found").
+    (lm-eval says only "Tasks not found"); the user's folders with their data, as
+    ``finharness validate`` checks them.
     """
-    rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR, *include_paths], with_data=False)
+    # The user's folders get all of `finharness validate`'s checks, data and metrics included: a
+    # misspelt metric would otherwise crash after every document was scored.
+    rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR, *include_paths], with_data=list(include_paths))
     if errors:
         raise TaskYamlError("\n".join(errors))
     if online:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,24 +69,45 @@ def entry_results(entry: Entry, row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def safe_name(model: str) -> str:
+    """A submitted model name as one folder name: ``org/name`` -> ``org__name`` (as lm-eval writes
+    it), any other character outside ``[A-Za-z0-9._-]`` -> ``_``, and never ``.`` or ``..``."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", sanitize_model_name(model))
+    return name if name.strip(".") else name.replace(".", "_") or "_"
+
+
+def _target(out: Path, *parts: str) -> Path:
+    """``out/parts...``, refusing a link or a file anywhere below ``out`` on the way: export never
+    writes outside the folder it was given."""
+    path = out
+    for part in parts:
+        path = path / part
+        if path.is_symlink():
+            raise ValueError(f"leaderboard export: {path} is a symbolic link; export writes only inside {out}")
+    for parent in path.parents:
+        if parent == out.parent:
+            break
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"leaderboard export: {parent} is a file, not a folder")
+    return path
+
+
 def export(entries: list[Entry], out: Path, metric: str = "acc", roles: Mapping[str, str] | None = None) -> Path:
     """Write the board under ``out`` as the dataset files described above."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"leaderboard export: {out} is a file, not a folder")
     rows, tasks = board_rows(entries, metric, roles)
     by_id = {r["id"]: r for r in rows}
     columns = board_columns(tasks)
-    write_atomic(out / "contents.jsonl", "".join(json.dumps({c: by_id[e.id].get(c) for c in columns}) + "\n"
-                                                 for e in entries))
+    write_atomic(_target(out, "contents.jsonl"),
+                 "".join(json.dumps({c: by_id[e.id].get(c) for c in columns}) + "\n" for e in entries))
     for e in entries:
-        folder = sanitize_model_name(e.model)  # org/name -> org__name, as lm-eval writes it
-        write_atomic(out / "results" / folder / f"results_{e.id}.json",
+        folder = safe_name(e.model)
+        write_atomic(_target(out, "results", folder, f"results_{e.id}.json"),
                      json.dumps(entry_results(e, by_id[e.id]), indent=2))
         stored = Path(e.results_path)
-        details = out / "details" / folder / str(e.id)
         for path in sorted(stored.rglob("samples_*.jsonl")) if stored.is_dir() else []:
-            target = details / path.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            shutil.copyfile(path, partial)
-            partial.replace(target)
+            target = _target(out, "details", folder, str(e.id), path.name)
+            write_atomic(target, path.read_bytes())  # a temporary file of its own: no fixed name to plant a link at
     return out

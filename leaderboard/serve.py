@@ -12,7 +12,9 @@ default; nothing is fetched (Gradio's analytics are off).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from datetime import datetime, timezone
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -104,88 +106,133 @@ def lineage_png(entry: Entry, folder: Path) -> Path | None:
     return save(fig, folder / f"lineage-{entry.id}")[1]
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def md(value: Any) -> str:
+    """Submitter-controlled text as Markdown that renders as the same text: every ASCII
+    punctuation mark backslash-escaped (CommonMark), so no image, link, HTML tag, code span or
+    table cell can be opened by it; line breaks become spaces."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
 def details_markdown(entry: Entry, row: Mapping[str, Any], metric: str) -> str:
-    """The drill-down text of one entry."""
-    lines = [f"### #{entry.id} {entry.model}",
-             f"{entry.model_type}, {entry.weight_type} weights"
-             + (f" on `{entry.base_model}`" if entry.base_model else "")
-             + f"; {entry.settings.get('num_fewshot', 0)}-shot; revision `{entry.revision[:12]}`.", ""]
+    """The drill-down text of one entry. Every string a submitter chose goes through :func:`md`;
+    the recipe is not here but in a code component (:func:`build_app`), where no fence can close."""
+    lines = [f"### #{entry.id} {md(entry.model)}",
+             f"{md(entry.model_type)}, {md(entry.weight_type)} weights"
+             + (f" on {md(entry.base_model)}" if entry.base_model else "")
+             + f"; {entry.settings.get('num_fewshot', 0)}-shot; revision {md(entry.revision[:12])}.", ""]
     if row.get("reference_id") is not None:
         lines.append(f"Forgetting against entry #{row['reference_id']}: unseen {row['forgetting']:+.4f}"
                      if row.get("forgetting") is not None else f"Reference: entry #{row['reference_id']}")
         lines.append("")
     lines += ["| task | score | 95% CI |", "|---|---|---|"]
     for task, (point, low, high) in task_intervals(entry, metric).items():
-        lines.append(f"| {task} | {point:.4f} | [{low:.3f}, {high:.3f}] |")
+        lines.append(f"| {md(task)} | {point:.4f} | [{low:.3f}, {high:.3f}] |")
     baselines = entry.metadata.get("baselines") or {}
     if baselines:
         lines += ["", "| task | predicted labels | gold labels | collapsed | best trivial macro-F1 | "
                       "normalized macro-F1 |", "|---|---|---|---|---|---|"]
         for task, b in sorted(baselines.items()):
-            histogram = ", ".join(f"{label} {count}" for label, count in (b.get("predicted") or {}).items())
-            gold = ", ".join(f"{label} {count}" for label, count in (b.get("gold") or {}).items())
+            histogram = ", ".join(f"{md(label)} {md(count)}" for label, count in (b.get("predicted") or {}).items())
+            gold = ", ".join(f"{md(label)} {md(count)}" for label, count in (b.get("gold") or {}).items())
             best = max((s.get("f1_macro", 0.0) for s in (b.get("baselines") or {}).values()), default=0.0)
             score = (entry.scores.get(task) or {}).get("f1_macro")
             normalized = (score - best) / (1 - best) if score is not None and best < 1 else float("nan")
-            lines.append(f"| {task} | {histogram} | {gold} | {b.get('collapsed') or ''} | {best:.3f} | "
+            lines.append(f"| {md(task)} | {histogram} | {gold} | {md(b.get('collapsed') or '')} | {best:.3f} | "
                          f"{normalized:+.3f} |")
-    if entry.recipe_text:
-        lines += ["", "Recipe:", "", "```yaml", entry.recipe_text.rstrip(), "```"]
     return "\n".join(lines)
+
+
+class LiveBoard:
+    """The board as the app shows it, read again on every page load: an entry submitted while the
+    app runs appears on the next load, and the page says when the board was last read."""
+
+    def __init__(self, board: Board, metric: str):
+        self.board, self.metric = board, metric
+        self.read()
+
+    def read(self) -> None:
+        self.entries = self.board.entries()
+        rows, self.tasks = board_rows(self.entries, self.metric)
+        self.rows = sort_rows(rows, "unseen_norm") if rows else rows
+        self.by_id = {e.id: e for e in self.entries}
+        for row in self.rows:
+            row["facets"] = facets(self.by_id[row["id"]], row)
+        self.columns = board_columns(self.tasks)
+        self.shown = [c for c in DEFAULT_COLUMNS if c in self.columns] + list(self.tasks)
+        self.read_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    def facet_values(self, key: str) -> list[str]:
+        return [ALL, *sorted({r["facets"][key] for r in self.rows})]
+
+    def header(self, title: str) -> str:
+        return (f"# {md(title)}\n{len(self.entries)} entries (board read {self.read_at}; reload the page to read it "
+                f"again), ranked by unseen macro-F1 normalized to the best trivial answer (0 = no better than a "
+                f"trivial answer; unclipped). `unseen_rank` gives each rank with its 95% band over document "
+                f"resamples: entries whose bands overlap are tied. Each task shows `{self.metric}`.")
 
 
 def build_app(board: Board, metric: str = "acc", title: str = "finharness leaderboard"):
     import gradio as gr
     import pandas as pd
 
-    entries = board.entries()
-    rows, tasks = board_rows(entries, metric)
-    rows = sort_rows(rows, "unseen_norm") if rows else rows
-    by_id = {e.id: e for e in entries}
-    for row in rows:
-        row["facets"] = facets(by_id[row["id"]], row)
-    columns = board_columns(tasks)
-    shown = [c for c in DEFAULT_COLUMNS if c in columns] + list(tasks)
+    live = LiveBoard(board, metric)
     pictures = Path(tempfile.mkdtemp(prefix="finharness-board-"))
 
     def table(search, picked, *choices):
         chosen = dict(zip([k for k, _ in FILTERS], choices))
-        kept = filter_rows(rows, search, **chosen)
-        cols = [c for c in columns if c in (picked or shown)]
+        kept = filter_rows(live.rows, search, **chosen)
+        cols = [c for c in live.columns if c in (picked or live.shown)]
         def cell(value):
             return round(value, 4) if isinstance(value, float) else value
 
         return pd.DataFrame([[cell(r.get(c)) for c in cols] for r in kept], columns=cols)
 
     def drill(label):
-        row = next((r for r in rows if _label(r) == label), None)
+        row = next((r for r in live.rows if _label(r) == label), None)
         if row is None:
-            return "Choose an entry.", None
-        entry = by_id[row["id"]]
+            return "Choose an entry.", None, None
+        entry = live.by_id[row["id"]]
         image = lineage_png(entry, pictures)
-        return details_markdown(entry, row, metric), str(image) if image else None
+        return details_markdown(entry, row, metric), entry.recipe_text, str(image) if image else None
+
+    def reload(search, picked, *choices):
+        """On each page load: the board read again; the reader's search and choices kept."""
+        live.read()
+        kept = [value if value in live.facet_values(key) else ALL for (key, _), value in zip(FILTERS, choices)]
+        picked = [c for c in picked or live.shown if c in live.columns] + [t for t in live.tasks if t not in live.shown]
+        return (live.header(title), gr.update(choices=live.columns, value=picked),
+                *[gr.update(choices=live.facet_values(key), value=v) for (key, _), v in zip(FILTERS, kept)],
+                table(search, picked, *kept), gr.update(choices=[_label(r) for r in live.rows]))
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
-        gr.Markdown(f"# {title}\n{len(entries)} entries, ranked by unseen macro-F1 normalized to the best trivial "
-                    f"answer (0 = no better than a trivial answer; unclipped). `unseen_rank` gives each rank with its "
-                    f"95% band over document resamples: entries whose bands overlap are tied. "
-                    f"Each task shows `{metric}`.")
+        header = gr.Markdown(f"# {md(title)}\nReading the board...", elem_id="header")
         with gr.Row():
             search = gr.Textbox(label="search", placeholder="model name", elem_id="search")
-            selects = [gr.Dropdown(choices=[ALL, *sorted({r["facets"][key] for r in rows})], value=ALL, label=label,
-                                   elem_id=f"filter-{key}") for key, label in FILTERS]
-        picked = gr.CheckboxGroup(choices=columns, value=shown, label="columns", elem_id="columns")
-        grid = gr.Dataframe(value=table("", shown, *[ALL] * len(FILTERS)), interactive=False, elem_id="board",
+            selects = [gr.Dropdown(choices=live.facet_values(key), value=ALL, label=label, elem_id=f"filter-{key}")
+                       for key, label in FILTERS]
+        picked = gr.CheckboxGroup(choices=live.columns, value=live.shown, label="columns", elem_id="columns")
+        grid = gr.Dataframe(value=table("", live.shown, *[ALL] * len(FILTERS)), interactive=False, elem_id="board",
                             wrap=True)
-        entry = gr.Dropdown(choices=[_label(r) for r in rows], value=None, label="entry details", elem_id="entry")
+        entry = gr.Dropdown(choices=[_label(r) for r in live.rows], value=None, label="entry details", elem_id="entry")
         details = gr.Markdown(elem_id="details")
+        # A code component shows the text as text: a recipe cannot close a fence and turn into markup.
+        recipe = gr.Code(label="recipe", language="yaml", interactive=False, elem_id="recipe")
         lineage = gr.Image(label="lineage", elem_id="lineage", interactive=False)
         for control in (search, picked, *selects):
             control.change(table, [search, picked, *selects], grid)
-        entry.change(drill, entry, [details, lineage])
+        entry.change(drill, entry, [details, recipe, lineage])
+        app.load(reload, [search, picked, *selects], [header, picked, *selects, grid, entry])
     return app
 
 
 def serve(board: Board, host: str = "127.0.0.1", port: int = 7860, metric: str = "acc") -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    build_app(board, metric).launch(server_name=host, server_port=port, share=False, inbrowser=False)
+    app = build_app(board, metric)
+    try:
+        app.launch(server_name=host, server_port=port, share=False, inbrowser=False)
+    except OSError as err:  # Gradio: "Cannot find empty port in range: 7860-7860"
+        raise ValueError(f"leaderboard serve: cannot listen on {host}:{port} ({err}); "
+                         "stop what holds the port or give --port") from None

@@ -54,6 +54,44 @@ class DuplicateEntry(ValueError):
     """The same model, revision and settings are already on the board."""
 
 
+class TaskRedefined(ValueError):
+    """A task from a user's folder submitted under a name the board pinned to other files."""
+
+
+def pinned_tasks(entries: list[tuple[int, dict[str, Any]]]) -> dict[str, tuple[int, dict[str, str]]]:
+    """Per external task name: the first entry that scored it and the files it was scored on.
+    The first accepted definition pins the name: whoever came later with other files (other gold
+    labels) would otherwise share its column and its unseen average."""
+    pins: dict[str, tuple[int, dict[str, str]]] = {}
+    for entry_id, metadata in sorted(entries, key=lambda e: e[0]):
+        for task, fingerprint in (metadata.get("external_tasks") or {}).items():
+            pins.setdefault(task, (entry_id, dict(fingerprint.get("files") or {})))
+    return pins
+
+
+def check_pins(pins: dict[str, tuple[int, dict[str, str]]], external: dict[str, dict], where: str) -> None:
+    """:class:`TaskRedefined` naming the task and the files that differ from its pinned definition."""
+    for task, fingerprint in sorted((external or {}).items()):
+        if task not in pins:
+            continue
+        entry_id, pinned = pins[task]
+        files = fingerprint.get("files") or {}
+        differ = sorted(name for name in set(pinned) | set(files) if pinned.get(name) != files.get(name))
+        if differ:
+            described = ", ".join(f"{name} ({_state(pinned.get(name), files.get(name))})" for name in differ)
+            raise TaskRedefined(
+                f"task {task}: {where} pinned its definition at entry {entry_id}, and this submission's files differ: "
+                f"{described}; submit the same files, or rename the task")
+
+
+def _state(pinned: str | None, given: str | None) -> str:
+    if pinned is None:
+        return "not in the pinned definition"
+    if given is None:
+        return "missing here"
+    return f"sha256 {given[:12]}, pinned {pinned[:12]}"
+
+
 def default_board() -> Path:
     return Path(os.environ.get("FINHARNESS_BOARD", finharness_home() / "leaderboard" / "board.sqlite"))
 
@@ -96,28 +134,37 @@ def settings_key(tasks: list[str], num_fewshot: int | None, limit: float | None,
     return json.dumps(key, sort_keys=True)
 
 
+class BoardBusy(ValueError):
+    """Another writer held the board for longer than this one waits."""
+
+
 class Board:
-    def __init__(self, path: Path | None = None):
+    def __init__(self, path: Path | None = None, timeout: float = 60):
         self.path = Path(path or default_board())
+        self.timeout = timeout  # seconds a writer waits for another writer's transaction
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         conn.row_factory = sqlite3.Row
         try:
             self._prepare(conn)
             yield conn
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                raise BoardBusy(f"{self.path}: another writer held the board for over {self.timeout:g} s ({err}); "
+                                "nothing was written, try again") from None
+            raise ValueError(f"{self.path}: not a finharness board ({err})") from None
         except sqlite3.DatabaseError as err:
             raise ValueError(f"{self.path}: not a finharness board ({err})") from None
         finally:
             conn.close()
 
-    @staticmethod
-    def _prepare(conn: sqlite3.Connection) -> None:
+    def _prepare(self, conn: sqlite3.Connection) -> None:
         """WAL mode and the schema. Switching to WAL can answer "locked" at once, without
         waiting, while other submitters open the same new file, so retry for a while."""
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.timeout
         while True:
             try:
                 if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -143,6 +190,15 @@ class Board:
         existing = self.find(fields)
         if existing is not None:
             raise self._duplicate(fields, existing.id)
+        with self._connect() as conn:
+            self._check_pins(conn, fields)
+
+    def _check_pins(self, conn: sqlite3.Connection, fields: dict[str, Any]) -> None:
+        external = (fields.get("metadata") or {}).get("external_tasks")
+        if not external:
+            return
+        rows = conn.execute("SELECT id, metadata FROM entries ORDER BY id").fetchall()
+        check_pins(pinned_tasks([(r["id"], json.loads(r["metadata"])) for r in rows]), external, str(self.path))
 
     def _duplicate(self, fields: dict[str, Any], entry_id: int | None = None) -> DuplicateEntry:
         which = f"entry {entry_id}" if entry_id is not None else "an entry"
@@ -163,6 +219,11 @@ class Board:
         marks = ", ".join("?" for _ in row)
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._check_pins(conn, fields)  # again inside the transaction: racing submitters
+            except TaskRedefined:
+                conn.execute("ROLLBACK")
+                raise
             try:
                 cursor = conn.execute(f"INSERT INTO entries ({columns}) VALUES ({marks})", list(row.values()))
             except sqlite3.IntegrityError:

@@ -18,13 +18,14 @@ a ``checkpoint`` the board scores itself, or a ``results`` folder written by
 """
 from __future__ import annotations
 
+import os
 import re
 from enum import Enum
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from plumbing.checkpoints import EMBEDDED
 from plumbing.recipes import beside
@@ -80,6 +81,12 @@ class Submission(BaseModel):
     # Accepted only as false: the board never runs a submission's own code.
     trust_remote_code: Literal[False] = False
     notes: str = ""
+    _folder: Path | None = PrivateAttr(None)  # the submission file's folder: where its recipe may live
+
+    def beside(self, folder: str | Path) -> "Submission":
+        """This submission as written in ``folder``: its local recipe may live there (or below)."""
+        self._folder = Path(folder).resolve()
+        return self
 
     @model_validator(mode="after")
     def _sources_and_base(self) -> "Submission":
@@ -118,13 +125,15 @@ def load_submission(path: Path) -> Submission:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise SubmissionError(f"{path}: cannot read it as YAML ({err})") from None
-    submission = parse_submission(data, str(path))
+    submission = parse_submission(data, str(path)).beside(path.parent)
     for name in ("checkpoint", "results", "recipe"):
         value = getattr(submission, name)
         if value and "://" not in value and not Path(value).is_absolute():
             # An embedded-model name (checkpoint: gemma3-270m) stays as it is; any other
-            # relative path is the submission file's, never the current directory's.
-            local = (path.parent / value).resolve()
+            # relative path is the submission file's, never the current directory's. The
+            # recipe's links are not followed here: read_recipe refuses a link.
+            local = Path(os.path.normpath(path.parent.resolve() / value)) if name == "recipe" \
+                else (path.parent / value).resolve()
             if not (name == "checkpoint" and (value in EMBEDDED or (_hub_id(value) and not local.exists()))):
                 setattr(submission, name, str(local))
     submission.include_paths = beside(path.parent, submission.include_paths)
@@ -136,3 +145,47 @@ def _hub_id(value: str) -> bool:
     from plumbing.checkpoints import HUB_ID, split_revision
 
     return bool(HUB_ID.match(split_revision(value)[0]))
+
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPE_MAX_BYTES = 64 * 1024
+
+
+def read_recipe(sub: Submission) -> str | None:
+    """The submission's local recipe, parsed as a finharness training or merge recipe and
+    re-serialized: what the board stores and shows. Only a regular file (no link) inside the
+    submission's folder or the project's ``recipes/``, under 64 KiB, is read: ``recipe:`` must not
+    carry any other file of the board's machine onto the page. None for a link (http) or no recipe."""
+    from merges.recipe import parse_merge_recipe
+    from plumbing.recipes import RecipeError
+    from training.recipe import dump_recipe, parse_recipe
+
+    if not sub.recipe or "://" in sub.recipe:
+        return None
+    path = Path(sub.recipe)
+    if path.is_symlink():
+        raise SubmissionError(f"recipe: {path} is a symbolic link; give the recipe file itself")
+    if not path.is_file():
+        raise SubmissionError(f"recipe: {path} does not exist or is not a regular file")
+    roots = [r for r in (sub._folder, RECIPES_DIR) if r is not None]
+    if not any(path.resolve().is_relative_to(root) for root in roots):
+        raise SubmissionError(f"recipe: {path} is outside {' and '.join(map(str, roots))}; a recipe must live "
+                              "beside the submission or in the project's recipes/")
+    if path.stat().st_size > RECIPE_MAX_BYTES:
+        raise SubmissionError(f"recipe: {path} is {path.stat().st_size} bytes; a recipe is under "
+                              f"{RECIPE_MAX_BYTES // 1024} KiB")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        raise SubmissionError(f"recipe: {path} is not YAML text ({err})") from None
+    errors = []
+    try:
+        return yaml.safe_dump(parse_merge_recipe(data, str(path)).model_dump(mode="json", by_alias=True),
+                              sort_keys=False)
+    except RecipeError as err:
+        errors.append(f"as a merge recipe: {err}")
+    try:
+        return dump_recipe(parse_recipe(data, str(path)))
+    except RecipeError as err:
+        errors.append(f"as a training recipe: {err}")
+    raise SubmissionError(f"recipe: {path} is not a finharness recipe\n  " + "\n  ".join(errors))

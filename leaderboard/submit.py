@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 
 from leaderboard.store import Board, settings_key
-from leaderboard.submission import Submission, SubmissionError
+from leaderboard.submission import Submission, SubmissionError, read_recipe
 from leaderboard.verify import VerifiedResults, verify_results
 from plumbing.checkpoints import CheckpointError, check_same_architecture, refuse_pickles, resolve_checkpoint, resolve_model
 from plumbing.folders import finish, scratch_dir
@@ -174,12 +174,7 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
     from fin_tasks.index import include_paths as checked
 
     include = [str(p) for p in checked([*sub.include_paths, *include_paths])]
-    recipe_text = None
-    if sub.recipe and "://" not in sub.recipe:
-        recipe = Path(sub.recipe)
-        if not recipe.is_file():
-            raise SubmissionError(f"recipe: {sub.recipe} does not exist")
-        recipe_text = recipe.read_text()
+    recipe_text = read_recipe(sub)
 
     if sub.checkpoint is not None:
         results_dir, revision, verified = _score(sub, board, include, eval_options)

@@ -63,3 +63,22 @@ def check_compatible(paths: dict[str, Path], reference: str) -> None:
                                   f"{reference!r} has {ref_shapes.get(key)}")
         if AutoTokenizer.from_pretrained(path).get_vocab() != ref_vocab:
             raise RecipeError(f"model {spec!r}: tokenizer vocabulary differs from {reference!r}")
+
+
+def check_finite(folder: Path, name: str) -> None:
+    """Every tensor the merge wrote is finite; else a RecipeError naming the first bad tensor.
+    A degenerate mix (weights cancelling under normalization, a density of 0, ...) must not
+    leave a checkpoint that looks finished and scores as NaN."""
+    import torch
+    from safetensors import safe_open
+
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        with safe_open(file, framework="pt") as handle:
+            for key in handle.keys():
+                tensor = handle.get_tensor(key)
+                if tensor.is_floating_point():
+                    bad = int((~torch.isfinite(tensor)).sum())
+                    if bad:
+                        raise RecipeError(f"{name}: the merge wrote {bad} non-finite value(s) in tensor {key} "
+                                          f"({file.name}); nothing was kept. Check the recipe's weights and "
+                                          "parameters")

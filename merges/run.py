@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from merges.checks import check_compatible, resolve_models
+from merges.checks import check_compatible, check_finite, resolve_models
 from merges.lora_space import fast_path_refusal, merge_in_lora_space
 from merges.mergekit_yaml import mergekit_dict, to_yaml, validate
 from merges.recipe import MergePoint, MergeRecipe, expand, load_merge_recipe
@@ -81,6 +81,7 @@ def execute(item: PlannedMerge) -> Path:
             log.info(f"{folder.name}: full-model MergeKit merge ({item.fast_refusal})")
             run_mergekit(item.config, item.yaml_text, work, item.point.seed)
             route = "mergekit"
+        check_finite(work, str(folder))
         write_atomic(work / "mergekit.yaml", item.yaml_text)
         write_atomic(work / "merge_recipe.yaml", to_yaml(item.point.model_dump(mode="json")))
         seconds = time.perf_counter() - start

@@ -49,7 +49,7 @@ def submit_study(study: Study, board: Board | None = None) -> list[int]:
             reference=None if point.role == "vanilla" else entry_name(study, vanillas[point.model], step.set_name),
             recipe=point.recipe, results=str(folder),
             notes=f"{study.spec.paper}; {step.setting}; task set {step.set_name}",
-        )
+        ).beside(study.root)  # the study's own recipes/ folder holds each checkpoint's recipe
         try:
             added.append(submit(sub, board))
         except DuplicateEntry:

@@ -14,9 +14,9 @@ FLOORS = {
     "harness": 2,       # evaluation: lm-eval runs, backends, measures, statistics
     "training": 2,      # LoRA / FTICL runs
     "merges": 3,        # MergeKit merges (choosing a point scores it: harness)
-    "leaderboard": 3,   # verified submissions (scoring one: harness)
-    "study": 4,         # the papers' studies: train, merge, score, tabulate, submit
-    "finharness": 5,    # the command line
+    "leaderboard": 4,   # verified submissions (scoring one: harness; its recipe: training, merges)
+    "study": 5,         # the papers' studies: train, merge, score, tabulate, submit
+    "finharness": 6,    # the command line
 }
 
 

@@ -264,13 +264,15 @@ def test_a_checkpoint_is_scored_by_the_board_once(scored, tmp_path, capsys, prog
     """The README's flow: submit a checkpoint folder from the command line."""
     board = tmp_path / "board.sqlite"
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("name: my-merge\nmethod: task_arithmetic\n")
+    recipe.write_text("name: my-merge\nmethod: task_arithmetic\nmodels:\n  - {model: runs/fpb, weight: 0.5}\n")
     path = write_submission(tmp_path, model="tiny-tuned", model_type="merged", base_model=str(scored["base"]),
                             checkpoint=str(scored["tuned"]), recipe="recipe.yaml", tasks=["fin_fpb"], limit=4)
     assert main(["leaderboard", "submit", str(path), "--board", str(board)]) == 0
     assert "scoring tiny-tuned" in capsys.readouterr().out
     (entry,) = Board(board).entries()
-    assert entry.recipe_text == recipe.read_text() and entry.docs == {"fin_fpb": 4}
+    # The recipe is stored as parsed (every field, defaults included), never as raw bytes.
+    assert yaml.safe_load(entry.recipe_text)["models"] == [{"model": "runs/fpb", "weight": 0.5, "density": None}]
+    assert entry.docs == {"fin_fpb": 4}
     # The board pins the checkpoint by the fingerprint of its bytes, as the Hub pins a commit.
     assert entry.revision == json.loads(results_file(Path(entry.results_path)).read_text())["finharness"]["revision"]
     # Submitting again: already scored, so no second evaluation; refused as a duplicate.

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,11 @@ def test_filters_and_drill_down_without_a_browser(tmp_path):
     merged = next(e for e in board.entries() if e.model == "fin-merge-ta")
     assert merge_parents(merged) == [("runs/fpb-lora", 0.25), ("runs/fomc-lora", 0.75)]
     text = details_markdown(merged, next(r for r in rows if r["model"] == "fin-merge-ta"), "acc")
-    assert "| fin_fpb | neutral 48, positive 2 |  | neutral | 0.260 | +0.122 |" in text
-    assert "Forgetting against entry #1: unseen +0.1500" in text and "method: task_arithmetic" in text
+    assert "| fin\\_fpb | neutral 48, positive 2 |  | neutral | 0.260 | +0.122 |" in text
+    assert "Forgetting against entry #1: unseen +0.1500" in text
+    # Submitter-chosen text is escaped for Markdown (it renders as the same text); the recipe is
+    # shown in its own code component, not here.
+    assert "### #2 fin\\-merge\\-ta" in text and "method: task_arithmetic" not in text
 
 
 def free_port() -> int:
@@ -55,10 +59,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def served(tmp_path):
-    board = Board(tmp_path / "board.sqlite")
-    entries(board)
+@contextmanager
+def serve_board(board: Board):
+    """`finharness leaderboard serve` started as a user starts it; yields its address."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "finharness", "leaderboard", "serve", "--board", str(board.path),
                                 "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -74,9 +77,19 @@ def served(tmp_path):
     else:
         process.kill()
         pytest.fail(f"the app did not answer on {url}: {process.stdout.read().decode()[-2000:]}")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture
+def served(tmp_path):
+    board = Board(tmp_path / "board.sqlite")
+    entries(board)
+    with serve_board(board) as url:
+        yield url
 
 
 def test_the_served_board_searches_filters_and_drills_down(served, browser):
@@ -89,6 +102,7 @@ def test_the_served_board_searches_filters_and_drills_down(served, browser):
     def board_text() -> str:
         return browser.find_element(By.ID, "board").text
 
+    wait.until(lambda d: "board read" in d.find_element(By.ID, "header").text)  # the page's own read is done
     wait.until(lambda d: "fin-merge-ta" in board_text())
     assert "fin-fpb-lora" in board_text() and "smollm2-135m-instruct" in board_text()
 
@@ -111,5 +125,6 @@ def test_the_served_board_searches_filters_and_drills_down(served, browser):
     choose("entry", "#2 fin-merge-ta")
     wait.until(lambda d: "neutral 48" in d.find_element(By.ID, "details").text)
     details = browser.find_element(By.ID, "details").text
-    assert "method: task_arithmetic" in details and "Forgetting against entry #1" in details
+    assert "Forgetting against entry #1" in details
+    wait.until(lambda d: "method: task_arithmetic" in d.find_element(By.ID, "recipe").text)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lineage img"))

@@ -8,7 +8,7 @@ outside the label set, or a split the YAML names but the data lacks, is caught u
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -187,12 +187,17 @@ def validate_file(path: Path, *, with_data: bool = True) -> dict[str, Any]:
     return row
 
 
-def validate_paths(paths: Iterable[Path], *, with_data: bool = True) -> tuple[list[dict], list[str]]:
-    """Validate every YAML under ``paths``; returns (rows, errors), one error per bad file."""
+def validate_paths(paths: Iterable[Path], *, with_data: bool | Sequence[Path] = True) -> tuple[list[dict], list[str]]:
+    """Validate every YAML under ``paths``; returns (rows, errors), one error per bad file.
+
+    ``with_data``: load and check every task's data, none, or (a list of folders) only the data
+    of tasks under those folders. A name defined twice is an error in any case."""
     rows, errors, names = [], [], {}
+    data_under = None if isinstance(with_data, bool) else [Path(p).resolve() for p in with_data]
     for path in yaml_files(paths):
+        data = with_data if data_under is None else any(path.resolve().is_relative_to(d) for d in data_under)
         try:
-            row = validate_file(path, with_data=with_data)
+            row = validate_file(path, with_data=data)
         except TaskYamlError as err:
             errors.append(str(err))
             continue

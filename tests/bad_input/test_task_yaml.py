@@ -1,4 +1,4 @@
-"""Bad task YAMLs, bad data and bad checkpoints get errors that name the file, field, row or value."""
+"""Bad task YAMLs and data folders get errors that name the file, field, row or value."""
 import json
 import shutil
 from pathlib import Path
@@ -116,20 +116,32 @@ def test_validate_command_reports_every_bad_file_and_fails(tmp_path, capsys):
     assert "1 valid, 1 invalid" in out
 
 
-def test_checkpoint_that_does_not_exist(tmp_path):
-    with pytest.raises(CheckpointError, match=r"checkpoint '.*nowhere' does not exist"):
-        resolve_checkpoint(str(tmp_path / "nowhere"))
+@pytest.mark.parametrize("metric", ["f1_macroo", "recall"])  # a typo; a metric the task never makes
+def test_a_metric_the_task_does_not_produce_is_named(tmp_path, metric):
+    from fin_tasks.common.validate import TaskYamlError, validate_file
+
+    body = GOOD_BODY + f"metric_list:\n  - metric: acc\n    aggregation: mean\n  - metric: {metric}\n    aggregation: mean\n"
+    with pytest.raises(TaskYamlError, match=rf"fin_demo\.yaml: field metric_list names \['{metric}'\], which its "
+                                            r"process_results \(process_results_mc_both\) does not produce"):
+        validate_file(write_task(tmp_path, body, ALL_SPLITS))
 
 
-def test_checkpoint_without_safetensors_is_refused(tmp_path, tiny_checkpoint):
-    pickled = tmp_path / "pickled"
-    shutil.copytree(tiny_checkpoint, pickled)
-    for weights in pickled.glob("*.safetensors"):
-        weights.rename(weights.with_suffix(".bin"))
-    with pytest.raises(CheckpointError, match="no .safetensors weights"):
-        resolve_checkpoint(str(pickled))
+def test_a_yml_file_is_named_not_skipped(tmp_path):
+    from fin_tasks.common.validate import validate_paths
+
+    path = write_task(tmp_path, GOOD_BODY, ALL_SPLITS)
+    path.rename(path.with_suffix(".yml"))
+    _, errors = validate_paths([tmp_path])
+    assert errors == [f"{tmp_path / 'fin_demo.yml'}: lm-eval only reads task files ending in .yaml; "
+                      "rename it to fin_demo.yaml"]
 
 
-def test_eval_command_names_a_missing_checkpoint(tmp_path, capsys):
-    assert main(["eval", "--model", str(tmp_path / "missing-model"), "--limit", "1"]) == 2
-    assert "missing-model' does not exist" in capsys.readouterr().err
+def test_eval_runs_validates_checks_on_an_include_path_before_scoring(tmp_path, tiny_checkpoint, capsys):
+    """A misspelt metric used to score every document, then crash with a TypeError."""
+    body = GOOD_BODY + "metric_list:\n  - metric: acc\n    aggregation: mean\n  - metric: f1_macroo\n    aggregation: mean\n"
+    write_task(tmp_path / "mine", body, ALL_SPLITS)
+    out = tmp_path / "out"
+    assert main(["eval", "-m", str(tiny_checkpoint), "--include_path", str(tmp_path / "mine"), "-t", "fin_demo",
+                 "-o", str(out)]) == 2
+    assert "fin_demo.yaml: field metric_list names ['f1_macroo']" in capsys.readouterr().err
+    assert not out.exists()
