@@ -1,5 +1,6 @@
 """``finharness deviation MODEL --base BASE``: how far a fine-tune moved from its base
-(per-layer relative weight change; next-token KL on held-out test documents)."""
+(per-layer relative weight change; KL on teacher-forced reference answers of test documents,
+with the end-of-sequence probability's shift reported apart)."""
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,11 @@ def run(args: argparse.Namespace) -> int:
                      include_paths=include_paths(args.include_path))
     print(f"{args.model} against {args.base}: relative weight change {result.relative_weight_change:.6f}")
     if result.kl is not None:
-        print(f"next-token KL(base || model): {result.kl:.6f} nats/token over {result.kl_tokens} tokens of "
-              f"{result.kl_texts} test documents ({', '.join(result.kl_tasks)})")
+        print(f"answer-token KL(base || model), EOS set apart: {result.kl:.6f} nats/token over {result.kl_tokens} "
+              f"reference-answer tokens of {result.kl_texts} test documents ({', '.join(result.kl_tasks)}); "
+              f"over the whole vocabulary: {result.kl_with_eos:.6f}")
+        print(f"p(EOS) inside the answer: {result.eos_shift:+.6f} on average; right after it: "
+              f"{result.eos_end_base:.4f} (base) -> {result.eos_end_tuned:.4f} (model)")
     print()
     print(tabulate([[g, f"{v:.6f}"] for g, v in result.layers.items()],
                    headers=["layer", "||W - W_base|| / ||W_base||"], tablefmt="github", disable_numparse=True))
@@ -27,11 +31,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    de = sub.add_parser("deviation", help="how far a fine-tuned checkpoint moved from its base (weights, next-token KL)")
+    de = sub.add_parser("deviation", help="how far a fine-tuned checkpoint moved from its base (weights, answer-token KL, EOS shift)")
     de.add_argument("model", help="fine-tuned or merged checkpoint folder")
     de.add_argument("--base", required=True, help="the model it started from (embedded name or folder)")
     de.add_argument("--tasks", nargs="*", default=None,
-                    help="held-out text for the KL: test documents of these tasks (none: weight change only)")
+                    help="test documents of these tasks, teacher forced on their reference answers (none: weight change only)")
     de.add_argument("--limit", type=int, default=16, help="documents per task for the KL (seeded)")
     de.add_argument("--seed", type=int, default=0)
     de.add_argument("--include_path", action="append", default=None, metavar="DIR")

@@ -75,7 +75,9 @@ def run_deviation_step(study: Study, point: Checkpoint) -> None:
 
     spec = study.spec.deviation
     vanilla = next(m.model for m in study.spec.models if m.label == point.model)
-    result = measure(point.path, vanilla, tasks=spec.tasks, per_task=spec.per_task, seed=spec.seed,
+    # In-domain by default: the test documents of the tasks this checkpoint was trained on.
+    tasks = spec.tasks or point.trained_on
+    result = measure(point.path, vanilla, tasks=tasks, per_task=spec.per_task, seed=spec.seed,
                      include_paths=study.eval.include_paths)
     write(result, deviation_file(study.root, point))
 

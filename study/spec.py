@@ -46,9 +46,12 @@ class TableSpec(_Strict):
 
 class DeviationSpec(_Strict):
     """How far each fine-tuned or merged checkpoint moved from its vanilla model
-    (harness/deviation.py): weight change per layer, next-token KL on held-out text."""
+    (harness/deviation.py): weight change per layer, KL on teacher-forced reference answers
+    with the EOS shift apart."""
 
-    tasks: list[str] = Field(min_length=1, description="held-out text: test documents of these tasks")
+    tasks: list[str] | None = Field(default=None, min_length=1,
+                                    description="test documents of these tasks; default: each checkpoint's own "
+                                                "training tasks (in-domain)")
     per_task: int = Field(default=8, gt=0, description="seeded documents per task")
     seed: int = 0
 
