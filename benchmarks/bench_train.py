@@ -11,6 +11,11 @@ Each trainer runs in its own process so peak memory (max RSS) is its own.
     pip install -e ".[bench]"   # TRL, the baseline this benchmark compares against
     python benchmarks/bench_train.py [--samples 48] [--json benchmarks/results/train_2cpu.json]
 
+    # CPU bf16 autocast against fp32, finharness only: fp32 at two seeds (the seed noise of
+    # the loss curve: batch order), bf16 at the first; adopted for studies only if its
+    # curve stays within seed noise of fp32's and its tokens/s is >= 1.5x.
+    python benchmarks/bench_train.py --precision --samples 128 [--json benchmarks/results/train_bf16_2cpu.json]
+
 Figures: training tokens per second (non-padding tokens of the dataset x epochs, over the
 wall time of the training loop alone), peak RSS, and the loss per optimizer step.
 """
@@ -31,30 +36,31 @@ TASKS = ["fin_fpb", "fin_fomc", "fin_headlines", "fin_finred"]
 RUNS = ("trl", "trl-matched", "finharness")
 
 
-def recipe(samples: int, out: Path, seed: int = 42) -> dict:
+def recipe(samples: int, out: Path, seed: int = 42, precision: str = "fp32") -> dict:
     per_task = max(1, samples // len(TASKS))
     return {
         "name": "bench", "base_model": MODEL, "prompt_format": "instruct", "seed": seed,
         "tasks": [{"name": t, "samples": per_task} for t in TASKS],
         "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
         "training": {"lr": 2e-4, "epochs": 1, "batch_size": 8, "grad_accum": 1, "warmup_ratio": 0.03,
-                     "max_length": 512, "logging_steps": 1, "save_steps": 10_000, "precision": "fp32",
+                     "max_length": 512, "logging_steps": 1, "save_steps": 10_000, "precision": precision,
                      "scheduler": "linear"},
         "output_dir": str(out),
     }
 
 
-def run_finharness(samples: int) -> dict:
+def run_finharness(samples: int, seed: int = 42, precision: str = "fp32") -> dict:
     from plumbing.folders import read_manifest
     from training.recipe import parse_recipe
     from training.run import train_recipe
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = train_recipe(parse_recipe(recipe(samples, Path(tmp))))
+        folder = train_recipe(parse_recipe(recipe(samples, Path(tmp), seed, precision)))
         run = read_manifest(folder, "training_run").data
         log = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
     tokens = sum(r["tokens"] for r in log)
-    return {"trainer": "finharness", "seconds": run["seconds"], "tokens": tokens,
+    return {"trainer": f"finharness-{precision}-s{seed}" if precision != "fp32" or seed != 42 else "finharness",
+            "precision": run["precision"], "seed": seed, "seconds": run["seconds"], "tokens": tokens,
             "tokens_per_second": tokens / run["seconds"], "losses": [r["loss"] for r in log],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -130,24 +136,64 @@ def run_trl(samples: int, matched: bool) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def run_one(which: str, samples: int, seed: int = 42, precision: str = "fp32") -> dict:
+    """One trainer in its own process (its own peak memory, no shared threads)."""
+    proc = subprocess.run([sys.executable, __file__, "--samples", str(samples), "--one", which,
+                           "--one-seed", str(seed), "--one-precision", precision],
+                          capture_output=True, text=True, env=os.environ)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        sys.exit(f"{which} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return json.loads(line[len("RESULT "):])
+
+
+def compare_precision(samples: int, out: Path | None) -> None:
+    """bf16 autocast against fp32 on the same recipe: tokens/s, and the per-step loss gap set
+    beside the gap between two fp32 seeds (what the studies' seeds vary)."""
+    import numpy as np
+
+    fp32, other_seed, bf16 = (run_one("finharness", samples, 42, "fp32"), run_one("finharness", samples, 1, "fp32"),
+                              run_one("finharness", samples, 42, "bf16"))
+    print(f"{'run':22s} {'tokens':>7s} {'seconds':>8s} {'tok/s':>7s}  loss per step")
+    for r in (fp32, other_seed, bf16):
+        print(f"{r['trainer']:22s} {r['tokens']:7d} {r['seconds']:8.1f} {r['tokens_per_second']:7.1f}  "
+              + " ".join(f"{x:.3f}" for x in r["losses"]))
+    gap_bf16 = float(np.mean(np.abs(np.subtract(bf16["losses"], fp32["losses"]))))
+    gap_seed = float(np.mean(np.abs(np.subtract(other_seed["losses"], fp32["losses"]))))
+    speed = bf16["tokens_per_second"] / fp32["tokens_per_second"]
+    within = gap_bf16 <= gap_seed
+    adopt = within and speed >= 1.5
+    print(f"\nbf16 / fp32 tokens/s: {speed:.2f}x")
+    print(f"mean per-step loss gap: bf16 vs fp32 (same seed) {gap_bf16:.4f}; fp32 seed 1 vs seed 42 {gap_seed:.4f} "
+          f"({'within' if within else 'outside'} seed noise)")
+    print(f"verdict: {'adopt bf16 for CPU studies' if adopt else 'keep fp32 on CPU'} "
+          f"(rule: loss within seed noise and >= 1.5x tokens/s)")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"samples": samples, "model": MODEL, "threads": os.cpu_count(),
+                                   "speedup_bf16": speed, "loss_gap_bf16": gap_bf16, "loss_gap_seed": gap_seed,
+                                   "adopt": adopt, "runs": [fp32, other_seed, bf16]}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=48, help="training examples (split over 4 tasks)")
     parser.add_argument("--one", choices=RUNS, help=argparse.SUPPRESS)
+    parser.add_argument("--one-seed", type=int, default=42, help=argparse.SUPPRESS)
+    parser.add_argument("--one-precision", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", action="store_true",
+                        help="compare finharness's bf16 autocast with fp32 (and fp32's seed noise) instead of TRL")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.one:
-        out = run_finharness(args.samples) if args.one == "finharness" else run_trl(args.samples, args.one == "trl-matched")
+        out = (run_finharness(args.samples, args.one_seed, args.one_precision) if args.one == "finharness"
+               else run_trl(args.samples, args.one == "trl-matched"))
         print("RESULT " + json.dumps(out))
         return
-    rows = {}
-    for which in RUNS:
-        proc = subprocess.run([sys.executable, __file__, "--samples", str(args.samples), "--one", which],
-                              capture_output=True, text=True, env=os.environ)
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        if line is None:
-            sys.exit(f"{which} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        rows[which] = json.loads(line[len("RESULT "):])
+    if args.precision:
+        compare_precision(args.samples, args.json)
+        return
+    rows = {which: run_one(which, args.samples) for which in RUNS}
     trl, matched, ours = rows["trl"], rows["trl-matched"], rows["finharness"]
     print(f"{'trainer':12s} {'tokens':>7s} {'seconds':>8s} {'tok/s':>7s} {'peak RSS MB':>12s}  loss per step")
     for r in (trl, matched, ours):

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from plumbing.logs import log
 from training.batching import collate
 from training.encode import IGNORE, Encoded
 from training.model_setup import language_model
@@ -52,14 +53,28 @@ class AnswerLoss(torch.nn.Module):
         return F.cross_entropy(logits, target[keep], reduction="sum")
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX): elsewhere torch emulates it, slowly."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def pick_precision(requested: str, device: torch.device) -> str:
     """``bf16`` or ``no`` (accelerate's names).
 
-    ``auto`` is bf16 autocast on GPUs that support it and fp32 on CPU: measured on the
-    embedded model, CPU bf16 autocast bought little speed and bent the loss curve away
-    from fp32's within a few steps, so it is opt-in there (``precision: bf16``).
+    ``auto`` is bf16 autocast on GPUs that support it and fp32 on CPU, so a recipe's default
+    run is the fp32 one it always was. ``precision: bf16`` is worth asking for on a CPU with
+    native bf16: on this project's 2-core AVX512-BF16 machine it trained 2.0x the tokens/s of
+    fp32 with a loss curve within seed noise (benchmarks/bench_train.py --precision), and the
+    studies use it; on a CPU without it, torch emulates bf16 and it is slower (a warning says so).
     """
     if requested != "auto":
+        if requested == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+            log.warning("precision: bf16 on a CPU without native bf16 (no avx512_bf16/amx_bf16 flag): "
+                        "torch emulates it, expect it to be slower than fp32")
         return "bf16" if requested == "bf16" else "no"
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return "bf16"
