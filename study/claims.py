@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 from tabulate import tabulate
 
 from fin_tasks.common.metrics import LENGTH_NORMALIZED, base_metric
@@ -96,6 +96,16 @@ class Claim(_Strict):
     subset: Literal["all", "clean"] = Field(
         default="all", description="clean: only the documents no involved checkpoint may have seen (its lineage, "
                                    "the few-shot pool, the task's other splits; finharness contamination)")
+    floor_gate: Selector | None = Field(
+        default=None, description="keep only the tasks where this row (the vanilla model) clears its trivial "
+                                  "baseline, decided on a seeded half of each task's documents; the claim is read on "
+                                  "the other half (a forgetting claim needs something to lose)")
+
+    @model_validator(mode="after")
+    def _one_document_filter(self):
+        if self.floor_gate is not None and self.subset == "clean":
+            raise ValueError("floor_gate and subset: clean together are not supported (each picks documents)")
+        return self
 
 
 class ClaimsFile(_Strict):
@@ -119,10 +129,14 @@ def check_claims(claims: ClaimsFile, study, path: str) -> None:
     """Before any training: every selector names a study model and one of its runs or merges."""
     runs = {(c.model, c.role if c.role != "vanilla" else "vanilla", c.run) for c in study.checkpoints}
     models = {m.label for m in study.spec.models}
+    # Models only the full (GPU) study has: their claims read "not run at this size" here.
+    full_only = {m["label"] for m in (study.spec.full or {}).get("models", []) if isinstance(m, dict)} - models
     for claim in claims.claims:
         selectors = [claim.treatment, claim.control] + ([claim.against.treatment, claim.against.control]
                                                         if claim.against else [])
         for sel in selectors:
+            if sel.model in full_only:
+                continue
             if sel.model not in models:
                 raise RecipeError(f"{path}: claims.{claim.id}: unknown model {sel.model!r} (study models: {sorted(models)})")
             if sel.kind != "vanilla" and not any(m == sel.model and k == sel.kind and (sel.run is None or r == sel.run)
@@ -298,6 +312,37 @@ def _floor(boot: Bootstrap, row: Row, tasks: list[str], metric) -> tuple[bool, s
     return low > 0, f"{found.point:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
+def _gated(whole: Bootstrap, gate: Row, tasks: list[str], metric, claim_id: str) -> tuple[list[str], Bootstrap, str]:
+    """Tasks where ``gate`` (the vanilla model) clears its trivial baseline, decided on one half of
+    each task's documents (a seeded split); the claim is then read on the other half. Selecting
+    on the same documents the claim tests would bias a loss toward agreeing: a control picked
+    for scoring high is high partly by chance, and falls back on the treatment's rows."""
+    import zlib
+
+    selection: dict[str, set[int]] = {}
+    held: dict[str, set[int]] = {}
+    for task in tasks:
+        folders = [f for by_seed in [gate.sources.get(task, {})] for fs in by_seed.values() for f in fs]
+        if not folders:
+            continue
+        docs = sorted(whole.read(folders[0], task, metric(task)))
+        half = {d for d in docs if zlib.crc32(f"{claim_id}:{task}:{d}".encode()) % 2 == 0}
+        selection[task], held[task] = half, set(docs) - half
+    choose = whole.restricted(held)  # the selection half only
+    kept, shown = [], []
+    for task in tasks:
+        if task not in selection:
+            shown.append(f"{task} not scored by {gate.model} {gate.name}")
+            continue
+        clears, figure = _floor(choose, gate, [task], metric)
+        shown.append(f"{task} {'clears' if clears else 'at floor'} {figure}")
+        if clears:
+            kept.append(task)
+    note = (f"tasks gated on {gate.model} {gate.name} clearing its trivial baseline on a seeded half of the "
+            f"documents ({'; '.join(shown)}); the claim is read on the other half")
+    return kept, whole.restricted({t: selection[t] for t in kept}), note
+
+
 def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, task_sets,
            path: str = CLAIMS_FILE) -> list[Verdict]:
     """Every claim's effect, corrected p-value, MDE and verdict.
@@ -309,6 +354,14 @@ def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, tas
     for claim in claims.claims:
         pairs = [(claim.treatment, claim.control)] + ([(claim.against.treatment, claim.against.control)]
                                                       if claim.against else [])
+        absent = sorted({sel.model for pair in pairs for sel in pair} - {r.model for r in rows})
+        if absent:  # a model only the full study has (check_claims refuses any other)
+            verdicts.append(Verdict(claim.id, claim.says, claim.source, f"{claim.treatment.describe()} - "
+                                    f"{claim.control.describe()}", [], claim.metric or "", claim.rule, 0, 0,
+                                    positive_control=claim.positive_control,
+                                    note=f"this study has no {', '.join(absent)} model at this size"))
+            flags.append(f"not run at this size: no {', '.join(absent)} model")
+            continue
         resolved = [(_find(rows, t, claim, path), _find(rows, c, claim, path)) for t, c in pairs]
         involved = [r for pair in resolved for r in pair]
         tasks, dropped = _tasks(claim, involved, task_sets, path)
@@ -316,6 +369,18 @@ def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, tas
 
         def metric(t: str, claim=claim) -> str:
             return _metric(claim, t, metric_of, path)
+
+        if claim.floor_gate is not None:
+            tasks, boot, gate_note = _gated(whole, _find(rows, claim.floor_gate, claim, path), tasks, metric, claim.id)
+            subset_note = gate_note
+            if not tasks:
+                v = Verdict(claim.id, claim.says, claim.source, f"{claim.treatment.describe()} - "
+                            f"{claim.control.describe()}", [], claim.metric or "", claim.rule, 0, 0,
+                            positive_control=claim.positive_control, note=gate_note)
+                verdicts.append(v)
+                flags.append(f"not testable: {claim.floor_gate.model} {claim.floor_gate.kind} clears its trivial "
+                             "baseline on none of the tasks")
+                continue
 
         signed = [(r, sign) for (t, c), s in zip(resolved, (1.0, -1.0)) for r, sign in ((t, s), (c, -s))]
         found: Estimate = boot.estimate(signed, tasks, metric, claim.normalized)
@@ -396,7 +461,8 @@ def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, tas
         verdicts.append(v)
         flags.append(flag)
 
-    for v, p_holm in zip(verdicts, holm([v.p for v in verdicts], claims.alpha)):
+    tested = [v for v in verdicts if v.p is not None]  # a claim left with no task has no test
+    for v, p_holm in zip(tested, holm([v.p for v in tested], claims.alpha)):
         v.p_holm = p_holm
     for claim, v, flag in zip(claims.claims, verdicts, flags):
         wanted = 1 if claim.direction == "increase" else -1
@@ -474,9 +540,13 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
     for v in verdicts:
         effect = f"{v.effect:+.3f} [{v.ci[0]:+.3f}, {v.ci[1]:+.3f}]" if v.effect is not None else ""
         paper = (f"{v.paper_in_metric:+.3f}" if v.paper_in_metric is not None else "") if v.paper else "not given"
+        if v.p is None:  # no task left to test (a floor gate kept none)
+            rows.append([v.id, v.says, v.verdict] + [""] * 9 + ["0", v.seeds or "-", v.metric])
+            continue
         rows.append([v.id, v.says, v.verdict, effect, f"{v.doc_sd:.3f} / {v.seed_sd:.3f}", f"{v.df:.1f}",
                      f"{v.p:.3g}", f"{v.p_holm:.3g}", f"{v.mde:.3f}", paper,
-                     _size(v.documents_needed, v.paper_in_metric), _size(v.seeds_needed, v.paper_in_metric if v.seed_sd > 0 else None), f"{len(v.tasks)} x {v.documents}",
+                     _size(v.documents_needed, v.paper_in_metric),
+                     _size(v.seeds_needed, v.paper_in_metric if v.seed_sd > 0 else None), f"{len(v.tasks)} x {v.documents}",
                      v.seeds or "-", f"{v.metric} ({v.rule}{', clean subset' if v.subset == 'clean' else ''})"])
     caption = (f"Claims ({len(verdicts)}), decided by code on unclipped normalized scores: t-type 95% interval and "
                f"two-sided p-value from two variance components (documents: paired bootstrap; training seeds: "

@@ -25,7 +25,9 @@ def forest_plot(verdicts: Sequence, path: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 0.6 * len(verdicts) + 1.2), layout="constrained")
     for i, v in enumerate(reversed(list(verdicts))):
         colour = COLOURS.get(v.verdict, "#ff7f0e")  # orange: not testable
-        ax.errorbar(v.effect, i, xerr=[[v.effect - v.ci[0]], [v.ci[1] - v.effect]], fmt="o", color=colour, capsize=3)
+        if v.effect is not None:  # a claim not run (or left with no task) has no effect to draw
+            ax.errorbar(v.effect, i, xerr=[[v.effect - v.ci[0]], [v.ci[1] - v.effect]], fmt="o", color=colour,
+                        capsize=3)
         if getattr(v, "paper_in_metric", None) is not None:  # the paper's magnitude in the claim's metric
             ax.plot(v.paper_in_metric, i, "x", color="black")
         ax.text(1.02, i, v.verdict, transform=ax.get_yaxis_transform(), va="center", fontsize=8, color=colour)

@@ -271,9 +271,10 @@ def _replace_models(spec: StudyFile, where: str, full: bool, models: Mapping[str
     supplied = False
     if full and "models" in spec.full:
         replaced = [validate_mapping(StudyModel, m, f"{where}: full.models") for m in spec.full["models"] or []]
-        if sorted(m.label for m in replaced) != sorted(labels):
-            raise RecipeError(f"{where}: full.models: labels {sorted(m.label for m in replaced)} must be the study's "
-                              f"labels {sorted(labels)} (train, merge and claims files name them)")
+        if not set(labels) <= {m.label for m in replaced}:
+            raise RecipeError(f"{where}: full.models: labels {sorted(m.label for m in replaced)} must include the "
+                              f"study's labels {sorted(labels)} (train, merge and claims files name them; the full "
+                              "study may add models the CPU size leaves out)")
         current, supplied = replaced, True
     for label, model in (models or {}).items():
         if label not in labels:

@@ -260,3 +260,26 @@ def test_an_undecided_positive_control_heads_the_claims_table(rows):
     assert claims_table(found, family).startswith(note)
     decided = ClaimsFile.model_validate({"claims": [claim("strong", positive_control=True)]})
     assert positive_control_note(decide(decided, rows, Bootstrap(1000, 0), lambda task, metric: metric, None)) == ""
+
+
+def test_a_retention_claim_keeps_only_tasks_where_the_vanilla_model_clears_its_baseline(tmp_path):
+    """A forgetting claim on a panel: task t, where vanilla is above chance, enters it; task u,
+    where vanilla guesses, does not (nothing to lose). The gate is decided on one half of each
+    task's documents and the claim read on the other, so selecting a task cannot bias its test."""
+    def two_tasks(name: str, t_share: float, u_share: float, seed: int) -> Row:
+        folders = {task: scored(tmp_path / f"{name}-{seed}" / task, right_on(share, seed + i), task=task)
+                   for i, (task, share) in enumerate((("t", t_share), ("u", u_share)))}
+        kind, run = ("vanilla", "") if name == "vanilla" else ("single", name)
+        return Row("m", kind, run, "zero-shot", name, {task: {None: [f]} for task, f in folders.items()})
+
+    panel = [two_tasks("vanilla", 0.75, 0.5, 10), two_tasks("forgot", 0.55, 0.5, 20)]
+    gate = {"floor_gate": {"model": "m"}, "tasks": ["t", "u"]}
+    (forgetting,) = verdicts(panel, claim("forgot", direction="decrease", **gate))
+    assert forgetting.tasks == ["t"] and forgetting.verdict == "agrees"
+    assert forgetting.documents < DOCS and "t clears" in forgetting.note and "u at floor" in forgetting.note
+    assert "read on the other half" in forgetting.note
+
+    guessing = [two_tasks("vanilla", 0.5, 0.5, 30), two_tasks("forgot", 0.5, 0.5, 40)]
+    (untestable,) = verdicts(guessing, claim("forgot", direction="decrease", **gate))
+    assert untestable.verdict == "not testable: m vanilla clears its trivial baseline on none of the tasks"
+    assert untestable.tasks == [] and untestable.p is None

@@ -87,27 +87,27 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path, capsys, progress):
     # Two seen tasks and one unseen keep the suite fast; the study's own set is finharness_all.
     folder = shrink("fin-instruct-merge", tmp_path / "recipes", tiny_models,
-                    tasks=[["fin_fpb", "fin_fomc", "fin_finarg_auc"], ["fin_fpb", "fin_finarg_auc"]])
+                    tasks=[["fin_fpb", "fin_fomc", "fin_finarg_auc"], ["fin_fpb", "fin_finarg_auc"],
+                           ["gen_sentiment_sst2_mc"]])
     board = tmp_path / "board.sqlite"
     study = run_study(folder, output_dir=tmp_path / "out", board=board)
     root = Path(study.root)
 
-    # Ten LoRA runs (5 per model) and three merges into the instruct model, each a finished folder
-    # with the expanded recipe beside the study, runnable with `finharness train` / `merge`.
-    assert len(study.train_recipes) == 10 and len(study.merge_recipes) == 3
+    # Five LoRA runs on the instruct model (the CPU size has no base-model slot) and the Task
+    # Arithmetic merge, each a finished folder with the expanded recipe beside the study,
+    # runnable with `finharness train` / `merge`.
+    assert len(study.train_recipes) == 5 and len(study.merge_recipes) == 1
     for recipe in study.train_recipes:
         assert is_finished(recipe.run_dir(), "training_run")
         assert (root / "recipes" / "train" / f"{recipe.name}.yaml").is_file()
-    for name in ("instruct-task-arithmetic", "instruct-ties", "instruct-dare-ties"):
-        assert read_manifest(root / "merges" / name, "merge").data["method"]
+    assert read_manifest(root / "merges" / "instruct-task-arithmetic", "merge").data["method"]
 
-    # The paper's rows, per model; merges only for the instruct model.
+    # The paper's rows.
     records = json.loads((root / "tables.json").read_text())
     rows = {(r["model"], r["row"]) for r in records}
-    assert {("base", "zero-shot"), ("base", "few-shot (1)"), ("base", "FT single"), ("base", "FT multi (multi)"),
-            ("instruct", "merged: task-arithmetic"), ("instruct", "merged: ties"),
-            ("instruct", "merged: dare-ties")} <= rows
-    assert not any(m == "base" and r.startswith("merged") for m, r in rows)
+    assert {("instruct", "zero-shot"), ("instruct", "few-shot (1)"), ("instruct", "FT single"),
+            ("instruct", "FT multi (multi)"), ("instruct", "merged: task-arithmetic")} <= rows
+    assert not any(m == "base" for m, r in rows)
 
     # A merged row's "Δ unseen" is its unseen mean minus the zero-shot's, from the stored results.
     def unseen_mean(label: str) -> float:
@@ -139,14 +139,21 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     assert verdicts[0]["positive_control"] and "## Discrimination" in tables
     assert all(v["verdict"] in ("agrees", "contradicts", "inconclusive", "not testable at this size",
                                 "not testable: control at trivial baseline",
-                                "not testable: both rows at trivial baseline") or
+                                "not testable: both rows at trivial baseline",
+                                "not testable: instruct vanilla clears its trivial baseline on none of the tasks") or
                v["verdict"].startswith("not testable: the treatment learned no discrimination (AUC ")
-               for v in verdicts)
+               for v in verdicts if v["id"] != "A5-base-forgets-more")
+    # The base-model claim: only the full study has a base model.
+    a5 = next(v for v in verdicts if v["id"] == "A5-base-forgets-more")
+    assert a5["verdict"] == "not run at this size: no base model"
+    # The retention variants are gated on the vanilla model clearing its baseline.
+    a2r = next(v for v in verdicts if v["id"] == "A2r-ft-costs-retention")
+    assert "tasks gated on instruct zero-shot clearing its trivial baseline" in a2r["note"]
     assert tables.index("## Claims") < tables.index("## Tables")
 
     # Every scored checkpoint is on the board.
     entries = Board(board).entries()
-    assert len(entries) == len(study.evals) == 17
+    assert len(entries) == len(study.evals) == 15
     # ... and a merged entry's forgetting is measured against the vanilla instruct model on the same set.
     from leaderboard.table import board_rows
 
@@ -160,8 +167,8 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     capsys.readouterr()
     run_study(folder, output_dir=tmp_path / "out", board=board)
     out = capsys.readouterr().out
-    assert out.count("already done") == 10 + 3 + 17 + 1  # trainings, merges, evaluations, tables
-    assert len(Board(board).entries()) == 17
+    assert out.count("already done") == 5 + 1 + 15 + 1  # trainings, merges, evaluations, tables
+    assert len(Board(board).entries()) == 15
 
     # A changed table spec makes the tables stale: only they are redone.
     spec = yaml.safe_load((folder / "study.yaml").read_text())
@@ -169,7 +176,7 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     (folder / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     run_study(folder, output_dir=tmp_path / "out", board=board)
     out = capsys.readouterr().out
-    assert out.count("already done") == 10 + 3 + 17 and "tables.md / tables.json: done in" in out
+    assert out.count("already done") == 5 + 1 + 15 and "tables.md / tables.json: done in" in out
     assert "(60 resamples" in (root / "tables.md").read_text()
 
 
@@ -177,7 +184,8 @@ def test_generalization_study_runs_end_to_end(tiny_models, tmp_path):
     # One in-domain and one out-of-domain dataset per task type.
     # 4 examples in batches of 2: a warm-up step (lr 0) and one that moves the weights.
     folder = shrink("ft-generalization", tmp_path / "recipes", tiny_models, limit=2, leaderboard=False, samples=4,
-                    tasks=[["gen_sentiment_amazon_mc", "gen_sentiment_yelp_mc"], ["gen_summary_xsum", "gen_summary_xlsum"]])
+                    tasks=[["gen_sentiment_amazon_mc", "gen_sentiment_yelp_mc"], ["gen_summary_xsum", "gen_summary_xlsum"],
+                           ["gen_summary_xsum", "gen_summary_xlsum"]])
     study = run_study(folder, output_dir=tmp_path / "out", board=tmp_path / "board.sqlite")
     records = json.loads((Path(study.root) / "tables.json").read_text())
 
@@ -226,7 +234,10 @@ def test_study_errors_name_the_file_and_field(tmp_path, tiny_models):
 
 def test_full_switch_uses_the_papers_sizes():
     small, full = load_study(RECIPES / "fin-instruct-merge"), load_study(RECIPES / "fin-instruct-merge", full=True)
-    assert small.evals[0].limit == 40 and full.evals[0].limit is None
+    assert small.evals[0].limit == 100 and full.evals[0].limit is None
+    # The CPU size has the instruct model only; the paper's experiment has its base model too.
+    assert [m.label for m in small.spec.models] == ["instruct"]
+    assert [m.label for m in full.spec.models] == ["base", "instruct"]
     assert {t.samples for r in full.train_recipes for t in r.tasks} == {None}
     assert full.train_recipes[0].training.epochs == 2 and small.train_recipes[0].training.epochs == 1
     assert Path(full.root).name == "fin-instruct-merge-full"
@@ -245,8 +256,8 @@ def test_training_seeds_give_a_run_and_a_merge_per_seed(tmp_path, tiny_models):
     (both / "train.yaml").write_text(yaml.safe_dump({**train, "seed": 5}, sort_keys=False))
     with pytest.raises(RecipeError, match="give seed or seeds, not both"):
         load_study(both)
-    # 5 runs x 2 models x 3 seeds, and each merge once per seed from that seed's runs.
-    assert len(study.train_recipes) == 30 and len(study.merge_recipes) == 9
+    # 5 runs x 3 seeds, and the merge once per seed from that seed's runs.
+    assert len(study.train_recipes) == 15 and len(study.merge_recipes) == 3
     assert {r.seed for r in study.train_recipes} == {1, 2, 3}
     ta = next(r for r in study.merge_recipes if r.name == "instruct-task-arithmetic-s2")
     assert all(m.model.endswith("-s2") for m in ta.models)
@@ -324,6 +335,10 @@ def test_a_one_family_study_refuses_supplied_models_of_two_families(tmp_path, ti
 
     gemma = build_tiny_gemma3(tmp_path / "gemma", tokenizer_from=tiny_models["base"])
     folder = shrink("fin-instruct-merge", tmp_path, tiny_models)
+    # A user's study with both of the paper's models (the CPU default has the instruct one only).
+    spec = yaml.safe_load((folder / "study.yaml").read_text())
+    spec["models"].insert(0, {"label": "base", "model": str(tiny_models["base"]), "prompt_format": "base"})
+    (folder / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     study = load_study(folder, models={"base": str(gemma)})
     with pytest.raises(RecipeError, match=r"one_family: the supplied models are of different families \(base: gemma3_text, instruct: llama\)"):
         check_families(study)
@@ -335,7 +350,7 @@ def test_probe_measures_speed_and_the_dry_run_plan_turns_work_into_hours(tiny_mo
     from study.estimate import THROUGHPUT, plan_table, probe, study_work
 
     folder = shrink("ft-generalization", tmp_path / "recipes", tiny_models, limit=2, leaderboard=False, samples=4,
-                    tasks=[["gen_sentiment_amazon_mc"], ["gen_summary_xsum"]])
+                    tasks=[["gen_sentiment_amazon_mc"], ["gen_summary_xsum"], ["gen_summary_xsum"]])
     study = load_study(folder, output_dir=tmp_path / "out")
     assert f"No measured speed yet: `finharness study probe {folder}`" in plan_table(study)
 
@@ -361,4 +376,4 @@ def test_probe_measures_speed_and_the_dry_run_plan_turns_work_into_hours(tiny_mo
     assert f"| {hours:.2f} " in row
     assert "Total: training" in plan
     assert main(["study", "run", str(folder), "--dry-run", "--output-dir", str(tmp_path / "out")]) == 0
-    assert "| eval   | base/xsum few-shot set 1" in capsys.readouterr().out
+    assert "| eval   | base/xsum few-shot set 2" in capsys.readouterr().out  # the summaries' few-shot set

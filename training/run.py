@@ -102,6 +102,12 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
         raise RecipeError("training.max_length: no example's answer fits")
 
     tracking = recipe.training.report_to != "none"
+    # accelerate keeps one state per process and refuses another precision once it is set: a
+    # process that trains a bf16 recipe and then an fp32 one (a study, a test session) needs it
+    # reset. The process group (PartialState) is kept, so a distributed launch is unaffected.
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(
         mixed_precision=pick_precision(recipe.training.precision, _device()), cpu=not torch.cuda.is_available(),
         log_with=recipe.training.report_to if tracking else None,
