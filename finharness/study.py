@@ -1,4 +1,4 @@
-"""``finharness study run | table``: a paper's study from its recipe folder."""
+"""``finharness study run | table | probe | pack``: a paper's study from its recipe folder."""
 from __future__ import annotations
 
 import argparse
@@ -29,6 +29,24 @@ def run(args: argparse.Namespace) -> int:
                   dry_run=args.dry_run, board=args.board, models=models, online=args.online)
         return 0
     from study.spec import load_study
+
+    if args.action == "pack":
+        from study.pack import pack
+
+        study = load_study(args.folder, full=args.full, output_dir=args.output_dir, models=models)
+        out = args.to or Path("docs") / "results" / Path(study.root).name
+        path = pack(study, out)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and the study's tables beside it")
+        return 0
+    if args.logs is not None:
+        import tempfile
+
+        from study.pack import tables_from
+
+        output = args.output_dir or Path(tempfile.mkdtemp(prefix="finharness-study-logs-"))
+        path = tables_from(args.logs, load_study(args.folder, full=args.full, output_dir=output, models=models))
+        print(f"tables rebuilt from {args.logs}: {path}")
+        return 0
     from study.tables import write_tables
 
     write_tables(load_study(args.folder, full=args.full, output_dir=args.output_dir, models=models))
@@ -37,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     st = sub.add_parser("study", help="run a paper's study (recipes/studies/<study>/): train, merge, score, tabulate")
-    st.add_argument("action", choices=["run", "table", "probe"],
+    st.add_argument("action", choices=["run", "table", "probe", "pack"],
                     help="run: every step not done yet (--dry-run: the plan, its work and hours); table: re-render "
-                         "the tables; probe: measure training and scoring speed here for the plan's hours")
+                         "the tables (--from: from packed logs, no model needed); probe: measure training and "
+                         "scoring speed here for the plan's hours; pack: the study's compact per-sample logs and "
+                         "tables, for the repository")
     st.add_argument("folder", type=Path, help="study folder (recipes/studies/<study>/)")
     st.add_argument("--full", action="store_true", help="the papers' sizes (study.yaml `full:`), for a GPU machine")
     st.add_argument("--output-dir", type=Path, default=None, help="parent of the study's output (default: study.yaml)")
@@ -49,4 +69,9 @@ def register(sub) -> None:
     st.add_argument("--model", action="append", default=None, metavar="LABEL=MODEL",
                     help="replace a study model's checkpoint (folder or Hub id), e.g. base=meta-llama/Meta-Llama-3-8B")
     st.add_argument("--online", action="store_true", help="let Hub ids (the papers' models) download")
+    st.add_argument("--from", dest="logs", type=Path, default=None, metavar="ARCHIVE",
+                    help="table: rebuild from a `study pack` archive (docs/results/<study>/logs.tar.gz) into "
+                         "--output-dir (default: a scratch folder)")
+    st.add_argument("--to", type=Path, default=None, metavar="DIR",
+                    help="pack: where to write logs.tar.gz and the tables (default: docs/results/<study>/)")
     st.set_defaults(func=run)

@@ -151,6 +151,19 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     assert "tasks gated on instruct zero-shot clearing its trivial baseline" in a2r["note"]
     assert tables.index("## Claims") < tables.index("## Tables")
 
+    # The study's compact logs rebuild every number without a model: the same claims and tables.
+    from finharness.main import main
+
+    shipped = tmp_path / "docs" / "results" / "fin-instruct-merge"
+    assert main(["study", "pack", str(folder), "--output-dir", str(tmp_path / "out"), "--to", str(shipped)]) == 0
+    assert (shipped / "logs.tar.gz").stat().st_size < 200_000 and (shipped / "claims.json").is_file()
+    rebuilt = tmp_path / "rebuilt"
+    assert main(["study", "table", str(folder), "--from", str(shipped / "logs.tar.gz"), "--output-dir", str(rebuilt)]) == 0
+    assert json.loads((rebuilt / "fin-instruct-merge" / "claims.json").read_text()) == \
+        json.loads((shipped / "claims.json").read_text())
+    assert json.loads((rebuilt / "fin-instruct-merge" / "tables.json").read_text()) == \
+        json.loads((shipped / "tables.json").read_text())
+
     # Every scored checkpoint is on the board.
     entries = Board(board).entries()
     assert len(entries) == len(study.evals) == 15
