@@ -18,11 +18,14 @@ def run(args: argparse.Namespace) -> int:
     rows, averages = change_table(read_scores(args.entry, args.metric, fallback_to_own=True),
                                   read_scores(args.reference, args.metric, fallback_to_own=True),
                                   *(members[r] for r in ROLES))
-    print(f"{args.metric} (a task without it: its own first metric): {args.entry} against {args.reference}\n")
-    print(tabulate(rows, headers="keys", tablefmt="github", floatfmt="+.4f"))
+    print(f"{args.metric} (a task without it: its own first metric): {args.entry} against {args.reference}")
+    print("change = score - reference: above 0 the entry scores higher; on unseen and retention tasks a "
+          "negative change is forgetting, on seen tasks a positive one is what fine-tuning bought.\n")
+    # Scores as plain numbers, only the change signed.
+    print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=("", "", ".4f", ".4f", "+.4f")))
     if averages:
         print()
-        print(tabulate(averages, headers="keys", tablefmt="github", floatfmt="+.4f"))
+        print(tabulate(averages, headers="keys", tablefmt="github", floatfmt=("", "", ".4f", ".4f", "+.4f")))
     return 0
 
 

@@ -124,9 +124,11 @@ def split_revision(spec: str) -> tuple[str, str | None]:
 def download_hub_checkpoint(repo_id: str, revision: str | None = None) -> Path:
     """A Hub model as a local folder (the Hub's own cache), safetensors and configs only."""
     if is_offline("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        # A missing local folder such as runs/headlines-lora has the shape of a Hub id too: the
+        # folder comes first, the Hub only as a possibility.
         raise CheckpointError(
-            f"checkpoint {repo_id!r} is a Hugging Face Hub id and this run is offline: add --online "
-            "(with network), or download it and pass the folder")
+            f"checkpoint {repo_id!r}: no such folder ({Path(repo_id).expanduser().absolute()}); if it is a Hugging "
+            "Face Hub id instead, this run is offline: add --online (with network), or download it and pass the folder")
     from huggingface_hub import snapshot_download
 
     try:

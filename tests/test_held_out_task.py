@@ -38,7 +38,9 @@ def workspace(tmp_path_factory):
     """The README's steps in a scratch folder: copy the template, write the files as shown."""
     root = tmp_path_factory.mktemp("user")
     files = readme_files()
-    assert {f"my_tasks/{TASK}/{TASK}.yaml", f"my_tasks/{TASK}/data/test.jsonl", "ft.yaml"} <= set(files)
+    # Every file a user must create is shown (a template that names three splits needs three files).
+    assert {f"my_tasks/{TASK}/{TASK}.yaml", f"my_tasks/{TASK}/data/test.jsonl", f"my_tasks/{TASK}/data/validation.jsonl",
+            f"my_tasks/{TASK}/data/train.jsonl", "ft.yaml"} <= set(files)
     folder = root / "my_tasks" / TASK
     (folder / "data").mkdir(parents=True)
     printed = subprocess.run([sys.executable, "-m", "fin_tasks"], capture_output=True, text=True, check=True)
@@ -46,9 +48,6 @@ def workspace(tmp_path_factory):
     for path, body in files.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(body)
-    # The README: validation (few-shot) and train splits have the same format.
-    for split in ("validation", "train"):
-        shutil.copy(folder / "data" / "test.jsonl", folder / "data" / f"{split}.jsonl")
     return root
 
 

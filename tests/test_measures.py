@@ -44,5 +44,7 @@ def test_finharness_forgetting_prints_seen_and_unseen(tmp_path, capsys):
     base = write_results(tmp_path / "base", {"fin_fpb": 0.5, "fin_finarg_auc": 0.5, "fin_fincausal": 0.3})
     assert main(["forgetting", str(tuned), str(base)]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"\| fin_fpb +\| seen +\| +\+0\.9000 \| +\+0\.5000 \| +\+0\.4000 \|", out)
-    assert re.search(r"\| unseen +\| +2 \| +\+0\.3250 \| +\+0\.4000 \| +-0\.0750 \|", out)
+    # Scores unsigned, the change signed, and the header says which way is forgetting.
+    assert re.search(r"\| fin_fpb +\| seen +\| +0\.9000 \| +0\.5000 \| +\+0\.4000 \|", out)
+    assert re.search(r"\| unseen +\| +2 \| +0\.3250 \| +0\.4000 \| +-0\.0750 \|", out)
+    assert "on unseen and retention tasks a negative change is forgetting" in out

@@ -51,3 +51,24 @@ def test_a_rank_without_results_prints_nothing(monkeypatch, capsys, tiny_checkpo
     args = build_parser().parse_args(["eval", "-m", str(tiny_checkpoint), "-t", "fin_fpb", "--limit", "2"])
     assert cmd_eval(args) == 0
     assert "##" not in capsys.readouterr().out
+
+
+def test_every_checkpoint_a_shipped_merge_recipe_names_is_made_by_a_shipped_training_recipe():
+    """The tour merges runs/…-instruct-lora folders: each must be the output of a recipe in
+    recipes/training/, so a user who runs the README's train lines can run its merge line."""
+    import yaml
+
+    from plumbing.checkpoints import EMBEDDED
+    from training.recipe import load_recipe
+
+    made = {str(load_recipe(p).run_dir()) for p in sorted((REPO / "recipes" / "training").glob("*.yaml"))}
+    for path in sorted((REPO / "recipes" / "merges").glob("*.yaml")):
+        models = [m["model"] for m in yaml.safe_load(path.read_text())["models"]]
+        missing = [m for m in models if m not in EMBEDDED and m not in made]
+        assert missing == [], f"{path.name} names {missing}, which no recipe in recipes/training/ writes"
+    # And the README trains every run the tour's merge names.
+    tour = REPO.joinpath("README.md").read_text().split("## A tour")[1].split("\n## ")[0]
+    merged = yaml.safe_load((REPO / "recipes/merges/task_arithmetic_seen.yaml").read_text())["models"]
+    for model in merged:
+        run = Path(model["model"]).name.removesuffix("-instruct-lora")
+        assert f"finharness train recipes/training/{run}_instruct_lora.yaml" in tour, run

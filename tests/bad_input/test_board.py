@@ -186,8 +186,6 @@ def test_the_same_forgery_through_submit_is_refused(tmp_path):
         if relabel:
             rows = [json.loads(line) for line in test.read_text().splitlines()]
             test.write_text("".join(json.dumps({**r, "label": "positive"}) + "\n" for r in rows))
-        for split in ("validation", "train"):
-            shutil.copy(test, folder / "data" / f"{split}.jsonl")
         assert main(["eval", "-m", str(model), "--include_path", str(root / "my_tasks"), "-t", TASK,
                      "--chat_template", "off", "-o", str(root / "results")]) == 0
         sub = submission(root, model=who, results="results", include_paths=["my_tasks"])
