@@ -37,7 +37,8 @@ def register(sub) -> None:
     de.add_argument("--tasks", nargs="*", default=None,
                     help="test documents of these tasks, teacher forced on their reference answers (none: weight change only)")
     de.add_argument("--limit", type=int, default=16, help="documents per task for the KL (seeded)")
-    de.add_argument("--seed", type=int, default=0)
-    de.add_argument("--include_path", action="append", default=None, metavar="DIR")
+    de.add_argument("--seed", type=int, default=0, help="seed that picks the test documents")
+    de.add_argument("--include_path", action="append", default=None, metavar="DIR",
+                    help="a folder of your own task YAMLs (as lm_eval --include_path)")
     de.add_argument("--output", type=Path, default=None, help="write the result as JSON here")
     de.set_defaults(func=run)

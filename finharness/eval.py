@@ -95,16 +95,17 @@ def register(sub) -> None:
                          "(default: finharness_all)")
     ev.add_argument("--include_path", action="append", default=None, metavar="DIR",
                     help="a folder of your own task YAMLs, as lm_eval --include_path; repeatable")
-    ev.add_argument("--num_fewshot", "-f", type=shot_count, default=None)
+    ev.add_argument("--num_fewshot", "-f", type=shot_count, default=None,
+                    help="in-context examples per prompt (default: each task's own, usually 0)")
     ev.add_argument("--limit", "-L", type=positive_limit, default=None,
                     help="N documents per task (or a fraction), chosen by --sample")
     ev.add_argument("--sample", choices=["stratified", "random", "first"], default="stratified",
                     help="which documents --limit scores: stratified by gold label and seeded by --seed (default), "
                          "seeded random, or lm-eval's first N; the indices are written as samples.json "
                          "(lm_eval --samples)")
-    ev.add_argument("--batch_size", "-b", default=8)
+    ev.add_argument("--batch_size", "-b", default=8, help="documents per forward pass, or auto")
     ev.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    ev.add_argument("--dtype", default="float32")
+    ev.add_argument("--dtype", default="float32", help="weights' dtype for scoring: float32, bfloat16 or float16")
     ev.add_argument("--chat_template", choices=["auto", "on", "off"], default="auto",
                     help="auto: on for instruct checkpoints (embedded instruct model, or a tokenizer chat template)")
     ev.add_argument("--apply_chat_template", nargs="?", const=True, default=None, metavar="TEMPLATE",
@@ -117,15 +118,17 @@ def register(sub) -> None:
                     help="generation arguments for generative tasks, as lm_eval --gen_kwargs")
     ev.add_argument("--wandb_args", default=None, nargs="+", action=MergeDictAction, metavar="KEY=VALUE",
                     help="log to Weights & Biases through lm-eval's WandbLogger (wandb.init arguments)")
-    ev.add_argument("--wandb_config_args", default=None, nargs="+", action=MergeDictAction, metavar="KEY=VALUE")
+    ev.add_argument("--wandb_config_args", default=None, nargs="+", action=MergeDictAction, metavar="KEY=VALUE",
+                    help="extra wandb config values, as lm_eval")
     ev.add_argument("--hf_hub_log_args", default=None, nargs="+", action=MergeDictAction, metavar="KEY=VALUE",
                     help="lm-eval's EvaluationTracker arguments, e.g. hub_results_org=ORG,push_results_to_hub=True")
     ev.add_argument("--online", action="store_true",
                     help="allow the Hugging Face Hub (Hub ids, Hub-only tasks such as fin_ma)")
     ev.add_argument("--include_defaults", action="store_true", help="also index lm-eval's built-in tasks")
     ev.add_argument("--output_path", "-o", type=Path, default=None, help="write lm-eval results and samples here")
-    ev.add_argument("--log_samples", "-s", action="store_true")
-    ev.add_argument("--seed", type=int, default=1234)
+    ev.add_argument("--log_samples", "-s", action="store_true",
+                    help="write per-document logs (finharness always writes them with --output_path)")
+    ev.add_argument("--seed", type=int, default=1234, help="seed of the --limit slice and of lm-eval's samplers")
     ev.add_argument("--split", choices=["test", "validation"], default="test",
                     help="validation: score each task's validation split (to choose merge weights or checkpoints)")
     ev.add_argument("--backend", choices=["hf-shared-prefix", "hf", "vllm"], default=None,

@@ -60,8 +60,8 @@ def register(sub) -> None:
     ls = lb_sub.add_parser("submit", help="validate a submission YAML, score it if needed, record it")
     ls.add_argument("submission", type=Path, help="submission YAML (see recipes/submissions/)")
     ls.add_argument("--board", type=Path, default=None, help=board_help)
-    ls.add_argument("--batch_size", default=None)
-    ls.add_argument("--device", default=None)
+    ls.add_argument("--batch_size", default=None, help="when the board scores a checkpoint: documents per forward pass")
+    ls.add_argument("--device", default=None, help="when the board scores a checkpoint: cpu, cuda, cuda:1, ...")
     ls.add_argument("--include_path", action="append", default=None, metavar="DIR",
                     help="task folders beside the submission's include_paths")
     ls.add_argument("--online", action="store_true", help="allow a Hub id as checkpoint or base_model")
@@ -71,23 +71,23 @@ def register(sub) -> None:
     lh.add_argument("--sort", default="unseen_norm",
                     help="any column (default: unseen macro-F1 normalized to the best trivial answer, which a "
                          "constant answer cannot win): unseen, forgetting, fin_fpb, model, ...")
-    lh.add_argument("--ascending", action="store_true")
+    lh.add_argument("--ascending", action="store_true", help="lowest first")
     lh.add_argument("--format", default="markdown",
                     help="json or csv (the rows as data), markdown, or any tabulate format (plain, latex, html, ...)")
     le = lb_sub.add_parser("export", help="write the board as dataset files: contents.jsonl, Open-LLM-Leaderboard-"
                                           "style results JSON per entry, per-sample details")
-    le.add_argument("dir", type=Path)
+    le.add_argument("dir", type=Path, help="folder to write contents.jsonl, results/ and details/ into")
     le.add_argument("--board", type=Path, default=None, help=board_help)
-    le.add_argument("--metric", default="acc")
+    le.add_argument("--metric", default="acc", help="per-task metric of the task columns")
     lv = lb_sub.add_parser("serve", help="the board as a Gradio app: search, filters, columns, per-entry drill-down "
                                          "(pip install 'finharness[board]')")
     lv.add_argument("--board", type=Path, default=None, help=board_help)
     lv.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) keeps it on this machine")
-    lv.add_argument("--port", type=int, default=7860)
-    lv.add_argument("--metric", default="acc")
+    lv.add_argument("--port", type=int, default=7860, help="port to listen on")
+    lv.add_argument("--metric", default="acc", help="per-task metric of the task columns")
     lr = lb_sub.add_parser("render", help="write the board as one static HTML page")
     lr.add_argument("--board", type=Path, default=None, help=board_help)
-    lr.add_argument("--out", type=Path, default=Path("leaderboard.html"))
-    lr.add_argument("--metric", default="acc")
-    lr.add_argument("--title", default="finharness leaderboard")
+    lr.add_argument("--out", type=Path, default=Path("leaderboard.html"), help="the HTML page to write")
+    lr.add_argument("--metric", default="acc", help="per-task metric of the task columns")
+    lr.add_argument("--title", default="finharness leaderboard", help="the page's title")
     lb.set_defaults(func=run)

@@ -12,11 +12,28 @@ from plumbing.checkpoints import CheckpointError
 SUBCOMMANDS = (eval_command, tasks, validate, train, merge, views, compare, contamination, forgetting, deviation, leaderboard, study, models, push)
 
 
+DESCRIPTION = ("Score, fine-tune and merge small LLMs on financial tasks: what fine-tuning bought on the tasks it "
+               "trained on, what it cost on tasks it never saw, and whether merging wins it back (lm-eval tasks, "
+               "PEFT LoRA, MergeKit), with a leaderboard of the results.")
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Each subcommand's help line is also its own page's description (``finharness eval --help``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    sub.description = helps[name][0].upper() + helps[name][1:] + "."
+                _describe(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="finharness", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="finharness", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in SUBCOMMANDS:
         command.register(sub)
+    _describe(parser)
     return parser
 
 

@@ -63,7 +63,7 @@ def register(sub) -> None:
     st.add_argument("folder", type=Path, help="study folder (recipes/studies/<study>/)")
     st.add_argument("--full", action="store_true", help="the papers' sizes (study.yaml `full:`), for a GPU machine")
     st.add_argument("--output-dir", type=Path, default=None, help="parent of the study's output (default: study.yaml)")
-    st.add_argument("--device", default=None)
+    st.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when there is one)")
     st.add_argument("--dry-run", action="store_true", help="list the steps and which are done; run nothing")
     st.add_argument("--board", type=Path, default=None, help="leaderboard file the study submits to")
     st.add_argument("--model", action="append", default=None, metavar="LABEL=MODEL",

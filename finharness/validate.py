@@ -27,5 +27,5 @@ def register(sub) -> None:
     va.add_argument("--include_path", action="append", default=None, metavar="DIR",
                     help="a task folder to check, as lm_eval --include_path (same as a path argument)")
     va.add_argument("--no-data", action="store_true", help="check the YAML only, do not load data")
-    va.add_argument("--online", action="store_true")
+    va.add_argument("--online", action="store_true", help="load tasks whose data is only on the Hugging Face Hub (default: offline, their data is skipped)")
     va.set_defaults(func=run)

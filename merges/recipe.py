@@ -42,7 +42,7 @@ class MergeRecipe(_Strict):
     parameters: dict[str, float | bool] = {}
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # bf16 rounds small LoRA deltas away
     seed: int = 0
-    output_dir: str = "merges"
+    output_dir: str = "merged"  # outside the `merges` Python package, beside runs/
     # LoRA-space path (merges/lora_space.py) where every model is a LoRA run on the base:
     # bit-identical to MergeKit on the full checkpoints, faster and half the peak memory
     # (benchmarks/bench_merge.py). "off" always runs MergeKit on the full checkpoints.

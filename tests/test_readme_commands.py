@@ -72,3 +72,26 @@ def test_every_checkpoint_a_shipped_merge_recipe_names_is_made_by_a_shipped_trai
     for model in merged:
         run = Path(model["model"]).name.removesuffix("-instruct-lora")
         assert f"finharness train recipes/training/{run}_instruct_lora.yaml" in tour, run
+
+
+def test_every_subcommand_and_option_says_what_it_does():
+    """`finharness --help` and every subcommand's page: a description, and help on every option."""
+    import argparse
+
+    parser = build_parser()
+    assert parser.description.startswith("Score, fine-tune and merge small LLMs")
+    missing = []
+
+    def walk(p: argparse.ArgumentParser, where: str) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {c.dest: c.help for c in action._choices_actions}
+                for name, sub in action.choices.items():
+                    if not helps.get(name) or not sub.description:
+                        missing.append(f"{where} {name} (no help line or description)")
+                    walk(sub, f"{where} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{where} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(parser, "finharness")
+    assert missing == []
