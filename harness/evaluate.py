@@ -13,6 +13,7 @@ from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_paths
 from fin_tasks.index import ALIASES, UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
 from harness.lm_cache import cache_path, model_fingerprint
+from harness.speed import cost_note, measured, record
 from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, has_chat_template, is_instruct,
                                   resolve_model)
 from plumbing.atomic import write_atomic
@@ -228,6 +229,20 @@ def contamination_record(samples: dict[str, list[dict]], manager, checkpoint: Pa
     return out
 
 
+def _documents(manager, tasks: list[str]) -> tuple[int, int]:
+    """Test documents (validation where a task has no test split) of the tasks, groups expanded."""
+    from fin_tasks.index import group_members
+
+    names = list(dict.fromkeys(m for t in tasks for m in group_members(t, manager.task_index)))
+    loaded = manager.load(names)["tasks"]
+    docs = 0
+    for name in names:
+        task = loaded.get(name)
+        if task is not None and hasattr(task, "eval_docs"):
+            docs += len(task.eval_docs)
+    return docs, len(names)
+
+
 def run_eval(req: EvalRequest) -> EvalOutcome:
     set_offline(req.online)
     model = resolve_model(req.model, req.base_model, req.weight_type, revision=req.model_args.get("revision"))
@@ -271,6 +286,12 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     fingerprint = req.revision or model_fingerprint(model.folders)
     cache = str(cache_path(fingerprint, req.backend, req.dtype, req.model_args)) if req.use_cache else None
     multiturn = bool(chat and req.num_fewshot) if req.fewshot_as_multiturn is None else req.fewshot_as_multiturn
+    # A speed is only this machine's when the answers are computed, not read from a cache.
+    computes = cache is None or not any(Path(cache).parent.glob(f"{Path(cache).name}_rank*.db"))
+    if req.limit is None:
+        note = cost_note(*_documents(manager, tasks), measured(fingerprint, req.backend, req.dtype, device))
+        if note:
+            log.warning(note)
 
     start = time.perf_counter()
     results = lm_eval.simple_evaluate(
@@ -298,6 +319,10 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     seconds = time.perf_counter() - start
     if results is None:  # a non-zero rank of a data-parallel run: rank 0 reports
         return EvalOutcome(None, seconds, model)
+    if computes:
+        from harness.report import docs_scored
+
+        record(fingerprint, req.backend, req.dtype, device, docs_scored(results), seconds)
     # What was scored, by content: the leaderboard pins a local checkpoint by this
     # fingerprint as the Hub pins a revision by its commit, and a task from the user's
     # folders by the hashes of its files.
