@@ -110,6 +110,21 @@ def convert_embedded(name: str) -> Path:
 
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+def embedded_tokenizer(name: str):
+    """An embedded model's tokenizer without converting its weights (a plan counts tokens only):
+    from the converted folder when there is one, else read from the GGUF file itself."""
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    target = embedded_path(name)
+    if is_finished(target, "model"):
+        return AutoTokenizer.from_pretrained(target, trust_remote_code=False)
+    with tempfile.TemporaryDirectory(prefix="finharness-gguf-") as scratch:
+        gguf = EMBEDDED[name].locate_gguf(Path(scratch))
+        return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
 # What a Hub download fetches: safetensors weights, configs, tokenizer and chat template;
 # never pickles or Python files, so nothing from the Hub can run code here.
 HUB_FILES = ["*.safetensors", "*.json", "*.jinja", "*.model", "*.txt", "*.tiktoken", "merges.txt"]

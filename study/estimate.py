@@ -42,13 +42,15 @@ def _tokenizer(model: str, fallback: str):
     """The model's tokenizer, or (a Hub id offline) the embedded one of the same prompt format."""
     from transformers import AutoTokenizer
 
-    from plumbing.checkpoints import CheckpointError, resolve_checkpoint
+    from plumbing.checkpoints import EMBEDDED, CheckpointError, embedded_tokenizer, resolve_checkpoint
 
+    # An embedded model's tokenizer comes without converting its weights: a plan converts nothing.
+    if model in EMBEDDED:
+        return embedded_tokenizer(model), ""
     try:
         return AutoTokenizer.from_pretrained(resolve_checkpoint(model), trust_remote_code=False), ""
     except CheckpointError:
-        return (AutoTokenizer.from_pretrained(resolve_checkpoint(fallback), trust_remote_code=False),
-                f"tokens counted with {fallback}'s tokenizer ({model} is not here)")
+        return embedded_tokenizer(fallback), f"tokens counted with {fallback}'s tokenizer ({model} is not here)"
 
 
 def _fallback(prompt_format: str) -> str:
@@ -126,27 +128,46 @@ def read_throughput(study: Study) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+# `study probe` on this project's 2-core CPU machine (2026-12-05; bf16 training, fp32 scoring),
+# tokens per second: the plan's hours before a probe has run on the machine that will run it.
+DEFAULT_SPEED = {"smollm2-135m-instruct": {"train": 256.0, "eval": 698.0},
+                 "gemma3-270m": {"train": 258.0, "eval": 303.0}}
+
+
 def plan_table(study: Study) -> str:
-    """The plan: every step's work, and hours where a probe measured this study's speed."""
+    """The plan: every step's work, and hours from this machine's probe (or, before one, from
+    the embedded models' figures measured on a 2-core CPU)."""
     from tabulate import tabulate
 
     measured = read_throughput(study) or {}
-    rows, totals = [], {"train": 0.0, "eval": 0.0}
+    checkpoint_of = {m.label: m.model for m in study.spec.models}
+    rows, totals, defaulted = [], {"train": 0.0, "eval": 0.0}, set()
     for w in study_work(study):
         speed = (measured.get(w.model) or {}).get(f"{w.kind}_tokens_per_second")
+        if speed is None and w.kind in ("train", "eval"):
+            speed = (DEFAULT_SPEED.get(checkpoint_of.get(w.model, "")) or {}).get(w.kind)
+            if speed is not None:
+                defaulted.add(w.model)
         hours = w.tokens / speed / 3600 if speed and w.tokens else None
         if hours is not None:
             totals[w.kind] += hours
         rows.append([w.kind, w.label, f"{w.items:,}", f"{w.tokens:,}", f"{hours:.2f}" if hours is not None else "",
                      w.note])
     device = {m: v.get("device") for m, v in measured.items()}
-    head = (f"Measured speed ({THROUGHPUT}): " + ", ".join(f"{m} on {d}" for m, d in device.items())
-            if measured else f"No measured speed yet: `finharness study probe {study.folder}"
-            f"{' --full' if study.full else ''}` on the machine that will run it writes {THROUGHPUT}; "
-            "the plan below is the work only.")
-    text = head + "\n\n" + tabulate(rows, headers=["step", "name", "examples or docs", "tokens", "hours", "note"],
-                                    tablefmt="github", disable_numparse=True)
+    heads = []
     if measured:
+        heads.append(f"Measured speed ({THROUGHPUT}): " + ", ".join(f"{m} on {d}" for m, d in device.items()))
+    if defaulted:
+        heads.append(f"No probe on this machine for {', '.join(sorted(defaulted))}: hours from the embedded models' "
+                     f"speed on a 2-core CPU (2026-12-05); `finharness study probe {study.folder}"
+                     f"{' --full' if study.full else ''}` on the machine that will run it measures its own.")
+    if not heads:
+        heads.append(f"No measured speed yet: `finharness study probe {study.folder}"
+                     f"{' --full' if study.full else ''}` on the machine that will run it writes {THROUGHPUT}; "
+                     "the plan below is the work only.")
+    text = "\n".join(heads) + "\n\n" + tabulate(rows, headers=["step", "name", "examples or docs", "tokens", "hours",
+                                                             "note"], tablefmt="github", disable_numparse=True)
+    if measured or defaulted:
         text += (f"\n\nTotal: training {totals['train']:.1f} h, evaluation {totals['eval']:.1f} h "
                  "(merges: minutes). Steps already done are counted too.")
     return text

@@ -6,6 +6,7 @@ and the sizes (a few examples and documents), so the test exercises the shipped 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -390,3 +391,16 @@ def test_probe_measures_speed_and_the_dry_run_plan_turns_work_into_hours(tiny_mo
     assert "Total: training" in plan
     assert main(["study", "run", str(folder), "--dry-run", "--output-dir", str(tmp_path / "out")]) == 0
     assert "| eval   | base/xsum few-shot set 2" in capsys.readouterr().out  # the summaries' few-shot set
+
+
+def test_a_dry_run_before_any_probe_gives_hours_and_converts_nothing(tmp_path, monkeypatch):
+    """The shipped Study A on a machine that never converted the embedded model: the plan reads
+    the tokenizer from the GGUF file, takes hours from the 2-core CPU figures, writes no model."""
+    from study.estimate import plan_table
+
+    monkeypatch.setenv("FINHARNESS_HOME", str(tmp_path / "home"))
+    study = load_study(RECIPES / "fin-instruct-merge", output_dir=tmp_path / "out")
+    plan = plan_table(study)
+    assert "No probe on this machine for instruct: hours from the embedded models' speed on a 2-core CPU" in plan
+    assert re.search(r"Total: training \d+\.\d h, evaluation \d+\.\d h", plan)
+    assert not (tmp_path / "home" / "models").exists() and not (tmp_path / "out").exists()
