@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
                   end="")
         else:  # markdown is GitHub's table; any other name is a tabulate format
             fmt = "github" if args.format == "markdown" else args.format
-            print(show(board.entries(), metric=args.metric, sort=args.sort, ascending=args.ascending, fmt=fmt))
+            print(show(board.entries(), metric=args.metric, sort=args.sort, ascending=args.ascending, fmt=fmt,
+                       all_columns=args.all))
         return 0
     if args.action == "serve":
         if not board.path.is_file():
@@ -72,6 +73,8 @@ def register(sub) -> None:
                     help="any column (default: unseen macro-F1 normalized to the best trivial answer, which a "
                          "constant answer cannot win): unseen, forgetting, fin_fpb, model, ...")
     lh.add_argument("--ascending", action="store_true", help="lowest first")
+    lh.add_argument("--all", action="store_true",
+                    help="every column (entry metadata, every summary, every task); default: those that fit a terminal")
     lh.add_argument("--format", default="markdown",
                     help="json or csv (the rows as data), markdown, or any tabulate format (plain, latex, html, ...)")
     le = lb_sub.add_parser("export", help="write the board as dataset files: contents.jsonl, Open-LLM-Leaderboard-"

@@ -185,8 +185,8 @@ def build_app(board: Board, metric: str = "acc", title: str = "finharness leader
         chosen = dict(zip([k for k, _ in FILTERS], choices))
         kept = filter_rows(live.rows, search, **chosen)
         cols = [c for c in live.columns if c in (picked or live.shown)]
-        def cell(value):
-            return round(value, 4) if isinstance(value, float) else value
+        def cell(value):  # one number format for every score (0.3000, not 0.3 beside 0.3333)
+            return f"{value:.4f}" if isinstance(value, float) else value
 
         return pd.DataFrame([[cell(r.get(c)) for c in cols] for r in kept], columns=cols)
 

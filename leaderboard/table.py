@@ -193,8 +193,15 @@ def board_columns(tasks: list[str]) -> list[str]:
     return [*INFO_COLUMNS, *SUMMARY_COLUMNS, *tasks]
 
 
+# What fits a terminal: who the entry is, its rank band and the scores it is ranked on.
+TERMINAL_COLUMNS = ("id", "model", "model_type", "unseen_rank", "unseen_norm", "unseen_norm_ci", "seen_norm",
+                    "forgetting", "collapsed")
+
+
 def show(entries: list[Entry], metric: str = "acc", sort: str = "unseen_norm", ascending: bool = False,
-         fmt: str = "github", roles: Mapping[str, str] | None = None) -> str:
+         fmt: str = "github", roles: Mapping[str, str] | None = None, all_columns: bool = False) -> str:
+    """The board as a table: the columns that fit a terminal (and the sort column), or every
+    column (``all_columns``: entry metadata, every summary and every task)."""
     from tabulate import tabulate
 
     if not entries:
@@ -202,5 +209,7 @@ def show(entries: list[Entry], metric: str = "acc", sort: str = "unseen_norm", a
     rows, tasks = board_rows(entries, metric, roles)
     rows = sort_rows(rows, sort, ascending)
     columns = board_columns(tasks)
+    if not all_columns:
+        columns = [c for c in columns if c in TERMINAL_COLUMNS or c == sort]
     return tabulate([[r[c] for c in columns] for r in rows], headers=columns, tablefmt=fmt,
                     floatfmt=".4f", missingval="")

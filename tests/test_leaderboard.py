@@ -405,6 +405,16 @@ def test_show_formats_are_data_and_export_writes_dataset_files(scored, tmp_path,
     assert len(parsed) == 2 and float(parsed[0]["fin_fpb"]) == data[0]["fin_fpb"]
     assert main(["leaderboard", "show", "--board", str(board_file), "--format", "markdown"]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("|--")
+    # The default table fits a terminal; --all has every column (it was 545 characters wide).
+    assert main(["leaderboard", "show", "--board", str(board_file)]) == 0
+    narrow = capsys.readouterr().out
+    header = [c.strip() for c in narrow.splitlines()[0].strip("|").split("|")]
+    assert header[:2] == ["id", "model"] and set(header) == {"id", "model", "model_type", "unseen_rank", "unseen_norm",
+                                                             "unseen_norm_ci", "seen_norm", "collapsed", "forgetting"}
+    assert max(len(line) for line in narrow.splitlines()) <= 160
+    assert main(["leaderboard", "show", "--board", str(board_file), "--all"]) == 0
+    wide = [c.strip() for c in capsys.readouterr().out.splitlines()[0].strip("|").split("|")]
+    assert {"revision", "fin_fpb", "lineage"} <= set(wide)
 
     # export: contents, one results file per entry in the Open LLM Leaderboard layout, the details.
     assert main(["leaderboard", "export", str(tmp_path / "out"), "--board", str(board_file)]) == 0
