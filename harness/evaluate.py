@@ -349,6 +349,11 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         if samples:
             wandb.log_eval_samples(samples)
     if tracker is not None:
+        # The output folder is named by the model as the user named it (runs/fpb-lora ->
+        # runs__fpb-lora), not by the resolved checkpoint's absolute path lm-eval would mangle.
+        from lm_eval.utils import sanitize_model_name
+
+        tracker.general_config_tracker.model_name_sanitized = sanitize_model_name(str(req.model).rstrip("/"))
         tracker.save_results_aggregated(results=results, samples=samples)
         if samples:
             for task_name in results["configs"]:
