@@ -118,13 +118,21 @@ def facets(entry: Entry, row: Mapping[str, Any]) -> dict[str, str]:
                        f"{len(tasks)} tasks: {', '.join(tasks[:3])}, ..."}
 
 
+# First, and frozen while the rest scroll: who the entry is and what it is ranked on.
+LEADING = ("id", "model", "unseen_rank", "unseen_norm", "unseen_norm_ci")
+FROZEN = ("id", "model")
+DEFAULT_SORT = "unseen_norm"
+
+
 def _columns(tasks: list[str]) -> list[dict[str, Any]]:
     columns = []
-    for key in (*INFO_COLUMNS, "recipe", *SUMMARY_COLUMNS, *tasks):
+    for key in dict.fromkeys((*LEADING, *INFO_COLUMNS, "recipe", *SUMMARY_COLUMNS, *tasks)):
         columns.append({
             "key": key, "label": LABELS.get(key, key), "title": key,
             "type": "rank" if key in RANK_COLUMNS else "text" if key in TEXT_COLUMNS else "number",
             "signed": key in ("seen_gain", "forgetting"),
+            "frozen": key in FROZEN,
+            "sorted": "descending" if key == DEFAULT_SORT else None,  # the order the rows arrive in
         })
     return columns
 
@@ -132,7 +140,7 @@ def _columns(tasks: list[str]) -> list[dict[str, Any]]:
 def render_html(entries: list[Entry], metric: str = "acc", title: str = "finharness leaderboard",
                 roles: Mapping[str, str] | None = None) -> str:
     rows, tasks = board_rows(entries, metric, roles)
-    rows = sort_rows(rows, "unseen_norm")  # a constant answer cannot win it
+    rows = sort_rows(rows, DEFAULT_SORT)  # a constant answer cannot win it
     by_id = {e.id: e for e in entries}
     for row in rows:
         entry = by_id[row["id"]]

@@ -68,6 +68,12 @@ def test_the_rendered_board_shows_every_entry_and_sorts_by_any_column(browser, t
         i = headers.index(name)
         return [row.find_elements(By.TAG_NAME, "td")[i].text for row in browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")]
 
+    # The order the rows arrive in is shown on its header, which is among the first columns
+    # (with id and model, frozen while the rest scroll).
+    headers = [th.get_attribute("data-column") for th in browser.find_elements(By.CSS_SELECTOR, "#board th")]
+    assert headers[:5] == ["id", "model", "unseen_rank", "unseen_norm", "unseen_norm_ci"]
+    assert browser.find_element(By.CSS_SELECTOR, 'th[data-column="unseen_norm"]').get_attribute("aria-sort") == "descending"
+    assert browser.find_element(By.CSS_SELECTOR, 'th[data-column="model"]').value_of_css_property("position") == "sticky"
     # Rendered by normalized unseen macro-F1, best first; entries written before baselines existed
     # have none and follow in the order they were submitted, never by a raw average (which a
     # constant answer can top).
@@ -99,6 +105,8 @@ def test_the_rendered_board_shows_every_entry_and_sorts_by_any_column(browser, t
     # The recipe link opens the recipe copied into the page.
     link = browser.find_element(By.CSS_SELECTOR, 'tr[data-id="2"] a')
     assert link.get_attribute("href").endswith("#recipe-2")
+    # Scrolled to the middle of the view, as a reader would, not under the frozen columns.
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'center'})", link)
     link.click()
     browser.find_element(By.CSS_SELECTOR, "#recipe-2 summary").click()
     assert "method: task_arithmetic" in browser.find_element(By.CSS_SELECTOR, "#recipe-2 pre").text
