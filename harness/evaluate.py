@@ -243,6 +243,20 @@ def _documents(manager, tasks: list[str]) -> tuple[int, int]:
     return docs, len(names)
 
 
+def _quiet_git_hash() -> str | None:
+    """lm-eval's commit probe (``git describe --always``) without its stderr: outside a git
+    checkout git prints "fatal: not a git repository" in the middle of the run's output."""
+    import subprocess
+
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    try:
+        found = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, check=True)
+        return found.stdout.strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return get_commit_from_path(os.getcwd())
+
+
 def run_eval(req: EvalRequest) -> EvalOutcome:
     set_offline(req.online)
     model = resolve_model(req.model, req.base_model, req.weight_type, revision=req.model_args.get("revision"))
@@ -293,6 +307,9 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         if note:
             log.warning(note)
 
+    import lm_eval.evaluator
+
+    lm_eval.evaluator.get_git_commit_hash = _quiet_git_hash  # the same value, without git's stderr
     start = time.perf_counter()
     results = lm_eval.simple_evaluate(
         model=req.backend,

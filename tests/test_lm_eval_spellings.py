@@ -175,3 +175,12 @@ def test_forgetting_reports_the_retention_panel_on_each_tasks_own_metric(tmp_pat
     assert re.search(r"\| gen_summary_xlsum +\| retention +\| +0\.1000 \| +0\.2000 \| +-0\.1000 \|", out)
     # mean(0.6 - 0.8, 0.10 - 0.20) = -0.15
     assert re.search(r"\| retention +\| +2 \| +0\.3500 \| +0\.5000 \| +-0\.1500 \|", out)
+
+
+def test_outside_a_git_checkout_the_run_prints_no_git_error(tiny_checkpoint, tmp_path, monkeypatch, capfd):
+    """lm-eval's commit probe runs `git describe`; outside a checkout git said "fatal: not a git
+    repository" in the middle of the run's output. The probe's answer is kept, its stderr is not."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "-m", str(tiny_checkpoint), "-t", "fin_fpb", "--limit", "2", "--chat_template", "off",
+                 "-o", str(tmp_path / "out")]) == 0
+    assert "not a git repository" not in capfd.readouterr().err
