@@ -95,3 +95,25 @@ def test_every_subcommand_and_option_says_what_it_does():
 
     walk(parser, "finharness")
     assert missing == []
+
+
+def test_every_folder_and_file_the_readme_layout_names_exists():
+    """The Layout block: each top-level folder, and each file or folder it names under it."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("## Layout")[1].split("```")[1]
+    missing, section = [], REPO
+    for line in block.splitlines():
+        head = re.match(r"^([\w.-]+/)\s", line)
+        if head:
+            section = REPO / head.group(1)
+            if not section.is_dir():
+                missing.append(head.group(1))
+        for name in re.findall(r"(?<![\w<{/.])([\w-]+\.(?:py|md|html|sh|toml|txt))\b", line):
+            if not (REPO / name).exists() and not any(section.rglob(name)) and not any(REPO.rglob(name)):
+                missing.append(name)
+        for folder in re.findall(r"(?<![\w<{/.-])((?:[a-z_]+/)+)(?=[\s,;)]|$)", line):
+            if line.startswith(folder):
+                continue
+            if not (section / folder).is_dir() and not (REPO / folder).is_dir():
+                missing.append(f"{section.name}/{folder}")
+    assert missing == []
