@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS entries (
     precision    TEXT NOT NULL,
     weight_type  TEXT NOT NULL,
     chat_template INTEGER NOT NULL,
-    settings     TEXT NOT NULL,   -- canonical JSON: tasks, num_fewshot, limit
+    settings     TEXT NOT NULL,   -- canonical JSON: tasks, num_fewshot, limit, sample, seed, rule, task_files
     model_type   TEXT NOT NULL,
     base_model   TEXT,
     recipe       TEXT,            -- path or URL as submitted
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS entries (
     results_path TEXT NOT NULL,
     scores       TEXT NOT NULL,   -- JSON: task -> metric -> score (verified)
     docs         TEXT NOT NULL,   -- JSON: task -> docs scored
-    metadata     TEXT NOT NULL,   -- JSON: the submission as accepted
+    metadata     TEXT NOT NULL,   -- JSON: the submission as accepted, roles, external task hashes, baselines, ...
     UNIQUE ({", ".join(KEY)})
 );
 """

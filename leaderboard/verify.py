@@ -227,8 +227,6 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
 
     ``include_paths``: folders of the submission's own tasks, beside the packaged suite.
     """
-    from lm_eval.tasks import get_task_dict
-
     from fin_tasks.index import include_paths as checked
     from fin_tasks.index import roles, task_manager
 
@@ -245,7 +243,7 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
         where = f" nor in {', '.join(map(str, folders))}" if folders else "; give its folder as include_paths"
         raise ValueError(f"{path}: unknown task(s) {', '.join(unknown)} (not in the finharness suite{where})")
     external = _check_external(path, data, tasks, manager.task_index)
-    task_objects = get_task_dict(tasks, manager)
+    task_objects = manager.load(tasks)["tasks"]  # lm-eval's current call (get_task_dict is deprecated)
     n_samples = data.get("n-samples", {})
     hashes = data.get("task_hashes", {})
     limit, method, seed, rule = _declared_slice(data, path)

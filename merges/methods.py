@@ -50,11 +50,6 @@ class MergeMethod:
     random: bool  # draws random masks (DARE): the merge seed matters
     policy: Policy
 
-    @property
-    def base_is_input(self) -> bool:
-        """slerp and model_stock take the base as one of their inputs, with no parameters per model."""
-        return self.needs_base and not self.model_parameters
-
 
 def _row(name: str, policy: Policy) -> MergeMethod:
     from mergekit.merge_methods import registry

@@ -71,10 +71,8 @@ def test_unknown_data_source_is_refused(monkeypatch):
 
 
 def test_loading_a_task_does_not_print_lm_evals_custom_dataset_notice(caplog):
-    from lm_eval.tasks import get_task_dict
-
     from fin_tasks import task_manager
 
     with caplog.at_level("WARNING"):
-        get_task_dict(["fin_fpb", "gen_sentiment_amazon"], task_manager())
+        task_manager().load(["fin_fpb", "gen_sentiment_amazon"])
     assert "Custom kwargs" not in caplog.text

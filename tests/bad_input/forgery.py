@@ -25,14 +25,12 @@ def rows_of(log: Path) -> list[dict]:
 
 def recompute(folder: Path, task: str, rows: list[dict]) -> None:
     """After editing a log: aggregates, counts and hashes recomputed to match."""
-    from lm_eval.tasks import get_task_dict
-
     from fin_tasks import task_manager
 
     samples_file(folder, task).write_text("".join(json.dumps(r) + "\n" for r in rows))
     path = results_file(folder)
     data = json.loads(path.read_text())
-    aggregation = get_task_dict([task], task_manager())[task].aggregation()
+    aggregation = task_manager().load([task])["tasks"][task].aggregation()
     for key in list(data["results"][task]):
         metric = key.partition(",")[0]
         if metric in aggregation and "stderr" not in metric:
