@@ -28,3 +28,27 @@ def shot_count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"--num_fewshot must be 0 or more, not {text}")
     return value
+
+
+class _OldSpelling(argparse.Action):
+    """An option's former spelling: still accepted, with a one-line notice naming the new one."""
+
+    def __init__(self, option_strings, dest, new: str, flag: bool = False, append: bool = False, **kwargs):
+        self.new, self.flag, self.append = new, flag, append
+        super().__init__(option_strings, dest, nargs=0 if flag else None, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        print(f"finharness: {option_string} is now spelled {self.new} (as lm-eval spells its options); "
+              "the old spelling goes in finharness 0.3", file=sys.stderr)
+        if self.append:
+            values = [*(getattr(namespace, self.dest, None) or []), values]
+        setattr(namespace, self.dest, True if self.flag else values)
+
+
+def old_spelling(parser: argparse.ArgumentParser, old: str, new: str, dest: str, *, flag: bool = False,
+                 append: bool = False, type=None) -> None:
+    """Accept ``old`` for the option now spelled ``new`` (hidden from --help)."""
+    parser.add_argument(old, dest=dest, action=_OldSpelling, new=new, flag=flag, append=append,
+                        help=argparse.SUPPRESS, default=argparse.SUPPRESS, **({"type": type} if type else {}))

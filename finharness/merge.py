@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from finharness.arguments import positive_limit
+from finharness.arguments import old_spelling, positive_limit
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,12 +39,16 @@ def register(sub) -> None:
     me = sub.add_parser("merge", help="merge fine-tuned models with MergeKit from a YAML recipe")
     me.add_argument("recipe", type=Path, nargs="?", help="merge recipe (see recipes/merges/)")
     me.add_argument("--methods", action="store_true", help="list the merge methods, what each takes and requires")
-    me.add_argument("--output-dir", type=Path, default=None, help="parent of the merge folder (default: the recipe's output_dir)")
-    me.add_argument("--dry-run", action="store_true", help="check the recipe and print the MergeKit YAML; merge nothing")
-    me.add_argument("--select-on", default=None, metavar="TASKS",
+    me.add_argument("--output_path", dest="output_dir", type=Path, default=None,
+                    help="parent of the merge folder (default: the recipe's output_dir)")
+    old_spelling(me, "--output-dir", "--output_path", "output_dir", type=Path)
+    me.add_argument("--dry_run", action="store_true", help="check the recipe and print the MergeKit YAML; merge nothing")
+    old_spelling(me, "--dry-run", "--dry_run", "dry_run", flag=True)
+    old_spelling(me, "--select-on", "--select_on", "select_on")
+    me.add_argument("--select_on", default=None, metavar="TASKS",
                     help="score every merged point on these tasks' validation split and record the best "
                          "(selection.json); comma-separated tasks or groups")
-    me.add_argument("--metric", default="acc", help="the metric --select-on maximizes (task mean)")
-    me.add_argument("--limit", type=positive_limit, default=None, help="--select-on: first N validation docs per task")
+    me.add_argument("--metric", default="acc", help="the metric --select_on maximizes (task mean)")
+    me.add_argument("--limit", type=positive_limit, default=None, help="--select_on: first N validation docs per task")
     me.add_argument("--online", action="store_true", help="allow Hub ids org/name[@revision] as merge inputs")
     me.set_defaults(func=run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from finharness.arguments import old_spelling
+
 
 def run(args: argparse.Namespace) -> int:
     from study.run import run_study
@@ -56,22 +58,25 @@ def run(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     st = sub.add_parser("study", help="run a paper's study (recipes/studies/<study>/): train, merge, score, tabulate")
     st.add_argument("action", choices=["run", "table", "probe", "pack"],
-                    help="run: every step not done yet (--dry-run: the plan, its work and hours); table: re-render "
+                    help="run: every step not done yet (--dry_run: the plan, its work and hours); table: re-render "
                          "the tables (--from: from packed logs, no model needed); probe: measure training and "
                          "scoring speed here for the plan's hours; pack: the study's compact per-sample logs and "
                          "tables, for the repository")
     st.add_argument("folder", type=Path, help="study folder (recipes/studies/<study>/)")
     st.add_argument("--full", action="store_true", help="the papers' sizes (study.yaml `full:`), for a GPU machine")
-    st.add_argument("--output-dir", type=Path, default=None, help="parent of the study's output (default: study.yaml)")
+    st.add_argument("--output_path", dest="output_dir", type=Path, default=None,
+                    help="parent of the study's output (default: study.yaml)")
+    old_spelling(st, "--output-dir", "--output_path", "output_dir", type=Path)
     st.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when there is one)")
-    st.add_argument("--dry-run", action="store_true", help="list the steps and which are done; run nothing")
+    st.add_argument("--dry_run", action="store_true", help="list the steps and which are done; run nothing")
+    old_spelling(st, "--dry-run", "--dry_run", "dry_run", flag=True)
     st.add_argument("--board", type=Path, default=None, help="leaderboard file the study submits to")
     st.add_argument("--model", action="append", default=None, metavar="LABEL=MODEL",
                     help="replace a study model's checkpoint (folder or Hub id), e.g. base=meta-llama/Meta-Llama-3-8B")
     st.add_argument("--online", action="store_true", help="let Hub ids (the papers' models) download")
     st.add_argument("--from", dest="logs", type=Path, default=None, metavar="ARCHIVE",
                     help="table: rebuild from a `study pack` archive (docs/results/<study>/logs.tar.gz) into "
-                         "--output-dir (default: a scratch folder)")
+                         "--output_path (default: a scratch folder)")
     st.add_argument("--to", type=Path, default=None, metavar="DIR",
                     help="pack: where to write logs.tar.gz and the tables (default: docs/results/<study>/)")
     st.set_defaults(func=run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from finharness.arguments import old_spelling
+
 
 def run(args: argparse.Namespace) -> int:
     from training.recipe import load_recipe
@@ -21,7 +23,9 @@ def register(sub) -> None:
     tr.add_argument("recipe", type=Path, help="training recipe (see recipes/training/)")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="discard an earlier run of the same name")
-    tr.add_argument("--output-dir", type=Path, default=None, help="parent of the run folder (default: the recipe's output_dir)")
+    tr.add_argument("--output_path", dest="output_dir", type=Path, default=None,
+                    help="parent of the run folder (default: the recipe's output_dir)")
+    old_spelling(tr, "--output-dir", "--output_path", "output_dir", type=Path)
     tr.add_argument("--include_path", action="append", default=None, metavar="DIR",
                     help="task folders beside the recipe's include_paths")
     tr.add_argument("--online", action="store_true", help="allow a Hub id as base_model")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from finharness.arguments import old_spelling
+
 
 def run(args: argparse.Namespace) -> int:
     from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
@@ -26,6 +28,7 @@ def register(sub) -> None:
     va.add_argument("paths", nargs="*", type=Path, help="YAML files or folders (default: the packaged suite)")
     va.add_argument("--include_path", action="append", default=None, metavar="DIR",
                     help="a task folder to check, as lm_eval --include_path (same as a path argument)")
-    va.add_argument("--no-data", action="store_true", help="check the YAML only, do not load data")
+    va.add_argument("--no_data", action="store_true", help="check the YAML only, do not load data")
+    old_spelling(va, "--no-data", "--no_data", "no_data", flag=True)
     va.add_argument("--online", action="store_true", help="load tasks whose data is only on the Hugging Face Hub (default: offline, their data is skipped)")
     va.set_defaults(func=run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from finharness.arguments import old_spelling
+
 
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
@@ -12,12 +14,14 @@ def run(args: argparse.Namespace) -> int:
     from harness.result_files import load_results
     from harness.views import load_views, place_tasks, view_of, view_table
 
+    if not args.trained_on:
+        raise ValueError("views: give --trained_on, the task(s) the model was fine-tuned on")
     trained = [t for entry in args.trained_on for t in entry.split(",") if t]
     views = load_views()
     places = place_tasks(views, task_manager().task_index)
     unknown = [t for t in trained if t not in places]
     if unknown:
-        raise ValueError(f"--trained-on: {', '.join(unknown)} is not a generalization-suite task")
+        raise ValueError(f"--trained_on: {', '.join(unknown)} is not a generalization-suite task")
     if args.results is None:
         rows = [[t, places[t].task_type, view_of(t, trained, places)] for t in sorted(places)]
         print(tabulate(rows, headers=["task", "type", "view"], tablefmt="github"))
@@ -29,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     vi = sub.add_parser("views", help="in-domain / out-of-domain / cross-task placement of the gen_* tasks")
-    vi.add_argument("--trained-on", action="append", required=True,
+    old_spelling(vi, "--trained-on", "--trained_on", "trained_on", append=True)
+    vi.add_argument("--trained_on", action="append", default=None,
                     help="the task(s) the model was fine-tuned on, e.g. gen_sentiment_amazon")
     vi.add_argument("--results", type=Path, default=None,
                     help="an lm-eval results JSON: print the mean score per task type and view")

@@ -38,7 +38,7 @@ def select_point(folders: list[Path], tasks: list[str], metric: str = "acc", lim
                  batch_size: int | str = 8, device: str | None = None) -> dict:
     """Score every point on validation; write and return the selection."""
     if len(folders) < 2:
-        raise ValueError("--select-on needs a sweep (a recipe with `sweep:`): there is one merge, nothing to choose")
+        raise ValueError("--select_on needs a sweep (a recipe with `sweep:`): there is one merge, nothing to choose")
     root = folders[0].parent
     rows = []
     for folder in folders:

@@ -7,7 +7,7 @@ with the step's shots (prompt tokens, plus every label's tokens or the generatio
 
 Speed is measured, never assumed: ``finharness study probe`` trains a few steps and scores a
 few documents of the study on this machine, per model, and writes ``throughput.json`` in the
-study's output folder (tokens per second, the device named). ``--dry-run`` divides the work by
+study's output folder (tokens per second, the device named). ``--dry_run`` divides the work by
 it. Without a probe the plan shows the work only and says so. Estimates assume the probe's
 device, batch size and precision; on another machine, probe there.
 """

@@ -91,7 +91,7 @@ def unpack(archive: Path, root: Path) -> None:
     would land outside it (an absolute name, ``..``, a link)."""
     root = Path(root)
     if root.exists() and any(root.iterdir()):
-        raise ValueError(f"{root} is not empty: unpack the study's logs into a fresh folder (--output-dir)")
+        raise ValueError(f"{root} is not empty: unpack the study's logs into a fresh folder (--output_path)")
     with tarfile.open(archive, mode="r:gz") as tar:
         for member in tar.getmembers():
             target = (root / member.name).resolve()

@@ -97,8 +97,8 @@ def test_a_model_that_only_learned_to_stop_has_no_answer_kl_and_its_eos_shift_is
 def test_cli_prints_and_writes_both_measures(tiny_checkpoint, tmp_path, capsys):
     moved = scaled_layer(tiny_checkpoint, tmp_path / "moved", layer=0, factor=0.9)
     out = tmp_path / "deviation.json"
-    assert main(["deviation", str(moved), "--base", str(tiny_checkpoint), "--tasks", "fin_fomc",
-                 "--limit", "3", "--output", str(out)]) == 0
+    assert main(["deviation", str(moved), "--base_model", str(tiny_checkpoint), "--tasks", "fin_fomc",
+                 "--limit", "3", "--output_path", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "relative weight change" in printed and "| layer 0 " in printed and "nats/token" in printed
     assert "p(EOS) inside the answer" in printed

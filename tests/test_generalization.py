@@ -306,7 +306,7 @@ def test_views_cli_turns_a_results_file_into_the_matrix(tmp_path, capsys):
     results.write_text(json.dumps({"results": {
         "gen_nli_mnli_m": {"acc,none": 0.75}, "gen_nli_rte": {"acc,none": 0.5}, "gen_nli_snli": {"acc,none": 0.25},
         "gen_paraphrase_qqp": {"acc,none": 0.6}}}))
-    assert main(["views", "--trained-on", "gen_nli_mnli_m", "--results", str(results)]) == 0
+    assert main(["views", "--trained_on", "gen_nli_mnli_m", "--results", str(results)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert re.search(r"\| nli +\| in_domain +\| acc +\| +1 \| 0\.7500 \|", "\n".join(lines))
     assert re.search(r"\| nli +\| out_of_domain +\| acc +\| +2 \| 0\.3750 \|", "\n".join(lines))

@@ -60,7 +60,7 @@ def test_the_rendered_board_shows_every_entry_and_sorts_by_any_column(browser, t
     assert main(["leaderboard", "submit", str(submission), "--board", str(board.path)]) == 0
 
     page = tmp_path / "site" / "index.html"
-    assert main(["leaderboard", "render", "--board", str(board.path), "--out", str(page)]) == 0
+    assert main(["leaderboard", "render", "--board", str(board.path), "--output_path", str(page)]) == 0
     browser.get(page.as_uri())
 
     def column(name):

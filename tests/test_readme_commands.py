@@ -117,3 +117,29 @@ def test_every_folder_and_file_the_readme_layout_names_exists():
             if not (section / folder).is_dir() and not (REPO / folder).is_dir():
                 missing.append(f"{section.name}/{folder}")
     assert missing == []
+
+
+OLD_SPELLINGS = {"--output-dir": "--output_path", "--dry-run": "--dry_run", "--no-data": "--no_data",
+                 "--select-on": "--select_on", "--trained-on": "--trained_on"}
+
+
+def test_one_spelling_lm_evals_and_the_old_ones_still_work_with_a_notice(capsys):
+    """Options are spelled as lm-eval spells them (underscores, --output_path); the former
+    spellings parse to the same value with a one-line notice, and no doc shows them."""
+    parser = build_parser()
+    cases = [(["train", "r.yaml", "--output-dir", "out"], "output_dir", Path("out"), "--output_path"),
+             (["merge", "r.yaml", "--dry-run"], "dry_run", True, "--dry_run"),
+             (["study", "run", "f", "--dry-run", "--output-dir", "o"], "output_dir", Path("o"), "--output_path"),
+             (["validate", "--no-data"], "no_data", True, "--no_data"),
+             (["views", "--trained-on", "a", "--trained-on", "b"], "trained_on", ["a", "b"], "--trained_on"),
+             (["deviation", "m", "--base", "b", "--output", "x.json"], "base", "b", "--base_model"),
+             (["leaderboard", "render", "--out", "p.html"], "out", Path("p.html"), "--output_path")]
+    for argv, dest, value, new in cases:
+        assert getattr(parser.parse_args(argv), dest) == value, argv
+        assert f"is now spelled {new}" in capsys.readouterr().err
+    # Defaults are unchanged when neither spelling is given.
+    assert parser.parse_args(["merge", "r.yaml"]).dry_run is False
+    assert parser.parse_args(["train", "r.yaml"]).output_dir is None
+    shown = "\n".join(doc.read_text() for doc in DOCS)
+    for old in OLD_SPELLINGS:
+        assert re.search(rf"(?<!pip install ){re.escape(old)}\b", shown) is None, old

@@ -156,10 +156,10 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     from finharness.main import main
 
     shipped = tmp_path / "docs" / "results" / "fin-instruct-merge"
-    assert main(["study", "pack", str(folder), "--output-dir", str(tmp_path / "out"), "--to", str(shipped)]) == 0
+    assert main(["study", "pack", str(folder), "--output_path", str(tmp_path / "out"), "--to", str(shipped)]) == 0
     assert (shipped / "logs.tar.gz").stat().st_size < 200_000 and (shipped / "claims.json").is_file()
     rebuilt = tmp_path / "rebuilt"
-    assert main(["study", "table", str(folder), "--from", str(shipped / "logs.tar.gz"), "--output-dir", str(rebuilt)]) == 0
+    assert main(["study", "table", str(folder), "--from", str(shipped / "logs.tar.gz"), "--output_path", str(rebuilt)]) == 0
     assert json.loads((rebuilt / "fin-instruct-merge" / "claims.json").read_text()) == \
         json.loads((shipped / "claims.json").read_text())
     assert json.loads((rebuilt / "fin-instruct-merge" / "tables.json").read_text()) == \
@@ -389,7 +389,7 @@ def test_probe_measures_speed_and_the_dry_run_plan_turns_work_into_hours(tiny_mo
     row = next(line for line in plan.splitlines() if line.startswith("| train  | base-amazon "))
     assert f"| {hours:.2f} " in row
     assert "Total: training" in plan
-    assert main(["study", "run", str(folder), "--dry-run", "--output-dir", str(tmp_path / "out")]) == 0
+    assert main(["study", "run", str(folder), "--dry_run", "--output_path", str(tmp_path / "out")]) == 0
     assert "| eval   | base/xsum few-shot set 2" in capsys.readouterr().out  # the summaries' few-shot set
 
 
