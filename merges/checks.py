@@ -2,15 +2,11 @@
 before any weight is loaded or anything is written."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from plumbing.checkpoints import CheckpointError, resolve_checkpoint
+from plumbing.checkpoints import CheckpointError, architecture_difference, resolve_checkpoint
 from merges.recipe import MergePoint
 from plumbing.recipes import RecipeError
-
-ARCH_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
-             "num_key_value_heads", "intermediate_size", "vocab_size", "tie_word_embeddings")
 
 
 def resolve_models(point: MergePoint) -> dict[str, Path]:
@@ -35,24 +31,17 @@ def tensor_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _arch(folder: Path) -> dict:
-    config = json.loads((folder / "config.json").read_text())
-    text = config.get("text_config", config)
-    return {"architectures": config.get("architectures")} | {k: text.get(k) for k in ARCH_KEYS}
-
-
 def check_compatible(paths: dict[str, Path], reference: str) -> None:
     """Every model against the reference (the base, or the first model)."""
     from transformers import AutoTokenizer
 
     ref_path = paths[reference]
-    ref_arch, ref_shapes = _arch(ref_path), tensor_shapes(ref_path)
+    ref_shapes = tensor_shapes(ref_path)
     ref_vocab = AutoTokenizer.from_pretrained(ref_path).get_vocab()
     for spec, path in paths.items():
         if spec == reference:
             continue
-        arch = _arch(path)
-        diff = {k: (arch[k], ref_arch[k]) for k in arch if arch[k] != ref_arch[k]}
+        diff = architecture_difference(path, ref_path)
         if diff:
             field, (got, want) = next(iter(diff.items()))
             raise RecipeError(f"model {spec!r}: architecture differs from {reference!r} ({field}: {got} vs {want})")

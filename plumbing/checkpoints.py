@@ -15,7 +15,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from plumbing.folders import finish, is_finished, read_manifest, scratch_dir
 from plumbing.offline import is_offline
@@ -234,15 +234,31 @@ def refuse_pickles(path: Path, what: str) -> None:
                               "only safetensors are loaded (unpickling can run code)")
 
 
-_SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "intermediate_size")
+# What makes two checkpoints the same architecture (one set, for adapters, deltas, board
+# submissions and merges alike). A multimodal config keeps them under text_config (Gemma-3).
+ARCH_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+             "intermediate_size", "vocab_size", "tie_word_embeddings")
+
+
+def architecture_fields(folder: Path) -> dict[str, Any]:
+    """The config fields of :data:`ARCH_KEYS` (from ``text_config`` where the config nests one),
+    with the config's ``architectures``."""
+    config = _json(Path(folder) / "config.json")
+    text = config.get("text_config") or config
+    return {"architectures": config.get("architectures")} | {k: text.get(k) for k in ARCH_KEYS}
+
+
+def architecture_difference(a: Path, b: Path) -> dict[str, tuple[Any, Any]]:
+    """Field -> (a's value, b's value) for every architecture field the two configs disagree on."""
+    fa, fb = architecture_fields(a), architecture_fields(b)
+    return {k: (fa[k], fb[k]) for k in fa if fa[k] != fb[k]}
 
 
 def check_same_architecture(checkpoint: Path, base: Path, what: str = "checkpoint") -> None:
     """Refuse a checkpoint whose shape differs from its stated base model's."""
-    a, b = _json(checkpoint / "config.json"), _json(base / "config.json")
-    differ = [k for k in _SHAPE_KEYS if a.get(k) != b.get(k)]
+    differ = architecture_difference(checkpoint, base)
     if differ:
-        pairs = ", ".join(f"{k}: {a.get(k)!r} vs base {b.get(k)!r}" for k in differ)
+        pairs = ", ".join(f"{k}: {got!r} vs base {want!r}" for k, (got, want) in differ.items())
         raise CheckpointError(f"{what} {checkpoint} does not fit base model {base} ({pairs})")
 
 

@@ -74,3 +74,11 @@ def test_no_import_cycle():
         if module not in state:
             visit(module, [module])
     assert cycles == []
+
+
+def test_architecture_compatibility_is_defined_once():
+    """Adapters, deltas, board submissions and merges compare the same config fields
+    (plumbing.checkpoints.ARCH_KEYS); a second list of them elsewhere would drift."""
+    owners = sorted(str(path.relative_to(REPO)) for package in FLOORS for path in (REPO / package).rglob("*.py")
+                    if '"num_key_value_heads"' in path.read_text())
+    assert owners == ["plumbing/checkpoints.py"]
