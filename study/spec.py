@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 
 from fin_tasks.index import task_variant
 from merges.recipe import MergeRecipe, Method, parse_merge_recipe
+from plumbing.seeds import check_seeds, seeded_name
 from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
 from training.recipe import FticlSpec, LoraSpec, TaskSpec, TrainingSpec, TrainRecipe, parse_recipe
@@ -102,10 +103,7 @@ class TrainFile(_Strict):
 
     @model_validator(mode="after")
     def _distinct_seeds(self):
-        if self.seeds is not None and "seed" in self.model_fields_set:
-            raise ValueError("give seed or seeds, not both (as `finharness train` asks)")
-        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds: a seed is listed twice: {self.seeds}")
+        check_seeds("seed" in self.model_fields_set, self.seeds)  # the rule `finharness train` applies
         return self
 
     def training_seeds(self) -> list[int]:
@@ -325,7 +323,8 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
         Checkpoint(label=f"{m.label}", model=m.label, role="vanilla", path=m.model) for m in spec.models]
     seeds = train.training_seeds()
     # One seed keeps the plain names; several give every run and merge a -s<seed> suffix.
-    suffix = (lambda s: f"-s{s}") if len(seeds) > 1 else (lambda s: "")
+    def suffix(seed: int) -> str:
+        return seeded_name("", seed, seeds)
     runs_of: dict[tuple[str, str, int], Checkpoint] = {}
     for run in train.runs:
         for label in run.models or list(models):

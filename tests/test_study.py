@@ -283,6 +283,9 @@ def test_a_training_recipe_with_seeds_is_one_run_per_seed():
 
     recipe = parse_recipe({"name": "fpb", "base_model": "m", "tasks": [{"name": "fin_fpb"}], "seeds": [7, 8]})
     assert [(r.name, r.seed) for r in recipe.per_seed()] == [("fpb-s7", 7), ("fpb-s8", 8)]
+    # One seed keeps the plain name, as a study with one seed does (plumbing/seeds.py: one rule).
+    single = parse_recipe({"name": "fpb", "base_model": "m", "tasks": [{"name": "fin_fpb"}], "seeds": [7]})
+    assert [(r.name, r.seed) for r in single.per_seed()] == [("fpb", 7)]
     with pytest.raises(RecipeError, match="give seed or seeds, not both"):
         parse_recipe({"name": "fpb", "base_model": "m", "tasks": [{"name": "fin_fpb"}], "seed": 1, "seeds": [7]})
 

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 
 from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
+from plumbing.seeds import check_seeds, seeded_name
 from plumbing.recipes import Strict as _Strict
 
 __all__ = ["RecipeError", "TrainRecipe", "load_recipe", "parse_recipe", "dump_recipe"]
@@ -111,7 +112,7 @@ class TrainRecipe(_Strict):
     seed: int = 42
     seeds: list[int] | None = Field(
         default=None, min_length=1,
-        description="train once per seed, each its own run folder <name>-s<seed> (instead of seed)")
+        description="train once per seed, each its own run folder <name>-s<seed> (one seed: <name>; instead of seed)")
     output_dir: str = "runs"
 
     @model_validator(mode="after")
@@ -122,18 +123,14 @@ class TrainRecipe(_Strict):
 
     @model_validator(mode="after")
     def _seed_or_seeds(self):
-        if self.seeds is not None:
-            if "seed" in self.model_fields_set:
-                raise ValueError("give seed or seeds, not both")
-            if len(set(self.seeds)) != len(self.seeds):
-                raise ValueError(f"seeds: a seed is listed twice: {self.seeds}")
+        check_seeds("seed" in self.model_fields_set, self.seeds)
         return self
 
     def per_seed(self) -> list["TrainRecipe"]:
         """One recipe per training seed: itself, or each seed of ``seeds`` as its own run."""
         if self.seeds is None:
             return [self]
-        return [self.model_copy(update={"name": f"{self.name}-s{s}", "seed": s, "seeds": None})
+        return [self.model_copy(update={"name": seeded_name(self.name, s, self.seeds), "seed": s, "seeds": None})
                 for s in self.seeds]
 
     @field_validator("tasks")
