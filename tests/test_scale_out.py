@@ -1,0 +1,64 @@
+"""Two processes on CPU (torchrun, gloo), as a multi-GPU user launches them: one run folder,
+one manifest and one results file, and the same per-document answers as one process."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.result_files import samples_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun ships with torch")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_processes(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FINHARNESS_LM_CACHE": str(tmp_path / "cache-2"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "finharness",
+                           *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_two_training_processes_write_one_run_folder_with_the_global_batch(tiny_checkpoint, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "ddp", "base_model": str(tiny_checkpoint), "output_dir": str(tmp_path / "runs"),
+        "tasks": [{"name": "fin_fpb", "samples": 16}], "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "training": {"lr": 5e-3, "epochs": 1, "batch_size": 4, "logging_steps": 1, "save_steps": 1}}))
+    done = two_processes(["train", str(recipe)], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["ddp"]  # no second folder, no partial left
+    manifest = json.loads((tmp_path / "runs" / "ddp" / "finharness.json").read_text())["data"]
+    # 16 examples, 4 per process per step, 2 processes: 2 optimizer steps of 8 (one process: 4 of 4).
+    assert (manifest["world_size"], manifest["steps"]) == (2, 2)
+    assert done.stdout.count("finished:") == 1  # one voice
+
+
+def test_two_scoring_processes_give_one_process_answers_and_one_results_file(tiny_checkpoint, tmp_path):
+    from harness.evaluate import EvalRequest, run_eval
+
+    args = ["eval", "-m", str(tiny_checkpoint), "-t", "fin_fpb", "--limit", "16", "--chat_template", "off"]
+    done = two_processes([*args, "-o", str(tmp_path / "two")], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_eval(EvalRequest(model=str(tiny_checkpoint), tasks=["fin_fpb"], limit=16, chat_template="off",
+                         use_cache=False, output_path=tmp_path / "one"))
+
+    def answers(folder: Path) -> dict[int, list[float]]:
+        rows = [json.loads(line) for line in samples_file(folder, "fin_fpb").read_text().splitlines()]
+        return {r["doc_id"]: [round(float(x[0][0]), 4) for x in r["resps"]] for r in rows}
+
+    assert len(list((tmp_path / "two").rglob("results_*.json"))) == 1
+    assert answers(tmp_path / "two") == answers(tmp_path / "one") and len(answers(tmp_path / "one")) == 16
