@@ -46,6 +46,23 @@ def eval_targets(args: argparse.Namespace) -> tuple[str, list[tuple[str, str | N
     return backend, targets, model_args
 
 
+def processes_note() -> str | None:
+    """Under a multi-process launch: how many processes scored, and whether they split the work.
+    lm-eval's hf backends split documents across ranks only across GPUs; on CPU every process
+    scores every document."""
+    import torch
+
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    world = torch.distributed.get_world_size()
+    if world < 2:
+        return None
+    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        return f"{world} processes scored, each its share of the documents (lm-eval's data parallelism)"
+    return (f"{world} processes ran, and each scored every document: lm-eval splits documents across ranks "
+            "only across GPUs, so on CPU one process does the same work")
+
+
 def run(args: argparse.Namespace) -> int:
     from fin_tasks.index import include_paths
     from harness.evaluate import EvalRequest, run_eval
@@ -77,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n## {model}  ({outcome.model.describe()})")
         print(score_table(outcome.results))
         print(f"\n{docs} docs in {outcome.seconds:.1f} s ({docs / outcome.seconds:.2f} docs/s)")
+        note = processes_note()
+        if note:
+            print(note)
     return 0
 
 

@@ -53,6 +53,8 @@ def test_two_scoring_processes_give_one_process_answers_and_one_results_file(tin
     args = ["eval", "-m", str(tiny_checkpoint), "-t", "fin_fpb", "--limit", "16", "--chat_template", "off"]
     done = two_processes([*args, "-o", str(tmp_path / "two")], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    # The run says what the processes did: on CPU lm-eval does not split documents across ranks.
+    assert "2 processes ran, and each scored every document" in done.stdout
     run_eval(EvalRequest(model=str(tiny_checkpoint), tasks=["fin_fpb"], limit=16, chat_template="off",
                          use_cache=False, output_path=tmp_path / "one"))
 
