@@ -64,3 +64,19 @@ def test_two_scoring_processes_give_one_process_answers_and_one_results_file(tin
 
     assert len(list((tmp_path / "two").rglob("results_*.json"))) == 1
     assert answers(tmp_path / "two") == answers(tmp_path / "one") and len(answers(tmp_path / "one")) == 16
+
+
+def test_the_shipped_accelerate_configs_parse_as_accelerate_reads_them():
+    """recipes/accelerate/: DDP, FSDP and DeepSpeed ZeRO-2 for multi-GPU training. accelerate
+    refuses an unknown top-level key itself; each nested key must be one `accelerate launch` takes."""
+    from accelerate.commands.config.config_args import ClusterConfig
+    from accelerate.commands.launch import launch_command_parser
+
+    options = {action.dest for action in launch_command_parser()._actions}
+    found = {}
+    for path in sorted((REPO / "recipes" / "accelerate").glob("*.yaml")):
+        config = ClusterConfig.from_yaml_file(str(path))
+        found[path.name] = config.distributed_type.value
+        nested = {**(config.fsdp_config or {}), **(config.deepspeed_config or {})}
+        assert set(nested) <= options, f"{path.name}: {sorted(set(nested) - options)} is not an accelerate option"
+    assert found == {"ddp_4gpu.yaml": "MULTI_GPU", "fsdp_4gpu.yaml": "FSDP", "deepspeed_zero2_4gpu.yaml": "DEEPSPEED"}
