@@ -7,6 +7,7 @@ from pathlib import Path
 from lm_eval._cli.utils import MergeDictAction
 
 from finharness.arguments import positive_limit, shot_count
+from plumbing.vocabulary import DEFAULT_SEED, DEFAULT_SLICE, SLICE_METHODS
 
 
 def eval_targets(args: argparse.Namespace) -> tuple[str, list[tuple[str, str | None, str]], dict]:
@@ -119,7 +120,7 @@ def register(sub) -> None:
                     help="in-context examples per prompt (default: each task's own, usually 0)")
     ev.add_argument("--limit", "-L", type=positive_limit, default=None,
                     help="N documents per task (or a fraction), chosen by --sample")
-    ev.add_argument("--sample", choices=["stratified", "random", "first"], default="stratified",
+    ev.add_argument("--sample", choices=SLICE_METHODS, default=DEFAULT_SLICE,
                     help="which documents --limit scores: stratified by gold label and seeded by --seed (default), "
                          "seeded random, or lm-eval's first N; the indices are written as samples.json "
                          "(lm_eval --samples)")
@@ -148,7 +149,7 @@ def register(sub) -> None:
     ev.add_argument("--output_path", "-o", type=Path, default=None, help="write lm-eval results and samples here")
     ev.add_argument("--log_samples", "-s", action="store_true",
                     help="write per-document logs (finharness always writes them with --output_path)")
-    ev.add_argument("--seed", type=int, default=1234, help="seed of the --limit slice and of lm-eval's samplers")
+    ev.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the --limit slice and of lm-eval's samplers")
     ev.add_argument("--split", choices=["test", "validation"], default="test",
                     help="validation: score each task's validation split (to choose merge weights or checkpoints)")
     ev.add_argument("--backend", choices=["hf-shared-prefix", "hf", "vllm"], default=None,

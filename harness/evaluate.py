@@ -19,6 +19,7 @@ from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, 
 from plumbing.atomic import write_atomic
 from plumbing.logs import log
 from plumbing.offline import set_offline
+from plumbing.vocabulary import DEFAULT_SEED
 
 DEFAULT_TASKS = ["finharness_all"]
 BACKENDS = ("hf-shared-prefix", "hf", "vllm")
@@ -39,7 +40,7 @@ class EvalRequest:
     include_defaults: bool = False  # also index lm-eval's ~14,700 built-in tasks (~10 s)
     output_path: Path | None = None
     log_samples: bool = False
-    seed: int = 1234
+    seed: int = DEFAULT_SEED
     backend: str = "hf-shared-prefix"  # or "hf" (lm-eval's own), or "vllm" (GPU machines)
     use_cache: bool = True  # per-checkpoint lm-eval request cache (harness/lm_cache.py)
     base_model: str | None = None  # for an adapter or delta weights

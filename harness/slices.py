@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+from plumbing.vocabulary import DEFAULT_SEED, DEFAULT_SLICE, SLICE_METHODS, SliceMethod
 
-Method = Literal["stratified", "random", "first"]
-METHODS: tuple[str, ...] = ("stratified", "random", "first")
+Method = SliceMethod
+METHODS = SLICE_METHODS
 Rule = Literal["prior", "floor"]
 RULE: Rule = "prior"  # how a stratified slice allocates documents to labels (see above)
 
@@ -37,7 +38,7 @@ def sample_size(total: int, limit: float) -> int:
     return min(total, int(math.ceil(total * limit)) if limit < 1 else int(limit))
 
 
-def select(golds: Sequence[Any], limit: float, method: str = "stratified", seed: int = 1234,
+def select(golds: Sequence[Any], limit: float, method: str = DEFAULT_SLICE, seed: int = DEFAULT_SEED,
            rule: Rule = RULE) -> list[int]:
     """Document indices to score, ascending. ``golds``: each document's gold label (None when a
     task has none, e.g. a summary: stratified then draws at random)."""

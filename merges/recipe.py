@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from merges.methods import POLICY, lookup, shared_parameters
 from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
+from plumbing.vocabulary import Dtype
 
 Method = Literal[tuple(POLICY)]  # merges/methods.py: MergeKit's registry plus finharness's policy
 
@@ -40,7 +41,7 @@ class MergeRecipe(_Strict):
     method: Method
     models: list[MergeModel] = Field(min_length=1)
     parameters: dict[str, float | bool] = {}
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # bf16 rounds small LoRA deltas away
+    dtype: Dtype = "float32"  # bf16 rounds small LoRA deltas away
     seed: int = 0
     output_dir: str = "merged"  # outside the `merges` Python package, beside runs/
     # LoRA-space path (merges/lora_space.py) where every model is a LoRA run on the base:

@@ -23,6 +23,7 @@ from plumbing.atomic import write_atomic
 from plumbing.folders import read_manifest
 from study.spec import EvalStep, Study
 from training.recipe import TrainRecipe
+from plumbing.vocabulary import DEFAULT_SEED
 
 THROUGHPUT = "throughput.json"
 SAMPLE = 16  # examples / documents rendered per task to measure tokens per item
@@ -89,7 +90,7 @@ def eval_work(step: EvalStep, tokenizer, manager, note: str) -> Work:
         n = sample_size(len(pool), step.limit) if step.limit else len(pool)
         rows = random.Random(f"estimate:{name}").sample(range(len(pool)), min(SAMPLE, len(pool)))
         if hasattr(task, "sampler") and task.sampler is not None and hasattr(task.sampler, "set_rnd"):
-            task.sampler.set_rnd(1234)
+            task.sampler.set_rnd(DEFAULT_SEED)
         per_doc = []
         for row in rows:
             doc = pool[row]

@@ -26,6 +26,7 @@ from plumbing.seeds import check_seeds, seeded_name
 from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
 from training.recipe import FticlSpec, LoraSpec, TaskSpec, TrainingSpec, TrainRecipe, parse_recipe
+from plumbing.vocabulary import Dtype
 
 
 FILES = ("study.yaml", "train.yaml", "merge.yaml", "eval.yaml")
@@ -122,7 +123,7 @@ class MergeEntry(_Strict):
 
 
 class MergeFile(_Strict):
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Dtype = "float32"
     merges: list[MergeEntry] = []
 
 

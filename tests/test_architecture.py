@@ -82,3 +82,15 @@ def test_architecture_compatibility_is_defined_once():
     owners = sorted(str(path.relative_to(REPO)) for package in FLOORS for path in (REPO / package).rglob("*.py")
                     if '"num_key_value_heads"' in path.read_text())
     assert owners == ["plumbing/checkpoints.py"]
+
+
+def test_the_small_vocabularies_are_defined_once():
+    """Slice methods, the default seed and the scoring dtypes live in plumbing/vocabulary.py."""
+    import re
+
+    spelled = {"slice methods": r'"stratified", "random", "first"', "default seed": r"\b1234\b",
+               "dtypes": r'"float32", "bfloat16", "float16"'}
+    for what, pattern in spelled.items():
+        owners = sorted(str(path.relative_to(REPO)) for package in FLOORS for path in (REPO / package).rglob("*.py")
+                        if re.search(pattern, path.read_text()))
+        assert owners == ["plumbing/vocabulary.py"], (what, owners)
