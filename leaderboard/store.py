@@ -151,12 +151,10 @@ class Board:
         try:
             self._prepare(conn)
             yield conn
-        except sqlite3.OperationalError as err:
-            if "locked" in str(err) or "busy" in str(err):
+        except sqlite3.DatabaseError as err:
+            if isinstance(err, sqlite3.OperationalError) and ("locked" in str(err) or "busy" in str(err)):
                 raise BoardBusy(f"{self.path}: another writer held the board for over {self.timeout:g} s ({err}); "
                                 "nothing was written, try again") from None
-            raise ValueError(f"{self.path}: not a finharness board ({err})") from None
-        except sqlite3.DatabaseError as err:
             raise ValueError(f"{self.path}: not a finharness board ({err})") from None
         finally:
             conn.close()

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from plumbing.checkpoints import EMBEDDED
 from plumbing.recipes import beside
-from plumbing.vocabulary import DEFAULT_SEED, SliceMethod
+from plumbing.vocabulary import DEFAULT_SEED, DEFAULT_SLICE, SliceMethod
 
 
 class ModelType(str, Enum):
@@ -77,7 +77,7 @@ class Submission(BaseModel):
     num_fewshot: int = Field(0, ge=0)
     limit: float | None = Field(None, gt=0, description="docs per task, as `finharness eval --limit`")
     sample: SliceMethod = Field(
-        "stratified", description="how the limit picks documents, as `finharness eval --sample`")
+        DEFAULT_SLICE, description="how the limit picks documents, as `finharness eval --sample`")
     seed: int = Field(DEFAULT_SEED, description="the slice's seed, as `finharness eval --seed`")
     # Accepted only as false: the board never runs a submission's own code.
     trust_remote_code: Literal[False] = False

@@ -109,7 +109,6 @@ def convert_embedded(name: str) -> Path:
     return target
 
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 def embedded_tokenizer(name: str):
     """An embedded model's tokenizer without converting its weights (a plan counts tokens only):
     from the converted folder when there is one, else read from the GGUF file itself."""
@@ -125,6 +124,7 @@ def embedded_tokenizer(name: str):
         return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 # What a Hub download fetches: safetensors weights, configs, tokenizer and chat template;
 # never pickles or Python files, so nothing from the Hub can run code here.
 HUB_FILES = ["*.safetensors", "*.json", "*.jinja", "*.model", "*.txt", "*.tiktoken", "merges.txt"]

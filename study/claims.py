@@ -343,6 +343,12 @@ def _gated(whole: Bootstrap, gate: Row, tasks: list[str], metric, claim_id: str)
     return kept, whole.restricted({t: selection[t] for t in kept}), note
 
 
+def _untested(claim: Claim, note: str) -> Verdict:
+    """The verdict row of a claim with nothing to test (no task, no such model): no effect, no p-value."""
+    return Verdict(claim.id, claim.says, claim.source, f"{claim.treatment.describe()} - {claim.control.describe()}",
+                   [], claim.metric or "", claim.rule, 0, 0, positive_control=claim.positive_control, note=note)
+
+
 def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, task_sets,
            path: str = CLAIMS_FILE) -> list[Verdict]:
     """Every claim's effect, corrected p-value, MDE and verdict.
@@ -356,10 +362,7 @@ def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, tas
                                                       if claim.against else [])
         absent = sorted({sel.model for pair in pairs for sel in pair} - {r.model for r in rows})
         if absent:  # a model only the full study has (check_claims refuses any other)
-            verdicts.append(Verdict(claim.id, claim.says, claim.source, f"{claim.treatment.describe()} - "
-                                    f"{claim.control.describe()}", [], claim.metric or "", claim.rule, 0, 0,
-                                    positive_control=claim.positive_control,
-                                    note=f"this study has no {', '.join(absent)} model at this size"))
+            verdicts.append(_untested(claim, f"this study has no {', '.join(absent)} model at this size"))
             flags.append(f"not run at this size: no {', '.join(absent)} model")
             continue
         resolved = [(_find(rows, t, claim, path), _find(rows, c, claim, path)) for t, c in pairs]
@@ -374,10 +377,7 @@ def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, tas
             tasks, boot, gate_note = _gated(whole, _find(rows, claim.floor_gate, claim, path), tasks, metric, claim.id)
             subset_note = gate_note
             if not tasks:
-                v = Verdict(claim.id, claim.says, claim.source, f"{claim.treatment.describe()} - "
-                            f"{claim.control.describe()}", [], claim.metric or "", claim.rule, 0, 0,
-                            positive_control=claim.positive_control, note=gate_note)
-                verdicts.append(v)
+                verdicts.append(_untested(claim, gate_note))
                 flags.append(f"not testable: {claim.floor_gate.model} {claim.floor_gate.kind} clears its trivial "
                              "baseline on none of the tasks")
                 continue

@@ -22,8 +22,8 @@ from statistics import mean
 from plumbing.atomic import write_atomic
 from plumbing.folders import read_manifest
 from study.spec import EvalStep, Study
-from training.recipe import TrainRecipe
 from plumbing.vocabulary import DEFAULT_SEED
+from training.recipe import TrainRecipe
 
 THROUGHPUT = "throughput.json"
 SAMPLE = 16  # examples / documents rendered per task to measure tokens per item
