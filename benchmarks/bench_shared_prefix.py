@@ -93,7 +93,7 @@ def run_one(variant: str, model: str, tasks: list[str], limit: int, shots: int |
     from lm_eval.api.registry import get_model
     from lm_eval.tasks import TaskManager
 
-    import harness.shared_prefix_lm  # noqa: F401
+    import harness.backend.shared_prefix_lm  # noqa: F401
     from fin_tasks import TASKS_DIR
     from plumbing.offline import set_offline
     from plumbing.checkpoints import resolve_checkpoint

@@ -269,7 +269,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     import lm_eval
     import torch
 
-    import harness.shared_prefix_lm  # noqa: F401  (registers the hf-shared-prefix backend)
+    import harness.backend.shared_prefix_lm  # noqa: F401  (registers the hf-shared-prefix backend)
     from lm_eval.loggers import EvaluationTracker
 
     from fin_tasks.index import task_manager

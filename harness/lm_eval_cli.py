@@ -4,7 +4,7 @@ lm-eval 0.4.13 has no plugin hook for model backends (PR #4013 adds the `lm_eval
 entry point, which pyproject.toml declares for when it ships), so this wrapper only
 imports the backend, which registers it, and hands every argument to lm-eval.
 """
-import harness.shared_prefix_lm  # noqa: F401  (registers hf-shared-prefix)
+import harness.backend.shared_prefix_lm  # noqa: F401  (registers hf-shared-prefix)
 from lm_eval.__main__ import cli_evaluate
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@ import random
 import pytest
 from lm_eval.models.huggingface import HFLM
 
-from harness import prefix_cache
-from harness.prefix_cache import group_by_shared_prefix
-from harness.shared_prefix_lm import SharedPrefixLM
+from harness.backend import prefix_cache
+from harness.backend.prefix_cache import group_by_shared_prefix
+from harness.backend.shared_prefix_lm import SharedPrefixLM
 from tests.conftest import build_tiny_gemma3
 
 TOL = 1e-4  # float32
@@ -197,7 +197,7 @@ def test_refilled_rows_answer_as_hf_with_early_stops_and_mixed_budgets(tiny_chec
     answer is hf's, and fewer decoding steps are run than hf's batches take."""
     from lm_eval.api.instance import Instance
 
-    import harness.shared_prefix_lm as backend
+    import harness.backend.shared_prefix_lm as backend
 
     args = dict(pretrained=str(tiny_checkpoint), device="cpu", dtype="float32", batch_size=3, max_length=96)
     hf, fast = HFLM(**args), SharedPrefixLM(**args)
@@ -239,7 +239,7 @@ def test_refilled_rows_answer_as_hf_with_early_stops_and_mixed_budgets(tiny_chec
 def test_a_tree_row_lays_out_shared_tokens_once():
     """Two contexts sharing [5, 6] after a 2-token head, one a prefix-sharing sibling of the
     other's label: each token appears once, positions are depths, subtrees are ranges."""
-    from harness.row_packing import PackedRow, tree_row
+    from harness.backend.row_packing import PackedRow, tree_row
 
     a, b = PackedRow((1, 2, 5, 6, 7)), PackedRow((1, 2, 5, 6, 8))
     a.continuations, b.continuations = [(9, 4), (3,)], [(7,)]
@@ -258,7 +258,7 @@ def test_documents_that_share_more_than_the_head_are_packed_as_trees_and_match_h
     context that a label of another document continues. Tokens shared after the task's
     head are computed once (tree rows), and every answer is still hf's; also under
     Gemma-3's pair of masks (sliding-window and full layers)."""
-    import harness.shared_prefix_lm as backend
+    import harness.backend.shared_prefix_lm as backend
 
     checkpoint = tiny_checkpoint if model == "llama" else build_tiny_gemma3(tmp_path / "g", tiny_checkpoint, 128)
     args = dict(pretrained=str(checkpoint), device="cpu", dtype="float32", batch_size=4, max_length=96)

@@ -6,7 +6,7 @@ import torch
 from lm_eval.models.huggingface import HFLM
 
 from harness.evaluate import EvalRequest, run_eval
-from harness.shared_prefix_lm import SharedPrefixLM, build_rows
+from harness.backend.shared_prefix_lm import SharedPrefixLM, build_rows
 
 TOL = 1e-4  # float32
 

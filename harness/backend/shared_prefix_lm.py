@@ -17,16 +17,16 @@ Three kinds of wasted work are removed, all exactly:
 2. **Across documents.** Every document of a task starts with the same head (the chat
    template's system turn, the instruction, fixed few-shot examples): 64% of the context
    tokens of the financial suite. Rows are grouped by the head they share
-   (:mod:`harness.prefix_cache`), the head runs once per group, and every batch of the
+   (:mod:`harness.backend.prefix_cache`), the head runs once per group, and every batch of the
    group starts from its key/value cache (expanded across the batch as a view). Documents
    that go on sharing tokens after the head (FinRED: one sentence, several entity pairs)
    are packed into one row as a token tree, each shared token computed once
-   (:mod:`harness.row_packing`). Greedy generation reuses heads too: each document's
+   (:mod:`harness.backend.row_packing`). Greedy generation reuses heads too: each document's
    remaining prompt is computed once from its head's cache, without padding.
 
 3. **Idle rows in generation.** hf decodes a batch until its longest answer ends, so a
    row whose answer stopped early computes nothing of use. Greedy answers are decoded
-   with refilled rows instead (:mod:`harness.continuous_decode`): a finished row takes
+   with refilled rows instead (:mod:`harness.backend.continuous_decode`): a finished row takes
    the next prompt at once. ``HFLM.generate_until`` then runs unchanged on the answers
    decoded ahead, so batching, stop-string cutting and caching are lm-eval's own.
 
@@ -52,10 +52,10 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
 from tqdm import tqdm
 
-from harness.continuous_decode import Prompt, decode_greedily, plain_greedy
-from harness.prefix_cache import PrefixGroup, PrefixKV, group_by_shared_prefix
+from harness.backend.continuous_decode import Prompt, decode_greedily, plain_greedy
+from harness.backend.prefix_cache import PrefixGroup, PrefixKV, group_by_shared_prefix
 from harness.progress import DocProgress, by_documents
-from harness.row_packing import PackedRow, Request, TreeRow, build_rows, pack_batch, tree_row, tree_rows
+from harness.backend.row_packing import PackedRow, Request, TreeRow, build_rows, pack_batch, tree_row, tree_rows
 
 __all__ = ["SharedPrefixLM", "build_rows", "pack_batch", "PackedRow"]
 
@@ -168,7 +168,7 @@ class SharedPrefixLM(HFLM):
         return eos[0] if isinstance(eos, list) and eos else eos
 
     def _generate_continuously(self, requests, disable: bool) -> list[str]:
-        """Every greedy answer decoded first with refilled rows (:mod:`harness.continuous_decode`),
+        """Every greedy answer decoded first with refilled rows (:mod:`harness.backend.continuous_decode`),
         then handed to ``HFLM.generate_until`` so its batching, text cutting and caching run
         unchanged; requests decoded otherwise (sampling, extra generation arguments) go to
         hf's ``generate()`` there as before."""

@@ -23,7 +23,7 @@ from types import MethodType
 
 import torch
 
-from harness.prefix_cache import PrefixKV
+from harness.backend.prefix_cache import PrefixKV
 
 # Generation settings under which generate()'s greedy step is a plain argmax: any other
 # value adds a logits processor, and the caller decodes with hf instead.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.prefix_cache import MIN_PREFIX, group_by_shared_prefix
+from harness.backend.prefix_cache import MIN_PREFIX, group_by_shared_prefix
 
 Request = tuple[tuple[str, str] | None, list[int], list[int]]
 MAX_CONTEXTS_PER_ROW = 8  # keeps a tree row's width (and its mask, width squared) near a plain row's
