@@ -37,17 +37,33 @@ def seen_and_unseen(include_paths: Iterable[Path] = ()) -> tuple[set[str], set[s
     return members["seen"], members["unseen"]
 
 
-def own_metric(config: Mapping | None) -> str | None:
-    """A task's first metric in its own ``metric_list`` (lm-eval's ``configs`` entry)."""
+SUMMARY_METRIC = "rougeL"
+
+
+def shown_metric(metric: str, reported: Iterable[str]) -> str | None:
+    """The one rule for which metric a table shows for a task (CLI, board, served app).
+
+    ``metric`` where the task reports it, else ROUGE-L (a summary's headline score), else
+    the first metric the task reports (its own ``metric_list`` order: a user task's metric).
+    """
+    reported = list(reported)
+    for name in (metric, SUMMARY_METRIC):
+        if name in reported:
+            return name
+    return reported[0] if reported else None
+
+
+def own_metrics(config: Mapping | None) -> list[str]:
+    """A task's metrics in its own ``metric_list`` order (lm-eval's ``configs`` entry)."""
     metrics = [m.get("metric") for m in (config or {}).get("metric_list") or [] if isinstance(m, Mapping)]
-    return next((m for m in metrics if isinstance(m, str)), None)
+    return [m for m in metrics if isinstance(m, str)]
 
 
 def read_scores(results_dir: Path, metric: str, fallback_to_own: bool = False) -> dict[str, float]:
     """``task -> score`` of one metric, tasks only (group rows are averages, left out).
 
-    With ``fallback_to_own``, a task that does not report ``metric`` is read on the first
-    metric of its own ``metric_list`` (a summary task's ROUGE, a user task's own metric).
+    With ``fallback_to_own``, a task that does not report ``metric`` is read on the metric
+    :func:`shown_metric` picks (a summary task's ROUGE-L, a user task's own metric).
     """
     data = load_results(results_file(results_dir))
     groups = set(data.get("groups", {}))
@@ -56,8 +72,9 @@ def read_scores(results_dir: Path, metric: str, fallback_to_own: bool = False) -
         if task in groups:
             continue
         name = metric
-        if f"{metric},none" not in scores and fallback_to_own:
-            name = own_metric(data.get("configs", {}).get(task)) or metric
+        if fallback_to_own:
+            reported = [m for m in own_metrics(data.get("configs", {}).get(task)) if f"{m},none" in scores]
+            name = shown_metric(metric, reported) or metric
         value = scores.get(f"{name},none")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             out[task] = float(value)

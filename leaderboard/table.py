@@ -27,8 +27,8 @@
   macro-F1 on the documents no known source flags, against trivial answers on those same
   documents); ``show --sort unseen_clean_norm`` ranks on them.
 - Each task shows one metric: ``--metric`` (default ``acc``) where the task reports it,
-  else the first metric of the task's own ``metric_list`` (ROUGE-L for summaries, a
-  user task's own metric).
+  else ROUGE-L (summaries), else the first metric of the task's own ``metric_list`` (a
+  user task's own metric): ``harness.measures.shown_metric``, the rule every table uses.
 """
 from __future__ import annotations
 
@@ -37,10 +37,9 @@ from statistics import mean
 from typing import Any
 
 from harness.baselines import NORMALIZED
-from harness.measures import members_by_role, role_changes, task_roles
+from harness.measures import members_by_role, role_changes, shown_metric, task_roles
 from leaderboard.store import Entry
 
-FALLBACK_METRICS = ("rougeL",)
 INFO_COLUMNS = ("id", "model", "model_type", "weight_type", "base_model", "precision", "chat_template",
                 "num_fewshot", "revision")
 SUMMARY_COLUMNS = ("unseen_rank", "seen", "unseen", "seen_norm", "seen_norm_ci", "unseen_norm", "unseen_norm_ci",
@@ -49,11 +48,9 @@ SUMMARY_COLUMNS = ("unseen_rank", "seen", "unseen", "seen_norm", "seen_norm_ci",
 
 
 def task_score(scores: dict[str, float], metric: str) -> float | None:
-    """``metric``, else ROUGE-L, else the task's first metric (scores keep metric_list order)."""
-    for name in (metric, *FALLBACK_METRICS):
-        if name in scores:
-            return scores[name]
-    return next(iter(scores.values()), None)
+    """The score of the metric :func:`harness.measures.shown_metric` picks (scores keep metric_list order)."""
+    name = shown_metric(metric, scores)
+    return scores[name] if name is not None else None
 
 
 def board_roles(entries: list[Entry]) -> dict[str, str]:

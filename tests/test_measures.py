@@ -48,3 +48,25 @@ def test_finharness_forgetting_prints_seen_and_unseen(tmp_path, capsys):
     assert re.search(r"\| fin_fpb +\| seen +\| +0\.9000 \| +0\.5000 \| +\+0\.4000 \|", out)
     assert re.search(r"\| unseen +\| +2 \| +0\.3250 \| +0\.4000 \| +-0\.0750 \|", out)
     assert "on unseen and retention tasks a negative change is forgetting" in out
+
+
+def test_one_rule_picks_the_metric_every_table_shows(tmp_path):
+    """A summary task reports rouge1 first and no acc: the CLI's forgetting table, the board's
+    table and the served app's intervals all show ROUGE-L; a user task shows its own first metric."""
+    from harness.measures import shown_metric
+    from leaderboard.table import task_score
+
+    assert shown_metric("acc", ["acc", "f1_macro"]) == "acc"
+    assert shown_metric("acc", ["rouge1", "rouge2", "rougeL"]) == "rougeL"
+    assert shown_metric("acc", ["exact", "f1"]) == "exact"
+    assert shown_metric("acc", []) is None
+
+    folder = write_results(tmp_path / "r", {"fin_fpb": 0.5})
+    path = next(folder.glob("results_*.json"))
+    data = json.loads(path.read_text())
+    data["results"]["gen_summary_xlsum"] = {"rouge1,none": 0.3, "rouge2,none": 0.1, "rougeL,none": 0.2}
+    data["configs"] = {"gen_summary_xlsum": {"metric_list": [{"metric": m} for m in ("rouge1", "rouge2", "rougeL")]}}
+    path.write_text(json.dumps(data))
+    assert read_scores(folder, "acc", fallback_to_own=True) == {"fin_fpb": 0.5, "gen_summary_xlsum": 0.2}
+    assert task_score({"rouge1": 0.3, "rouge2": 0.1, "rougeL": 0.2}, "acc") == 0.2
+
