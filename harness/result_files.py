@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
+
+from plumbing.jsonl import jsonl_rows
 
 TIMESTAMP = r"\d{4}-\d{2}-\d{2}T[\d.-]+"
 
@@ -31,6 +34,22 @@ def results_file(folder: Path) -> Path:
 
 def samples_file(folder: Path, task: str) -> Path:
     return newest(folder, f"samples_{task}", ".jsonl", f"per-sample log of {task}")
+
+
+def logged_tasks(folder: Path) -> list[str]:
+    """The tasks with a per-sample log under ``folder`` (each once, sorted)."""
+    name = re.compile(rf"samples_(.+)_{TIMESTAMP}\.jsonl")
+    return sorted({m.group(1) for p in Path(folder).rglob("samples_*.jsonl") if (m := name.fullmatch(p.name))})
+
+
+def sample_rows(path: Path, fields: tuple[str, ...] = ("doc_id",),
+                error: type[Exception] = ValueError) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, row)`` of an lm-eval per-sample log; a row without ``fields`` is an error."""
+    for lineno, row in jsonl_rows(path, error):
+        missing = [f for f in fields if not isinstance(row, dict) or f not in row]
+        if missing:
+            raise error(f"{path}:{lineno}: not an lm-eval sample row (no field(s) {missing})")
+        yield lineno, row
 
 
 def load_results(path: Path) -> dict[str, Any]:

@@ -14,7 +14,6 @@ each document's two values together:
 from __future__ import annotations
 
 import itertools
-import json
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import numpy as np
 
 from fin_tasks.common.metrics import (CORPUS_AGGREGATIONS, aggregation_of, confusion_matrices, document_mean,
                                       from_confusion)
-from harness.result_files import samples_file
+from harness.result_files import sample_rows, samples_file
 
 Aggregate = Callable[[Sequence[Any]], float]
 EXACT_UP_TO = 16
@@ -133,19 +132,15 @@ def paired_permutation_test(
 def read_samples(path: Path, metric: str) -> dict[int, Any]:
     """``doc_id -> value`` of one metric from an lm-eval per-sample log (JSONL)."""
     values: dict[int, Any] = {}
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                value = row[metric]
-                doc_id = int(row["doc_id"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-                raise ValueError(f"{path}:{lineno}: not an lm-eval sample with {metric!r} ({err})") from None
-            if doc_id in values:
-                raise ValueError(f"{path}:{lineno}: doc_id {doc_id} appears twice")
-            values[doc_id] = tuple(value) if isinstance(value, list) else value
+    for lineno, row in sample_rows(path):
+        try:
+            value = row[metric]
+            doc_id = int(row["doc_id"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path}:{lineno}: not an lm-eval sample with {metric!r} ({err})") from None
+        if doc_id in values:
+            raise ValueError(f"{path}:{lineno}: doc_id {doc_id} appears twice")
+        values[doc_id] = tuple(value) if isinstance(value, list) else value
     return values
 
 

@@ -116,12 +116,12 @@ PROMPT_PARTS = ("instruction", "input")  # fin_tasks.common.data.attach_prompt_p
 
 
 def _read_rows(path: Path) -> list[dict]:
-    from fin_tasks.common.data import TaskDataError, read_jsonl
+    from harness.result_files import sample_rows
 
     try:
-        return read_jsonl(path, fields=("doc_id", "doc", "filtered_resps"))
-    except TaskDataError as err:
-        raise TamperedResults(f"{err} (not an lm-eval sample row; a half-written log?)") from None
+        return [row for _, row in sample_rows(path, ("doc_id", "doc", "filtered_resps"))]
+    except ValueError as err:
+        raise TamperedResults(f"{err} (a half-written log?)") from None
 
 
 def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where: Path,

@@ -6,9 +6,9 @@ so re-running a study does not duplicate its rows.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from harness.result_files import load_results, results_file
 from leaderboard.store import Board, DuplicateEntry
 from leaderboard.submission import Submission
 from leaderboard.submit import submit
@@ -37,7 +37,7 @@ def submit_study(study: Study, board: Board | None = None) -> list[int]:
             continue
         point = step.checkpoint
         vanilla = models[point.model]
-        results = json.loads(next(folder.rglob("results_*.json")).read_text())
+        results = load_results(results_file(folder))
         sub = Submission(
             model=entry_name(study, point, step.set_name),
             model_type=MODEL_TYPE.get(point.role, "instruct" if vanilla.prompt_format == "instruct" else "pretrained"),

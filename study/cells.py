@@ -15,8 +15,6 @@ never clipped here: tables clip them for display only.
 """
 from __future__ import annotations
 
-import json
-import re
 from functools import lru_cache
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ import numpy as np
 from fin_tasks.common.metrics import aggregation_of
 from harness.baselines import PAIR_METRIC, TaskBaselines, normalize, task_baselines, trivial_scores
 from fin_tasks.index import finben_name
-from harness.result_files import TIMESTAMP, samples_file
+from harness.result_files import logged_tasks, sample_rows, samples_file
 from harness.stats import Estimate, SeedScores, components, read_samples, replicates, task_draws
 from plumbing.folders import is_finished
 from study.spec import Study
@@ -93,8 +91,7 @@ class Bootstrap:
     def labels(self, folder: Path, task: str) -> list[str] | None:
         """The task's label set, from the first logged document (None for a task without one)."""
         path = samples_file(folder, scored_name(folder, task))
-        with path.open(encoding="utf-8") as fh:
-            first = json.loads(fh.readline() or "{}")
+        first = next((row for _, row in sample_rows(path)), {})
         choices = (first.get("doc") or {}).get("choices")
         return [str(c) for c in choices] if isinstance(choices, list) else None
 
@@ -302,12 +299,7 @@ class Bootstrap:
 @lru_cache(maxsize=4096)
 def _logged_tasks(folder: Path) -> tuple[str, ...]:
     """Tasks with a per-sample log in a finished (never again written) results folder."""
-    found = []
-    for path in Path(folder).rglob("samples_*.jsonl"):
-        match = re.fullmatch(rf"samples_(.+)_{TIMESTAMP}\.jsonl", path.name)
-        if match:
-            found.append(match.group(1))
-    return tuple(found)
+    return tuple(logged_tasks(folder))
 
 
 def scored_name(folder: Path, task: str) -> str:

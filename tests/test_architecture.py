@@ -94,3 +94,16 @@ def test_the_small_vocabularies_are_defined_once():
         owners = sorted(str(path.relative_to(REPO)) for package in FLOORS for path in (REPO / package).rglob("*.py")
                         if re.search(pattern, path.read_text()))
         assert owners == ["plumbing/vocabulary.py"], (what, owners)
+
+
+def test_jsonl_lines_and_lm_eval_output_names_are_parsed_in_one_place_each():
+    """Task data, per-sample logs and training logs are read by plumbing/jsonl.py (errors name
+    file:line); lm-eval's results/samples file names are matched by harness/result_files.py."""
+    import re
+
+    def owners(pattern: str) -> list[str]:
+        return sorted(str(path.relative_to(REPO)) for package in FLOORS for path in (REPO / package).rglob("*.py")
+                      if re.search(pattern, path.read_text()))
+
+    assert owners(r"json\.loads\((line|raw)\b|readline\(\)") == ["plumbing/jsonl.py"]
+    assert owners(r"glob\(\s*f?[\"']results_") == []  # result_files.newest finds them

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from tabulate import tabulate
 
 from plumbing.atomic import write_atomic
+from plumbing.jsonl import jsonl_rows
 from plumbing.model_cards import card_text, hub_base_model
 
 LOG = "train_log.jsonl"
@@ -32,7 +33,7 @@ def read_log(folder: Path, up_to_step: int | None = None) -> list[dict]:
     path = folder / LOG
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [row for _, row in jsonl_rows(path)]
     return [r for r in rows if up_to_step is None or r["step"] <= up_to_step]
 
 

@@ -20,7 +20,6 @@ Which source is used:
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import datasets
 
+from plumbing.jsonl import jsonl_rows
 from plumbing.offline import is_offline
 
 SPLITS = ("train", "validation", "test")
@@ -56,31 +56,19 @@ class DataUnavailable(RuntimeError):
 def read_jsonl(path: Path, fields: tuple[str, ...] = ("text", "label")) -> list[dict]:
     """Rows of a JSONL file, each tagged ``_where`` (file:line) for error messages."""
     rows = []
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise TaskDataError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[err.start]:02x} at "
-                                    f"column {err.start + 1}); save the file as UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise TaskDataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            missing = [f for f in fields if not isinstance(row, dict) or f not in row]
-            if missing:
-                raise TaskDataError(f"{path}:{lineno}: a row needs the field(s) {missing}")
-            # A null would reach the prompt as the word "None".
-            null = [f for f in fields if row[f] is None]
-            if null:
-                raise TaskDataError(f"{path}:{lineno}: field(s) {null} are null")
-            # An empty text would be scored as a bare "Text: " prompt: no document at all.
-            if "text" in fields and isinstance(row["text"], str) and not row["text"].strip():
-                raise TaskDataError(f"{path}:{lineno}: field 'text' is empty; drop the row or fill it in")
-            row["_where"] = f"{path}:{lineno}"
-            rows.append(row)
+    for lineno, row in jsonl_rows(path, TaskDataError):
+        missing = [f for f in fields if not isinstance(row, dict) or f not in row]
+        if missing:
+            raise TaskDataError(f"{path}:{lineno}: a row needs the field(s) {missing}")
+        # A null would reach the prompt as the word "None".
+        null = [f for f in fields if row[f] is None]
+        if null:
+            raise TaskDataError(f"{path}:{lineno}: field(s) {null} are null")
+        # An empty text would be scored as a bare "Text: " prompt: no document at all.
+        if "text" in fields and isinstance(row["text"], str) and not row["text"].strip():
+            raise TaskDataError(f"{path}:{lineno}: field 'text' is empty; drop the row or fill it in")
+        row["_where"] = f"{path}:{lineno}"
+        rows.append(row)
     return rows
 
 

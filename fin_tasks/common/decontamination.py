@@ -15,13 +15,13 @@ duplicate of it, whatever split lm-eval is told to take examples from.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from plumbing.fingerprints import DEFAULT_N, Fingerprint
+from plumbing.jsonl import jsonl_rows
 
 QUERY_FIELDS = (("text",), ("input_1", "input_2"), ("input",))  # the first group a row has
 POOL_SPLITS = ("validation", "fewshot")
@@ -101,12 +101,7 @@ def packaged_data_dirs() -> list[Path]:
 
 def read_texts(path: Path) -> list[str]:
     """The document texts of a packaged JSONL split."""
-    out = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                out.append(query_text(json.loads(line)))
-    return out
+    return [query_text(row) for _, row in jsonl_rows(path)]
 
 
 @lru_cache(maxsize=4)
