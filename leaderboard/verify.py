@@ -121,7 +121,7 @@ def _read_rows(path: Path) -> list[dict]:
     try:
         return [row for _, row in sample_rows(path, ("doc_id", "doc", "filtered_resps"))]
     except ValueError as err:
-        raise TamperedResults(f"{err} (a half-written log?)") from None
+        raise TamperedResults(f"{err}; a half-written log?") from None
 
 
 def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where: Path,
