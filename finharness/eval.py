@@ -7,7 +7,8 @@ from pathlib import Path
 from lm_eval._cli.utils import MergeDictAction
 
 from finharness.arguments import positive_limit, shot_count
-from plumbing.vocabulary import DEFAULT_SEED, DEFAULT_SLICE, SLICE_METHODS
+from plumbing.vocabulary import (BACKENDS, CHAT_TEMPLATE_MODES, DEFAULT_BACKEND, DEFAULT_SEED, DEFAULT_SLICE,
+                                 DEFAULT_TASKS, SLICE_METHODS, WEIGHT_TYPES)
 
 
 def eval_targets(args: argparse.Namespace) -> tuple[str, list[tuple[str, str | None, str]], dict]:
@@ -17,12 +18,11 @@ def eval_targets(args: argparse.Namespace) -> tuple[str, list[tuple[str, str | N
     users type it, a backend name with the checkpoint in ``--model_args pretrained=...``
     (``peft=`` for an adapter, ``delta=`` for delta weights on it).
     """
-    from harness.evaluate import BACKENDS
 
     model_args = dict(args.model_args or {})
     named = [m for m in args.model if m in BACKENDS and not Path(m).exists()]
     checkpoints = [m for m in args.model if m not in named]
-    backend = args.backend or "hf-shared-prefix"
+    backend = args.backend or DEFAULT_BACKEND
     if named:
         if len(set(named)) > 1 or (args.backend is not None and args.backend != named[0]):
             raise ValueError(f"two backends named: {', '.join(sorted({*named, backend}))}")
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.evaluate import EvalRequest, run_eval
     from harness.report import docs_scored, score_table
 
-    tasks = [t for chunk in args.tasks or ["finharness_all"] for t in chunk.split(",") if t]
+    tasks = [t for chunk in args.tasks or DEFAULT_TASKS for t in chunk.split(",") if t]
     backend, targets, extra = eval_targets(args)
     chat = args.chat_template
     if args.apply_chat_template is not None:
@@ -109,7 +109,7 @@ def register(sub) -> None:
                          "backend name also works: --model hf --model_args pretrained=PATH[,peft=ADAPTER]")
     ev.add_argument("--base_model", default=None,
                     help="base checkpoint for an adapter (default: the adapter's base_model_name_or_path) or delta")
-    ev.add_argument("--weight_type", choices=["auto", "original", "adapter", "delta"], default="auto",
+    ev.add_argument("--weight_type", choices=["auto", *WEIGHT_TYPES], default="auto",
                     help="auto: a folder with adapter_config.json and no config.json is an adapter")
     ev.add_argument("--tasks", "-t", action="append", default=None,
                     help="tasks, groups, tags or lm-eval patterns ('fin_*', 'fin_fp*'), comma-separated "
@@ -127,7 +127,7 @@ def register(sub) -> None:
     ev.add_argument("--batch_size", "-b", default=8, help="documents per forward pass, or auto")
     ev.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     ev.add_argument("--dtype", default="float32", help="weights' dtype for scoring: float32, bfloat16 or float16")
-    ev.add_argument("--chat_template", choices=["auto", "on", "off"], default="auto",
+    ev.add_argument("--chat_template", choices=CHAT_TEMPLATE_MODES, default="auto",
                     help="auto: on for instruct checkpoints (embedded instruct model, or a tokenizer chat template)")
     ev.add_argument("--apply_chat_template", nargs="?", const=True, default=None, metavar="TEMPLATE",
                     help="lm-eval's spelling of --chat_template on (optionally a named template of the tokenizer)")
@@ -152,7 +152,7 @@ def register(sub) -> None:
     ev.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the --limit slice and of lm-eval's samplers")
     ev.add_argument("--split", choices=["test", "validation"], default="test",
                     help="validation: score each task's validation split (to choose merge weights or checkpoints)")
-    ev.add_argument("--backend", choices=["hf-shared-prefix", "hf", "vllm"], default=None,
+    ev.add_argument("--backend", choices=BACKENDS, default=None,
                     help="lm-eval model backend: hf-shared-prefix scores each context once (default); "
                          "hf is lm-eval's own; vllm for GPU machines (pip install 'finharness[vllm]')")
     ev.add_argument("--model_args", "-a", default=None, nargs="+", action=MergeDictAction, metavar="KEY=VALUE",

@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_paths
@@ -19,10 +19,9 @@ from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, 
 from plumbing.atomic import write_atomic
 from plumbing.logs import log
 from plumbing.offline import set_offline
-from plumbing.vocabulary import DEFAULT_SEED
+from plumbing.vocabulary import (BACKENDS, CHAT_TEMPLATE_MODES, DEFAULT_BACKEND, DEFAULT_SEED, DEFAULT_SLICE,
+                                 DEFAULT_TASKS, Backend, ChatTemplate, Dtype, SliceMethod, WeightType)
 
-DEFAULT_TASKS = ["finharness_all"]
-BACKENDS = ("hf-shared-prefix", "hf", "vllm")
 
 
 @dataclass
@@ -31,22 +30,22 @@ class EvalRequest:
     tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
     num_fewshot: int | None = None
     limit: int | float | None = None
-    sample: str = "stratified"  # how --limit picks documents: stratified | random | first (harness/slices.py)
+    sample: SliceMethod = DEFAULT_SLICE  # how --limit picks documents (harness/slices.py)
     batch_size: int | str = 8
     device: str | None = None
-    dtype: str = "float32"
-    chat_template: str = "auto"  # auto | on | off
+    dtype: Dtype = "float32"
+    chat_template: ChatTemplate = "auto"
     online: bool = False
     include_defaults: bool = False  # also index lm-eval's ~14,700 built-in tasks (~10 s)
     output_path: Path | None = None
     log_samples: bool = False
     seed: int = DEFAULT_SEED
-    backend: str = "hf-shared-prefix"  # or "hf" (lm-eval's own), or "vllm" (GPU machines)
+    backend: Backend = DEFAULT_BACKEND
     use_cache: bool = True  # per-checkpoint lm-eval request cache (harness/lm_cache.py)
     base_model: str | None = None  # for an adapter or delta weights
-    weight_type: str = "auto"  # auto | original | adapter | delta
+    weight_type: Literal["auto"] | WeightType = "auto"
     model_args: dict[str, Any] = field(default_factory=dict)  # passed through to the lm-eval backend
-    split: str = "test"  # or "validation": for choosing merge weights or checkpoints, never on test
+    split: Literal["test", "validation"] = "test"  # validation: for choosing merge weights, never on test
     include_paths: list[Path] = field(default_factory=list)  # the user's task folders (lm-eval --include_path)
     revision: str | None = None  # the weights' fingerprint when the caller has hashed them already
     # Passed through to lm-eval as its own CLI passes them:
@@ -140,8 +139,8 @@ def slice_record(manager, req: EvalRequest, doc_slice: dict[str, list[int]] | No
 
 
 def use_chat_template(mode: str, checkpoint: Path) -> bool:
-    if mode not in {"auto", "on", "off"}:
-        raise ValueError(f"chat_template must be auto, on or off, not {mode!r}")
+    if mode not in CHAT_TEMPLATE_MODES:
+        raise ValueError(f"chat_template must be {', '.join(CHAT_TEMPLATE_MODES)}, not {mode!r}")
     if mode == "on" and not has_chat_template(checkpoint):
         raise CheckpointError(f"chat template on, but {checkpoint} has none (no chat_template in its tokenizer)")
     return is_instruct(checkpoint) if mode == "auto" else mode == "on"

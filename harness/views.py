@@ -14,26 +14,22 @@ from pathlib import Path
 from statistics import mean
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from fin_tasks import PACKAGE_DIR
 from fin_tasks.index import group_members  # noqa: F401  (re-exported: views are read by it)
-from plumbing.recipes import read_recipe_yaml, validate_mapping
+from plumbing.recipes import Strict, read_recipe_yaml, validate_mapping
 
 VIEWS_FILE = PACKAGE_DIR / "views" / "generalization.yaml"
 View = Literal["in_domain", "out_of_domain", "cross_task"]
 VIEWS: tuple[View, ...] = ("in_domain", "out_of_domain", "cross_task")
 
 
-class TaskType(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class TaskType(Strict):
     train_task: str
     metric: str
     groups: list[str]
 
 
-class Views(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Views(Strict):
     task_types: dict[str, TaskType]
 
 

@@ -20,48 +20,32 @@ from __future__ import annotations
 
 import os
 import re
-from enum import Enum
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from plumbing.checkpoints import EMBEDDED
-from plumbing.recipes import beside
-from plumbing.vocabulary import DEFAULT_SEED, DEFAULT_SLICE, SliceMethod
+from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
+from plumbing.vocabulary import DEFAULT_SEED, DEFAULT_SLICE, DEFAULT_TASKS, Dtype, SliceMethod, WeightType
 
 
-class ModelType(str, Enum):
-    pretrained = "pretrained"
-    instruct = "instruct"
-    fine_tuned = "fine-tuned"
-    merged = "merged"
+# The Open LLM Leaderboard's model types, as its request files spell them.
+ModelType = Literal["pretrained", "instruct", "fine-tuned", "merged"]
 
 
-class WeightType(str, Enum):
-    original = "original"
-    adapter = "adapter"
-    delta = "delta"
-
-
-class Precision(str, Enum):
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
-
-
-class SubmissionError(ValueError):
+class SubmissionError(RecipeError):
     """A submission the board refuses; the message names the file and field."""
 
 
 class Submission(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1, description="the name shown on the board")
     model_type: ModelType
     weight_type: WeightType
-    precision: Precision
+    precision: Dtype
     chat_template: bool = Field(description="whether prompts went through the model's chat template")
     base_model: str | None = Field(None, description="the model the weights were fine-tuned or merged from "
                                                      "(loaded under an adapter or delta)")
@@ -71,7 +55,7 @@ class Submission(BaseModel):
     recipe: str | None = Field(None, description="training or merge recipe: a path (copied in) or a URL")
     checkpoint: str | None = None
     results: str | None = None
-    tasks: list[str] = Field(default_factory=lambda: ["finharness_all"], min_length=1)
+    tasks: list[str] = Field(default_factory=lambda: list(DEFAULT_TASKS), min_length=1)
     include_paths: list[str] = Field(default_factory=list,
                                      description="folders of the submission's own task YAMLs (relative to this file)")
     num_fewshot: int = Field(0, ge=0)
@@ -101,31 +85,21 @@ class Submission(BaseModel):
         return self
 
 
-def _errors(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(file)"
-        given = f" (given {e['input']!r})" if e["type"] not in ("missing",) and not isinstance(e["input"], dict) else ""
-        lines.append(f"  {where}: {e['msg']}{given}")
-    return "\n".join(lines)
-
-
 def parse_submission(data: object, source: str = "submission") -> Submission:
-    if not isinstance(data, dict):
-        raise SubmissionError(f"{source}: expected a mapping of fields, got {type(data).__name__}")
+    """``data`` checked as a submission by the recipes' own loader; errors name the source and field."""
     try:
-        return Submission.model_validate(data)
-    except ValidationError as err:
-        raise SubmissionError(f"{source}: invalid submission\n{_errors(err)}") from None
+        return validate_mapping(Submission, data, source)
+    except RecipeError as err:
+        raise SubmissionError(str(err)) from None
 
 
 def load_submission(path: Path) -> Submission:
     """Read and check a submission YAML; relative paths in it are relative to the file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise SubmissionError(f"{path}: cannot read it as YAML ({err})") from None
+        data = read_recipe_yaml(path)
+    except RecipeError as err:
+        raise SubmissionError(str(err)) from None
     submission = parse_submission(data, str(path)).beside(path.parent)
     for name in ("checkpoint", "results", "recipe"):
         value = getattr(submission, name)
@@ -158,7 +132,6 @@ def read_recipe(sub: Submission) -> str | None:
     submission's folder or the project's ``recipes/``, under 64 KiB, is read: ``recipe:`` must not
     carry any other file of the board's machine onto the page. None for a link (http) or no recipe."""
     from merges.recipe import parse_merge_recipe
-    from plumbing.recipes import RecipeError
     from training.recipe import dump_recipe, parse_recipe
 
     if not sub.recipe or "://" in sub.recipe:
@@ -176,9 +149,9 @@ def read_recipe(sub: Submission) -> str | None:
         raise SubmissionError(f"recipe: {path} is {path.stat().st_size} bytes; a recipe is under "
                               f"{RECIPE_MAX_BYTES // 1024} KiB")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as err:
-        raise SubmissionError(f"recipe: {path} is not YAML text ({err})") from None
+        data = read_recipe_yaml(path)
+    except RecipeError as err:
+        raise SubmissionError(f"recipe: {err}") from None
     errors = []
     try:
         return yaml.safe_dump(parse_merge_recipe(data, str(path)).model_dump(mode="json", by_alias=True),

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from plumbing.folders import finish, is_finished, read_manifest, scratch_dir
 from plumbing.offline import is_offline
+from plumbing.vocabulary import WEIGHT_TYPES
 
 
 
@@ -175,7 +176,6 @@ def resolve_checkpoint(spec: str, revision: str | None = None) -> Path:
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-WEIGHT_TYPES = ("original", "adapter", "delta")
 
 
 def pickle_files(folder: Path) -> list[Path]:

@@ -1,4 +1,5 @@
-"""Reading a YAML recipe into a strict, typed schema: the one loader every recipe kind uses.
+"""Reading a YAML recipe into a strict, typed schema: the one loader every recipe kind (and
+the board's submission file) uses.
 
 Unknown keys are errors (a typo such as ``learning_rte`` must not silently run with the
 default), and every error names the file and the field.
@@ -43,7 +44,7 @@ def _format_errors(source: str, err: ValidationError) -> str:
 def validate_mapping(schema: type[BaseModel], data: object, source: str):
     """``data`` checked against a recipe schema; errors name the source and the field."""
     if not isinstance(data, dict):
-        raise RecipeError(f"{source}: a recipe is a YAML mapping, not {type(data).__name__}")
+        raise RecipeError(f"{source}: expected a YAML mapping of fields, not {type(data).__name__}")
     try:
         return schema.model_validate(data)
     except ValidationError as err:
@@ -56,7 +57,9 @@ def read_recipe_yaml(path: str | Path) -> object:
     try:
         return yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise RecipeError(f"{path}: no such recipe file") from None
+        raise RecipeError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecipeError(f"{path}: cannot read it ({err})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""

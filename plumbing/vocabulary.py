@@ -16,3 +16,20 @@ DEFAULT_SEED = 1234
 # Weights' dtype for scoring and merging.
 Dtype = Literal["float32", "bfloat16", "float16"]
 DTYPES: tuple[str, ...] = get_args(Dtype)
+
+# Where a checkpoint's weights are: a full model, a PEFT adapter on a base, delta weights on a base.
+WeightType = Literal["original", "adapter", "delta"]
+WEIGHT_TYPES: tuple[str, ...] = get_args(WeightType)
+
+# The lm-eval model backends `finharness eval` offers: finharness's own (shared-prefix reuse),
+# lm-eval's `hf`, and vLLM (GPU machines).
+Backend = Literal["hf-shared-prefix", "hf", "vllm"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+DEFAULT_BACKEND: Backend = "hf-shared-prefix"
+
+# Whether prompts go through the tokenizer's chat template: auto = where the model is an instruct one.
+ChatTemplate = Literal["auto", "on", "off"]
+CHAT_TEMPLATE_MODES: tuple[str, ...] = get_args(ChatTemplate)
+
+# What `finharness eval` (and a board submission) scores when no task is named.
+DEFAULT_TASKS: tuple[str, ...] = ("finharness_all",)

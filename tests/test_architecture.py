@@ -85,11 +85,15 @@ def test_architecture_compatibility_is_defined_once():
 
 
 def test_the_small_vocabularies_are_defined_once():
-    """Slice methods, the default seed and the scoring dtypes live in plumbing/vocabulary.py."""
+    """Slice methods, the default seed, the scoring dtypes, weight types, backends, chat-template
+    modes and the default task list live in plumbing/vocabulary.py."""
     import re
 
     spelled = {"slice methods": r'"stratified", "random", "first"', "default seed": r"\b1234\b",
-               "dtypes": r'"float32", "bfloat16", "float16"'}
+               "dtypes": r'"float32", "bfloat16", "float16"|bfloat16 = "bfloat16"',
+               "weight types": r'"original", "adapter", "delta"|adapter = "adapter"',
+               "backends": r'"hf-shared-prefix", "hf"', "chat-template modes": r'"auto", "on", "off"',
+               "default tasks": r'\["finharness_all"\]|\("finharness_all",\)'}
     for what, pattern in spelled.items():
         owners = sorted(str(path.relative_to(REPO)) for package in FLOORS for path in (REPO / package).rglob("*.py")
                         if re.search(pattern, path.read_text()))

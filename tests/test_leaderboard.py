@@ -209,13 +209,13 @@ def test_a_metric_added_to_a_task_after_the_log_was_written_is_left_off_only_for
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"precision": None}, r"precision: Field required"),
-    ({"weight_type": "lora"}, r"weight_type: Input should be 'original', 'adapter' or 'delta' \(given 'lora'\)"),
+    ({"precision": None}, r"precision: required key is missing"),
+    ({"weight_type": "lora"}, r"weight_type: Input should be 'original', 'adapter' or 'delta' \(got 'lora'\)"),
     ({"weight_type": "adapter"}, r"`base_model` is required for weight_type adapter"),
     ({"trust_remote_code": True}, r"trust_remote_code: Input should be False"),
     ({"checkpoint": "x"}, r"give exactly one of `checkpoint`"),
     ({"results": None}, r"give exactly one of `checkpoint`"),
-    ({"licence": "mit"}, r"licence: Extra inputs are not permitted"),
+    ({"licence": "mit"}, r"licence: unknown key"),
 ])
 def test_a_submission_with_a_bad_field_is_refused_naming_it(tmp_path, fields, message):
     data = {"model": "m", "results": "r", **fields}
@@ -232,7 +232,7 @@ def test_a_submission_with_a_bad_field_is_refused_naming_it(tmp_path, fields, me
 def test_malformed_yaml_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("model: [unclosed\n")
-    with pytest.raises(SubmissionError, match=r"broken\.yaml: cannot read it as YAML"):
+    with pytest.raises(SubmissionError, match=r"broken\.yaml:\d+: not valid YAML"):
         load_submission(path)
 
 
