@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_paths
-from fin_tasks.index import ALIASES, UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
+from fin_tasks.index import UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
 from harness.lm_cache import cache_path, model_fingerprint
 from harness.speed import cost_note, measured, record
 from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, has_chat_template, is_instruct,
@@ -19,8 +19,8 @@ from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, 
 from plumbing.atomic import write_atomic
 from plumbing.logs import log
 from plumbing.offline import set_offline
-from plumbing.vocabulary import (BACKENDS, CHAT_TEMPLATE_MODES, DEFAULT_BACKEND, DEFAULT_SEED, DEFAULT_SLICE,
-                                 DEFAULT_TASKS, Backend, ChatTemplate, Dtype, SliceMethod, WeightType)
+from plumbing.vocabulary import (DEFAULT_BACKEND, DEFAULT_SEED, DEFAULT_SLICE,
+                                 DEFAULT_TASKS, Backend, ChatTemplate, Dtype, SliceMethod, WeightType, check_choices)
 
 
 
@@ -57,6 +57,9 @@ class EvalRequest:
     wandb_config_args: dict[str, Any] | None = None
     hf_hub_log_args: dict[str, Any] | None = None  # lm-eval's EvaluationTracker (push to the Hub)
 
+    def __post_init__(self) -> None:
+        check_choices(self)  # sample, dtype, chat_template, backend, weight_type, split
+
 
 @dataclass
 class EvalOutcome:
@@ -67,7 +70,8 @@ class EvalOutcome:
 
 def plan_tasks(requested: list[str], online: bool,
                include_paths: list[Path] = ()) -> tuple[list[Path], dict[str, str]]:
-    """Include paths for this run, and the requested hub-only tasks skipped offline.
+    """Include paths for this run, and the requested hub-only tasks skipped offline
+    (``requested``: names as :func:`requested_tasks` resolved them).
 
     Every YAML of the suite and of the user's folders is validated first, so a broken
     file stops the run with its name instead of silently vanishing from lm-eval's index
@@ -82,13 +86,17 @@ def plan_tasks(requested: list[str], online: bool,
     if online:
         return index_paths(include_paths, hub=True), {}
     hub_only = [r["name"] for r in rows if Path(r["file"]).is_relative_to(HUB_TASKS_DIR)]
-    wanted = [ALIASES.get(p, p) for p in requested]
     skipped = {
         name: "its data is only on the Hugging Face Hub and this run is offline (use --online)"
         for name in hub_only
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in wanted)
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in requested)
     }
     return index_paths(include_paths), skipped
+
+
+def requested_tasks(names: list[str]) -> list[str]:
+    """The user's task names with renamed ones resolved, once per run (one deprecation line each)."""
+    return [deprecated_alias(name) for name in names]
 
 
 def select_tasks(requested: list[str], known: list[str], skipped: dict[str, str]) -> list[str]:
@@ -96,7 +104,6 @@ def select_tasks(requested: list[str], known: list[str], skipped: dict[str, str]
     entry that matches nothing at all is an error listing the nearest names."""
     selected: list[str] = []
     for entry in requested:
-        entry = deprecated_alias(entry)
         if entry in skipped:
             continue
         try:
@@ -138,9 +145,7 @@ def slice_record(manager, req: EvalRequest, doc_slice: dict[str, list[int]] | No
     return record
 
 
-def use_chat_template(mode: str, checkpoint: Path) -> bool:
-    if mode not in CHAT_TEMPLATE_MODES:
-        raise ValueError(f"chat_template must be {', '.join(CHAT_TEMPLATE_MODES)}, not {mode!r}")
+def use_chat_template(mode: ChatTemplate, checkpoint: Path) -> bool:
     if mode == "on" and not has_chat_template(checkpoint):
         raise CheckpointError(f"chat template on, but {checkpoint} has none (no chat_template in its tokenizer)")
     return is_instruct(checkpoint) if mode == "auto" else mode == "on"
@@ -174,8 +179,6 @@ def backend_model_args(req: EvalRequest, model: ResolvedModel) -> dict[str, Any]
     backends; ``tensor_parallel_size``, ``data_parallel_size``, ``gpu_memory_utilization``
     for vLLM). ``trust_remote_code`` stays off whatever they say.
     """
-    if req.backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {req.backend!r}")
     args: dict[str, Any] = {**model.model_args(), "dtype": req.dtype}
     if req.backend == "vllm":
         # vLLM's lm-eval wrapper serves adapters as LoRA requests and has no delta option.
@@ -258,30 +261,66 @@ def _quiet_git_hash() -> str | None:
 
 
 def run_eval(req: EvalRequest) -> EvalOutcome:
+    """Score ``req.model`` on ``req.tasks``: resolve, plan, run lm-eval, record, save."""
     set_offline(req.online)
     model = resolve_model(req.model, req.base_model, req.weight_type, revision=req.model_args.get("revision"))
     model_args = backend_model_args(req, model)
-    include, skipped = plan_tasks(req.tasks, req.online, req.include_paths)
+    requested = requested_tasks(req.tasks)
+    include, skipped = plan_tasks(requested, req.online, req.include_paths)
     for name, why in skipped.items():
         log.info("skipping %s: %s", name, why)
 
-    import lm_eval
     import torch
 
     import harness.backend.shared_prefix_lm  # noqa: F401  (registers the hf-shared-prefix backend)
-    from lm_eval.loggers import EvaluationTracker
-
     from fin_tasks.index import task_manager
 
     manager = task_manager(req.include_paths, hub=HUB_TASKS_DIR in include, include_defaults=req.include_defaults)
-    tasks = select_tasks(req.tasks, list(manager.all_tasks), skipped)
-    if req.split not in {"test", "validation"}:
-        raise ValueError(f"split must be test or validation, not {req.split!r}")
+    tasks = select_tasks(requested, list(manager.all_tasks), skipped)
     if req.split == "validation":
         score_on_validation(manager)
     doc_slice = slice_documents(manager, tasks, req.limit, req.sample, req.seed)
     chat = use_chat_template(req.chat_template, model.checkpoint)
     device = req.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tracker, wandb = _loggers(req)
+    # Hashing the weights is read-bound (seconds for a 7B model): once, for the cache
+    # path and for the results' revision.
+    fingerprint = req.revision or model_fingerprint(model.folders)
+    cache = str(cache_path(fingerprint, req.backend, req.dtype, req.model_args)) if req.use_cache else None
+    # A speed is only this machine's when the answers are computed, not read from a cache.
+    computes = cache is None or not any(Path(cache).parent.glob(f"{Path(cache).name}_rank*.db"))
+    if req.limit is None:
+        note = cost_note(*_documents(manager, tasks), measured(fingerprint, req.backend, req.dtype, device))
+        if note:
+            log.warning(note)
+
+    start = time.perf_counter()
+    results = _simple_evaluate(req, model_args, tasks, doc_slice, device, manager, cache, chat, tracker)
+    seconds = time.perf_counter() - start
+    if results is None:  # a non-zero rank of a data-parallel run: rank 0 reports
+        return EvalOutcome(None, seconds, model)
+    if computes:
+        from harness.report import docs_scored
+
+        record(fingerprint, req.backend, req.dtype, device, docs_scored(results), seconds)
+    results["finharness"] = _run_record(req, model, fingerprint, chat, tasks, manager, doc_slice, results)
+    samples = results.pop("samples", None)
+    if samples:
+        from harness.baselines import run_baselines
+
+        results["finharness"]["baselines"] = {
+            task: found.as_json() for task, found in run_baselines(results, samples, manager).items()}
+        results["finharness"].update(contamination_record(samples, manager, model.checkpoint, req.num_fewshot))
+    _save(req, results, samples, doc_slice, tracker, wandb)
+    if req.log_samples and samples is not None:
+        results["samples"] = samples
+    return EvalOutcome(results=results, seconds=seconds, model=model)
+
+
+def _loggers(req: EvalRequest):
+    """lm-eval's own loggers: the results folder (and Hub push) tracker, and W&B."""
+    from lm_eval.loggers import EvaluationTracker
+
     hub_log = dict(req.hf_hub_log_args or {})
     tracker = None
     if req.output_path or hub_log:
@@ -295,23 +334,19 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         from lm_eval.loggers import WandbLogger
 
         wandb = WandbLogger(req.wandb_args, req.wandb_config_args or {})
-    # Hashing the weights is read-bound (seconds for a 7B model): once, for the cache
-    # path and for the results' revision.
-    fingerprint = req.revision or model_fingerprint(model.folders)
-    cache = str(cache_path(fingerprint, req.backend, req.dtype, req.model_args)) if req.use_cache else None
-    multiturn = bool(chat and req.num_fewshot) if req.fewshot_as_multiturn is None else req.fewshot_as_multiturn
-    # A speed is only this machine's when the answers are computed, not read from a cache.
-    computes = cache is None or not any(Path(cache).parent.glob(f"{Path(cache).name}_rank*.db"))
-    if req.limit is None:
-        note = cost_note(*_documents(manager, tasks), measured(fingerprint, req.backend, req.dtype, device))
-        if note:
-            log.warning(note)
+    return tracker, wandb
 
+
+def _simple_evaluate(req: EvalRequest, model_args: dict[str, Any], tasks: list[str],
+                     doc_slice: dict[str, list[int]] | None, device: str, manager, cache: str | None,
+                     chat: bool, tracker) -> dict[str, Any] | None:
+    """lm-eval's ``simple_evaluate`` with this request's settings, every seed set to ``req.seed``."""
+    import lm_eval
     import lm_eval.evaluator
 
     lm_eval.evaluator.get_git_commit_hash = _quiet_git_hash  # the same value, without git's stderr
-    start = time.perf_counter()
-    results = lm_eval.simple_evaluate(
+    multiturn = bool(chat and req.num_fewshot) if req.fewshot_as_multiturn is None else req.fewshot_as_multiturn
+    return lm_eval.simple_evaluate(
         model=req.backend,
         model_args=model_args,
         tasks=tasks,
@@ -333,33 +368,28 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         torch_random_seed=req.seed,
         fewshot_random_seed=req.seed,
     )
-    seconds = time.perf_counter() - start
-    if results is None:  # a non-zero rank of a data-parallel run: rank 0 reports
-        return EvalOutcome(None, seconds, model)
-    if computes:
-        from harness.report import docs_scored
 
-        record(fingerprint, req.backend, req.dtype, device, docs_scored(results), seconds)
-    # What was scored, by content: the leaderboard pins a local checkpoint by this
-    # fingerprint as the Hub pins a revision by its commit, and a task from the user's
-    # folders by the hashes of its files.
+
+def _run_record(req: EvalRequest, model: ResolvedModel, fingerprint: str, chat: bool, tasks: list[str],
+                manager, doc_slice: dict[str, list[int]] | None, results: dict[str, Any]) -> dict[str, Any]:
+    """The results' ``finharness`` block: what was scored, by content. The leaderboard pins a
+    local checkpoint by this fingerprint as the Hub pins a revision by its commit, and a task
+    from the user's folders by the hashes of its files. The limit lives in ``slice``."""
     scored = list(results.get("configs", {}))
-    results["finharness"] = {
+    return {
         "model": req.model, "weight_type": model.weight_type, "base_model": req.base_model,
         "architecture": architecture(model.checkpoint),
         "revision": fingerprint, "backend": req.backend, "dtype": req.dtype,
-        "chat_template": chat, "num_fewshot": req.num_fewshot, "limit": req.limit, "tasks": tasks,
+        "chat_template": chat, "num_fewshot": req.num_fewshot, "tasks": tasks,
         "slice": slice_record(manager, req, doc_slice),
         "split": req.split, "include_paths": [str(p) for p in req.include_paths],
         "external_tasks": external_fingerprints(scored, manager.task_index),
     }
-    samples = results.pop("samples", None)
-    if samples:
-        from harness.baselines import run_baselines
 
-        results["finharness"]["baselines"] = {
-            task: found.as_json() for task, found in run_baselines(results, samples, manager).items()}
-        results["finharness"].update(contamination_record(samples, manager, model.checkpoint, req.num_fewshot))
+
+def _save(req: EvalRequest, results: dict[str, Any], samples: dict[str, list[dict]] | None,
+          doc_slice: dict[str, list[int]] | None, tracker, wandb) -> None:
+    """Results and per-sample logs through lm-eval's tracker (and W&B); the slice's document ids."""
     if wandb is not None:
         wandb.post_init(results)
         wandb.log_eval_result()
@@ -382,6 +412,3 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     if req.output_path and doc_slice is not None:
         # The same documents with plain lm-eval: lm_eval --samples <this file> (no --limit).
         write_atomic(Path(req.output_path) / "samples.json", json.dumps(doc_slice, indent=1))
-    if req.log_samples and samples is not None:
-        results["samples"] = samples
-    return EvalOutcome(results=results, seconds=seconds, model=model)

@@ -33,3 +33,25 @@ CHAT_TEMPLATE_MODES: tuple[str, ...] = get_args(ChatTemplate)
 
 # What `finharness eval` (and a board submission) scores when no task is named.
 DEFAULT_TASKS: tuple[str, ...] = ("finharness_all",)
+
+
+def check_choices(obj: object) -> None:
+    """Every field of a dataclass typed with a ``Literal`` (or a union of them) holds one of its
+    words: checked once where the object is made, not again where the value is used."""
+    import dataclasses
+    from typing import Union, get_origin, get_type_hints
+
+    def words(kind: object) -> tuple | None:
+        if get_origin(kind) is Literal:
+            return get_args(kind)
+        if get_origin(kind) is Union or type(kind).__name__ == "UnionType":
+            parts = [words(k) for k in get_args(kind)]
+            return sum(parts, ()) if all(p is not None for p in parts) else None
+        return None
+
+    hints = get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        allowed = words(hints[f.name])
+        value = getattr(obj, f.name)
+        if allowed is not None and value not in allowed:
+            raise ValueError(f"{f.name} must be one of {', '.join(map(str, allowed))}; not {value!r}")

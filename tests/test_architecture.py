@@ -111,3 +111,4 @@ def test_jsonl_lines_and_lm_eval_output_names_are_parsed_in_one_place_each():
 
     assert owners(r"json\.loads\((line|raw)\b|readline\(\)") == ["plumbing/jsonl.py"]
     assert owners(r"glob\(\s*f?[\"']results_") == []  # result_files.newest finds them
+

@@ -52,3 +52,13 @@ def test_exporting_into_a_file_names_it_and_leaves_it(tmp_path, capsys):
     assert main(["leaderboard", "export", str(target), "--board", str(board.path)]) == 2
     assert f"leaderboard export: {target} is a file, not a folder" in capsys.readouterr().err
     assert target.read_text() == "mine"
+
+
+def test_a_request_word_outside_its_vocabulary_is_refused_where_the_request_is_made():
+    from harness.evaluate import EvalRequest
+
+    assert EvalRequest("m").split == "test"
+    for field, word in (("split", "train"), ("dtype", "fp16"), ("weight_type", "lora"), ("backend", "hf2"),
+                        ("sample", "head"), ("chat_template", "yes")):
+        with pytest.raises(ValueError, match=rf"{field} must be one of .*; not '{word}'"):
+            EvalRequest("m", **{field: word})
