@@ -24,7 +24,7 @@ from leaderboard.store import Board, settings_key
 from leaderboard.submission import Submission, SubmissionError, read_recipe
 from leaderboard.verify import VerifiedResults, verify_results
 from plumbing.checkpoints import CheckpointError, check_same_architecture, refuse_pickles, resolve_checkpoint, resolve_model
-from plumbing.folders import finish, scratch_dir
+from plumbing.folders import building
 from plumbing.logs import log
 
 
@@ -84,13 +84,9 @@ def _copy_atomic(source: Path, target: Path, entry: dict) -> None:
     holds the same files and is kept."""
     if target.exists():
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = scratch_dir(target)
-    try:
-        shutil.copytree(source, work, dirs_exist_ok=True)
-        finish(work, target, "board_copy", {"source": str(source), **entry}, replace=False)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with building(target, "board_copy", replace=False) as build:
+        shutil.copytree(source, build.path, dirs_exist_ok=True)
+        build.record = {"source": str(source), **entry}
 
 
 def _score(sub: Submission, board: Board, include: list[str],
@@ -127,11 +123,15 @@ def _score(sub: Submission, board: Board, include: list[str],
     except ValueError:
         pass
     log.info(f"scoring {sub.model} ({resolved.describe()}) into {out}")
-    run_eval(EvalRequest(
-        model=sub.checkpoint, base_model=load_base, weight_type=weight,
-        dtype=sub.precision, chat_template="on" if sub.chat_template else "off", output_path=out,
-        log_samples=True, include_paths=[Path(p) for p in include], revision=revision, **request, **eval_options,
-    ))
+    # Scored into a work folder with a manifest, as every product folder: a killed scoring leaves
+    # nothing that a later submit could take for finished results.
+    with building(out, "evaluation") as build:
+        run_eval(EvalRequest(
+            model=sub.checkpoint, base_model=load_base, weight_type=weight,
+            dtype=sub.precision, chat_template="on" if sub.chat_template else "off", output_path=build.path,
+            log_samples=True, include_paths=[Path(p) for p in include], revision=revision, **request,
+            **eval_options))
+        build.record = {"model": sub.checkpoint, "revision": revision, "tasks": sub.tasks, "limit": sub.limit}
     return out, revision, verify_results(out, include)
 
 

@@ -7,7 +7,6 @@ merge never leaves a checkpoint that looks finished.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from merges.recipe import MergePoint, MergeRecipe, expand, load_merge_recipe
 from plumbing.model_cards import card_text, hub_base_model
 from plumbing.recipes import RecipeError
 from plumbing.atomic import write_atomic
-from plumbing.folders import finish, is_finished, scratch_dir
+from plumbing.folders import building, is_finished
 from plumbing.lineage import merge_lineage
 from plumbing.logs import log
 
@@ -70,10 +69,9 @@ def execute(item: PlannedMerge) -> Path:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         # Never delete what someone put there (train refuses the same way).
         raise RecipeError(f"{folder} exists and is not a finished finharness merge; move it away")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = scratch_dir(folder)
     start = time.perf_counter()
-    try:
+    with building(folder, "merge") as build:
+        work = build.path
         if item.fast_refusal is None:
             merge_in_lora_space(item.config, item.point, item.paths, work)
             route = "lora-space"
@@ -87,14 +85,12 @@ def execute(item: PlannedMerge) -> Path:
         seconds = time.perf_counter() - start
         _write_card(work, item, route, seconds)
         lineage = merge_lineage(item.paths, work)  # what its inputs were fine-tuned on, or "unknown"
-        finish(work, folder, "merge", {
+        build.record = {
             "lineage": lineage,
             "method": item.point.method, "route": route, "fast_path_refused": item.fast_refusal,
             "seconds": seconds, "seed": item.point.seed,
             "models": {k: str(v) for k, v in item.paths.items()},
-        })
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        }
     log.info(f"merged {folder} ({route}, {seconds:.1f} s)")
     return folder
 

@@ -8,13 +8,12 @@ on the chosen point only.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from statistics import mean
 
 from harness.measures import read_scores
 from plumbing.atomic import write_atomic
-from plumbing.folders import finish, is_finished, scratch_dir
+from plumbing.folders import building, is_finished
 
 
 def score_on_validation(folder: Path, out: Path, tasks: list[str], limit: int | None,
@@ -24,13 +23,10 @@ def score_on_validation(folder: Path, out: Path, tasks: list[str], limit: int | 
 
     if is_finished(out, "evaluation"):
         return out
-    work = scratch_dir(out)
-    try:
+    with building(out, "evaluation") as build:
         run_eval(EvalRequest(model=str(folder), tasks=tasks, limit=limit, batch_size=batch_size, device=device,
-                             output_path=work, split="validation"))
-        finish(work, out, "evaluation", {"model": str(folder), "tasks": tasks, "limit": limit, "split": "validation"})
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+                             output_path=build.path, split="validation"))
+        build.record = {"model": str(folder), "tasks": tasks, "limit": limit, "split": "validation"}
     return out
 
 

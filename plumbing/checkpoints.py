@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from plumbing.folders import finish, is_finished, read_manifest, scratch_dir
+from plumbing.folders import building, is_finished, read_manifest
 from plumbing.offline import is_offline
 from plumbing.vocabulary import WEIGHT_TYPES
 
@@ -85,11 +85,10 @@ def convert_embedded(name: str) -> Path:
     target = embedded_path(name)
     if is_finished(target, "model"):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     # Built in a hidden work folder, manifest last, then renamed: a killed conversion never
     # leaves a folder that looks finished.
-    work = scratch_dir(target)
-    try:
+    with building(target, "model") as build:
+        work = build.path
         (work / "gguf").mkdir()
         gguf = model.locate_gguf(work / "gguf")
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -103,10 +102,7 @@ def convert_embedded(name: str) -> Path:
         lm.save_pretrained(work, safe_serialization=True)
         tokenizer.save_pretrained(work)
         shutil.rmtree(work / "gguf", ignore_errors=True)
-        finish(work, target, "model", {"name": name, "source": model.hf_id, "gguf": gguf.name,
-                                       "instruct": model.instruct})
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        build.record = {"name": name, "source": model.hf_id, "gguf": gguf.name, "instruct": model.instruct}
     return target
 
 

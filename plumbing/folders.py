@@ -5,19 +5,30 @@ built under a temporary name beside their final place, get one typed manifest
 (``finharness.json``) written last, and are renamed into place. So a folder with a
 manifest is finished, and a killed command leaves only a temporary folder behind:
 ``<name>.partial`` where work resumes (a training run's checkpoints), a hidden
-``.<name>.partial-<pid>`` elsewhere. Readers load :class:`Manifest` through
-:func:`read_manifest`, never a file name of their own.
+``.<name>.partial-<pid>`` elsewhere. Writers that start from nothing use :func:`building`;
+each kind's record (the manifest's ``data``) has its fields declared below and is checked
+when written. Readers load :class:`Manifest` through :func:`read_manifest`, never a file
+name of their own.
+
+    with building(final, "merge") as build:
+        ...write files into build.path...
+        build.record = {"method": "ties", ...}    # manifest last, then the rename
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing_extensions import TypedDict
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from plumbing.atomic import write_atomic
 
@@ -31,6 +42,87 @@ LEGACY: dict[str, tuple[str, ...]] = {
     "merge": ("finharness_merge.json",),
     "evaluation": ("finharness_eval.json", "finharness_validation.json"),
 }
+
+
+class _Record(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]  # a misspelt field is an error
+
+
+class ModelRecord(_Record, total=False):
+    """A converted embedded model."""
+    name: str
+    source: str
+    gguf: str
+    instruct: bool
+
+
+class TrainingRunRecord(_Record, total=False):
+    """A training run: what it trained, on what, how fast; ``instruct`` says how to prompt it."""
+    name: str
+    base_model: str
+    base_checkpoint: str
+    method: str
+    prompt_format: str
+    fticl_k: int
+    tasks: list[dict[str, Any]]
+    examples: int
+    dropped: int
+    truncated: int
+    steps: int
+    world_size: int
+    precision: str
+    seconds: float
+    tokens_per_second: float
+    final_loss: float
+    peak_rss_mb: float
+    peak_gpu_mb: float | None
+    versions: dict[str, str]
+    lineage: dict[str, Any]
+    instruct: bool
+
+
+class MergeRecord(_Record, total=False):
+    """A merge point: its method, the route it took, its inputs and their lineage."""
+    lineage: dict[str, Any]
+    method: str
+    route: str
+    fast_path_refused: str | None
+    seconds: float
+    seed: int | None
+    models: dict[str, str]
+
+
+class EvaluationRecord(_Record, total=False):
+    """A results folder: which checkpoint (a path, or a study's checkpoint), on which tasks and slice."""
+    model: str
+    checkpoint: dict[str, Any]
+    revision: str
+    setting: str
+    shots: int | None
+    tasks: list[str]
+    limit: int | float | None
+    split: str
+    seconds: float
+
+
+class BoardCopyRecord(_Record, total=False):
+    """A submitter's results folder copied onto the board."""
+    source: str
+    model: str
+    revision: str
+
+
+RECORDS: dict[str, type] = {"model": ModelRecord, "training_run": TrainingRunRecord, "merge": MergeRecord,
+                            "evaluation": EvaluationRecord, "board_copy": BoardCopyRecord}
+
+
+def check_record(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` checked against its kind's record (unknown or mistyped fields are errors)."""
+    try:
+        return TypeAdapter(RECORDS[kind]).validate_python(data)
+    except ValidationError as err:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise FolderError(f"a {kind.replace('_', ' ')} manifest: {fields}") from None
 
 
 class Manifest(BaseModel):
@@ -96,7 +188,8 @@ def finish(work: Path, final: Path, kind: Kind, data: dict[str, Any], *, replace
     otherwise a ``final`` that appeared meanwhile (a racing writer of the same content) wins
     and ``work`` is dropped.
     """
-    manifest = Manifest(kind=kind, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), data=data)
+    manifest = Manifest(kind=kind, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        data=check_record(kind, data))
     write_atomic(work / MANIFEST, manifest.model_dump_json(indent=2))
     if final.exists():
         if not replace:
@@ -110,3 +203,27 @@ def finish(work: Path, final: Path, kind: Kind, data: dict[str, Any], *, replace
             raise
         shutil.rmtree(work, ignore_errors=True)  # the other writer renamed first
     return final
+
+
+@dataclass
+class Build:
+    """A folder being built: write into ``path``; set ``record`` (the manifest's data) when done."""
+    path: Path
+    record: dict[str, Any] | None = None
+
+
+@contextmanager
+def building(final: Path, kind: Kind, *, replace: bool = True) -> Iterator[Build]:
+    """Build ``final`` in a fresh hidden work folder beside it; on a clean exit write the manifest
+    last and rename (:func:`finish`); on an error, or with no ``record`` set, keep nothing. The
+    work folder never outlives the block."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    build = Build(scratch_dir(final))
+    try:
+        yield build
+        if build.record is None:
+            raise FolderError(f"{final}: the {kind.replace('_', ' ')} ended without a record; nothing was kept")
+        finish(build.path, final, kind, build.record, replace=replace)
+    finally:
+        shutil.rmtree(build.path, ignore_errors=True)

@@ -8,7 +8,6 @@ temporary name and renamed when complete), and board entries already recorded ar
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from merges.mergekit_yaml import to_yaml
 from study.spec import Checkpoint, EvalStep, Study, check_families, deviation_file, load_study
 from training.recipe import dump_recipe
 from plumbing.atomic import write_atomic
-from plumbing.folders import finish, is_finished, scratch_dir
+from plumbing.folders import building, is_finished
 from plumbing.logs import log
 
 
@@ -54,20 +53,15 @@ def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None, onl
     """Score into a hidden work folder, manifest last, then rename: a results folder is always complete."""
     from harness.evaluate import EvalRequest, run_eval
 
-    final = Path(step.folder)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = scratch_dir(final)
-    try:
+    with building(Path(step.folder), "evaluation") as build:
         outcome = run_eval(EvalRequest(
             model=step.checkpoint.path, tasks=step.tasks, num_fewshot=step.shots, limit=step.limit,
-            batch_size=batch_size, device=device, output_path=work, log_samples=True, online=online,
+            batch_size=batch_size, device=device, output_path=build.path, log_samples=True, online=online,
             include_paths=[Path(p) for p in step.include_paths]))
-        finish(work, final, "evaluation", {
+        build.record = {
             "checkpoint": step.checkpoint.model_dump(), "setting": step.setting, "shots": step.shots,
             "tasks": step.tasks, "limit": step.limit, "seconds": outcome.seconds,
-        })
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        }
 
 
 def run_deviation_step(study: Study, point: Checkpoint) -> None:
