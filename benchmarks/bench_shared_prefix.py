@@ -150,8 +150,11 @@ def run_one(variant: str, model: str, tasks: list[str], limit: int, shots: int |
         for task, vals in out["results"].items()
     }
     answers = {
-        f"{task}/{s['doc_id']}": [r[0] if isinstance(r[0], str) else [float(r[0][0]), bool(r[0][1])] for r in s["resps"]]
-        for task, samples in out["samples"].items() for s in samples
+        f"{task}/{s['doc_id']}": [
+            r[0] if isinstance(r[0], str) else [float(r[0][0]), bool(r[0][1])] for r in s["resps"]
+        ]
+        for task, samples in out["samples"].items()
+        for s in samples
     }
     return {
         "variant": variant, "docs": docs, "startup_s": t_startup, "model_load_s": t_model, "eval_s": t_eval,
@@ -205,7 +208,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         variant, tasks, limit, shots = args.one
-        print(json.dumps(run_one(variant, args.model, tasks.split(","), int(limit), None if shots == "-" else int(shots))))
+        print(
+            json.dumps(run_one(variant, args.model, tasks.split(","), int(limit), None if shots == "-" else int(shots)))
+        )
         return
     if args.speed:
         print(json.dumps({"tokens_per_s": forward_speed(args.model)}))
@@ -226,7 +231,9 @@ def main() -> None:
     for name, tasks, limit, shots, variants in workloads:
         runs = {}
         for variant in variants:
-            runs[variant] = subprocess_json("--one", variant, ",".join(tasks), str(limit), "-" if shots is None else str(shots))
+            runs[variant] = subprocess_json(
+                "--one", variant, ",".join(tasks), str(limit), "-" if shots is None else str(shots)
+            )
             print(f"done: {name} @{limit} {variant}: {runs[variant]['eval_s']:.1f} s", file=sys.stderr)
         before = runs.get("shared bs8 (no reuse)")
         reference = runs.get("hf bs8")

@@ -203,12 +203,27 @@ def main() -> None:
     ratio = ours["tokens_per_second"] / trl["tokens_per_second"]
     ratio_matched = ours["tokens_per_second"] / matched["tokens_per_second"]
     gap = max(abs(a - b) for a, b in zip(matched["losses"], ours["losses"]))
-    print(f"\nspeed-up vs TRL as users run it: {ratio:.2f}x tokens/s; peak memory {ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}x")
+    print(
+        f"\nspeed-up vs TRL as users run it: {ratio:.2f}x tokens/s; "
+        f"peak memory {ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}x"
+    )
     print(f"speed-up vs TRL on finharness's batches: {ratio_matched:.2f}x; max per-step loss gap there: {gap:.4f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"samples": args.samples, "model": MODEL, "threads": os.cpu_count(),
-                                         "speedup": ratio, "speedup_matched": ratio_matched, "max_loss_gap_matched": gap, "runs": rows}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "samples": args.samples,
+                    "model": MODEL,
+                    "threads": os.cpu_count(),
+                    "speedup": ratio,
+                    "speedup_matched": ratio_matched,
+                    "max_loss_gap_matched": gap,
+                    "runs": rows,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -107,15 +107,27 @@ def main() -> None:
         else:
             figures["skipped"].append("vllm: not installed (./install.sh --vllm), or no CUDA")
         runs = {}
-        for name, lora in (("lora-bf16", {"r": 16, "alpha": 32}), ("qlora", {"r": 16, "alpha": 32, "quantize": "4bit"})):
+        for name, lora in (
+            ("lora-bf16", {"r": 16, "alpha": 32}),
+            ("qlora", {"r": 16, "alpha": 32, "quantize": "4bit"}),
+        ):
             if name == "qlora" and args.device != "cuda":
                 figures["skipped"].append("qlora: bitsandbytes 4-bit layers need CUDA")
                 continue
             recipe = work / f"{name}.yaml"
-            recipe.write_text(json.dumps({
-                "name": name, "base_model": MODEL, "prompt_format": "instruct", "output_dir": str(work / "runs"),
-                "tasks": [{"name": "fin_fpb", "samples": args.samples}], "lora": {**lora, "target_modules": "all-linear"},
-                "training": {"lr": 2e-4, "epochs": 1, "batch_size": 8, "precision": "bf16", "logging_steps": 5}}))
+            recipe.write_text(
+                json.dumps(
+                    {
+                        "name": name,
+                        "base_model": MODEL,
+                        "prompt_format": "instruct",
+                        "output_dir": str(work / "runs"),
+                        "tasks": [{"name": "fin_fpb", "samples": args.samples}],
+                        "lora": {**lora, "target_modules": "all-linear"},
+                        "training": {"lr": 2e-4, "epochs": 1, "batch_size": 8, "precision": "bf16", "logging_steps": 5},
+                    }
+                )
+            )
             if step(f"train {name}", ["train", str(recipe)], figures):
                 runs[name] = work / "runs" / name
         if len(runs) >= 2 or (args.device != "cuda" and runs):

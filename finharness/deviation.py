@@ -35,12 +35,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    de = sub.add_parser("deviation", help="how far a fine-tuned checkpoint moved from its base (weights, answer-token KL, EOS shift)")
+    de = sub.add_parser(
+        "deviation", help="how far a fine-tuned checkpoint moved from its base (weights, answer-token KL, EOS shift)"
+    )
     de.add_argument("model", help="fine-tuned or merged checkpoint folder")
     de.add_argument("--base_model", dest="base", help="the model it started from (embedded name or folder)")
     old_spelling(de, "--base", "--base_model", "base")
-    de.add_argument("--tasks", nargs="*", default=None,
-                    help="test documents of these tasks, teacher forced on their reference answers (none: weight change only)")
+    de.add_argument(
+        "--tasks",
+        nargs="*",
+        default=None,
+        help="test documents of these tasks, teacher forced on their reference answers (none: weight change only)",
+    )
     de.add_argument("--limit", type=int, default=16, help="documents per task for the KL (seeded)")
     de.add_argument("--seed", type=int, default=0, help="seed that picks the test documents")
     de.add_argument("--include_path", action="append", default=None, metavar="DIR",

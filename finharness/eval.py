@@ -149,7 +149,9 @@ def register(sub) -> None:
     ev.add_argument("--output_path", "-o", type=Path, default=None, help="write lm-eval results and samples here")
     ev.add_argument("--log_samples", "-s", action="store_true",
                     help="write per-document logs (finharness always writes them with --output_path)")
-    ev.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the --limit slice and of lm-eval's samplers")
+    ev.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="seed of the --limit slice and of lm-eval's samplers"
+    )
     ev.add_argument("--split", choices=["test", "validation"], default="test",
                     help="validation: score each task's validation split (to choose merge weights or checkpoints)")
     ev.add_argument("--backend", choices=BACKENDS, default=None,

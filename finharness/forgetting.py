@@ -30,9 +30,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    fo = sub.add_parser("forgetting", help="per-task change of one result folder against another (seen/unseen averages)")
+    fo = sub.add_parser(
+        "forgetting", help="per-task change of one result folder against another (seen/unseen averages)"
+    )
     fo.add_argument("entry", type=Path, help="--output_path folder of the fine-tuned or merged model")
-    fo.add_argument("reference", type=Path, help="--output_path folder of the reference (e.g. the base model zero-shot)")
+    fo.add_argument(
+        "reference", type=Path, help="--output_path folder of the reference (e.g. the base model zero-shot)"
+    )
     fo.add_argument("--metric", default="acc", help="per task; a task without it is read on its own first metric")
     fo.add_argument("--include_path", action="append", default=None, metavar="DIR",
                     help="task folders whose role tags count (default: those the evaluations recorded)")

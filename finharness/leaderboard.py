@@ -92,7 +92,9 @@ def register(sub) -> None:
     lv.add_argument("--metric", default="acc", help="per-task metric of the task columns")
     lr = lb_sub.add_parser("render", help="write the board as one static HTML page")
     lr.add_argument("--board", type=Path, default=None, help=board_help)
-    lr.add_argument("--output_path", dest="out", type=Path, default=Path("leaderboard.html"), help="the HTML page to write")
+    lr.add_argument(
+        "--output_path", dest="out", type=Path, default=Path("leaderboard.html"), help="the HTML page to write"
+    )
     old_spelling(lr, "--out", "--output_path", "out", type=Path)
     lr.add_argument("--metric", default="acc", help="per-task metric of the task columns")
     lr.add_argument("--title", default="finharness leaderboard", help="the page's title")

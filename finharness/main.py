@@ -5,11 +5,40 @@ from __future__ import annotations
 import argparse
 import sys
 
-from finharness import compare, contamination, deviation, forgetting, leaderboard, merge, models, push, study, tasks, train, validate, views
+from finharness import (
+    compare,
+    contamination,
+    deviation,
+    forgetting,
+    leaderboard,
+    merge,
+    models,
+    push,
+    study,
+    tasks,
+    train,
+    validate,
+    views,
+)
 from finharness import eval as eval_command
 from plumbing.checkpoints import CheckpointError
 
-SUBCOMMANDS = (eval_command, tasks, validate, train, merge, views, compare, contamination, forgetting, deviation, leaderboard, study, models, push)
+SUBCOMMANDS = (
+    eval_command,
+    tasks,
+    validate,
+    train,
+    merge,
+    views,
+    compare,
+    contamination,
+    forgetting,
+    deviation,
+    leaderboard,
+    study,
+    models,
+    push,
+)
 
 
 DESCRIPTION = ("Score, fine-tune and merge small LLMs on financial tasks: what fine-tuning bought on the tasks it "

@@ -42,7 +42,9 @@ def register(sub) -> None:
     me.add_argument("--output_path", dest="output_dir", type=Path, default=None,
                     help="parent of the merge folder (default: the recipe's output_dir)")
     old_spelling(me, "--output-dir", "--output_path", "output_dir", type=Path)
-    me.add_argument("--dry_run", action="store_true", help="check the recipe and print the MergeKit YAML; merge nothing")
+    me.add_argument(
+        "--dry_run", action="store_true", help="check the recipe and print the MergeKit YAML; merge nothing"
+    )
     old_spelling(me, "--dry-run", "--dry_run", "dry_run", flag=True)
     old_spelling(me, "--select-on", "--select_on", "select_on")
     me.add_argument("--select_on", default=None, metavar="TASKS",

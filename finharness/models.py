@@ -22,6 +22,10 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     mo = sub.add_parser("models", help="embedded default models: list, or convert and print their paths")
-    mo.add_argument("action", choices=["list", "path"], help="list: the embedded models; path: convert them (once) and print their folders")
+    mo.add_argument(
+        "action",
+        choices=["list", "path"],
+        help="list: the embedded models; path: convert them (once) and print their folders",
+    )
     mo.add_argument("names", nargs="*", help="embedded model names (default: all)")
     mo.set_defaults(func=run)

@@ -54,8 +54,12 @@ def register(sub) -> None:
     p = sub.add_parser("push", help="upload a training run or merge folder to the Hub, its card with a model-index")
     p.add_argument("folder", type=Path, help="a finished `finharness train` run or `finharness merge` folder")
     p.add_argument("--repo", required=True, help="ORG/NAME on the Hub")
-    p.add_argument("--results", type=Path, default=None,
-                   help="a `finharness eval --output_path` folder of this checkpoint: its scores go into the card's model-index")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="a `finharness eval --output_path` folder of this checkpoint: its scores go into the card's model-index",
+    )
     p.add_argument("--private", action="store_true", help="create the Hub repository as private")
     p.add_argument("--online", action="store_true", help="allow the upload (offline by default)")
     p.set_defaults(func=run)

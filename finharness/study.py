@@ -14,7 +14,9 @@ def run(args: argparse.Namespace) -> int:
     for pair in args.model or []:
         label, sep, model = pair.partition("=")
         if not sep or not label or not model:
-            raise ValueError(f"--model {pair!r}: expected LABEL=MODEL (e.g. instruct=meta-llama/Meta-Llama-3-8B-Instruct)")
+            raise ValueError(
+                f"--model {pair!r}: expected LABEL=MODEL (e.g. instruct=meta-llama/Meta-Llama-3-8B-Instruct)"
+            )
         models[label] = model
     if args.action == "probe":
         from plumbing.offline import set_offline

@@ -33,5 +33,7 @@ def run(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     ts = sub.add_parser("tasks", help="list the tasks with their roles, label sets and sizes")
     ts.add_argument("--include_path", action="append", default=None, metavar="DIR", help="your own task folders too")
-    ts.add_argument("--online", action="store_true", help="allow network access to the Hugging Face Hub (default: offline)")
+    ts.add_argument(
+        "--online", action="store_true", help="allow network access to the Hugging Face Hub (default: offline)"
+    )
     ts.set_defaults(func=run)

@@ -30,5 +30,9 @@ def register(sub) -> None:
                     help="a task folder to check, as lm_eval --include_path (same as a path argument)")
     va.add_argument("--no_data", action="store_true", help="check the YAML only, do not load data")
     old_spelling(va, "--no-data", "--no_data", "no_data", flag=True)
-    va.add_argument("--online", action="store_true", help="load tasks whose data is only on the Hugging Face Hub (default: offline, their data is skipped)")
+    va.add_argument(
+        "--online",
+        action="store_true",
+        help="load tasks whose data is only on the Hugging Face Hub (default: offline, their data is skipped)",
+    )
     va.set_defaults(func=run)

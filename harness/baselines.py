@@ -225,8 +225,12 @@ def normalized_replicates(tasks: Mapping[str, tuple[Sequence[tuple[int, int]], f
     return float(np.mean(points)), np.mean(reps, axis=0)
 
 
-def normalized_interval(tasks: Mapping[str, tuple[Sequence[tuple[int, int]], float]], resamples: int = INTERVAL_RESAMPLES,
-                        level: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
+def normalized_interval(
+    tasks: Mapping[str, tuple[Sequence[tuple[int, int]], float]],
+    resamples: int = INTERVAL_RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float] | None:
     """Percentile bootstrap interval of the mean over tasks of normalized macro-F1 (unclipped)."""
     from harness.stats import percentile_interval
 

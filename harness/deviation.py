@@ -100,7 +100,9 @@ def weight_change(base: Path, tuned: Path) -> tuple[float, dict[str, float]]:
         delta_sq[group] = delta_sq.get(group, 0.0) + float(((t - b) ** 2).sum())
         base_sq[group] = base_sq.get(group, 0.0) + float((b ** 2).sum())
     total = math.sqrt(sum(delta_sq.values())) / max(math.sqrt(sum(base_sq.values())), 1e-30)
-    order = sorted(delta_sq, key=lambda g: (not g.startswith("layer"), int(g.split()[1]) if g.startswith("layer") else 0, g))
+    order = sorted(
+        delta_sq, key=lambda g: (not g.startswith("layer"), int(g.split()[1]) if g.startswith("layer") else 0, g)
+    )
     return total, {g: math.sqrt(delta_sq[g]) / max(math.sqrt(base_sq[g]), 1e-30) for g in order}
 
 
@@ -224,8 +226,17 @@ def measure(model: str | Path, base: str | Path, tasks: Sequence[str] = (), per_
 
         tokenizer = AutoTokenizer.from_pretrained(base_path, trust_remote_code=False)
         found = answer_deviation(load(base_path), load(model_path), tokenizer, pairs)
-        result.kl, result.kl_with_eos, result.kl_tokens, result.kl_texts = found.kl, found.kl_with_eos, found.tokens, found.texts
-        result.eos_shift, result.eos_end_base, result.eos_end_tuned = found.eos_shift, found.eos_end_base, found.eos_end_tuned
+        result.kl, result.kl_with_eos, result.kl_tokens, result.kl_texts = (
+            found.kl,
+            found.kl_with_eos,
+            found.tokens,
+            found.texts,
+        )
+        result.eos_shift, result.eos_end_base, result.eos_end_tuned = (
+            found.eos_shift,
+            found.eos_end_base,
+            found.eos_end_tuned,
+        )
         result.kl_tasks, result.kl_scope = list(tasks), ANSWER_SCOPE
     return result
 

@@ -19,7 +19,13 @@ from typing import Any
 
 from plumbing.checkpoints import finharness_home
 
-FINGERPRINTED = {"config.json", "adapter_config.json", "generation_config.json", "chat_template.jinja", "special_tokens_map.json"}
+FINGERPRINTED = {
+    "config.json",
+    "adapter_config.json",
+    "generation_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+}
 CHUNK = 1 << 22
 
 

@@ -23,8 +23,11 @@ def eval_results(folder: Path) -> list[Any]:
     shots = data.get("n-shot", {})
     recorded = (data.get("finharness") or {}).get("slice") or {}
     limit = recorded.get("limit") or (data.get("config") or {}).get("limit")
-    how = f"{recorded['method']} slice, seed {recorded.get('seed')}" if recorded.get("method") in ("stratified", "random") \
+    how = (
+        f"{recorded['method']} slice, seed {recorded.get('seed')}"
+        if recorded.get("method") in ("stratified", "random")
         else "first documents"
+    )
     out = []
     for task, scores in sorted(data["results"].items()):
         if task in groups:
@@ -36,10 +39,21 @@ def eval_results(folder: Path) -> list[Any]:
                 else TASK_TYPES.get(config.get("output_type"), "text-classification"
                                     if config.get("doc_to_choice") else "text-generation"))
         for metric, value in metrics.items():
-            out.append(EvalResult(
-                task_type=kind, dataset_type=str(config.get("dataset_path") or task), dataset_name=task,
-                dataset_split=config.get("test_split"), metric_type=metric, metric_value=float(value),
-                metric_name=f"{metric} ({shots.get(task, 0)}-shot"
-                            + (f", {int(limit) if float(limit).is_integer() else limit} docs per task, {how})" if limit else ")"),
-                verified=False))
+            out.append(
+                EvalResult(
+                    task_type=kind,
+                    dataset_type=str(config.get("dataset_path") or task),
+                    dataset_name=task,
+                    dataset_split=config.get("test_split"),
+                    metric_type=metric,
+                    metric_value=float(value),
+                    metric_name=f"{metric} ({shots.get(task, 0)}-shot"
+                    + (
+                        f", {int(limit) if float(limit).is_integer() else limit} docs per task, {how})"
+                        if limit
+                        else ")"
+                    ),
+                    verified=False,
+                )
+            )
     return out

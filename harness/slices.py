@@ -71,7 +71,9 @@ def _allocate(sizes: dict[Any, int], n: int, floor: bool = False) -> dict[Any, i
     least = 1 if floor and n >= len(sizes) else 0
     quota = {label: min(size, max(least, int(n * size / total))) for label, size in sizes.items()}
     # Hand out what is left by largest remainder, then take back from the largest if over.
-    remainders = sorted(sizes, key=lambda label: (-(n * sizes[label] / total - int(n * sizes[label] / total)), str(label)))
+    remainders = sorted(
+        sizes, key=lambda label: (-(n * sizes[label] / total - int(n * sizes[label] / total)), str(label))
+    )
     while sum(quota.values()) < n:
         for label in remainders:
             if sum(quota.values()) >= n:

@@ -2,10 +2,11 @@
 
 Every ``finharness eval`` that computed its answers (no request cache to read them from)
 records its documents per second under the model's content fingerprint, backend, dtype and
-device (``speed.json`` in the request cache's folder, ``~/.cache/finharness/lm_cache`` by default). A run without ``--limit`` over thousands of
-documents then says how many it will score and, where this model's speed was measured here,
-about how long that takes.
+device (``speed.json`` in the request cache's folder, ``~/.cache/finharness/lm_cache`` by
+default). A run without ``--limit`` over thousands of documents then says how many it will
+score and, where this model's speed was measured here, about how long that takes.
 """
+
 from __future__ import annotations
 
 import json

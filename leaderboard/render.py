@@ -23,10 +23,22 @@ COLOURS = {"pretrained": "#1f77b4", "instruct": "#2ca02c", "fine-tuned": "#ff7f0
 TEXT_COLUMNS = {"model", "model_type", "weight_type", "base_model", "precision", "chat_template", "revision", "recipe",
                 "collapsed", "seen_norm_ci", "unseen_norm_ci", "lineage", "contaminated"}
 RANK_COLUMNS = {"unseen_rank", "seen_rank"}  # "3 (1-7)": shown as text, sorted by the rank
-LABELS = {"unseen_rank": "rank (band)", "seen_rank": "seen rank (band)", "seen_gain": "seen gain", "model_type": "type", "weight_type": "weights", "base_model": "base",
-          "chat_template": "chat", "num_fewshot": "shots", "seen_norm": "seen (norm.)", "unseen_norm": "unseen (norm.)",
-          "seen_norm_ci": "seen (norm.) 95% CI", "unseen_norm_ci": "unseen (norm.) 95% CI",
-          "seen_clean_norm": "seen clean (norm.)", "unseen_clean_norm": "unseen clean (norm.)"}
+LABELS = {
+    "unseen_rank": "rank (band)",
+    "seen_rank": "seen rank (band)",
+    "seen_gain": "seen gain",
+    "model_type": "type",
+    "weight_type": "weights",
+    "base_model": "base",
+    "chat_template": "chat",
+    "num_fewshot": "shots",
+    "seen_norm": "seen (norm.)",
+    "unseen_norm": "unseen (norm.)",
+    "seen_norm_ci": "seen (norm.) 95% CI",
+    "unseen_norm_ci": "unseen (norm.) 95% CI",
+    "seen_clean_norm": "seen clean (norm.)",
+    "unseen_clean_norm": "unseen clean (norm.)",
+}
 
 
 def _inline_svg(fig, css_class: str, label: str) -> str:

@@ -24,8 +24,23 @@ from leaderboard.render import FILTERS, facets
 from leaderboard.store import Board, Entry
 from leaderboard.table import board_columns, board_rows, sort_rows
 
-DEFAULT_COLUMNS = ("id", "unseen_rank", "model", "model_type", "base_model", "num_fewshot", "seen", "unseen", "seen_norm",
-                   "unseen_norm", "unseen_norm_ci", "collapsed", "contaminated", "unseen_clean_norm", "forgetting")
+DEFAULT_COLUMNS = (
+    "id",
+    "unseen_rank",
+    "model",
+    "model_type",
+    "base_model",
+    "num_fewshot",
+    "seen",
+    "unseen",
+    "seen_norm",
+    "unseen_norm",
+    "unseen_norm_ci",
+    "collapsed",
+    "contaminated",
+    "unseen_clean_norm",
+    "forgetting",
+)
 ALL = "all"
 
 

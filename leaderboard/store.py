@@ -202,8 +202,10 @@ class Board:
         which = f"entry {entry_id}" if entry_id is not None else "an entry"
         return DuplicateEntry(
             f"{fields['model']}: {which} on {self.path} already holds this model (revision {fields['revision'][:12]}, "
-            f"{fields['precision']}, {fields['weight_type']}, chat template {'on' if fields['chat_template'] else 'off'}) "
-            f"with these settings {fields['settings']}")
+            f"{fields['precision']}, {fields['weight_type']}, "
+            f"chat template {'on' if fields['chat_template'] else 'off'}) "
+            f"with these settings {fields['settings']}"
+        )
 
     def add(self, fields: dict[str, Any]) -> int:
         """Insert one entry atomically; :class:`DuplicateEntry` if it is already there."""

@@ -23,7 +23,13 @@ from pathlib import Path
 from leaderboard.store import Board, settings_key
 from leaderboard.submission import Submission, SubmissionError, read_recipe
 from leaderboard.verify import VerifiedResults, verify_results
-from plumbing.checkpoints import CheckpointError, check_same_architecture, refuse_pickles, resolve_checkpoint, resolve_model
+from plumbing.checkpoints import (
+    CheckpointError,
+    check_same_architecture,
+    refuse_pickles,
+    resolve_checkpoint,
+    resolve_model,
+)
 from plumbing.folders import building
 from plumbing.logs import log
 
@@ -189,7 +195,9 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
             raise SubmissionError(f"{verified.path}: not made by `finharness eval`, so give `revision` "
                                   "(the commit or content hash of the weights scored)")
         if sub.revision and meta.get("revision") and sub.revision != meta["revision"]:
-            raise SubmissionError(f"revision: {sub.revision!r} given, but the results were made from {meta['revision']!r}")
+            raise SubmissionError(
+                f"revision: {sub.revision!r} given, but the results were made from {meta['revision']!r}"
+            )
         results_dir = None
 
     contamination = _contamination(sub, verified, include)

@@ -6,8 +6,9 @@
   keeps the role its YAML declared when it was verified. Each average is over tasks, not
   documents, as the paper averages.
 - *forgetting*: the change of the entry's unseen average against its ``reference``
-  entry (a submission's ``reference:``, else its ``base_model``) scored with the same settings, over the tasks both scored (negative = lost
-  ground; ``harness.measures.role_changes``, the rule ``finharness forgetting`` prints);
+  entry (a submission's ``reference:``, else its ``base_model``) scored with the same
+  settings, over the tasks both scored (negative = lost ground;
+  ``harness.measures.role_changes``, the rule ``finharness forgetting`` prints);
   *seen gain* and *retention change* likewise. Empty when the base model is not on the
   board with those settings.
 - *seen_norm* / *unseen_norm*: the mean macro-F1 normalized to the best trivial answer on
@@ -30,6 +31,7 @@
   else ROUGE-L (summaries), else the first metric of the task's own ``metric_list`` (a
   user task's own metric): ``harness.measures.shown_metric``, the rule every table uses.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -39,7 +39,12 @@ def fast_path_refusal(point: MergePoint, paths: dict[str, Path]) -> str | None:
         config = json.loads(adapter.read_text())
         if Path(config["base_model_name_or_path"]).resolve() != base:
             return f"{m.model}'s adapter was trained on {config['base_model_name_or_path']}, not on the merge base"
-        if config.get("use_dora") or config.get("lora_bias") or config.get("rank_pattern") or config.get("alpha_pattern"):
+        if (
+            config.get("use_dora")
+            or config.get("lora_bias")
+            or config.get("rank_pattern")
+            or config.get("alpha_pattern")
+        ):
             return f"{m.model}'s adapter uses DoRA, LoRA bias or per-module ranks"
     return None
 

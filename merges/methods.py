@@ -16,7 +16,9 @@ from functools import cache
 class Policy:
     """finharness's rules for one method, beyond MergeKit's."""
 
-    density_required: bool = False  # the method sparsifies: a recipe must say how much (MergeKit's default 1.0 keeps all)
+    density_required: bool = (
+        False  # the method sparsifies: a recipe must say how much (MergeKit's default 1.0 keeps all)
+    )
     lora_space: bool = False  # merges/lora_space.py merges it from base + adapters, bit-identical to MergeKit
     note: str = ""
 

@@ -95,14 +95,22 @@ def execute(item: PlannedMerge) -> Path:
     return folder
 
 
+ROUTES = {"lora-space": "LoRA-space path: MergeKit merge tasks on base + adapter deltas",
+          "mergekit": "full-model `run_merge`"}
+
+
 def _write_card(work: Path, item: PlannedMerge, route: str, seconds: float) -> None:
     p = item.point
     rows = "\n".join(f"| `{m.model}` | {m.weight if m.weight is not None else ''} | "
                      f"{m.density if m.density is not None else ''} |" for m in p.models)
     inputs = [hub_base_model(m.model) for m in p.models]
-    write_atomic(work / "README.md", card_text(f"""# {item.folder.name}
+    write_atomic(
+        work / "README.md",
+        card_text(
+            f"""# {item.folder.name}
 
-Merged by `finharness merge` with MergeKit's `{p.method}` ({'LoRA-space path: MergeKit merge tasks on base + adapter deltas' if route == 'lora-space' else 'full-model `run_merge`'}), seed {p.seed}, dtype {p.dtype}, in {seconds:.1f} s.
+Merged by `finharness merge` with MergeKit's `{p.method}` ({ROUTES[route]}), seed {p.seed},
+dtype {p.dtype}, in {seconds:.1f} s.
 
 Base: `{p.base_model}`
 
@@ -117,8 +125,13 @@ Global parameters: `{json.dumps(p.parameters)}`
 ```yaml
 {item.yaml_text.rstrip()}
 ```
-""", base_model=[b for b in [hub_base_model(p.base_model), *inputs] if b], library_name="transformers",
-        tags=["finharness", "merge", "mergekit", p.method], base_model_relation="merge"))
+""",
+            base_model=[b for b in [hub_base_model(p.base_model), *inputs] if b],
+            library_name="transformers",
+            tags=["finharness", "merge", "mergekit", p.method],
+            base_model_relation="merge",
+        ),
+    )
 
 
 def merge_recipe(recipe: MergeRecipe | str | Path, *, output_dir: str | Path | None = None,
@@ -128,7 +141,9 @@ def merge_recipe(recipe: MergeRecipe | str | Path, *, output_dir: str | Path | N
     items = plan(recipe, output_dir)
     if dry_run:
         for item in items:
-            log.info(f"# {item.folder}  ({'lora-space' if item.fast_refusal is None else 'mergekit: ' + item.fast_refusal})")
+            log.info(
+                f"# {item.folder}  ({'lora-space' if item.fast_refusal is None else 'mergekit: ' + item.fast_refusal})"
+            )
             log.info(item.yaml_text)
         return [item.folder for item in items]
     folders = [execute(item) for item in items]

@@ -148,7 +148,9 @@ def read_manifest(folder: str | Path, kind: Kind | None = None) -> Manifest | No
         except (ValueError, ValidationError) as err:
             raise FolderError(f"{path}: not a finharness manifest ({err})") from None
         if kind is not None and manifest.kind != kind:
-            raise FolderError(f"{folder} is a finished {manifest.kind.replace('_', ' ')}, not a {kind.replace('_', ' ')}")
+            raise FolderError(
+                f"{folder} is a finished {manifest.kind.replace('_', ' ')}, not a {kind.replace('_', ' ')}"
+            )
         return manifest
     for legacy_kind, names in LEGACY.items():
         if kind not in (None, legacy_kind):

@@ -287,7 +287,9 @@ class Bootstrap:
         point = sum(sign * score.point for score, sign in scores)
         reps = sum(sign * score.doc_reps for score, sign in scores)
         trained = [SeedScores(score.per_seed, score.interaction) for score, _ in scores if score.trained]
-        docs = min(self.documents(t) for t in tasks if self.documents(t)) if any(self.documents(t) for t in tasks) else 1
+        docs = (
+            min(self.documents(t) for t in tasks if self.documents(t)) if any(self.documents(t) for t in tasks) else 1
+        )
         return components(point, reps, trained, docs, tuple(len(p.points) for p in trained))
 
     def collapsed_in(self, row: Row, task: str) -> list[str]:

@@ -80,9 +80,13 @@ class Claim(_Strict):
     source: str = Field(description="where the paper says it (table or section)")
     treatment: Selector
     control: Selector
-    against: Pair | None = Field(default=None, description="subtract this pair's difference (difference of differences)")
+    against: Pair | None = Field(
+        default=None, description="subtract this pair's difference (difference of differences)"
+    )
     tasks: TaskSet | list[str]
-    metric: str | None = Field(default=None, description="per-task metric; None: the table's (each task type's in views)")
+    metric: str | None = Field(
+        default=None, description="per-task metric; None: the table's (each task type's in views)"
+    )
     rule: Literal["sum", "per_char"] = Field(default="sum", description="decision rule of multiple-choice tasks: "
                                              "summed log-likelihood, or lm-eval's acc_norm (per character)")
     normalized: bool = Field(default=True, description="score to the best trivial baseline, (s - b) / (1 - b)")
@@ -138,7 +142,9 @@ def check_claims(claims: ClaimsFile, study, path: str) -> None:
             if sel.model in full_only:
                 continue
             if sel.model not in models:
-                raise RecipeError(f"{path}: claims.{claim.id}: unknown model {sel.model!r} (study models: {sorted(models)})")
+                raise RecipeError(
+                    f"{path}: claims.{claim.id}: unknown model {sel.model!r} (study models: {sorted(models)})"
+                )
             if sel.kind != "vanilla" and not any(m == sel.model and k == sel.kind and (sel.run is None or r == sel.run)
                                                  for m, k, r in runs):
                 known = sorted(f"{k} {r}" for m, k, r in runs if m == sel.model and k != "vanilla")
@@ -198,8 +204,10 @@ def _tasks(claim: Claim, involved: list[Row], task_sets, path: str) -> tuple[lis
     if isinstance(claim.tasks, list):
         unscored = [t for t in wanted if not any(t in r.tasks() for r in involved)]
         if unscored:
-            raise RecipeError(f"{path}: claims.{claim.id}: tasks: {', '.join(unscored)}: no row of the claim scored "
-                              f"{'it' if len(unscored) == 1 else 'them'} (unknown task, or not in the study's eval sets)")
+            raise RecipeError(
+                f"{path}: claims.{claim.id}: tasks: {', '.join(unscored)}: no row of the claim scored "
+                f"{'it' if len(unscored) == 1 else 'them'} (unknown task, or not in the study's eval sets)"
+            )
     common = [t for t in wanted if all(t in r.tasks() for r in involved)]
     dropped = [f"{t} (not scored by {', '.join(r.name for r in involved if t not in r.tasks())})"
                for t in wanted if t not in common and any(t in r.tasks() for r in involved)]
@@ -543,19 +551,36 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
         if v.p is None:  # no task left to test (a floor gate kept none)
             rows.append([v.id, v.says, v.verdict] + [""] * 9 + ["0", v.seeds or "-", v.metric])
             continue
-        rows.append([v.id, v.says, v.verdict, effect, f"{v.doc_sd:.3f} / {v.seed_sd:.3f}", f"{v.df:.1f}",
-                     f"{v.p:.3g}", f"{v.p_holm:.3g}", f"{v.mde:.3f}", paper,
-                     _size(v.documents_needed, v.paper_in_metric),
-                     _size(v.seeds_needed, v.paper_in_metric if v.seed_sd > 0 else None), f"{len(v.tasks)} x {v.documents}",
-                     v.seeds or "-", f"{v.metric} ({v.rule}{', clean subset' if v.subset == 'clean' else ''})"])
-    caption = (f"Claims ({len(verdicts)}), decided by code on unclipped normalized scores: t-type 95% interval and "
-               f"two-sided p-value from two variance components (documents: paired bootstrap; training seeds: "
-               f"between-seed variance / seeds) with Welch-Satterthwaite degrees of freedom (df); p Holm-corrected "
-               f"at family-wise alpha {claims.alpha}. MDE at {claims.power:.0%} power and alpha/{len(verdicts)}, "
-               f"with the standard error under the alternative. 'paper' is its magnitude in the claim's metric "
-               f"(blank: reported in another metric, so no size verdict); 'docs needed' (per task, seeds kept) and "
-               f"'seeds needed' (documents kept) are the sizes at which the MDE reaches it ('never': the other component alone is too large). 'sd docs / seeds': the "
-               f"two components' standard deviations; 'seeds': the treatment's training seeds.")
+        rows.append(
+            [
+                v.id,
+                v.says,
+                v.verdict,
+                effect,
+                f"{v.doc_sd:.3f} / {v.seed_sd:.3f}",
+                f"{v.df:.1f}",
+                f"{v.p:.3g}",
+                f"{v.p_holm:.3g}",
+                f"{v.mde:.3f}",
+                paper,
+                _size(v.documents_needed, v.paper_in_metric),
+                _size(v.seeds_needed, v.paper_in_metric if v.seed_sd > 0 else None),
+                f"{len(v.tasks)} x {v.documents}",
+                v.seeds or "-",
+                f"{v.metric} ({v.rule}{', clean subset' if v.subset == 'clean' else ''})",
+            ]
+        )
+    caption = (
+        f"Claims ({len(verdicts)}), decided by code on unclipped normalized scores: t-type 95% interval and "
+        f"two-sided p-value from two variance components (documents: paired bootstrap; training seeds: "
+        f"between-seed variance / seeds) with Welch-Satterthwaite degrees of freedom (df); p Holm-corrected "
+        f"at family-wise alpha {claims.alpha}. MDE at {claims.power:.0%} power and alpha/{len(verdicts)}, "
+        f"with the standard error under the alternative. 'paper' is its magnitude in the claim's metric "
+        f"(blank: reported in another metric, so no size verdict); 'docs needed' (per task, seeds kept) and "
+        f"'seeds needed' (documents kept) are the sizes at which the MDE reaches it ('never': the other "
+        f"component alone is too large). 'sd docs / seeds': the "
+        f"two components' standard deviations; 'seeds': the treatment's training seeds."
+    )
     if preregistration:
         caption = preregistration + "\n\n" + caption
     control = positive_control_note(verdicts)

@@ -195,8 +195,9 @@ def probe(study: Study, steps: int = 16, documents: int = 8, device: str | None 
     try:
         for model in study.spec.models:
             recipe = next((r for r in study.train_recipes if r.base_model == model.model), None)
-            step = next((s for s in study.evals if s.checkpoint.model == model.label and s.checkpoint.role == "vanilla"),
-                        None)
+            step = next(
+                (s for s in study.evals if s.checkpoint.model == model.label and s.checkpoint.role == "vanilla"), None
+            )
             tokenizer, note = _tokenizer(model.model, _fallback(model.prompt_format))
             found: dict[str, object] = {"model": model.model, "device": _device_name(device)}
             if recipe is not None:
@@ -236,4 +237,3 @@ def _device_name(device: str | None) -> str:
     if torch.cuda.is_available() and device != "cpu":
         return torch.cuda.get_device_name()
     return f"CPU ({os.cpu_count()} cores)"
-

@@ -262,7 +262,9 @@ def _read(folder: Path, name: str, required: bool) -> dict:
     return data
 
 
-def _replace_models(spec: StudyFile, where: str, full: bool, models: Mapping[str, str] | None) -> tuple[StudyFile, bool]:
+def _replace_models(
+    spec: StudyFile, where: str, full: bool, models: Mapping[str, str] | None
+) -> tuple[StudyFile, bool]:
     """The study's models after ``full: models:`` and ``--model LABEL=MODEL`` (same labels:
     merge.yaml and claims.yaml name them)."""
     current = list(spec.models)
@@ -396,8 +398,20 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
                         tasks=tasks, limit=eval_set.limit, shots=shots,
                         folder=str(root / "evals" / point.label.replace("/", "--") / f"{name}-set{i}"),
                         include_paths=evals.include_paths))
-    return Study(folder=str(folder), root=str(root), spec=spec, models_supplied=supplied, train=train, merge=merge, eval=evals, full=full,
-                 train_recipes=train_recipes, merge_recipes=merge_recipes, checkpoints=checkpoints, evals=steps)
+    return Study(
+        folder=str(folder),
+        root=str(root),
+        spec=spec,
+        models_supplied=supplied,
+        train=train,
+        merge=merge,
+        eval=evals,
+        full=full,
+        train_recipes=train_recipes,
+        merge_recipes=merge_recipes,
+        checkpoints=checkpoints,
+        evals=steps,
+    )
 
 
 def model_families(study: Study) -> dict[str, str | None]:

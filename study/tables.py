@@ -82,8 +82,10 @@ def collapse_footnotes(boot: Bootstrap, rows: Sequence[Row], tasks: Sequence[str
                     if found is None or not found.collapsed:
                         continue
                     which = f"{row.model}/{row.name}" + (f" seed {seed}" if seed is not None else "")
-                    lines.append(f"- {which}, {task}: answers {shares(found.predicted, found.docs)}; gold "
-                                 f"{shares(found.gold, found.docs)} (distance {found.distance:.2f}, MCC {found.mcc:+.2f})")
+                    lines.append(
+                        f"- {which}, {task}: answers {shares(found.predicted, found.docs)}; gold "
+                        f"{shares(found.gold, found.docs)} (distance {found.distance:.2f}, MCC {found.mcc:+.2f})"
+                    )
     return "\n".join(lines)
 
 
@@ -136,10 +138,25 @@ def seen_unseen_table(study: Study, boot: Bootstrap | None = None) -> tuple[str,
                *[short[t] for t in unseen], "unseen mean [95% CI]", "Δ unseen vs zero-shot"]
     table = []
     for baseline in _baseline_rows(boot, rows, seen + unseen, metric):
-        table.append(["(no model)", baseline["row"], "", *[fmt(baseline.get(t)) for t in seen],
-                      fmt(np.mean([baseline[t] for t in seen if t in baseline]) if any(t in baseline for t in seen) else None), "",
-                      *[fmt(baseline.get(t)) for t in unseen],
-                      fmt(np.mean([baseline[t] for t in unseen if t in baseline]) if any(t in baseline for t in unseen) else None), ""])
+        table.append(
+            [
+                "(no model)",
+                baseline["row"],
+                "",
+                *[fmt(baseline.get(t)) for t in seen],
+                fmt(
+                    np.mean([baseline[t] for t in seen if t in baseline]) if any(t in baseline for t in seen) else None
+                ),
+                "",
+                *[fmt(baseline.get(t)) for t in unseen],
+                fmt(
+                    np.mean([baseline[t] for t in unseen if t in baseline])
+                    if any(t in baseline for t in unseen)
+                    else None
+                ),
+                "",
+            ]
+        )
     for row, r in zip(rows, records):
         table.append([
             r["model"], r["row"], len(r["seeds"]) or "-", *[fmt(r.get(t)) + _collapse_mark(boot, row, t) for t in seen],
@@ -153,33 +170,63 @@ def seen_unseen_table(study: Study, boot: Bootstrap | None = None) -> tuple[str,
             return ""
         return f"{for_display(value):.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
 
-    beside = [[r["model"], r["row"],
-               *[fmt(r.get(f"{part} {m}")) for part in ("seen", "unseen") for m in dict.fromkeys((metric, "f1_macro", "mcc"))],
-               *[shown(r.get(f"{part} {NORMALIZED} normalized"), r.get(f"{part} {NORMALIZED} normalized CI"))
-                 for part in ("seen", "unseen")],
-               len(r.get("collapsed", {}))] for r in records]
+    beside = [
+        [
+            r["model"],
+            r["row"],
+            *[
+                fmt(r.get(f"{part} {m}"))
+                for part in ("seen", "unseen")
+                for m in dict.fromkeys((metric, "f1_macro", "mcc"))
+            ],
+            *[
+                shown(r.get(f"{part} {NORMALIZED} normalized"), r.get(f"{part} {NORMALIZED} normalized CI"))
+                for part in ("seen", "unseen")
+            ],
+            len(r.get("collapsed", {})),
+        ]
+        for r in records
+    ]
     metric_headers = list(dict.fromkeys((metric, "f1_macro", "mcc")))
     trained = {t for c in study.checkpoints for t in c.trained_on}
     untrained = [t for t in seen if t not in trained]
     footnotes = collapse_footnotes(boot, rows, seen + unseen)
-    text = (f"Metric: {metric}; seen = {', '.join(seen)}; unseen = {', '.join(unseen)}. "
-            + (f"In the seen group but trained on by no run of this study: {', '.join(untrained)} "
-               f"(the seen means include them; the claims list their tasks). " if untrained else "")
-            + f"{seeds_caption(rows)} ({spec.resamples} resamples, paired for Δ). The '(no model)' rows are "
-            f"trivial answers on the same documents: the slice's majority label, the training split's most "
-            f"frequent label, uniform random guessing, guessing with the training split's label shares.\n\n"
-            + tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
-            + "\n\n" + COLLAPSE_NOTE + ("\n\n" + footnotes if footnotes else "")
-            + "\n\nFT single: each seen task is scored by the single-task model trained on it; each unseen task by "
-              "the mean of all single-task models. A blank cell was not scored in that setting: the row's mean "
-              "covers the tasks it has, and its Δ compares only the tasks both rows scored."
-            + f"\n\nBeside {metric}: macro-F1 and MCC (a constant answer scores MCC 0), and macro-F1 normalized to "
-              f"the best trivial baseline ((s - b) / (1 - b)), shown clipped at 0 (no better than a trivial answer) "
-              f"with the interval of the unclipped score, which the claims use; means over each row's scored "
-              f"tasks.\n\n"
-            + tabulate(beside, headers=["model", "row", *[f"{part} {m}" for part in ("seen", "unseen") for m in metric_headers],
-                                        f"seen {NORMALIZED} normalized", f"unseen {NORMALIZED} normalized",
-                                        "collapsed cells"], tablefmt="github", disable_numparse=True))
+    text = (
+        f"Metric: {metric}; seen = {', '.join(seen)}; unseen = {', '.join(unseen)}. "
+        + (
+            f"In the seen group but trained on by no run of this study: {', '.join(untrained)} "
+            f"(the seen means include them; the claims list their tasks). "
+            if untrained
+            else ""
+        )
+        + f"{seeds_caption(rows)} ({spec.resamples} resamples, paired for Δ). The '(no model)' rows are "
+        f"trivial answers on the same documents: the slice's majority label, the training split's most "
+        f"frequent label, uniform random guessing, guessing with the training split's label shares.\n\n"
+        + tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+        + "\n\n"
+        + COLLAPSE_NOTE
+        + ("\n\n" + footnotes if footnotes else "")
+        + "\n\nFT single: each seen task is scored by the single-task model trained on it; each unseen task by "
+        "the mean of all single-task models. A blank cell was not scored in that setting: the row's mean "
+        "covers the tasks it has, and its Δ compares only the tasks both rows scored."
+        + f"\n\nBeside {metric}: macro-F1 and MCC (a constant answer scores MCC 0), and macro-F1 normalized to "
+        f"the best trivial baseline ((s - b) / (1 - b)), shown clipped at 0 (no better than a trivial answer) "
+        f"with the interval of the unclipped score, which the claims use; means over each row's scored "
+        f"tasks.\n\n"
+        + tabulate(
+            beside,
+            headers=[
+                "model",
+                "row",
+                *[f"{part} {m}" for part in ("seen", "unseen") for m in metric_headers],
+                f"seen {NORMALIZED} normalized",
+                f"unseen {NORMALIZED} normalized",
+                "collapsed cells",
+            ],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+    )
     return text, records, rows
 
 
@@ -220,10 +267,13 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
                          len(row.trained_seeds()) or "-",
                          *[fmt(boot.task_score(row.sources[t], t, metric_of(t))[0]) + _collapse_mark(boot, row, t)
                            if t in row.tasks() else "" for t in tasks]])
-        record: dict[str, Any] = {"checkpoint": row.model if row.kind == "vanilla" else f"{row.model}/{row.run}",
-                                  "fticl": row.fticl, "setting": row.setting,
-                                  "seeds": row.trained_seeds(),
-                                  **{t: boot.task_score(row.sources[t], t, metric_of(t))[0] for t in tasks if t in row.tasks()}}
+        record: dict[str, Any] = {
+            "checkpoint": row.model if row.kind == "vanilla" else f"{row.model}/{row.run}",
+            "fticl": row.fticl,
+            "setting": row.setting,
+            "seeds": row.trained_seeds(),
+            **{t: boot.task_score(row.sources[t], t, metric_of(t))[0] for t in tasks if t in row.tasks()},
+        }
         generated = [t for t in tasks if t in row.tasks() and metric_of(t) == "rougeL"]
         if generated:  # arXiv 2403.09162 reports BLEU beside ROUGE-L
             generation.append([record["checkpoint"], row.setting,
@@ -234,7 +284,9 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
                 fmt(boot.mean_over(row, pairs, lambda t, m=m: m, normalized=norm)[0])
                 for m, norm in (("acc", False), ("f1_macro", False), ("mcc", False))],
                 fmt(for_display(boot.mean_over(row, pairs, lambda t: "acc", normalized=True)[0]))])
-        reference = next((r for r in rows if r.model == row.model and r.kind == "vanilla" and r.setting == row.setting), None)
+        reference = next(
+            (r for r in rows if r.model == row.model and r.kind == "vanilla" and r.setting == row.setting), None
+        )
         if row.kind != "vanilla" and reference:
             cells = []
             for view in VIEWS:
@@ -251,18 +303,31 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
                 cells.append(f"{fmt(ours[0])} ({fmt(ours[0] - ref[0], ci, signed=True)}) {metrics}")
             summary.append([f"{row.model}/{row.name}", row.setting, ", ".join(row.trained_on), *cells])
         records.append(record)
-    text = (f"Change against the vanilla model in the same setting (score (Δ [95% CI])); each task on its "
-            f"type's metric. {seeds_caption(rows)} ({spec.resamples} resamples, paired).\n\n"
-            + tabulate(summary, headers=["model", "setting", "trained on", *VIEWS], tablefmt="github", disable_numparse=True)
-            + "\n\nPer task (the '(no model)' rows: trivial answers' accuracy on the same documents):\n\n"
-            + tabulate(per_task, headers=["model", "setting", "seeds", *[f"{t} ({metric_of(t)})" for t in tasks]],
-                       tablefmt="github", disable_numparse=True)
-            + "\n\n" + COLLAPSE_NOTE
-            + ("\n\n" + footnotes if (footnotes := collapse_footnotes(boot, rows, tasks)) else "")
-            + "\n\nClassification tasks, mean over each row's scored ones: accuracy beside macro-F1, MCC and "
-              "accuracy normalized to the best trivial baseline (shown clipped at 0; the claims use it unclipped):\n\n"
-            + tabulate(classification, headers=["model", "setting", "acc", "f1_macro", "mcc", "acc normalized"],
-                       tablefmt="github", disable_numparse=True))
+    text = (
+        f"Change against the vanilla model in the same setting (score (Δ [95% CI])); each task on its "
+        f"type's metric. {seeds_caption(rows)} ({spec.resamples} resamples, paired).\n\n"
+        + tabulate(
+            summary, headers=["model", "setting", "trained on", *VIEWS], tablefmt="github", disable_numparse=True
+        )
+        + "\n\nPer task (the '(no model)' rows: trivial answers' accuracy on the same documents):\n\n"
+        + tabulate(
+            per_task,
+            headers=["model", "setting", "seeds", *[f"{t} ({metric_of(t)})" for t in tasks]],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+        + "\n\n"
+        + COLLAPSE_NOTE
+        + ("\n\n" + footnotes if (footnotes := collapse_footnotes(boot, rows, tasks)) else "")
+        + "\n\nClassification tasks, mean over each row's scored ones: accuracy beside macro-F1, MCC and "
+        "accuracy normalized to the best trivial baseline (shown clipped at 0; the claims use it unclipped):\n\n"
+        + tabulate(
+            classification,
+            headers=["model", "setting", "acc", "f1_macro", "mcc", "acc normalized"],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+    )
     if generation:
         text += ("\n\nGeneration tasks, mean over each row's scored ones: ROUGE-L beside BLEU (sentence BLEU per "
                  "document, 0-1; a row with any results made before BLEU was added, task version 1.0, has none):\n\n"
@@ -404,7 +469,9 @@ def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
                 raise RecipeError(f"{Path(study.folder) / CLAIMS_FILE}: tasks: {name} belongs to the seen/unseen "
                                   f"table; this study's sets are in_domain, out_of_domain, cross_task")
             trained = next((r.trained_on for r in involved if r.kind != "vanilla"), [])
-            return sorted({t for r in involved for t in r.tasks() if t in places and view_of(t, trained, places) == name})
+            return sorted(
+                {t for r in involved for t in r.tasks() if t in places and view_of(t, trained, places) == name}
+            )
 
         def metric_of(task, metric):
             return metric or views.task_types[places[task].task_type].metric

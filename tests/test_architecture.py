@@ -112,3 +112,10 @@ def test_jsonl_lines_and_lm_eval_output_names_are_parsed_in_one_place_each():
     assert owners(r"json\.loads\((line|raw)\b|readline\(\)") == ["plumbing/jsonl.py"]
     assert owners(r"glob\(\s*f?[\"']results_") == []  # result_files.newest finds them
 
+
+
+def test_no_line_of_shipped_code_is_over_120_characters():
+    wide = [f"{path.relative_to(REPO)}:{number}" for package in (*FLOORS, "benchmarks")
+            for path in sorted((REPO / package).rglob("*.py"))
+            for number, line in enumerate(path.read_text().splitlines(), 1) if len(line) > 120]
+    assert wide == []

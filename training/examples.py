@@ -178,7 +178,9 @@ def build_examples(recipe: TrainRecipe, tokenizer, tasks: dict[str, Any] | None 
 
     if recipe.prompt_format == "instruct" and not getattr(tokenizer, "chat_template", None):
         raise RecipeError("prompt_format: instruct, but the base model's tokenizer has no chat template")
-    tasks = tasks if tasks is not None else load_tasks([t.name for t in recipe.tasks], include_paths=recipe.include_paths)
+    tasks = (
+        tasks if tasks is not None else load_tasks([t.name for t in recipe.tasks], include_paths=recipe.include_paths)
+    )
     examples = Examples()
     for spec in recipe.tasks:
         task = tasks[spec.name]

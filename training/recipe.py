@@ -94,7 +94,9 @@ class TrainingSpec(_Strict):
 
 class TrainRecipe(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run folder name")
-    base_model: str = Field(description="embedded model name, checkpoint folder, or Hub id org/name[@revision] (--online)")
+    base_model: str = Field(
+        description="embedded model name, checkpoint folder, or Hub id org/name[@revision] (--online)"
+    )
     tasks: list[TaskSpec] = Field(min_length=1)
     include_paths: list[str] = Field(default_factory=list,
                                      description="task folders beside the packaged suite (lm-eval --include_path); "

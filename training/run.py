@@ -114,7 +114,9 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
         project_dir=str(partial_dir(final) / TRACKERS) if tracking else None)
     if not accelerator.is_main_process:
         say = logger.debug  # one voice in data-parallel runs
-    work = _prepare_folders(recipe_text, final, resume, overwrite) if accelerator.is_main_process else partial_dir(final)
+    work = (
+        _prepare_folders(recipe_text, final, resume, overwrite) if accelerator.is_main_process else partial_dir(final)
+    )
     accelerator.wait_for_everyone()
     if work is None:
         say(f"{final} is already trained with this recipe; nothing to do")
@@ -267,4 +269,3 @@ def _device():
     import torch
 
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-

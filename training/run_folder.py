@@ -58,13 +58,15 @@ def model_card(*, recipe_yaml: str, run: dict[str, Any], log: Sequence[dict]) ->
     curve = [[r["step"], r["epoch"], f"{r['loss']:.4f}", f"{r['lr']:.2e}"] for r in log]
     versions = [[k, v] for k, v in run["versions"].items()]
     fticl = run["fticl_k"]
-    return card_text(f"""# {run['name']}
+    return card_text(
+        f"""# {run['name']}
 
 {_what(run)}
 
 - Prompt format: **{run['prompt_format']}** (prompts rendered by lm-eval from the task YAMLs)
 - FTICL demonstrations per prompt: **{fticl}**
-- Examples: {run['examples']} ({run['truncated']} with their prompt start cut to fit, {run['dropped']} dropped: answer longer than max_length)
+- Examples: {run['examples']} ({run['truncated']} with their prompt start cut to fit,
+  {run['dropped']} dropped: answer longer than max_length)
 - Optimizer steps: {run['steps']}; precision: {run['precision']}; processes: {run['world_size']}
 - Wall time: {run['seconds']:.1f} s; {run['tokens_per_second']:.1f} tokens/s; final loss {run['final_loss']:.4f}
 
@@ -85,9 +87,12 @@ def model_card(*, recipe_yaml: str, run: dict[str, Any], log: Sequence[dict]) ->
 ## Library versions
 
 {tabulate(versions, headers=['package', 'version'], tablefmt='github')}
-""", base_model=hub_base_model(run["base_model"]), library_name="transformers",
-                     tags=["finharness", _tag(run), *(["fticl"] if fticl else []), *(t["name"] for t in run["tasks"])],
-                     base_model_relation="finetune")
+""",
+        base_model=hub_base_model(run["base_model"]),
+        library_name="transformers",
+        tags=["finharness", _tag(run), *(["fticl"] if fticl else []), *(t["name"] for t in run["tasks"])],
+        base_model_relation="finetune",
+    )
 
 
 def _tag(run: dict[str, Any]) -> str:

@@ -39,7 +39,10 @@ class _QuietCustomDatasetNotice(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.startswith(("fin_", "gen_", "generative_", "alpaca_fin_", "label_fin_")) and "Custom kwargs can be passed to `--metadata`" in message)
+        return not (
+            message.startswith(("fin_", "gen_", "generative_", "alpaca_fin_", "label_fin_"))
+            and "Custom kwargs can be passed to `--metadata`" in message
+        )
 
 
 logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetNotice())

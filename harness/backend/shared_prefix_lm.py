@@ -102,7 +102,9 @@ class SharedPrefixLM(HFLM):
         disable = disable_tqdm or self.rank != 0
         run_hf = super(SharedPrefixLM, self).generate_until
         if not (self.prefix_reuse and self._fast_path_ok()) or not requests:
-            return by_documents(requests, lambda chunk: run_hf(chunk, disable_tqdm=True), "generate_until", disable=disable)
+            return by_documents(
+                requests, lambda chunk: run_hf(chunk, disable_tqdm=True), "generate_until", disable=disable
+            )
         if self._continuous_ok():
             return self._generate_continuously(requests, disable)
         head_of: dict[int, tuple[int, ...]] = {}
@@ -359,7 +361,11 @@ class SharedPrefixLM(HFLM):
                     desc="Running loglikelihood requests (shared prefix)")
         for head_len, members in self._prefix_groups(rows):
             # Each context keeps its last token out of the head: it scores the first answer token.
-            head = PrefixKV(self.model, members[0].first_context[:head_len], self.device, keep_logits) if head_len else None
+            head = (
+                PrefixKV(self.model, members[0].first_context[:head_len], self.device, keep_logits)
+                if head_len
+                else None
+            )
             for start in range(0, len(members), per_batch):
                 batch = members[start: start + per_batch]
                 for i, answer in self._score_batch(batch, window, keep_logits, head):
