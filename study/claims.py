@@ -363,128 +363,140 @@ def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, tas
 
     ``metric_of(task, claim_metric)`` gives a task's metric; ``task_sets(name, rows)`` the
     tasks of a named set (seen, unseen, a view of the rows' training data)."""
-    m = len(claims.claims)
-    verdicts, flags = [], []
-    for claim in claims.claims:
-        pairs = [(claim.treatment, claim.control)] + ([(claim.against.treatment, claim.against.control)]
-                                                      if claim.against else [])
-        absent = sorted({sel.model for pair in pairs for sel in pair} - {r.model for r in rows})
-        if absent:  # a model only the full study has (check_claims refuses any other)
-            verdicts.append(_untested(claim, f"this study has no {', '.join(absent)} model at this size"))
-            flags.append(f"not run at this size: no {', '.join(absent)} model")
-            continue
-        resolved = [(_find(rows, t, claim, path), _find(rows, c, claim, path)) for t, c in pairs]
-        involved = [r for pair in resolved for r in pair]
-        tasks, dropped = _tasks(claim, involved, task_sets, path)
-        boot, subset_note = (whole, "") if claim.subset == "all" else _clean(whole, involved, tasks)
-
-        def metric(t: str, claim=claim) -> str:
-            return _metric(claim, t, metric_of, path)
-
-        if claim.floor_gate is not None:
-            tasks, boot, gate_note = _gated(whole, _find(rows, claim.floor_gate, claim, path), tasks, metric, claim.id)
-            subset_note = gate_note
-            if not tasks:
-                verdicts.append(_untested(claim, gate_note))
-                flags.append(f"not testable: {claim.floor_gate.model} {claim.floor_gate.kind} clears its trivial "
-                             "baseline on none of the tasks")
-                continue
-
-        signed = [(r, sign) for (t, c), s in zip(resolved, (1.0, -1.0)) for r, sign in ((t, s), (c, -s))]
-        found: Estimate = boot.estimate(signed, tasks, metric, claim.normalized)
-        metrics = sorted({metric(t) for t in tasks})
-        treatment, control = resolved[0]
-        contrast = f"{claim.treatment.describe()} - {claim.control.describe()}"
-        if claim.against:
-            contrast = f"[{contrast}] - [{claim.against.treatment.describe()} - {claim.against.control.describe()}]"
-        docs = min(boot.documents(t) for t in tasks)
-        v = Verdict(claim.id, claim.says, claim.source, contrast, tasks,
-                    "/".join(metrics) + (" normalized" if claim.normalized else ""), claim.rule, docs,
-                    len(treatment.trained_seeds()), effect=found.point, ci=found.interval(), se=found.se,
-                    df=found.df, doc_sd=float(np.sqrt(found.doc_var)), seed_sd=float(np.sqrt(found.seed_var)),
-                    p=found.p_value())
-        notes = [f"dropped {', '.join(dropped)}"] if dropped else []
-        if subset_note:
-            notes.append(subset_note)
-        v.subset = claim.subset
-        if found.unestimated:
-            notes.append("a trained row has one seed: its training noise is not in the interval")
-
-        # Power under the alternative, at the strictest Holm level.
-        k = power_multiplier(claims.alpha / m, claims.power, found.df)
-        alternative = _alternative(boot, control, tasks, metric, claim.normalized)
-        against_var = (boot.estimate([(resolved[1][0], 1.0), (resolved[1][1], -1.0)], tasks, metric,
-                                     claim.normalized).doc_var if claim.against else 0.0)
-
-        def doc_var_at(effect: float) -> float:
-            return (alternative(effect) if alternative else found.doc_var) + against_var
-
-        mde = k * found.se
-        for _ in range(30):
-            updated = k * float(np.sqrt(doc_var_at(mde) + found.seed_var))
-            if abs(updated - mde) < 1e-5:
-                break
-            mde = updated
-        v.mde = mde
-        if not alternative:
-            notes.append("MDE from the observed document variance (no right answer to simulate the alternative with)")
-        if claim.paper_effect:
-            v.paper = f"{claim.paper_effect.value:+.3f} {claim.paper_effect.metric}"
-            v.paper_in_metric, how = _paper_in_metric(claim, tasks, metric, boot, control)
-            if how:
-                notes.append(how)
-            if v.paper_in_metric is not None:
-                target = abs(v.paper_in_metric)
-                at_target = doc_var_at(target)
-                v.documents_needed = documents_needed(docs, k, at_target, found.seed_var, target)
-                seeds = len(treatment.trained_seeds())
-                if found.seed_var > 0 and seeds:
-                    v.seeds_needed = seeds_needed(seeds, k, at_target, found.seed_var, target)
-
-        flag = ""
-        v.positive_control = claim.positive_control
-        learned = _learned(whole, treatment)
-        if learned is not None:
-            v.auc, clears = learned
-            if not clears:
-                flag = f"not testable: the treatment learned no discrimination (AUC {v.auc})"
-                notes.append("its label log-likelihoods rank the documents of the tasks it was trained on no "
-                             "better than chance: it learned the answer format or the prior, not the task")
-        if not flag and claim.floor_check and claim.normalized:
-            checks: dict[int, bool] = {}
-            for row in involved:
-                if id(row) in checks:
-                    continue
-                clears, shown = _floor(boot, row, tasks, metric)
-                checks[id(row)] = clears
-                v.floor[f"{row.model} {row.name}"] = ("clears " if clears else "at floor ") + shown
-            controls = [c for _, c in resolved]
-            if claim.direction == "decrease" and not all(checks[id(c)] for c in controls):
-                flag = "not testable: control at trivial baseline"
-                notes.append("the control's normalized score does not clear 0, so there is nothing to lose")
-            elif not any(checks[id(r)] for r in (treatment, control)):
-                flag = "not testable: both rows at trivial baseline"
-                notes.append("neither row's normalized score clears 0: the contrast compares two trivial answers")
-        v.note = "; ".join(notes)
-        verdicts.append(v)
-        flags.append(flag)
-
+    measured = [_measure(claim, claims, rows, whole, metric_of, task_sets, path) for claim in claims.claims]
+    verdicts = [v for v, _ in measured]
     tested = [v for v in verdicts if v.p is not None]  # a claim left with no task has no test
     for v, p_holm in zip(tested, holm([v.p for v in tested], claims.alpha)):
         v.p_holm = p_holm
-    for claim, v, flag in zip(claims.claims, verdicts, flags):
-        wanted = 1 if claim.direction == "increase" else -1
-        if flag:
-            v.verdict = flag
-        elif v.p_holm <= claims.alpha:
-            v.verdict = "agrees" if np.sign(v.effect) == wanted else "contradicts"
-        elif v.paper_in_metric is not None and not v.mde <= abs(v.paper_in_metric):
-            v.verdict = "not testable at this size"
-            v.note = "; ".join(filter(None, [f"MDE {v.mde:.3f} exceeds the paper's {abs(v.paper_in_metric):.3f} in "
-                                             f"this metric", v.note]))
-        else:
-            v.verdict = "inconclusive"
+    for claim, (v, flag) in zip(claims.claims, measured):
+        v.verdict = flag or _verdict(claim, v, claims.alpha)
     return verdicts
+
+
+def _verdict(claim: Claim, v: Verdict, alpha: float) -> str:
+    """A tested claim's word: decided by its Holm-corrected p, else sized against the paper's effect."""
+    if v.p_holm <= alpha:
+        wanted = 1 if claim.direction == "increase" else -1
+        return "agrees" if np.sign(v.effect) == wanted else "contradicts"
+    if v.paper_in_metric is not None and not v.mde <= abs(v.paper_in_metric):
+        v.note = "; ".join(filter(None, [f"MDE {v.mde:.3f} exceeds the paper's {abs(v.paper_in_metric):.3f} in "
+                                         f"this metric", v.note]))
+        return "not testable at this size"
+    return "inconclusive"
+
+
+def _measure(claim: Claim, claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, task_sets,
+             path: str) -> tuple[Verdict, str]:
+    """One claim's estimate, power and gates; the flag is a verdict that no p-value can change."""
+    pairs = [(claim.treatment, claim.control)] + ([(claim.against.treatment, claim.against.control)]
+                                                  if claim.against else [])
+    absent = sorted({sel.model for pair in pairs for sel in pair} - {r.model for r in rows})
+    if absent:  # a model only the full study has (check_claims refuses any other)
+        return (_untested(claim, f"this study has no {', '.join(absent)} model at this size"),
+                f"not run at this size: no {', '.join(absent)} model")
+    resolved = [(_find(rows, t, claim, path), _find(rows, c, claim, path)) for t, c in pairs]
+    involved = [r for pair in resolved for r in pair]
+    tasks, dropped = _tasks(claim, involved, task_sets, path)
+    boot, subset_note = (whole, "") if claim.subset == "all" else _clean(whole, involved, tasks)
+
+    def metric(t: str) -> str:
+        return _metric(claim, t, metric_of, path)
+
+    if claim.floor_gate is not None:
+        tasks, boot, subset_note = _gated(whole, _find(rows, claim.floor_gate, claim, path), tasks, metric, claim.id)
+        if not tasks:
+            return (_untested(claim, subset_note), f"not testable: {claim.floor_gate.model} {claim.floor_gate.kind} "
+                                                   "clears its trivial baseline on none of the tasks")
+
+    signed = [(r, sign) for (t, c), s in zip(resolved, (1.0, -1.0)) for r, sign in ((t, s), (c, -s))]
+    found: Estimate = boot.estimate(signed, tasks, metric, claim.normalized)
+    treatment, control = resolved[0]
+    contrast = f"{claim.treatment.describe()} - {claim.control.describe()}"
+    if claim.against:
+        contrast = f"[{contrast}] - [{claim.against.treatment.describe()} - {claim.against.control.describe()}]"
+    docs = min(boot.documents(t) for t in tasks)
+    v = Verdict(claim.id, claim.says, claim.source, contrast, tasks,
+                "/".join(sorted({metric(t) for t in tasks})) + (" normalized" if claim.normalized else ""),
+                claim.rule, docs, len(treatment.trained_seeds()), effect=found.point, ci=found.interval(),
+                se=found.se, df=found.df, doc_sd=float(np.sqrt(found.doc_var)),
+                seed_sd=float(np.sqrt(found.seed_var)), p=found.p_value())
+    v.subset, v.positive_control = claim.subset, claim.positive_control
+    notes = [f"dropped {', '.join(dropped)}"] if dropped else []
+    if subset_note:
+        notes.append(subset_note)
+    if found.unestimated:
+        notes.append("a trained row has one seed: its training noise is not in the interval")
+    notes += _power(v, claim, claims, boot, found, resolved, tasks, metric)
+    flag, gate_notes = _gate(v, claim, whole, boot, resolved, involved, tasks, metric)
+    v.note = "; ".join(notes + gate_notes)
+    return v, flag
+
+
+def _power(v: Verdict, claim: Claim, claims: ClaimsFile, boot: Bootstrap, found: Estimate,
+          resolved: list[tuple[Row, Row]], tasks: list[str], metric) -> list[str]:
+    """The MDE under the alternative at the strictest Holm level, and the documents and seeds at
+    which it would reach the paper's effect; returns the notes it makes."""
+    notes = []
+    treatment, control = resolved[0]
+    k = power_multiplier(claims.alpha / len(claims.claims), claims.power, found.df)
+    alternative = _alternative(boot, control, tasks, metric, claim.normalized)
+    against_var = (boot.estimate([(resolved[1][0], 1.0), (resolved[1][1], -1.0)], tasks, metric,
+                                 claim.normalized).doc_var if claim.against else 0.0)
+
+    def doc_var_at(effect: float) -> float:
+        return (alternative(effect) if alternative else found.doc_var) + against_var
+
+    mde = k * found.se
+    for _ in range(30):
+        updated = k * float(np.sqrt(doc_var_at(mde) + found.seed_var))
+        if abs(updated - mde) < 1e-5:
+            break
+        mde = updated
+    v.mde = mde
+    if not alternative:
+        notes.append("MDE from the observed document variance (no right answer to simulate the alternative with)")
+    if claim.paper_effect:
+        v.paper = f"{claim.paper_effect.value:+.3f} {claim.paper_effect.metric}"
+        v.paper_in_metric, how = _paper_in_metric(claim, tasks, metric, boot, control)
+        if how:
+            notes.append(how)
+        if v.paper_in_metric is not None:
+            target = abs(v.paper_in_metric)
+            at_target = doc_var_at(target)
+            v.documents_needed = documents_needed(v.documents, k, at_target, found.seed_var, target)
+            seeds = len(treatment.trained_seeds())
+            if found.seed_var > 0 and seeds:
+                v.seeds_needed = seeds_needed(seeds, k, at_target, found.seed_var, target)
+    return notes
+
+
+def _gate(v: Verdict, claim: Claim, whole: Bootstrap, boot: Bootstrap, resolved: list[tuple[Row, Row]],
+          involved: list[Row], tasks: list[str], metric) -> tuple[str, list[str]]:
+    """The discrimination gate (the treatment learned its tasks), then the floor check (the rows
+    clear their trivial baselines); a failed gate is the claim's verdict, with its note."""
+    treatment, control = resolved[0]
+    learned = _learned(whole, treatment)
+    if learned is not None:
+        v.auc, clears = learned
+        if not clears:
+            return (f"not testable: the treatment learned no discrimination (AUC {v.auc})",
+                    ["its label log-likelihoods rank the documents of the tasks it was trained on no "
+                     "better than chance: it learned the answer format or the prior, not the task"])
+    if not (claim.floor_check and claim.normalized):
+        return "", []
+    checks: dict[int, bool] = {}
+    for row in involved:
+        if id(row) not in checks:
+            clears, shown = _floor(boot, row, tasks, metric)
+            checks[id(row)] = clears
+            v.floor[f"{row.model} {row.name}"] = ("clears " if clears else "at floor ") + shown
+    if claim.direction == "decrease" and not all(checks[id(c)] for _, c in resolved):
+        return ("not testable: control at trivial baseline",
+                ["the control's normalized score does not clear 0, so there is nothing to lose"])
+    if not any(checks[id(r)] for r in (treatment, control)):
+        return ("not testable: both rows at trivial baseline",
+                ["neither row's normalized score clears 0: the contrast compares two trivial answers"])
+    return "", []
 
 
 def _learned(boot: Bootstrap, treatment: Row) -> tuple[str, bool] | None:
