@@ -290,6 +290,34 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
     """Read, check and expand a study folder. Nothing is written. ``models`` replaces the
     checkpoint of a model label (``--model instruct=org/name``)."""
     folder = Path(folder)
+    spec, supplied, train, merge, evals = _read_study_files(folder, full, models)
+    root = Path(output_dir or spec.output_dir) / (spec.name + ("-full" if full else ""))
+    by_label = {m.label: m for m in spec.models}
+    if len(by_label) != len(spec.models):
+        raise RecipeError(f"{folder / 'study.yaml'}: models: two models share a label")
+    vanilla = [Checkpoint(label=f"{m.label}", model=m.label, role="vanilla", path=m.model) for m in spec.models]
+    train_recipes, trained = _training_runs(folder, spec, train, by_label, root)
+    merge_recipes, merged = _merges(folder, merge, by_label, trained, train.training_seeds(), root)
+    checkpoints = vanilla + list(trained.values()) + merged
+    return Study(
+        folder=str(folder),
+        root=str(root),
+        spec=spec,
+        models_supplied=supplied,
+        train=train,
+        merge=merge,
+        eval=evals,
+        full=full,
+        train_recipes=train_recipes,
+        merge_recipes=merge_recipes,
+        checkpoints=checkpoints,
+        evals=_eval_steps(checkpoints, evals, spec, by_label, root),
+    )
+
+
+def _read_study_files(folder: Path, full: bool, models: Mapping[str, str] | None):
+    """study.yaml, train.yaml, merge.yaml and eval.yaml checked, with ``full:`` applied when asked
+    and the models replaced; returns (spec, supplied models, train, merge, eval)."""
     if not folder.is_dir():
         raise RecipeError(f"{folder}: not a study folder")
     spec = validate_mapping(StudyFile, _read(folder, "study.yaml", True), str(folder / "study.yaml"))
@@ -317,18 +345,14 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
     merge = validate_mapping(MergeFile, raw["merge"], str(folder / "merge.yaml"))
     evals = validate_mapping(EvalFile, raw["eval"], str(folder / "eval.yaml"))
     evals = evals.model_copy(update={"include_paths": beside(folder, evals.include_paths)})
-    root = Path(output_dir or spec.output_dir) / (spec.name + ("-full" if full else ""))
+    return spec, supplied, train, merge, evals
 
-    models = {m.label: m for m in spec.models}
-    if len(models) != len(spec.models):
-        raise RecipeError(f"{folder / 'study.yaml'}: models: two models share a label")
-    train_recipes, checkpoints = [], [
-        Checkpoint(label=f"{m.label}", model=m.label, role="vanilla", path=m.model) for m in spec.models]
+
+def _training_runs(folder: Path, spec: StudyFile, train: TrainFile, models: Mapping[str, Any],
+                   root: Path) -> tuple[list, dict[tuple[str, str, int], Checkpoint]]:
+    """One training recipe and checkpoint per run, model and seed (keyed by those three)."""
     seeds = train.training_seeds()
-    # One seed keeps the plain names; several give every run and merge a -s<seed> suffix.
-    def suffix(seed: int) -> str:
-        return seeded_name("", seed, seeds)
-    runs_of: dict[tuple[str, str, int], Checkpoint] = {}
+    recipes, points = [], {}
     for run in train.runs:
         for label in run.models or list(models):
             if label not in models:
@@ -341,24 +365,29 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
             tasks = [t.model_copy(update={"name": task_variant(t.name, model.prompt_format, spec.prompts)})
                      for t in tasks]
             for seed in seeds:
+                # One seed keeps the plain names; several give every run and merge a -s<seed> suffix.
                 recipe = parse_recipe({
-                    "name": f"{label}-{run.name}{suffix(seed)}", "base_model": model.model,
+                    "name": seeded_name(f"{label}-{run.name}", seed, seeds), "base_model": model.model,
                     "prompt_format": model.prompt_format,
                     "tasks": [t.model_dump() for t in tasks], "fticl": run.fticl.model_dump(),
                     "method": train.method, **({"lora": train.lora.model_dump()} if train.method == "lora" else {}),
                     "training": train.training.model_dump(), "seed": seed,
                     "output_dir": str(root / "runs"),
                 }, f"{folder / 'train.yaml'} (run {run.name}, model {label})")
-                train_recipes.append(recipe)
-                point = Checkpoint(label=f"{label}/{run.name}{suffix(seed)}", model=label, role=run.kind,
-                                   path=str(recipe.run_dir()),
-                                   recipe=str(root / "recipes" / "train" / f"{recipe.name}.yaml"),
-                                   trained_on=[t.name for t in run.tasks], covers=run.covers, fticl=run.fticl.k,
-                                   run=run.name, seed=seed)
-                checkpoints.append(point)
-                runs_of[(label, run.name, seed)] = point
+                recipes.append(recipe)
+                points[(label, run.name, seed)] = Checkpoint(
+                    label=seeded_name(f"{label}/{run.name}", seed, seeds), model=label, role=run.kind,
+                    path=str(recipe.run_dir()), recipe=str(root / "recipes" / "train" / f"{recipe.name}.yaml"),
+                    trained_on=[t.name for t in run.tasks], covers=run.covers, fticl=run.fticl.k,
+                    run=run.name, seed=seed)
+    return recipes, points
 
-    merge_recipes = []
+
+def _merges(folder: Path, merge: MergeFile, models: Mapping[str, Any],
+            runs_of: Mapping[tuple[str, str, int], Checkpoint], seeds: list[int],
+            root: Path) -> tuple[list, list[Checkpoint]]:
+    """One merge recipe and checkpoint per merge and training seed (that seed's runs merged)."""
+    recipes, points = [], []
     for entry in merge.merges:
         if entry.model not in models:
             raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.model: unknown model {entry.model!r}")
@@ -367,21 +396,26 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
             raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.runs: no training run {missing} "
                               f"for model {entry.model}")
         extra = {k: v for k, v in (("weight", entry.weight), ("density", entry.density)) if v is not None}
-        for seed in seeds:  # the runs of one training seed merged together
+        for seed in seeds:
             recipe = parse_merge_recipe({
-                "name": f"{entry.model}-{entry.name}{suffix(seed)}", "base_model": models[entry.model].model,
-                "method": entry.method,
+                "name": seeded_name(f"{entry.model}-{entry.name}", seed, seeds),
+                "base_model": models[entry.model].model, "method": entry.method,
                 "models": [{"model": runs_of[(entry.model, r, seed)].path, **extra} for r in entry.runs],
                 "parameters": entry.parameters, "dtype": merge.dtype, "seed": entry.seed,
                 "output_dir": str(root / "merges"),
             }, f"{folder / 'merge.yaml'} (merge {entry.name})")
-            merge_recipes.append(recipe)
-            checkpoints.append(Checkpoint(
-                label=f"{entry.model}/{entry.name}{suffix(seed)}", model=entry.model, role="merged",
+            recipes.append(recipe)
+            points.append(Checkpoint(
+                label=seeded_name(f"{entry.model}/{entry.name}", seed, seeds), model=entry.model, role="merged",
                 path=str(Path(recipe.output_dir) / recipe.name), run=entry.name, seed=seed,
                 recipe=str(root / "recipes" / "merge" / f"{recipe.name}.yaml"),
                 trained_on=sorted({t for r in entry.runs for t in runs_of[(entry.model, r, seed)].trained_on})))
+    return recipes, points
 
+
+def _eval_steps(checkpoints: list[Checkpoint], evals: EvalFile, spec: StudyFile, models: Mapping[str, Any],
+                root: Path) -> list[EvalStep]:
+    """One evaluation per checkpoint, setting (zero-shot, each few-shot count) and task set."""
     steps = []
     for point in checkpoints:
         settings = {"vanilla": evals.vanilla, "merged": evals.merged}.get(point.role, evals.trained)
@@ -398,20 +432,7 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
                         tasks=tasks, limit=eval_set.limit, shots=shots,
                         folder=str(root / "evals" / point.label.replace("/", "--") / f"{name}-set{i}"),
                         include_paths=evals.include_paths))
-    return Study(
-        folder=str(folder),
-        root=str(root),
-        spec=spec,
-        models_supplied=supplied,
-        train=train,
-        merge=merge,
-        eval=evals,
-        full=full,
-        train_recipes=train_recipes,
-        merge_recipes=merge_recipes,
-        checkpoints=checkpoints,
-        evals=steps,
-    )
+    return steps
 
 
 def model_families(study: Study) -> dict[str, str | None]:
