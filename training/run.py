@@ -61,14 +61,11 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     ``include_paths`` adds task folders to the recipe's own; ``online`` lets a Hub id
     ``base_model`` download."""
     import torch
-    from accelerate import Accelerator
 
     from plumbing.offline import set_offline
     from training.batching import plan_steps
-    from training.encode import encode_example
-    from training.examples import build_examples, load_tasks
-    from training.loop import StepLog, checkpoint_step, latest_checkpoint, pick_precision, train_loop
-    from training.model_setup import check_quantization, check_target_modules, load_base, trainable_model
+    from training.loop import StepLog, checkpoint_step, latest_checkpoint, train_loop
+    from training.model_setup import trainable_model
 
     if not isinstance(recipe, TrainRecipe):
         recipe = load_recipe(recipe)
@@ -84,34 +81,10 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     final = recipe.run_dir(output_dir)
 
     # Everything that can be wrong with the recipe is found before any folder is touched.
-    checkpoint = resolve_checkpoint(recipe.base_model)
-    if recipe.method == "lora":
-        check_quantization(recipe.lora)
-    check_tracker(recipe.training.report_to, online)
-    model, tokenizer = load_base(checkpoint, recipe.lora.quantize if recipe.method == "lora" else "none")
-    if recipe.method == "lora":
-        check_target_modules(model, recipe.lora)
-    tasks = load_tasks([t.name for t in recipe.tasks], include_paths=recipe.include_paths)
-    examples = build_examples(recipe, tokenizer, tasks)
-    if any(examples.skipped.values()):
-        say("leak-free: skipped training rows that overlap a test document: " + ", ".join(
-            f"{task} {n}" for task, n in examples.skipped.items() if n) + " (leak_free: false keeps them)")
-    encoded_all = [encode_example(tokenizer, ex, recipe.training.max_length) for ex in examples]
+    checkpoint, model, tokenizer, examples, encoded_all = _checked_inputs(recipe, online, say)
     encoded = [e for e in encoded_all if e is not None]
-    if not encoded:
-        raise RecipeError("training.max_length: no example's answer fits")
-
     tracking = recipe.training.report_to != "none"
-    # accelerate keeps one state per process and refuses another precision once it is set: a
-    # process that trains a bf16 recipe and then an fp32 one (a study, a test session) needs it
-    # reset. The process group (PartialState) is kept, so a distributed launch is unaffected.
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=False)
-    accelerator = Accelerator(
-        mixed_precision=pick_precision(recipe.training.precision, _device()), cpu=not torch.cuda.is_available(),
-        log_with=recipe.training.report_to if tracking else None,
-        project_dir=str(partial_dir(final) / TRACKERS) if tracking else None)
+    accelerator = _accelerator(recipe, final, tracking)
     if not accelerator.is_main_process:
         say = logger.debug  # one voice in data-parallel runs
     work = (
@@ -164,6 +137,48 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
         say(f"finished: {final}")
     accelerator.wait_for_everyone()
     return final
+
+
+def _checked_inputs(recipe: TrainRecipe, online: bool, say):
+    """The base checkpoint, model and tokenizer, the training examples and their encodings (None:
+    an answer that does not fit), each checked before any folder is touched."""
+    from training.encode import encode_example
+    from training.examples import build_examples, load_tasks
+    from training.model_setup import check_quantization, check_target_modules, load_base
+
+    checkpoint = resolve_checkpoint(recipe.base_model)
+    if recipe.method == "lora":
+        check_quantization(recipe.lora)
+    check_tracker(recipe.training.report_to, online)
+    model, tokenizer = load_base(checkpoint, recipe.lora.quantize if recipe.method == "lora" else "none")
+    if recipe.method == "lora":
+        check_target_modules(model, recipe.lora)
+    tasks = load_tasks([t.name for t in recipe.tasks], include_paths=recipe.include_paths)
+    examples = build_examples(recipe, tokenizer, tasks)
+    if any(examples.skipped.values()):
+        say("leak-free: skipped training rows that overlap a test document: " + ", ".join(
+            f"{task} {n}" for task, n in examples.skipped.items() if n) + " (leak_free: false keeps them)")
+    encoded_all = [encode_example(tokenizer, ex, recipe.training.max_length) for ex in examples]
+    if not any(e is not None for e in encoded_all):
+        raise RecipeError("training.max_length: no example's answer fits")
+    return checkpoint, model, tokenizer, examples, encoded_all
+
+
+def _accelerator(recipe: TrainRecipe, final: Path, tracking: bool):
+    import torch
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from training.loop import pick_precision
+
+    # accelerate keeps one state per process and refuses another precision once it is set: a
+    # process that trains a bf16 recipe and then an fp32 one (a study, a test session) needs it
+    # reset. The process group (PartialState) is kept, so a distributed launch is unaffected.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(
+        mixed_precision=pick_precision(recipe.training.precision, _device()), cpu=not torch.cuda.is_available(),
+        log_with=recipe.training.report_to if tracking else None,
+        project_dir=str(partial_dir(final) / TRACKERS) if tracking else None)
 
 
 def _finish(recipe, recipe_text, work, final, trained, tokenizer, checkpoint, examples, encoded_all,

@@ -79,6 +79,81 @@ def _prompt_cache(model, prompt: Prompt, device) -> list[tuple[torch.Tensor, tor
 
 
 @torch.no_grad()
+class _Slots:
+    """The batch's rows: each holds one prompt at a time, with its own cache columns and length."""
+
+    def __init__(self, model, prompts: Sequence[Prompt], slots: int, device):
+        from transformers import DynamicCache
+
+        self.model, self.prompts, self.device, self.count = model, prompts, device, slots
+        self.columns = max(len(p.tokens) + p.max_new for p in prompts)
+        self.cache = DynamicCache(config=model.config)
+        self.allocated = False
+        self.row_of: list[int | None] = [None] * slots  # prompt index held by each slot
+        self.length = torch.zeros(slots, dtype=torch.long)  # cache columns filled per slot
+        self.next_token = torch.zeros(slots, dtype=torch.long)
+        self.written: list[list[int]] = [[] for _ in range(slots)]
+        # Longest first, as hf batches them.
+        self.queue = iter(sorted(range(len(prompts)), key=lambda i: -len(prompts[i].tokens)))
+
+    def allocate(self, like: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Every layer's [slots, kv heads, columns, head dim] keys and values, shaped after
+        one prompt's ([kv heads, tokens, head dim] per layer)."""
+        for layer, (k, v) in zip(self.cache.layers, like, strict=True):
+            layer.lazy_initialization(k[None], v[None])
+            layer.keys = k.new_zeros(self.count, k.shape[0], self.columns, k.shape[2])
+            layer.values = v.new_zeros(self.count, v.shape[0], self.columns, v.shape[2])
+            layer.update = MethodType(_write_at_rows, layer)
+        self.allocated = True
+
+    def allocate_from_probe(self) -> None:
+        """Shapes from a dry run of one token (every prompt is one token long: no prompt cache)."""
+        from transformers import DynamicCache
+
+        probe = DynamicCache(config=self.model.config)
+        self.model(input_ids=torch.tensor([[0]], device=self.device), past_key_values=probe, use_cache=True,
+                   logits_to_keep=1)
+        self.allocate([(layer.keys[0], layer.values[0]) for layer in probe.layers])
+
+    def admit(self, slot: int) -> bool:
+        """The next prompt into ``slot``: all its tokens but the last in the slot's cache columns."""
+        index = next(self.queue, None)
+        self.row_of[slot] = index
+        if index is None:
+            return False
+        prompt = self.prompts[index]
+        kv = _prompt_cache(self.model, prompt, self.device)
+        n = len(prompt.tokens) - 1
+        if kv is not None:
+            if not self.allocated:
+                self.allocate(kv)
+            for layer, (k, v) in zip(self.cache.layers, kv, strict=True):
+                layer.keys[slot, :, :n] = k
+                layer.values[slot, :, :n] = v
+        self.length[slot] = n
+        self.next_token[slot] = prompt.tokens[-1]
+        self.written[slot] = []
+        return True
+
+    def busy(self) -> bool:
+        return any(r is not None for r in self.row_of)
+
+    def step(self, dtype: torch.dtype) -> torch.Tensor:
+        """One decoding step of every slot (each at its own position, seeing its own columns):
+        the argmax token per slot, over float32 logits."""
+        width = int(self.length.max()) + 1
+        for layer in self.cache.layers:
+            layer.write_at, layer.width = self.length.to(self.device), width
+        visible = torch.arange(width)[None, :] <= self.length[:, None]
+        mask = torch.zeros((self.count, 1, 1, width), dtype=dtype).masked_fill_(
+            ~visible[:, None, None, :], torch.finfo(dtype).min)
+        logits = self.model(
+            input_ids=self.next_token[:, None].to(self.device), position_ids=self.length[:, None].to(self.device),
+            attention_mask=mask.to(self.device), past_key_values=self.cache, use_cache=True, logits_to_keep=1,
+        ).logits
+        return logits[:, -1, :].to(torch.float32).argmax(dim=-1).cpu()
+
+
 def decode_greedily(
     model,
     prompts: Sequence[Prompt],
@@ -91,90 +166,33 @@ def decode_greedily(
     """The greedy answer to every prompt (new tokens only, the end-of-sequence token kept).
 
     ``text_done(index, tokens)``: whether prompt ``index``'s answer text already holds a
-    stop string. Prompts
-    are taken longest first, as hf batches them; ``on_done(index, tokens)`` is called as
-    each answer is finished.
+    stop string. Prompts are taken longest first, as hf batches them; ``on_done(index,
+    tokens)`` is called as each answer is finished.
     """
-    from transformers import DynamicCache
-
-    answers: list[list[int] | None] = [None] * len(prompts)
     if not prompts:
         return []
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i].tokens))
-    columns = max(len(p.tokens) + p.max_new for p in prompts)
-    slots = max(1, min(slots, len(prompts)))
+    answers: list[list[int] | None] = [None] * len(prompts)
+    rows = _Slots(model, prompts, max(1, min(slots, len(prompts))), device)
     dtype = model.dtype if model.dtype.is_floating_point else torch.float32
-    neg = torch.finfo(dtype).min
-
-    cache = DynamicCache(config=model.config)
-    allocated = False
-    row_of: list[int | None] = [None] * slots  # prompt index held by each slot
-    length = torch.zeros(slots, dtype=torch.long)  # cache columns filled per slot
-    next_token = torch.zeros(slots, dtype=torch.long)
-    written: list[list[int]] = [[] for _ in range(slots)]
-    queue = iter(order)
-
-    def allocate(like: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Every layer's [slots, kv heads, columns, head dim] keys and values, shaped after
-        one prompt's ([kv heads, tokens, head dim] per layer)."""
-        nonlocal allocated
-        for layer, (k, v) in zip(cache.layers, like, strict=True):
-            layer.lazy_initialization(k[None], v[None])
-            layer.keys = k.new_zeros(slots, k.shape[0], columns, k.shape[2])
-            layer.values = v.new_zeros(slots, v.shape[0], columns, v.shape[2])
-            layer.update = MethodType(_write_at_rows, layer)
-        allocated = True
-
-    def admit(slot: int) -> bool:
-        index = next(queue, None)
-        row_of[slot] = index
-        if index is None:
-            return False
-        prompt = prompts[index]
-        kv = _prompt_cache(model, prompt, device)
-        n = len(prompt.tokens) - 1
-        if kv is not None:
-            if not allocated:
-                allocate(kv)
-            for layer, (k, v) in zip(cache.layers, kv, strict=True):
-                layer.keys[slot, :, :n] = k
-                layer.values[slot, :, :n] = v
-        length[slot] = n
-        next_token[slot] = prompt.tokens[-1]
-        written[slot] = []
-        return True
-
-    for slot in range(slots):
-        admit(slot)
-    if not allocated:  # every prompt is one token long: shapes from a dry run of one token
-        probe = DynamicCache(config=model.config)
-        model(input_ids=torch.tensor([[0]], device=device), past_key_values=probe, use_cache=True, logits_to_keep=1)
-        allocate([(layer.keys[0], layer.values[0]) for layer in probe.layers])
-
-    while any(r is not None for r in row_of):
-        width = int(length.max()) + 1
-        for layer in cache.layers:
-            layer.write_at, layer.width = length.to(device), width
-        visible = torch.arange(width)[None, :] <= length[:, None]
-        mask = torch.zeros((slots, 1, 1, width), dtype=dtype).masked_fill_(~visible[:, None, None, :], neg)
-        logits = model(
-            input_ids=next_token[:, None].to(device), position_ids=length[:, None].to(device),
-            attention_mask=mask.to(device), past_key_values=cache, use_cache=True, logits_to_keep=1,
-        ).logits
-        chosen = logits[:, -1, :].to(torch.float32).argmax(dim=-1).cpu()
-        for slot in range(slots):
-            index = row_of[slot]
+    for slot in range(rows.count):
+        rows.admit(slot)
+    if not rows.allocated:
+        rows.allocate_from_probe()
+    while rows.busy():
+        chosen = rows.step(dtype)
+        for slot in range(rows.count):
+            index = rows.row_of[slot]
             if index is None:
                 continue
             token = int(chosen[slot])
-            written[slot].append(token)
-            length[slot] += 1
-            next_token[slot] = token
-            tokens = written[slot]
+            tokens = rows.written[slot]
+            tokens.append(token)
+            rows.length[slot] += 1
+            rows.next_token[slot] = token
             if token in eos_ids or len(tokens) >= prompts[index].max_new or text_done(index, tokens):
                 answers[index] = tokens
                 if on_done is not None:
                     on_done(index, tokens)
-                if not admit(slot):
-                    length[slot] = 0  # an idle slot: attends to column 0 only, its output unused
+                if not rows.admit(slot):
+                    rows.length[slot] = 0  # an idle slot: attends to column 0 only, its output unused
     return answers  # type: ignore[return-value]
