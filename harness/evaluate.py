@@ -193,17 +193,6 @@ def backend_model_args(req: EvalRequest, model: ResolvedModel) -> dict[str, Any]
     return {**args, **req.model_args, "trust_remote_code": False}
 
 
-def parse_model_args(text: str) -> dict[str, Any]:
-    """``key=value,key=value`` parsed by lm-eval's own CLI parser (values typed: ``False``
-    is a bool, ``64`` an int), so ``--model_args`` means what it means to ``lm_eval``."""
-    from lm_eval._cli.utils import key_val_to_dict
-
-    try:
-        return key_val_to_dict(text)
-    except ValueError as err:
-        raise ValueError(f"--model_args: {err}") from None
-
-
 def contamination_record(samples: dict[str, list[dict]], manager, checkpoint: Path, num_fewshot: int | None) -> dict:
     """The checkpoint's lineage; when it is known, each scored task's overlap with it (and with
     the task's few-shot pool and other splits) and clean-subset scores; with few-shot

@@ -4,7 +4,8 @@ import json
 import pytest
 import torch
 
-from harness.evaluate import EvalRequest, backend_model_args, parse_model_args, run_eval
+from finharness.main import build_parser
+from harness.evaluate import EvalRequest, backend_model_args, run_eval
 from plumbing.checkpoints import CheckpointError, resolve_model
 from tests.conftest import build_tiny_checkpoint
 
@@ -82,7 +83,12 @@ def test_adapter_and_delta_mistakes_are_named(trio, tmp_path):
         resolve_model(str(pickled))
 
 
-def test_scale_out_flags_reach_lm_eval_as_its_own_model_args(trio):
+def parse_model_args(text: str) -> dict:
+    """``--model_args TEXT`` as `finharness eval` parses it (lm-eval's own argparse action)."""
+    return build_parser().parse_args(["eval", "-m", "x", "--model_args", text]).model_args
+
+
+def test_scale_out_flags_reach_lm_eval_as_its_own_model_args(trio, capsys):
     base, adapter, _, delta = trio
     resolved = resolve_model(str(adapter))
     vllm = EvalRequest(model=str(adapter), backend="vllm", dtype="bfloat16",
@@ -100,5 +106,6 @@ def test_scale_out_flags_reach_lm_eval_as_its_own_model_args(trio):
         backend_model_args(EvalRequest(model="x", model_args={"trust_remote_code": "True"}), resolved)
     with pytest.raises(CheckpointError, match="cannot apply delta"):
         backend_model_args(EvalRequest(model="x", backend="vllm"), resolve_model(str(delta), str(base), "delta"))
-    with pytest.raises(ValueError, match="--model_args: expected `key=value`, got 'parallelize'"):
+    with pytest.raises(SystemExit):  # argparse's usage error, exit 2
         parse_model_args("parallelize")
+    assert "expected `key=value`, got 'parallelize'" in capsys.readouterr().err
