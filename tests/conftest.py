@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.checkpoints import build_tiny_checkpoint
 
 # Nothing in the suite may touch the network.
 for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -13,85 +16,10 @@ for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
 # Request caches of this session stay in a scratch folder, not in the user's cache.
 os.environ["FINHARNESS_LM_CACHE"] = tempfile.mkdtemp(prefix="finharness-lm-cache-")
 
-CORPUS = [
-    "Analyze the sentiment of this statement extracted from a financial news article.",
-    "Provide your answer as either negative, positive, or neutral.",
-    "Text: Operating profit rose to EUR 13.1 mn from EUR 8.7 mn. Answer: positive",
-    "The company has no plans to move production. Answer: neutral",
-    "Sales fell sharply and the outlook was cut. Answer: negative",
-]
-
-
-def build_tiny_checkpoint(path: Path, *, chat_template: str | None = None) -> Path:
-    """A 2-layer Llama with a byte-level BPE tokenizer trained on a few sentences."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(CORPUS, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>", model_max_length=1024,
-    )
-    if chat_template:
-        tokenizer.chat_template = chat_template
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
-    tokenizer.save_pretrained(path)
-    return path
-
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-llama"))
-
-
-def perturbed_copy(base: Path, dest: Path, seed: int, scale: float = 0.02) -> Path:
-    """Another model of the same architecture: every weight moved by seeded noise."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(base)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * scale)
-    model.save_pretrained(dest, safe_serialization=True)
-    AutoTokenizer.from_pretrained(base).save_pretrained(dest)
-    return dest
-
-
-def build_tiny_gemma3(path: Path, tokenizer_from: Path, sliding_window: int = 16) -> Path:
-    """A 2-layer Gemma-3 text model (one sliding-window layer, one full layer), like the
-    embedded Gemma-3-270M but small; the tokenizer is ``tokenizer_from``'s."""
-    import torch
-    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=1024,
-        layer_types=["sliding_attention", "full_attention"], sliding_window=sliding_window,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    Gemma3ForCausalLM(config).save_pretrained(path, safe_serialization=True)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture
@@ -100,3 +28,25 @@ def progress():
     from plumbing.logs import show_progress
 
     show_progress()
+
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+@pytest.fixture
+def browser():
+    """A headless Chromium (the page and served-app tests); CI must have it."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser test: ./install.sh --test installs chromium and chromium-driver")
+        pytest.skip("no chromium/chromedriver (./install.sh --test installs them with apt-get)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+

@@ -7,7 +7,7 @@ import torch
 from finharness.main import build_parser
 from harness.evaluate import EvalRequest, backend_model_args, run_eval
 from plumbing.checkpoints import CheckpointError, resolve_model
-from tests.conftest import build_tiny_checkpoint
+from tests.helpers.checkpoints import build_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

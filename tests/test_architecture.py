@@ -119,3 +119,12 @@ def test_no_line_of_shipped_code_is_over_120_characters():
             for path in sorted((REPO / package).rglob("*.py"))
             for number, line in enumerate(path.read_text().splitlines(), 1) if len(line) > 120]
     assert wide == []
+
+
+def test_test_modules_share_helpers_only_through_tests_helpers():
+    """A test module imports no other test module (nor conftest): shared builders live in tests/helpers/."""
+    import re
+
+    borrowing = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("*.py")
+                       if re.search(r"^\s*from tests\.(conftest|(\w+\.)*test_\w+) import", p.read_text(), re.M))
+    assert borrowing == []

@@ -139,7 +139,7 @@ def test_a_merge_inherits_its_inputs_lineage(runs, leaky_task, tiny_checkpoint, 
 
 
 def test_a_merge_with_an_input_of_unknown_lineage_is_unknown(runs, tiny_checkpoint, tmp_path):
-    from tests.conftest import perturbed_copy
+    from tests.helpers.checkpoints import perturbed_copy
 
     stranger = perturbed_copy(tiny_checkpoint, tmp_path / "stranger", seed=9)
     [merged] = merge_recipe(parse_merge_recipe({

@@ -58,7 +58,7 @@ def test_scores_follow_from_the_logged_samples(outcome):
 
 
 def test_chat_template_is_applied_for_instruct_checkpoints(tmp_path):
-    from tests.conftest import build_tiny_checkpoint
+    from tests.helpers.checkpoints import build_tiny_checkpoint
 
     chat_model = build_tiny_checkpoint(tmp_path / "chat", chat_template=CHAT)
 

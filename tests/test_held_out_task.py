@@ -15,22 +15,14 @@ from fin_tasks import TASKS_DIR
 from finharness.main import main
 from harness.measures import read_scores
 from leaderboard.store import Board
-from leaderboard.submission import SubmissionError, load_submission
+from leaderboard.submission import load_submission
 from leaderboard.submit import submit
 from leaderboard.table import board_rows
-from tests.conftest import build_tiny_checkpoint, perturbed_copy
+from tests.helpers.checkpoints import build_tiny_checkpoint, perturbed_copy
+from tests.helpers.tasks import HELD_OUT_TASK, readme_files
 
 REPO = Path(__file__).resolve().parents[1]
-TASK = "fin_earnings_tone"
-
-
-def readme_files() -> dict[str, str]:
-    """``<!-- file: PATH -->`` followed by a fenced block, in the README's held-out section."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("## Adding a held-out task"):]
-    section = section[:section.index("\n## ", 3)]
-    blocks = re.findall(r"<!-- file: (\S+) -->\n```\w*\n(.*?)```", section, flags=re.S)
-    return {path: body for path, body in blocks}
+TASK = HELD_OUT_TASK
 
 
 @pytest.fixture(scope="module")

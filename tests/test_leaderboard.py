@@ -18,7 +18,7 @@ from leaderboard.store import Board, DuplicateEntry, settings_key
 from leaderboard.submission import SubmissionError, load_submission
 from leaderboard.submit import submit
 from leaderboard.table import board_rows, show
-from tests.conftest import build_tiny_checkpoint, perturbed_copy
+from tests.helpers.checkpoints import build_tiny_checkpoint, perturbed_copy
 
 TASKS = ["fin_fpb", "fin_fomc", "fin_finarg_auc", "fin_fincausal"]  # two seen, two unseen
 SEEN, UNSEEN = ["fin_fpb", "fin_fomc"], ["fin_finarg_auc", "fin_fincausal"]

@@ -1,42 +1,11 @@
 """submit -> render -> the page in headless Chromium shows the entries and sorts by a click."""
 import os
-import shutil
 
-import pytest
 
 from finharness.main import main
-from leaderboard.store import Board, settings_key
-from tests.conftest import build_tiny_checkpoint
-
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser():
-    if not (CHROMIUM and CHROMEDRIVER):
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser test: ./install.sh --test installs chromium and chromium-driver")
-        pytest.skip("no chromium/chromedriver (./install.sh --test installs them with apt-get)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-
-
-def add(board: Board, model: str, fpb: float, finarg: float, **extra) -> int:
-    fields = dict(model=model, revision=f"rev-{model}", precision="float32", weight_type="original",
-                  chat_template=True, settings=settings_key(["fin_fpb", "fin_finarg_auc"], 0, 50),
-                  model_type="instruct", base_model=None, recipe=None, recipe_text=None, results_path="-",
-                  scores={"fin_fpb": {"acc": fpb, "f1_macro": fpb / 2}, "fin_finarg_auc": {"acc": finarg}},
-                  docs={"fin_fpb": 50, "fin_finarg_auc": 50}, metadata={})
-    fields.update(extra)
-    return board.add(fields)
+from leaderboard.store import Board
+from tests.helpers.checkpoints import build_tiny_checkpoint
+from tests.helpers.boards import add
 
 
 def test_the_rendered_board_shows_every_entry_and_sorts_by_any_column(browser, tmp_path, capsys):

@@ -1,32 +1,13 @@
 """`finharness leaderboard serve`: the Gradio app started as a user starts it, driven in headless Chromium."""
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from leaderboard.store import Board
-from tests.test_leaderboard_page import add, browser  # noqa: F401  (the Chromium fixture)
+from tests.helpers.boards import entries, serve_board
 
 pytest.importorskip("gradio", reason="the board extra: pip install 'finharness[board]'")
-
-MERGE_RECIPE = ("method: task_arithmetic\nbase_model: smollm2-135m-instruct\nmodels:\n"
-                "  - {model: runs/fpb-lora, weight: 0.25}\n  - {model: runs/fomc-lora, weight: 0.75}\n")
-
-
-def entries(board: Board) -> None:
-    add(board, "smollm2-135m-instruct", fpb=0.45, finarg=0.40)
-    add(board, "fin-merge-ta", fpb=0.70, finarg=0.55, model_type="merged", base_model="smollm2-135m-instruct",
-        recipe="recipes/merges/ta.yaml", recipe_text=MERGE_RECIPE,
-        metadata={"baselines": {"fin_fpb": {"predicted": {"neutral": 48, "positive": 2}, "collapsed": "neutral",
-                                            "baselines": {"majority": {"f1_macro": 0.26}}, "normalized": {"f1_macro": 0.0}}}})
-    add(board, "fin-fpb-lora", fpb=0.90, finarg=0.20, model_type="fine-tuned", base_model="smollm2-135m-instruct")
 
 
 def test_filters_and_drill_down_without_a_browser(tmp_path):
@@ -51,37 +32,6 @@ def test_filters_and_drill_down_without_a_browser(tmp_path):
     # Submitter-chosen text is escaped for Markdown (it renders as the same text); the recipe is
     # shown in its own code component, not here.
     assert "### #2 fin\\-merge\\-ta" in text and "method: task_arithmetic" not in text
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serve_board(board: Board):
-    """`finharness leaderboard serve` started as a user starts it; yields its address."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "finharness", "leaderboard", "serve", "--board", str(board.path),
-                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               cwd=Path(__file__).resolve().parents[1])
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url, timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail(f"the app did not answer on {url}: {process.stdout.read().decode()[-2000:]}")
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from harness.evaluate import EvalRequest, run_eval
 from harness.lm_cache import cache_path, checkpoint_fingerprint, model_fingerprint
 from harness.backend.shared_prefix_lm import SharedPrefixLM
-from tests.conftest import build_tiny_checkpoint
+from tests.helpers.checkpoints import build_tiny_checkpoint
 
 
 @pytest.fixture

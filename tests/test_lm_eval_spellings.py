@@ -9,8 +9,8 @@ import pytest
 
 from finharness.main import main
 from plumbing.checkpoints import CheckpointError, resolve_checkpoint
-from tests.conftest import build_tiny_checkpoint
-from tests.test_measures import write_results
+from tests.helpers.checkpoints import build_tiny_checkpoint
+from tests.helpers.tasks import write_results
 
 CHAT = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
 

@@ -6,16 +6,7 @@ import pytest
 
 from finharness.main import main
 from harness.measures import change_table, read_scores
-
-
-def write_results(folder, scores, groups=()):
-    folder.mkdir(parents=True)
-    results = {task: {"alias": task, "acc,none": acc, "acc_stderr,none": "N/A"} for task, acc in scores.items()}
-    for group in groups:
-        results[group] = {"alias": group, "acc,none": 0.0}
-    (folder / "results_2026-11-22T00-00-00.json").write_text(
-        json.dumps({"results": results, "groups": {g: {} for g in groups}}))
-    return folder
+from tests.helpers.tasks import write_results
 
 
 def test_change_by_hand():

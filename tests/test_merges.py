@@ -15,7 +15,7 @@ from plumbing.folders import read_manifest
 from merges import run as merge_run
 from merges.recipe import parse_merge_recipe
 from merges.run import merge_recipe, plan
-from tests.conftest import build_tiny_checkpoint, perturbed_copy
+from tests.helpers.checkpoints import build_tiny_checkpoint, perturbed_copy
 from plumbing.recipes import RecipeError
 from training.recipe import parse_recipe
 from training.run import train_recipe

@@ -8,7 +8,7 @@ from lm_eval.models.huggingface import HFLM
 from harness.backend import prefix_cache
 from harness.backend.prefix_cache import group_by_shared_prefix
 from harness.backend.shared_prefix_lm import SharedPrefixLM
-from tests.conftest import build_tiny_gemma3
+from tests.helpers.checkpoints import build_tiny_gemma3
 
 TOL = 1e-4  # float32
 
@@ -170,7 +170,7 @@ def assert_same_answers(expected: dict, got: dict):
 def test_chat_template_and_few_shot_prompts_match_hf(tmp_path):
     """A chat checkpoint, two-shot prompts, multiple-choice and generative tasks of both
     suites in one run: the same answers, document by document, and the same metrics."""
-    from tests.conftest import build_tiny_checkpoint
+    from tests.helpers.checkpoints import build_tiny_checkpoint
 
     chat = str(build_tiny_checkpoint(tmp_path / "chat", chat_template=CHAT))
     tasks = ["fin_fpb", "fin_finred", "generative_fin_fomc", "gen_question_socialiqa"]

@@ -44,7 +44,7 @@ def test_a_document_counts_once_its_last_request_is_answered_in_any_order(capsys
 
 def test_the_default_backend_shows_documents_and_tasks(tmp_path, capsys):
     from harness.evaluate import EvalRequest, run_eval
-    from tests.conftest import build_tiny_checkpoint
+    from tests.helpers.checkpoints import build_tiny_checkpoint
 
     model = build_tiny_checkpoint(tmp_path / "tiny")
     run_eval(EvalRequest(model=str(model), tasks=["fin_fpb", "fin_fomc"], limit=3, use_cache=False))

@@ -22,8 +22,8 @@ from harness.stats import read_samples
 from leaderboard.store import Board
 from study.run import run_study
 from study.spec import load_study
-from tests.conftest import build_tiny_checkpoint
-from tests.test_training import CHATML
+from tests.helpers.checkpoints import build_tiny_checkpoint
+from tests.helpers.training import CHATML
 from plumbing.recipes import RecipeError
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "studies"
@@ -348,7 +348,7 @@ def test_full_models_replace_the_cpu_defaults_with_the_same_labels(tmp_path, tin
 
 def test_a_one_family_study_refuses_supplied_models_of_two_families(tmp_path, tiny_models):
     from study.spec import check_families, family_note, model_families
-    from tests.conftest import build_tiny_gemma3
+    from tests.helpers.checkpoints import build_tiny_gemma3
 
     gemma = build_tiny_gemma3(tmp_path / "gemma", tokenizer_from=tiny_models["base"])
     folder = shrink("fin-instruct-merge", tmp_path, tiny_models)

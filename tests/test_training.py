@@ -11,28 +11,12 @@ from safetensors.torch import load_file
 
 from plumbing.folders import read_manifest
 from finharness.main import main
-from tests.conftest import build_tiny_checkpoint
-from training import loop
+from tests.helpers.checkpoints import build_tiny_checkpoint
 from training.encode import IGNORE, encode_example, encode_pair
 from training.examples import build_examples
 from training.recipe import RecipeError, load_recipe, parse_recipe
 from training.run import train_recipe
-
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def tiny_recipe(base: Path, out: Path, **overrides) -> dict:
-    recipe = {
-        "name": "fpb-tiny", "base_model": str(base), "output_dir": str(out),
-        "tasks": [{"name": "fin_fpb", "samples": 48}],
-        "lora": {"r": 4, "alpha": 8, "dropout": 0.1},
-        "training": {"lr": 5e-3, "epochs": 3, "batch_size": 8, "logging_steps": 3, "save_steps": 6},
-    }
-    recipe.update(overrides)
-    return recipe
+from tests.helpers.training import CHATML, kill_after_checkpoint, tiny_recipe
 
 
 @pytest.fixture(scope="module")
@@ -206,24 +190,6 @@ def test_a_run_recorded_before_a_new_recipe_field_is_still_the_same_recipe(train
             train_recipe(changed)
     finally:
         stored.write_text(text)
-
-
-def kill_after_checkpoint(recipe, monkeypatch, step: int) -> None:
-    """Train ``recipe`` and kill it right after the checkpoint of ``step`` is saved; the
-    real saving is restored afterwards, for the resume."""
-    real_save = loop.save_checkpoint
-
-    def save_then_die(work_dir, done, *args):
-        real_save(work_dir, done, *args)
-        if done == step:
-            raise KeyboardInterrupt("killed")
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train_recipe(recipe)
-    finally:
-        monkeypatch.setattr(loop, "save_checkpoint", real_save)
 
 
 def test_resume_ends_with_the_same_weights(tiny_checkpoint, tmp_path, monkeypatch, trained):

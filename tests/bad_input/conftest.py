@@ -2,7 +2,7 @@
 import pytest
 
 from harness.evaluate import EvalRequest, run_eval
-from tests.conftest import build_tiny_checkpoint
+from tests.helpers.checkpoints import build_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")

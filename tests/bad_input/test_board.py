@@ -168,8 +168,8 @@ def test_the_same_forgery_through_submit_is_refused(tmp_path):
     """End to end: the README's held-out task scored twice, the second time with every test label
     rewritten; the board keeps the first definition."""
     from finharness.main import main
-    from tests.conftest import build_tiny_checkpoint
-    from tests.test_held_out_task import TASK, readme_files
+    from tests.helpers.checkpoints import build_tiny_checkpoint
+    from tests.helpers.tasks import HELD_OUT_TASK as TASK, readme_files
 
     model = build_tiny_checkpoint(tmp_path / "model")
     boards = tmp_path / "board.sqlite"

@@ -1,5 +1,5 @@
 """Rows of a task's data: each bad row named by file, line and field."""
-from tests.bad_input.test_task_yaml import ALL_SPLITS, GOOD_BODY, ROWS, write_task
+from tests.helpers.tasks import ALL_SPLITS, GOOD_BODY, ROWS, write_task
 
 import pytest
 

@@ -20,7 +20,7 @@ import pytest
 from harness.result_files import samples_file
 from leaderboard.store import Board, BoardBusy
 from plumbing.folders import is_finished
-from tests.conftest import perturbed_copy
+from tests.helpers.checkpoints import perturbed_copy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -165,7 +165,7 @@ def test_a_disk_that_fills_during_a_merge_leaves_nothing_finished(tiny_checkpoin
 def test_a_disk_that_fills_while_a_run_saves_its_weights_can_be_resumed(tiny_checkpoint, tmp_path, disk_fills):
     import transformers.modeling_utils
 
-    from tests.test_training import tiny_recipe
+    from tests.helpers.training import tiny_recipe
     from training.recipe import parse_recipe
     from training.run import train_recipe
 

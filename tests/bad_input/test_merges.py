@@ -6,7 +6,7 @@ from merges.recipe import parse_merge_recipe
 from merges.run import merge_recipe
 from plumbing.folders import is_finished
 from plumbing.recipes import RecipeError
-from tests.conftest import perturbed_copy
+from tests.helpers.checkpoints import perturbed_copy
 
 
 def test_merge_never_deletes_what_a_user_put_in_its_output_folder(tiny_checkpoint, tmp_path):

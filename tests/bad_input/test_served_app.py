@@ -10,8 +10,7 @@ import time
 import pytest
 
 from leaderboard.store import Board
-from tests.test_leaderboard_page import add, browser  # noqa: F401  (the Chromium fixture)
-from tests.test_leaderboard_serve import entries, serve_board
+from tests.helpers.boards import add, entries, serve_board
 
 pytest.importorskip("gradio", reason="the board extra: pip install 'finharness[board]'")
 

@@ -1,7 +1,4 @@
 """Bad task YAMLs and data folders get errors that name the file, field, row or value."""
-import json
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -9,29 +6,9 @@ from fin_tasks import TASKS_DIR
 from fin_tasks.common.data import TaskDataError, load
 from fin_tasks.common.validate import TaskYamlError, validate_file, validate_paths
 from finharness.main import main
-from plumbing.checkpoints import CheckpointError, resolve_checkpoint
+from tests.helpers.tasks import ALL_SPLITS, GOOD_BODY, ROWS, write_task
 
 TEMPLATE = TASKS_DIR / "_multiple_choice_yaml"
-
-
-def write_task(folder: Path, body: str, rows: dict[str, list[dict]] | None = None) -> Path:
-    """A drop-in task: a YAML that includes the shared template, plus a data/ folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "fin_demo.yaml"
-    path.write_text(f"include: {TEMPLATE}\ntask: fin_demo\n" + body)
-    for split, split_rows in (rows or {}).items():
-        (folder / "data").mkdir(exist_ok=True)
-        (folder / "data" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in split_rows))
-    return path
-
-
-GOOD_BODY = """dataset_kwargs:
-  labels: &labels [down, up]
-doc_to_choice: *labels
-doc_to_text: "Headline: {{text}}\\nAnswer:"
-"""
-ROWS = [{"id": str(i), "text": f"gold moves {i}", "label": ["down", "up"][i % 2]} for i in range(6)]
-ALL_SPLITS = {"train": ROWS, "validation": ROWS, "test": ROWS}
 
 
 def test_packaged_suite_is_valid():
