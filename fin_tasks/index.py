@@ -136,6 +136,13 @@ def near_names(entry: str, known: Sequence[str]) -> str:
     return f" (did you mean: {', '.join(near)}?)" if near else " (see `finharness tasks`)"
 
 
+def load_members(manager, tasks: Iterable[str]) -> dict[str, Any]:
+    """The lm-eval task objects the names stand for, groups and tags expanded (each task once,
+    in order): what a run scores, for counting its documents or tokens before it runs."""
+    names = list(dict.fromkeys(m for t in tasks for m in group_members(t, manager.task_index)))
+    return manager.load(names)["tasks"]
+
+
 def group_members(name: str, index: Mapping, seen: tuple[str, ...] = ()) -> list[str]:
     """The tasks a group (or tag, or task) stands for, from lm-eval's task index."""
     from lm_eval.tasks._index import Kind

@@ -223,30 +223,29 @@ def contamination_record(samples: dict[str, list[dict]], manager, checkpoint: Pa
 
 def _documents(manager, tasks: list[str]) -> tuple[int, int]:
     """Test documents (validation where a task has no test split) of the tasks, groups expanded."""
-    from fin_tasks.index import group_members
+    from fin_tasks.index import load_members
 
-    names = list(dict.fromkeys(m for t in tasks for m in group_members(t, manager.task_index)))
-    loaded = manager.load(names)["tasks"]
-    docs = 0
-    for name in names:
-        task = loaded.get(name)
-        if task is not None and hasattr(task, "eval_docs"):
-            docs += len(task.eval_docs)
-    return docs, len(names)
+    loaded = load_members(manager, tasks)
+    return sum(len(task.eval_docs) for task in loaded.values() if hasattr(task, "eval_docs")), len(loaded)
 
 
 def _quiet_git_hash() -> str | None:
-    """lm-eval's commit probe (``git describe --always``) without its stderr: outside a git
-    checkout git prints "fatal: not a git repository" in the middle of the run's output."""
-    import subprocess
+    """lm-eval's own commit probe (``git describe --always``) with the process's stderr sent to
+    /dev/null while it runs: outside a git checkout git prints "fatal: not a git repository" in
+    the middle of the run's output. The value is lm-eval's."""
+    import sys
 
-    from lm_eval.loggers.utils import get_commit_from_path
+    from lm_eval.loggers.utils import get_git_commit_hash
 
+    sys.stderr.flush()
+    saved = os.dup(2)
     try:
-        found = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, check=True)
-        return found.stdout.strip()
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        return get_commit_from_path(os.getcwd())
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)  # git, a child process, inherits file descriptor 2
+            return get_git_commit_hash()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def run_eval(req: EvalRequest) -> EvalOutcome:

@@ -176,19 +176,23 @@ class Board:
 
     def find(self, fields: dict[str, Any]) -> Entry | None:
         """The entry with the same :data:`KEY` values as ``fields``, if any."""
+        with self._connect() as conn:
+            return self._find(conn, fields)
+
+    def _find(self, conn: sqlite3.Connection, fields: dict[str, Any]) -> Entry | None:
         where = " AND ".join(f"{k}=?" for k in KEY)
         values = [int(fields[k]) if k == "chat_template" else fields[k] for k in KEY]
-        with self._connect() as conn:
-            row = conn.execute(f"SELECT * FROM entries WHERE {where}", values).fetchone()
-            return self._entry(row) if row else None
+        row = conn.execute(f"SELECT * FROM entries WHERE {where}", values).fetchone()
+        return self._entry(row) if row else None
 
     def check_new(self, fields: dict[str, Any]) -> None:
-        """:class:`DuplicateEntry` if ``fields`` is on the board already. A check before
-        costly work; :meth:`add` checks again inside its transaction, for racing submitters."""
-        existing = self.find(fields)
-        if existing is not None:
-            raise self._duplicate(fields, existing.id)
+        """:class:`DuplicateEntry` if ``fields`` is on the board already, or a task-pin conflict:
+        a check before costly work (one connection); :meth:`add` checks again inside its
+        transaction, for racing submitters."""
         with self._connect() as conn:
+            existing = self._find(conn, fields)
+            if existing is not None:
+                raise self._duplicate(fields, existing.id)
             self._check_pins(conn, fields)
 
     def _check_pins(self, conn: sqlite3.Connection, fields: dict[str, Any]) -> None:

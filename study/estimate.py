@@ -78,14 +78,11 @@ def train_work(recipe: TrainRecipe, label: str, tokenizer, note: str) -> Work:
 
 
 def eval_work(step: EvalStep, tokenizer, manager, note: str) -> Work:
-    from fin_tasks.index import group_members
+    from fin_tasks.index import load_members
     from harness.slices import sample_size
 
-    names = [m for t in step.tasks for m in group_members(t, manager.task_index)]
-    loaded = manager.load(names)["tasks"]
     docs = tokens = 0
-    for name in names:
-        task = loaded[name]
+    for name, task in load_members(manager, step.tasks).items():
         pool = task.test_docs() if task.has_test_docs() else task.validation_docs()
         n = sample_size(len(pool), step.limit) if step.limit else len(pool)
         rows = random.Random(f"estimate:{name}").sample(range(len(pool)), min(SAMPLE, len(pool)))
