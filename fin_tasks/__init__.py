@@ -5,6 +5,7 @@
   ``lm_eval --include_path``.
 - ``hub_tasks/``: tasks with no redistributable data (M&A), read from the Hugging Face
   Hub. ``python -m fin_tasks --hub`` prints the package root, which holds both.
+- ``index.py``: the one task index (include paths, lm-eval's TaskManager, names, roles).
 """
 from pathlib import Path
 
@@ -12,12 +13,4 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 TASKS_DIR = PACKAGE_DIR / "tasks"
 HUB_TASKS_DIR = PACKAGE_DIR / "hub_tasks"
 
-
-def task_manager(include_paths=(), hub: bool = False):
-    """lm-eval's TaskManager over the packaged tasks and ``include_paths`` (fin_tasks/index.py)."""
-    from fin_tasks.index import task_manager as build
-
-    return build(include_paths, hub)
-
-
-__all__ = ["PACKAGE_DIR", "TASKS_DIR", "HUB_TASKS_DIR", "task_manager"]
+__all__ = ["PACKAGE_DIR", "TASKS_DIR", "HUB_TASKS_DIR"]

@@ -10,7 +10,7 @@ from finharness.arguments import old_spelling
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from fin_tasks import task_manager
+    from fin_tasks.index import task_manager
     from harness.result_files import load_results
     from harness.views import load_views, place_tasks, view_of, view_table
 

@@ -113,7 +113,7 @@ def heldout_pairs(tasks: Sequence[str], per_task: int, seed: int = 0,
     text of a generation task), with the task's delimiter in front; no chat template or examples."""
     import random
 
-    from fin_tasks import task_manager
+    from fin_tasks.index import task_manager
 
     manager = task_manager(include_paths)
     loaded = manager.load(list(tasks))["tasks"]

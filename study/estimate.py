@@ -104,7 +104,7 @@ def eval_work(step: EvalStep, tokenizer, manager, note: str) -> Work:
 
 
 def study_work(study: Study) -> list[Work]:
-    from fin_tasks import task_manager
+    from fin_tasks.index import task_manager
 
     manager = task_manager(study.eval.include_paths)
     tokenizers = {m.label: _tokenizer(m.model, _fallback(m.prompt_format)) for m in study.spec.models}
@@ -183,7 +183,7 @@ def probe(study: Study, steps: int = 16, documents: int = 8, device: str | None 
     import torch
 
     from harness.evaluate import EvalRequest, run_eval
-    from fin_tasks import task_manager
+    from fin_tasks.index import task_manager
     from training.run import train_recipe
 
     manager = task_manager(study.eval.include_paths)

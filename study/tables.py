@@ -206,7 +206,7 @@ def _beside_table(records: list[dict], metric: str) -> str:
 
 
 def _views_places():
-    from fin_tasks import task_manager
+    from fin_tasks.index import task_manager
     from harness.views import load_views, place_tasks
 
     views = load_views()

@@ -71,7 +71,7 @@ def test_unknown_data_source_is_refused(monkeypatch):
 
 
 def test_loading_a_task_does_not_print_lm_evals_custom_dataset_notice(caplog):
-    from fin_tasks import task_manager
+    from fin_tasks.index import task_manager
 
     with caplog.at_level("WARNING"):
         task_manager().load(["fin_fpb", "gen_sentiment_amazon"])

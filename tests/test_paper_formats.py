@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fin_tasks import task_manager
+from fin_tasks.index import task_manager
 from fin_tasks.common.data import TaskDataError, load
 from fin_tasks.index import roles
 from tests.helpers.checkpoints import build_tiny_checkpoint

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from fin_tasks import task_manager
+from fin_tasks.index import task_manager
 from harness.slices import select, task_golds
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fin_tasks import task_manager
+from fin_tasks.index import task_manager
 from training.recipe import RecipeError, TaskSpec, TrainRecipe
 
 

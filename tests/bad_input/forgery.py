@@ -25,7 +25,7 @@ def rows_of(log: Path) -> list[dict]:
 
 def recompute(folder: Path, task: str, rows: list[dict]) -> None:
     """After editing a log: aggregates, counts and hashes recomputed to match."""
-    from fin_tasks import task_manager
+    from fin_tasks.index import task_manager
 
     samples_file(folder, task).write_text("".join(json.dumps(r) + "\n" for r in rows))
     path = results_file(folder)
