@@ -47,10 +47,11 @@ def eval_targets(args: argparse.Namespace) -> tuple[str, list[tuple[str, str | N
     return backend, targets, model_args
 
 
-def processes_note() -> str | None:
-    """Under a multi-process launch: how many processes scored, and whether they split the work.
-    lm-eval's hf backends split documents across ranks only across GPUs; on CPU every process
-    scores every document."""
+def processes_note(results: dict, backend: str) -> str | None:
+    """Under a multi-process launch: how many processes scored and how many documents each took.
+    lm-eval hands rank r the documents r, r + W, r + 2W, ... of each task. Its ``hf`` backend does
+    so only across GPUs (on CPU every process scores every document); ``hf-shared-prefix`` on CPU
+    too."""
     import torch
 
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -58,10 +59,16 @@ def processes_note() -> str | None:
     world = torch.distributed.get_world_size()
     if world < 2:
         return None
-    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
-        return f"{world} processes scored, each its share of the documents (lm-eval's data parallelism)"
-    return (f"{world} processes ran, and each scored every document: lm-eval splits documents across ranks "
-            "only across GPUs, so on CPU one process does the same work")
+    if backend != "hf-shared-prefix" and not (torch.cuda.is_available() and torch.cuda.device_count() > 1):
+        return (f"{world} processes ran, and each scored every document: lm-eval's {backend} splits documents "
+                "across ranks only across GPUs (--backend hf-shared-prefix splits them on CPU too)")
+    counts = [0] * world
+    for task, n in (results.get("n-samples") or {}).items():
+        effective = int(n.get("effective", 0)) if isinstance(n, dict) else int(n)
+        for rank in range(world):
+            counts[rank] += len(range(rank, effective, world))
+    shares = ", ".join(f"rank {r}: {c}" for r, c in enumerate(counts))
+    return f"{world} processes scored, each its share of the documents ({shares})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n## {model}  ({outcome.model.describe()})")
         print(score_table(outcome.results))
         print(f"\n{docs} docs in {outcome.seconds:.1f} s ({docs / outcome.seconds:.2f} docs/s)")
-        note = processes_note()
+        note = processes_note(outcome.results, backend)
         if note:
             print(note)
     return 0

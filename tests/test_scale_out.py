@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -49,20 +50,43 @@ def test_two_training_processes_write_one_run_folder_with_the_global_batch(tiny_
 def test_two_scoring_processes_give_one_process_answers_and_one_results_file(tiny_checkpoint, tmp_path):
     from harness.evaluate import EvalRequest, run_eval
 
-    args = ["eval", "-m", str(tiny_checkpoint), "-t", "fin_fpb", "--limit", "16", "--chat_template", "off"]
+    args = ["eval", "-m", str(tiny_checkpoint), "-t", "fin_fpb,generative_fin_fpb", "--limit", "16",
+            "--chat_template", "off", "--gen_kwargs", "max_gen_toks=4"]
     done = two_processes([*args, "-o", str(tmp_path / "two")], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    # The run says what the processes did: on CPU lm-eval does not split documents across ranks.
-    assert "2 processes ran, and each scored every document" in done.stdout
-    run_eval(EvalRequest(model=str(tiny_checkpoint), tasks=["fin_fpb"], limit=16, chat_template="off",
-                         use_cache=False, output_path=tmp_path / "one"))
+    # The run says what the processes did: each scored half of each task's documents.
+    assert "2 processes scored, each its share of the documents (rank 0: 16, rank 1: 16)" in done.stdout
+    run_eval(EvalRequest(model=str(tiny_checkpoint), tasks=["fin_fpb", "generative_fin_fpb"], limit=16,
+                         chat_template="off", use_cache=False, output_path=tmp_path / "one",
+                         gen_kwargs={"max_gen_toks": 4}))
 
-    def answers(folder: Path) -> dict[int, list[float]]:
-        rows = [json.loads(line) for line in samples_file(folder, "fin_fpb").read_text().splitlines()]
-        return {r["doc_id"]: [round(float(x[0][0]), 4) for x in r["resps"]] for r in rows}
+    def answers(folder: Path) -> dict[tuple[str, int], list]:
+        """Per document: the label log-likelihoods (4 decimals), or the generated text."""
+        out = {}
+        for task in ("fin_fpb", "generative_fin_fpb"):
+            for r in map(json.loads, samples_file(folder, task).read_text().splitlines()):
+                out[task, r["doc_id"]] = [x[0] if isinstance(x[0], str) else round(float(x[0][0]), 4)
+                                          for x in r["resps"]]
+        return out
 
     assert len(list((tmp_path / "two").rglob("results_*.json"))) == 1
-    assert answers(tmp_path / "two") == answers(tmp_path / "one") and len(answers(tmp_path / "one")) == 16
+    assert answers(tmp_path / "two") == answers(tmp_path / "one") and len(answers(tmp_path / "one")) == 32
+
+    # The request cache under two ranks: one file per rank, each holding its own half of the
+    # documents (8 x 3 labels + 8 generations), none lost or written twice; a second run reads
+    # every answer.
+    def cached(db: Path) -> list[str]:
+        with sqlite3.connect(db) as conn:
+            return [key for (key,) in conn.execute("SELECT key FROM unnamed")]
+
+    ranks = sorted((tmp_path / "cache-2").rglob("*_rank*.db"))
+    assert [db.name.rsplit("_", 1)[1] for db in ranks] == ["rank0.db", "rank1.db"]
+    keys = [cached(db) for db in ranks]
+    assert [len(k) for k in keys] == [32, 32] and not set(keys[0]) & set(keys[1])
+    again = two_processes([*args, "-o", str(tmp_path / "again")], tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert answers(tmp_path / "again") == answers(tmp_path / "one")
+    assert [cached(db) for db in ranks] == keys
 
 
 def test_the_shipped_accelerate_configs_parse_as_accelerate_reads_them():

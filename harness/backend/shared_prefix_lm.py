@@ -75,12 +75,47 @@ class SharedPrefixLM(HFLM):
         # batch with generate() until its longest answer ends, as before continuous
         # batching. Both kept for benchmarks and bisecting.
         super().__init__(*args, **kwargs)
+        self._split_across_cpu_ranks()
         self.prefix_reuse = str(prefix_reuse).lower() not in {"false", "0", "no"}
         self.refill_rows = str(refill_rows).lower() not in {"false", "0", "no"}
         self._generation_head: tuple[int, ...] | None = None  # the head of the batch being generated
         self._head_kv: dict[tuple[int, ...], PrefixKV] = {}  # heads computed in one generate_until call
         # Answers decoded ahead with refilled rows, by (prompt tokens, max new tokens, stops).
         self._decoded: dict[tuple, list[int]] | None = None
+
+    def _split_across_cpu_ranks(self) -> None:
+        """Data parallelism on CPU processes too. lm-eval's ``hf`` takes its rank from accelerate
+        only when it counts more than one GPU (and accelerate reports one process on CPU unless
+        told ``cpu=True``), so under ``torchrun`` (gloo) every process kept rank 0 of 1 and
+        scored every document. Here each takes its share, as on GPUs: lm-eval hands rank r the
+        documents r, r + W, ... of every task (so each rank still shares every task's heads),
+        pads the request lists to one length, and gathers the answers on rank 0, which alone
+        writes the results. The collectives go through torch.distributed directly."""
+        import torch.distributed as dist
+
+        if (self._world_size == 1 and self.device.type == "cpu" and dist.is_available() and dist.is_initialized()
+                and dist.get_world_size() > 1):
+            self._rank, self._world_size = dist.get_rank(), dist.get_world_size()
+            self._cpu_ranks = True
+
+    _cpu_ranks = False  # ranks set by _split_across_cpu_ranks (no accelerator behind them)
+
+    def all_gather(self, tensor):
+        if not self._cpu_ranks:
+            return super().all_gather(tensor)
+        import torch.distributed as dist
+
+        tensor = tensor[None] if tensor.ndim == 0 else tensor  # as accelerate's gather: concatenated on dim 0
+        parts = [torch.empty_like(tensor) for _ in range(self._world_size)]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts)
+
+    def barrier(self):
+        if not self._cpu_ranks:
+            return super().barrier()
+        import torch.distributed as dist
+
+        dist.barrier()
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         progress = DocProgress(requests, "loglikelihood", disable=disable_tqdm or self.rank != 0)
