@@ -73,7 +73,7 @@ def register(sub) -> None:
     lh.add_argument("--metric", default="acc", help="the per-task metric shown (ROUGE-L where a task lacks it)")
     lh.add_argument("--sort", default="unseen_norm",
                     help="any column (default: unseen macro-F1 normalized to the best trivial answer, which a "
-                         "constant answer cannot win): unseen, forgetting, fin_fpb, model, ...")
+                         "constant answer cannot win): unseen, unseen_change, fin_fpb, model, ...")
     lh.add_argument("--ascending", action="store_true", help="lowest first")
     lh.add_argument("--all", action="store_true",
                     help="every column (entry metadata, every summary, every task); default: those that fit a terminal")

@@ -26,7 +26,8 @@ RANK_COLUMNS = {"unseen_rank", "seen_rank"}  # "3 (1-7)": shown as text, sorted 
 LABELS = {
     "unseen_rank": "rank (band)",
     "seen_rank": "seen rank (band)",
-    "seen_gain": "seen gain",
+    "seen_change": "seen Δ",
+    "unseen_change": "unseen Δ (− = forgetting)",
     "model_type": "type",
     "weight_type": "weights",
     "base_model": "base",
@@ -142,7 +143,7 @@ def _columns(tasks: list[str]) -> list[dict[str, Any]]:
         columns.append({
             "key": key, "label": LABELS.get(key, key), "title": key,
             "type": "rank" if key in RANK_COLUMNS else "text" if key in TEXT_COLUMNS else "number",
-            "signed": key in ("seen_gain", "forgetting"),
+            "signed": key in ("seen_change", "unseen_change", "retention_change"),
             "frozen": key in FROZEN,
             "sorted": "descending" if key == DEFAULT_SORT else None,  # the order the rows arrive in
         })

@@ -39,7 +39,7 @@ DEFAULT_COLUMNS = (
     "collapsed",
     "contaminated",
     "unseen_clean_norm",
-    "forgetting",
+    "unseen_change",
 )
 ALL = "all"
 
@@ -140,8 +140,9 @@ def details_markdown(entry: Entry, row: Mapping[str, Any], metric: str) -> str:
              + (f" on {md(entry.base_model)}" if entry.base_model else "")
              + f"; {entry.settings.get('num_fewshot', 0)}-shot; revision {md(entry.revision[:12])}.", ""]
     if row.get("reference_id") is not None:
-        lines.append(f"Forgetting against entry #{row['reference_id']}: unseen {row['forgetting']:+.4f}"
-                     if row.get("forgetting") is not None else f"Reference: entry #{row['reference_id']}")
+        lines.append(f"Change against entry #{row['reference_id']}: unseen {row['unseen_change']:+.4f} "
+                     "(negative = forgetting)"
+                     if row.get("unseen_change") is not None else f"Reference: entry #{row['reference_id']}")
         lines.append("")
     lines += ["| task | score | 95% CI |", "|---|---|---|"]
     for task, (point, low, high) in task_intervals(entry, metric).items():

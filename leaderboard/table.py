@@ -5,11 +5,11 @@
   ``finharness_retention`` panel of general tasks); a submitted task from a user's folder
   keeps the role its YAML declared when it was verified. Each average is over tasks, not
   documents, as the paper averages.
-- *forgetting*: the change of the entry's unseen average against its ``reference``
+- *unseen_change* (negative = forgetting): the change of the entry's unseen average against its ``reference``
   entry (a submission's ``reference:``, else its ``base_model``) scored with the same
   settings, over the tasks both scored (negative = lost ground;
   ``harness.measures.role_changes``, the rule ``finharness forgetting`` prints);
-  *seen gain* and *retention change* likewise. Empty when the base model is not on the
+  *seen_change* and *retention_change* likewise. Empty when the base model is not on the
   board with those settings.
 - *seen_norm* / *unseen_norm*: the mean macro-F1 normalized to the best trivial answer on
   the same documents (majority label, training prior, uniform and prior-matched random;
@@ -41,12 +41,13 @@ from typing import Any
 from harness.baselines import NORMALIZED
 from harness.measures import members_by_role, role_changes, shown_metric, task_roles
 from leaderboard.store import Entry
+from plumbing.logs import log
 
 INFO_COLUMNS = ("id", "model", "model_type", "weight_type", "base_model", "precision", "chat_template",
                 "num_fewshot", "revision")
 SUMMARY_COLUMNS = ("unseen_rank", "seen", "unseen", "seen_norm", "seen_norm_ci", "unseen_norm", "unseen_norm_ci",
                    "seen_rank", "collapsed", "lineage", "contaminated", "seen_clean_norm", "unseen_clean_norm",
-                   "seen_gain", "forgetting", "retention", "retention_change")
+                   "seen_change", "unseen_change", "retention", "retention_change")
 
 
 def task_score(scores: dict[str, float], metric: str) -> float | None:
@@ -141,7 +142,7 @@ def board_rows(entries: list[Entry], metric: str = "acc",
     for e in entries:
         ref = _reference(e, entries)
         mine = averages[e.id]
-        # forgetting's own rule: the change over the tasks both entries scored.
+        # `finharness forgetting`'s own rule: the change over the tasks both entries scored.
         change = role_changes(per_entry[e.id], per_entry[ref.id], roles) if ref else dict.fromkeys(members)
         row: dict[str, Any] = {
             "id": e.id, "model": e.model, "model_type": e.model_type, "weight_type": e.weight_type,
@@ -156,7 +157,7 @@ def board_rows(entries: list[Entry], metric: str = "acc",
             "lineage": _contamination(entry=e).get("lineage", ""), "contaminated": _contaminated(e),
             "seen_clean_norm": _clean_normalized(e, members["seen"]),
             "unseen_clean_norm": _clean_normalized(e, members["unseen"]),
-            "seen_gain": change["seen"], "forgetting": change["unseen"],
+            "seen_change": change["seen"], "unseen_change": change["unseen"],
             "retention": mine["retention"], "retention_change": change["retention"],
             "recipe": e.recipe or "", "reference_id": ref.id if ref else None,
         }
@@ -168,10 +169,18 @@ def board_rows(entries: list[Entry], metric: str = "acc",
 RANK_COLUMNS = {"unseen_rank": "unseen_norm", "seen_rank": "seen_norm"}  # a rank column sorts by its score
 
 
+# Column names of finharness 0.2, read with a notice until 0.3: "forgetting" held a signed
+# change (+ = the unseen average rose), which read the wrong way.
+OLD_COLUMNS = {"forgetting": "unseen_change", "seen_gain": "seen_change"}
+
+
 def sort_rows(rows: list[dict[str, Any]], column: str, ascending: bool = False) -> list[dict[str, Any]]:
     """Sort by any column; ties by the normalized unseen score, then by entry id; empty cells
     (entries verified before baselines existed) last whichever the direction. Never by a raw
     average: answering FinCausal's majority label (93% of it) would top that."""
+    if column in OLD_COLUMNS:
+        log.warning("column %s is now %s (the old name goes in finharness 0.3)", column, OLD_COLUMNS[column])
+        column = OLD_COLUMNS[column]
     if rows and column not in rows[0]:
         raise ValueError(f"no column {column!r} on the board (columns: {', '.join(rows[0])})")
     column = RANK_COLUMNS.get(column, column)
@@ -194,7 +203,7 @@ def board_columns(tasks: list[str]) -> list[str]:
 
 # What fits a terminal: who the entry is, its rank band and the scores it is ranked on.
 TERMINAL_COLUMNS = ("id", "model", "model_type", "unseen_rank", "unseen_norm", "unseen_norm_ci", "seen_norm",
-                    "forgetting", "collapsed")
+                    "unseen_change", "collapsed")
 
 
 def show(entries: list[Entry], metric: str = "acc", sort: str = "unseen_norm", ascending: bool = False,

@@ -105,7 +105,7 @@ def test_submit_and_board_count_it_as_unseen(workspace, scored, tmp_path):
     mine = read_scores(workspace / "results" / "ft", "acc")
     ref = read_scores(workspace / "results" / "base", "acc")
     assert row["unseen"] == pytest.approx((mine[TASK] + mine["fin_finarg_auc"]) / 2)
-    assert row["forgetting"] == pytest.approx((mine[TASK] + mine["fin_finarg_auc"] - ref[TASK] - ref["fin_finarg_auc"]) / 2)
+    assert row["unseen_change"] == pytest.approx((mine[TASK] + mine["fin_finarg_auc"] - ref[TASK] - ref["fin_finarg_auc"]) / 2)
     entry = next(e for e in board.entries() if e.id == ft_id)
     assert entry.metadata["roles"][TASK] == "unseen"
 

@@ -74,10 +74,10 @@ def test_submit_show_and_forgetting_against_the_base_models_entry(scored, tmp_pa
     base_acc = read_scores(scored["results"]["base"], "acc")
     tuned_acc = read_scores(scored["results"]["tuned"], "acc")
     assert tuned["unseen"] == pytest.approx(mean(tuned_acc[t] for t in UNSEEN))
-    assert tuned["forgetting"] == pytest.approx(mean(tuned_acc[t] for t in UNSEEN) - mean(base_acc[t] for t in UNSEEN))
-    assert tuned["seen_gain"] == pytest.approx(mean(tuned_acc[t] for t in SEEN) - mean(base_acc[t] for t in SEEN))
+    assert tuned["unseen_change"] == pytest.approx(mean(tuned_acc[t] for t in UNSEEN) - mean(base_acc[t] for t in UNSEEN))
+    assert tuned["seen_change"] == pytest.approx(mean(tuned_acc[t] for t in SEEN) - mean(base_acc[t] for t in SEEN))
     assert tuned["reference_id"] == base_id
-    assert next(r for r in rows if r["id"] == base_id)["forgetting"] is None  # no base of its own
+    assert next(r for r in rows if r["id"] == base_id)["unseen_change"] is None  # no base of its own
 
     table = show(board.entries(), sort="fin_fpb", ascending=True, roles=ROLES)
     assert "tiny-tuned" in table and "tiny-base" in table
@@ -342,7 +342,7 @@ def test_reference_is_not_base_model(scored, tmp_path):
     rows = {r["id"]: r for r in board_rows(board.entries(), "acc", roles=ROLES)[0]}
     assert rows[tuned]["base_model"] == "tiny-base"  # shown as made from, though not on the board
     assert rows[tuned]["reference_id"] == anchor
-    assert rows[tuned]["forgetting"] == pytest.approx(rows[tuned]["unseen"] - rows[anchor]["unseen"])
+    assert rows[tuned]["unseen_change"] == pytest.approx(rows[tuned]["unseen"] - rows[anchor]["unseen"])
 
 
 def test_the_board_flags_collapse_and_normalizes_from_the_verified_rows(scored, tmp_path):
@@ -410,7 +410,7 @@ def test_show_formats_are_data_and_export_writes_dataset_files(scored, tmp_path,
     narrow = capsys.readouterr().out
     header = [c.strip() for c in narrow.splitlines()[0].strip("|").split("|")]
     assert header[:2] == ["id", "model"] and set(header) == {"id", "model", "model_type", "unseen_rank", "unseen_norm",
-                                                             "unseen_norm_ci", "seen_norm", "collapsed", "forgetting"}
+                                                             "unseen_norm_ci", "seen_norm", "collapsed", "unseen_change"}
     assert max(len(line) for line in narrow.splitlines()) <= 160
     assert main(["leaderboard", "show", "--board", str(board_file), "--all"]) == 0
     wide = [c.strip() for c in capsys.readouterr().out.splitlines()[0].strip("|").split("|")]
@@ -429,3 +429,12 @@ def test_show_formats_are_data_and_export_writes_dataset_files(scored, tmp_path,
     for task in TASKS:
         copied = samples_file(out / "details" / "org__tiny-base" / str(base_id), task)
         assert copied.read_bytes() == samples_file(Path(entry.results_path), task).read_bytes()
+
+
+def test_the_old_column_names_still_sort_with_a_notice(caplog):
+    """finharness 0.2's `forgetting` (a signed change that read the wrong way) is `unseen_change`."""
+    from leaderboard.table import sort_rows
+
+    rows = [{"id": 1, "unseen_norm": 0.1, "unseen_change": -0.2}, {"id": 2, "unseen_norm": 0.2, "unseen_change": 0.1}]
+    assert [r["id"] for r in sort_rows(rows, "forgetting")] == [2, 1]
+    assert "column forgetting is now unseen_change" in caplog.text

@@ -52,7 +52,7 @@ def test_the_rendered_board_shows_every_entry_and_sorts_by_any_column(browser, t
     # Its rank and band, from its own per-sample logs; the others have none to resample.
     ranks = dict(zip(column("model"), column("unseen_rank")))
     assert ranks["tiny-submitted"] == "1" and ranks["fin-fpb-lora"] == ""
-    forgetting = dict(zip(column("model"), column("forgetting")))
+    forgetting = dict(zip(column("model"), column("unseen_change")))
     assert forgetting == {"fin-merge-ta": "+0.1500", "smollm2-135m-instruct": "", "fin-fpb-lora": "-0.2000",
                           "tiny-submitted": ""}
     tiny_fpb = float(dict(zip(column("model"), column("fin_fpb")))["tiny-submitted"])
@@ -64,8 +64,8 @@ def test_the_rendered_board_shows_every_entry_and_sorts_by_any_column(browser, t
     assert column("model") == [m for m, _ in reversed(by_fpb)]
     browser.find_element(By.CSS_SELECTOR, 'th[data-column="model"]').click()  # z to a first
     assert column("model") == ["tiny-submitted", "smollm2-135m-instruct", "fin-merge-ta", "fin-fpb-lora"]
-    browser.find_element(By.CSS_SELECTOR, 'th[data-column="forgetting"]').click()
-    assert column("forgetting") == ["+0.1500", "-0.2000", "", ""]  # empty cells last
+    browser.find_element(By.CSS_SELECTOR, 'th[data-column="unseen_change"]').click()
+    assert column("unseen_change") == ["+0.1500", "-0.2000", "", ""]  # empty cells last
 
     # Plots: a point per entry in the scatter, a bar per entry in each task's chart.
     assert len(browser.find_elements(By.CSS_SELECTOR, "svg.scatter #scatter-points use")) == 4

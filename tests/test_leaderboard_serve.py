@@ -28,7 +28,7 @@ def test_filters_and_drill_down_without_a_browser(tmp_path):
     assert merge_parents(merged) == [("runs/fpb-lora", 0.25), ("runs/fomc-lora", 0.75)]
     text = details_markdown(merged, next(r for r in rows if r["model"] == "fin-merge-ta"), "acc")
     assert "| fin\\_fpb | neutral 48, positive 2 |  | neutral | 0.260 | +0.122 |" in text
-    assert "Forgetting against entry #1: unseen +0.1500" in text
+    assert "Change against entry #1: unseen +0.1500 (negative = forgetting)" in text
     # Submitter-chosen text is escaped for Markdown (it renders as the same text); the recipe is
     # shown in its own code component, not here.
     assert "### #2 fin\\-merge\\-ta" in text and "method: task_arithmetic" not in text
@@ -75,6 +75,6 @@ def test_the_served_board_searches_filters_and_drills_down(served, browser):
     choose("entry", "#2 fin-merge-ta")
     wait.until(lambda d: "neutral 48" in d.find_element(By.ID, "details").text)
     details = browser.find_element(By.ID, "details").text
-    assert "Forgetting against entry #1" in details
+    assert "Change against entry #1" in details
     wait.until(lambda d: "method: task_arithmetic" in d.find_element(By.ID, "recipe").text)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lineage img"))

@@ -175,7 +175,7 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     merged = rows["fin-instruct-merge/instruct/task-arithmetic [all tasks]"]
     vanilla = rows["fin-instruct-merge/instruct [all tasks]"]
     assert merged["reference_id"] == vanilla["id"]
-    assert merged["forgetting"] == pytest.approx(merged["unseen"] - vanilla["unseen"])
+    assert merged["unseen_change"] == pytest.approx(merged["unseen"] - vanilla["unseen"])
 
     # A second run finds everything done and redoes nothing.
     capsys.readouterr()
