@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
-from fin_tasks.common.validate import TaskYamlError, validate_paths
+from fin_tasks import HUB_TASKS_DIR
+from fin_tasks.common.validate import TaskYamlError, validate_with_suite
 from fin_tasks.index import UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
 from harness.lm_cache import cache_path, model_fingerprint
 from harness.speed import cost_note, measured, record
@@ -80,7 +80,7 @@ def plan_tasks(requested: list[str], online: bool,
     """
     # The user's folders get all of `finharness validate`'s checks, data and metrics included: a
     # misspelt metric would otherwise crash after every document was scored.
-    rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR, *include_paths], with_data=list(include_paths))
+    rows, errors = validate_with_suite(list(include_paths))
     if errors:
         raise TaskYamlError("\n".join(errors))
     if online:

@@ -100,3 +100,35 @@ def test_task_selection_refuses_unknown_names_and_drops_skipped_ones():
         select_tasks(["fin_fbp"], known, skipped)
     with pytest.raises(ValueError, match="matched only tasks skipped offline"):
         select_tasks(["fin_ma*"], known, skipped)
+
+
+def test_the_suite_is_validated_once_per_change_of_its_files(tmp_path, monkeypatch):
+    """`finharness eval` starts by validating every YAML; the packaged suite's rows are kept in the
+    cache until one of its files (or the validating code) changes; a user folder is always checked."""
+    import os
+
+    from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
+    from fin_tasks.common import validate
+    from tests.helpers.tasks import ALL_SPLITS, GOOD_BODY, write_task
+
+    monkeypatch.setenv("FINHARNESS_HOME", str(tmp_path / "home"))
+    expected = validate.validate_paths([TASKS_DIR, HUB_TASKS_DIR], with_data=False)
+    assert validate.validate_with_suite([]) == expected
+    mine = tmp_path / "mine"
+    write_task(mine, GOOD_BODY, ALL_SPLITS)
+    calls = []
+    real = validate.validate_paths
+    monkeypatch.setattr(validate, "validate_paths", lambda paths, **kw: calls.append(list(paths)) or real(paths, **kw))
+    rows, errors = validate.validate_with_suite([mine])
+    assert errors == [] and rows[-1]["name"] == "fin_demo" and calls == [[mine]]  # the suite came from the cache
+    touched = TASKS_DIR / "_multiple_choice_yaml"
+    stat = touched.stat()
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    try:
+        validate.validate_with_suite([])
+        assert calls[-1] == [TASKS_DIR, HUB_TASKS_DIR]  # a changed file: validated again
+    finally:
+        os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (mine / "fin_demo.yaml").write_text((mine / "fin_demo.yaml").read_text().replace("task: fin_demo", "task: fin_fpb"))
+    _, errors = validate.validate_with_suite([mine])
+    assert errors and "name 'fin_fpb' is already defined in" in errors[0]
