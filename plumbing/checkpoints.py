@@ -87,7 +87,8 @@ def convert_embedded(name: str) -> Path:
         return target
     # Built in a hidden work folder, manifest last, then renamed: a killed conversion never
     # leaves a folder that looks finished.
-    with building(target, "model") as build:
+    # replace=False: two processes converting at once (test workers, ranks) keep the first folder.
+    with building(target, "model", replace=False) as build:
         work = build.path
         (work / "gguf").mkdir()
         gguf = model.locate_gguf(work / "gguf")

@@ -13,6 +13,11 @@ from tests.helpers.checkpoints import build_tiny_checkpoint
 # Nothing in the suite may touch the network.
 for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ[var] = "1"
+# pytest-xdist workers share the cores: each takes its share of torch's threads.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 # Request caches of this session stay in a scratch folder, not in the user's cache.
 os.environ["FINHARNESS_LM_CACHE"] = tempfile.mkdtemp(prefix="finharness-lm-cache-")
 
