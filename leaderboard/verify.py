@@ -128,6 +128,33 @@ def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where
                 expected_docs: int | None, expected_hash: str | None, limit: float | None,
                 method: str = "first", seed: int | None = None, logged_version: Any = None,
                 rule: str = "prior") -> dict[str, float]:
+    """One task's rows checked against the task itself (documents, rescored metrics), the slice
+    its settings select, and the results file (count, hash, aggregates); its scores."""
+    per_metric = _rescored_rows(name, task, rows, logged, where, logged_version)
+    _check_slice(name, task, {row["doc_id"] for row in rows}, len(rows), where, limit, method, seed, rule)
+    if expected_docs is not None and len(rows) != expected_docs:
+        raise TamperedResults(f"{where}: {len(rows)} sample rows, but the results file counts {expected_docs} docs")
+    if expected_hash and _task_hash(rows) != expected_hash:
+        raise TamperedResults(f"{where}: the rows do not match the results file's task hash")
+    scores = {}
+    aggregations = task.aggregation()
+    for key, value in logged.items():
+        metric = key.partition(",")[0]
+        if metric not in per_metric or "stderr" in metric or not isinstance(value, (int, float)):
+            continue
+        recomputed = float(aggregations.get(metric, aggregation_of(metric))(per_metric[metric]))
+        if not _same(recomputed, value):
+            raise TamperedResults(
+                f"{name}: {metric} is {value!r} in the results file, but {recomputed!r} "
+                f"from its {len(rows)} per-sample rows")
+        scores[metric] = recomputed
+    return scores
+
+
+def _rescored_rows(name: str, task, rows: list[dict], logged: dict[str, Any], where: Path,
+                   logged_version: Any) -> dict[str, list]:
+    """Each row is the task's own document, once, and its logged metrics are what its responses
+    score; returns every metric's per-document values."""
     docs = list(task.eval_docs)
     seen: set[int] = set()
     per_metric: dict[str, list] = {}
@@ -162,48 +189,36 @@ def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where
     for metric, count in not_logged.items():
         if count != len(rows):
             raise TamperedResults(f"{where}: {metric} is missing from {count} of {len(rows)} rows")
+    return per_metric
+
+
+def _check_slice(name: str, task, seen: set[int], rows: int, where: Path, limit: float | None, method: str,
+                 seed: int | None, rule: str) -> None:
+    """The logged documents are exactly those the settings select: the seeded slice rebuilt from
+    the task's own documents (it cannot be chosen by hand), or lm-eval's first N."""
     from lm_eval.evaluator_utils import get_sample_size
 
     from harness.slices import select, task_golds
 
     if limit is not None and method != "first":
-        # The slice rebuilt from the task's own documents: seeded, so it cannot be chosen by hand.
         selected = set(select(task_golds(task), limit, method, seed, rule))
         said = f"a {method} slice of {limit:g} (seed {seed})"
     else:
         # lm-eval's own rule: get_sample_size, then the first that many of eval_docs.
         wanted = get_sample_size(task, limit)
-        selected = set(range(len(docs) if wanted is None else min(wanted, len(docs))))
+        count = len(task.eval_docs)
+        selected = set(range(count if wanted is None else min(wanted, count)))
         said = "no limit (the whole test split)" if limit is None else f"limit {limit:g}"
-    if seen != selected:
-        missing, extra = sorted(selected - seen), sorted(seen - selected)
-        detail = "; ".join(part for part in (
-            f"missing doc_id {', '.join(map(str, missing[:5]))}{' ...' if len(missing) > 5 else ''}" if missing else "",
-            f"doc_id {', '.join(map(str, extra[:5]))} not selected" if extra else "",
-        ) if part)
-        chosen = sorted(selected)
-        span = (f"documents {chosen[0]}-{chosen[-1]}" if chosen == list(range(len(chosen)))
-                else f"{len(chosen)} documents")
-        raise TamperedResults(f"{where}: {said} selects {span} of {name}, "
-                              f"but the log holds {len(rows)} rows ({detail})")
-    if expected_docs is not None and len(rows) != expected_docs:
-        raise TamperedResults(f"{where}: {len(rows)} sample rows, but the results file counts {expected_docs} docs")
-    if expected_hash and _task_hash(rows) != expected_hash:
-        raise TamperedResults(f"{where}: the rows do not match the results file's task hash")
-
-    scores = {}
-    aggregations = task.aggregation()
-    for key, value in logged.items():
-        metric = key.partition(",")[0]
-        if metric not in per_metric or "stderr" in metric or not isinstance(value, (int, float)):
-            continue
-        recomputed = float(aggregations.get(metric, aggregation_of(metric))(per_metric[metric]))
-        if not _same(recomputed, value):
-            raise TamperedResults(
-                f"{name}: {metric} is {value!r} in the results file, but {recomputed!r} "
-                f"from its {len(rows)} per-sample rows")
-        scores[metric] = recomputed
-    return scores
+    if seen == selected:
+        return
+    missing, extra = sorted(selected - seen), sorted(seen - selected)
+    detail = "; ".join(part for part in (
+        f"missing doc_id {', '.join(map(str, missing[:5]))}{' ...' if len(missing) > 5 else ''}" if missing else "",
+        f"doc_id {', '.join(map(str, extra[:5]))} not selected" if extra else "",
+    ) if part)
+    chosen = sorted(selected)
+    span = f"documents {chosen[0]}-{chosen[-1]}" if chosen == list(range(len(chosen))) else f"{len(chosen)} documents"
+    raise TamperedResults(f"{where}: {said} selects {span} of {name}, but the log holds {rows} rows ({detail})")
 
 
 def _check_external(path: Path, data: dict[str, Any], tasks: list[str], index) -> dict[str, dict]:
