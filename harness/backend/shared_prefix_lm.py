@@ -381,7 +381,20 @@ class SharedPrefixLM(HFLM):
             leftover += [i for r in too_wide for ids in r.requests.values() for i in ids]
 
         answers: list[tuple[float, bool] | None] = [None] * len(requests)
-        if leftover:
+        keep_logits = self._accepts_logits_to_keep()
+        if leftover and keep_logits:
+            # Rows wider than the sliding window (or longer than max_length): each scored on its
+            # own by the model's own attention, projecting only its answer positions onto the
+            # vocabulary. hf log-softmaxes every position: one 777-token Yelp row with two
+            # reviews as examples took over 3 GB with Gemma-3's 262k-token vocabulary, and a
+            # study's 2-shot sentiment set grew past 24 GB.
+            for i in sorted(leftover, key=lambda i: (-len(requests[i][1]) - len(requests[i][2]), i)):
+                answers[i] = self._score_alone(requests[i][1], requests[i][2])
+                if requests[i][0] is not None:
+                    self.cache_hook.add_partial("loglikelihood", requests[i][0], answers[i])
+                if progress:
+                    progress.answered(i)
+        elif leftover:
             left = [requests[i] for i in leftover]
             for i, answer in zip(leftover, super()._loglikelihood_tokens(
                 left, disable_tqdm=True, override_bs=self._hf_batch_size(left, override_bs)
@@ -390,7 +403,6 @@ class SharedPrefixLM(HFLM):
                 if progress:
                     progress.answered(i)
 
-        keep_logits = self._accepts_logits_to_keep()
         per_batch = override_bs or self._rows_per_batch()
         pbar = tqdm(total=len(requests) - len(leftover), disable=(disable_tqdm or self.rank != 0 or bool(progress)),
                     desc="Running loglikelihood requests (shared prefix)")
@@ -413,6 +425,21 @@ class SharedPrefixLM(HFLM):
                         progress.answered(i)
         pbar.close()
         return answers  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def _score_alone(self, context: list[int], continuation: list[int]) -> tuple[float, bool]:
+        """One request as hf scores it (the same left truncation to ``max_length``), but with
+        only the answer positions' logits computed (``logits_to_keep``)."""
+        # hf's own checks, so a request hf refuses is refused the same way.
+        assert len(context) > 0 and len(continuation) > 0
+        assert len(continuation) <= self.max_length
+        tokens = (list(context) + list(continuation))[-(self.max_length + 1):][:-1]
+        logits = self.model(input_ids=torch.tensor([tokens], device=self.device), use_cache=False,
+                            logits_to_keep=len(continuation)).logits[0]
+        logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+        target = torch.tensor(continuation, device=logprobs.device)
+        greedy = bool((logprobs.argmax(dim=-1) == target).all())
+        return float(logprobs.gather(1, target[:, None]).sum()), greedy
 
     def _prefix_groups(self, rows: list[PackedRow]) -> list[tuple[int, list[TreeRow]]]:
         """Rows grouped by the head they share and packed into token trees, longest first
