@@ -105,7 +105,19 @@ def run(args: argparse.Namespace) -> int:
         note = processes_note(outcome.results, backend)
         if note:
             print(note)
+    _leave_process_group()
     return 0
+
+
+def _leave_process_group() -> None:
+    """Under torchrun every rank waits for the others, then leaves the process group: a rank
+    that exits first (its answers all cached, say) while gloo's threads still run aborts with
+    "terminate called without an active exception"."""
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def register(sub) -> None:

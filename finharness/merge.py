@@ -52,6 +52,7 @@ def register(sub) -> None:
                          "(selection.json); comma-separated tasks or groups")
     me.add_argument("--metric", default="acc", help="the metric --select_on maximizes (task mean)")
     me.add_argument("--limit", type=positive_limit, default=None,
-                    help="--select_on: validation documents per task (a seeded, label-stratified slice, as eval --limit)")
+                    help="--select_on: validation documents per task (a seeded, label-stratified slice, "
+                         "as eval --limit)")
     me.add_argument("--online", action="store_true", help="allow Hub ids org/name[@revision] as merge inputs")
     me.set_defaults(func=run)
