@@ -8,7 +8,7 @@ from fin_tasks.index import task_manager
 from fin_tasks.common.data import TaskDataError, load
 from fin_tasks.index import roles
 from tests.helpers.checkpoints import build_tiny_checkpoint
-from tests.helpers.training import CHATML
+from tests.helpers.train_runs import CHATML
 from training.examples import render_example
 
 FAMILIES = ["fpb", "fiqa_sa", "tfns", "headlines", "finred", "fomc", "finarg_auc", "fincausal"]

@@ -8,6 +8,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,25 +27,63 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def two_processes(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "FINHARNESS_LM_CACHE": str(tmp_path / "cache-2"), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "finharness",
-                           *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+def two_processes(args: list[str], tmp_path: Path,
+                  script: list[str] = ("-m", "finharness")) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FINHARNESS_LM_CACHE": str(tmp_path / "cache-2"), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(REPO)}
+    return subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", str(free_port()), *script, *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_two_training_processes_write_one_run_folder_with_the_global_batch(tiny_checkpoint, tmp_path):
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "name": "ddp", "base_model": str(tiny_checkpoint), "output_dir": str(tmp_path / "runs"),
-        "tasks": [{"name": "fin_fpb", "samples": 16}], "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-        "training": {"lr": 5e-3, "epochs": 1, "batch_size": 4, "logging_steps": 1, "save_steps": 1}}))
-    done = two_processes(["train", str(recipe)], tmp_path)
+def adapter_weights(run: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(run / "adapter" / "adapter_model.safetensors")
+
+
+def test_two_training_processes_match_one_process_at_the_same_global_batch_and_resume_a_killed_rank(
+        tiny_checkpoint, tmp_path):
+    from training.run_folder import read_log
+
+    def recipe(name: str, grad_accum: int) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({
+            "name": name, "base_model": str(tiny_checkpoint), "output_dir": str(tmp_path / "runs"),
+            "tasks": [{"name": "fin_fpb", "samples": 16}], "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+            "training": {"lr": 5e-3, "epochs": 1, "batch_size": 4, "grad_accum": grad_accum, "logging_steps": 1,
+                         "save_steps": 1}}))
+        return path
+
+    done = two_processes(["train", str(recipe("ddp", 1))], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["ddp"]  # no second folder, no partial left
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp"]  # no second folder, no partial left
     manifest = json.loads((tmp_path / "runs" / "ddp" / "finharness.json").read_text())["data"]
     # 16 examples, 4 per process per step, 2 processes: 2 optimizer steps of 8 (one process: 4 of 4).
     assert (manifest["world_size"], manifest["steps"]) == (2, 2)
     assert done.stdout.count("finished:") == 1  # one voice
+
+    # One process with the same global batch (2 micro-batches of 4 accumulated) takes the same
+    # micro-batches in the same order: the same losses and the same weights, up to float sums.
+    one = subprocess.run([sys.executable, "-m", "finharness", "train", str(recipe("one", 2))], cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    losses = [[row["loss"] for row in read_log(tmp_path / "runs" / name)] for name in ("ddp", "one")]
+    assert len(losses[0]) == len(losses[1]) == 2
+    assert max(abs(a - b) for a, b in zip(*losses)) < 1e-4, losses
+    ddp, single = adapter_weights(tmp_path / "runs" / "ddp"), adapter_weights(tmp_path / "runs" / "one")
+    assert max(float((ddp[k] - single[k]).abs().max()) for k in ddp) < 1e-5
+
+    # kill -9 of the main process right after its step-1 checkpoint; torchrun stops the other
+    # rank. --resume under the same launch finishes with the uninterrupted run's weights.
+    killed = recipe("killed", 1)
+    crash = two_processes(["1", "train", str(killed)], tmp_path, script=["tests/helpers/killed_after_checkpoint.py"])
+    assert crash.returncode != 0 and not (tmp_path / "runs" / "killed").exists(), crash.stderr[-3000:]
+    assert (tmp_path / "runs" / "killed.partial" / "checkpoints" / "step-000001").is_dir(), crash.stderr[-3000:]
+    resumed = two_processes(["train", str(killed), "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming after step 1" in resumed.stdout + resumed.stderr
+    after = adapter_weights(tmp_path / "runs" / "killed")
+    assert max(float((after[k] - ddp[k]).abs().max()) for k in ddp) < 1e-6
 
 
 def test_two_scoring_processes_give_one_process_answers_and_one_results_file(tiny_checkpoint, tmp_path):

@@ -23,7 +23,7 @@ from leaderboard.store import Board
 from study.run import run_study
 from study.spec import load_study
 from tests.helpers.checkpoints import build_tiny_checkpoint
-from tests.helpers.training import CHATML
+from tests.helpers.train_runs import CHATML
 from plumbing.recipes import RecipeError
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "studies"

@@ -16,7 +16,7 @@ from training.encode import IGNORE, encode_example, encode_pair
 from training.examples import build_examples
 from training.recipe import RecipeError, load_recipe, parse_recipe
 from training.run import train_recipe
-from tests.helpers.training import CHATML, kill_after_checkpoint, tiny_recipe
+from tests.helpers.train_runs import CHATML, kill_after_checkpoint, tiny_recipe
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from plumbing.folders import read_manifest
-from tests.helpers.training import kill_after_checkpoint, tiny_recipe
+from tests.helpers.train_runs import kill_after_checkpoint, tiny_recipe
 from training.recipe import RecipeError, load_recipe, parse_recipe
 from training.run import train_recipe
 

@@ -206,7 +206,13 @@ def train_loop(
         done = step + 1
         bar.update(1)
         if done % spec.logging_steps == 0 or done == len(plan):
-            log = StepLog(done, round(done / steps_per_epoch, 4), window_loss * world / window_answer,
+            if world > 1:
+                # Every process's share summed: the logged loss is the global batch's mean, as one
+                # process with the same global batch logs it.
+                shares = accelerator.reduce(torch.tensor([window_loss, float(window_tokens)],
+                                                         device=accelerator.device), reduction="sum")
+                window_loss, window_tokens = float(shares[0]), int(shares[1])
+            log = StepLog(done, round(done / steps_per_epoch, 4), window_loss / window_answer,
                           scheduler.get_last_lr()[0], window_tokens, window_answer,
                           time.perf_counter() - window_start)
             logs.append(log)

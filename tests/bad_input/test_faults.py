@@ -165,7 +165,7 @@ def test_a_disk_that_fills_during_a_merge_leaves_nothing_finished(tiny_checkpoin
 def test_a_disk_that_fills_while_a_run_saves_its_weights_can_be_resumed(tiny_checkpoint, tmp_path, disk_fills):
     import transformers.modeling_utils
 
-    from tests.helpers.training import tiny_recipe
+    from tests.helpers.train_runs import tiny_recipe
     from training.recipe import parse_recipe
     from training.run import train_recipe
 
