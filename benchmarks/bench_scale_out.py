@@ -11,8 +11,9 @@ process tree:
   split the documents (each process scores all of them): the plain lm-eval way.
 
 Reported: wall time of the whole command (start-up included, as a user waits for it),
-documents per second, the ratio to one process, and whether the per-document answers
-(label log-likelihoods to 4 decimals) equal the one-process run's.
+documents per second, the ratio to one process, and how far the per-document label
+log-likelihoods are from the one-process run's (largest difference; documents with the same
+answer).
 
     python benchmarks/bench_scale_out.py [--limit 24] [--tasks fin_fpb,fin_headlines] [--json FILE]
 """
@@ -41,8 +42,17 @@ def free_port() -> int:
 def answers(folder: Path, tasks: list[str]) -> dict:
     from harness.result_files import sample_rows, samples_file
 
-    return {(task, row["doc_id"]): [round(float(r[0][0]), 4) for r in row["resps"]]
+    return {(task, row["doc_id"]): [float(r[0][0]) for r in row["resps"]]
             for task in tasks for _, row in sample_rows(samples_file(folder, task))}
+
+
+def agreement(mine: dict, reference: dict) -> dict:
+    """Largest log-likelihood difference from the reference run, and documents with the same answer."""
+    assert mine.keys() == reference.keys()
+    gap = max(abs(a - b) for key in mine for a, b in zip(mine[key], reference[key]))
+    same = sum(max(range(len(v)), key=v.__getitem__) == max(range(len(reference[k])), key=reference[k].__getitem__)
+               for k, v in mine.items())
+    return {"max_abs_loglikelihood_diff": gap, "same_answer": same, "documents": len(mine)}
 
 
 def run(name: str, launcher: list[str], threads: int, backend: str, tasks: list[str], limit: int,
@@ -82,12 +92,13 @@ def main() -> None:
                 run("two processes, lm-eval hf", two(), max(1, cores // 2), "hf", tasks, args.limit, scratch)]
         reference = answers(Path(runs[0]["folder"]), tasks)
         for r in runs:
-            r["same_answers"] = answers(Path(r["folder"]), tasks) == reference
+            r.update(agreement(answers(Path(r["folder"]), tasks), reference))
             r["ratio_to_one_process"] = r["docs_per_s"] / runs[0]["docs_per_s"]
             del r["folder"]
     for r in runs:
         print(f"{r['name']:28s} {r['seconds']:7.1f} s  {r['docs_per_s']:6.2f} docs/s  "
-              f"{r['ratio_to_one_process']:.2f}x  same answers: {r['same_answers']}  {r['note']}")
+              f"{r['ratio_to_one_process']:.2f}x  max |dLL| {r['max_abs_loglikelihood_diff']:.1e}  "
+              f"same answer {r['same_answer']}/{r['documents']}  {r['note']}")
     if args.json:
         args.json.write_text(json.dumps({"cores": cores, "tasks": tasks, "limit": args.limit, "runs": runs}, indent=2))
 
