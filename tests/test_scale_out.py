@@ -100,16 +100,21 @@ def test_two_scoring_processes_give_one_process_answers_and_one_results_file(tin
                          gen_kwargs={"max_gen_toks": 4}))
 
     def answers(folder: Path) -> dict[tuple[str, int], list]:
-        """Per document: the label log-likelihoods (4 decimals), or the generated text."""
+        """Per document: the label log-likelihoods, or the generated text."""
         out = {}
         for task in ("fin_fpb", "generative_fin_fpb"):
             for r in map(json.loads, samples_file(folder, task).read_text().splitlines()):
-                out[task, r["doc_id"]] = [x[0] if isinstance(x[0], str) else round(float(x[0][0]), 4)
-                                          for x in r["resps"]]
+                out[task, r["doc_id"]] = [x[0] if isinstance(x[0], str) else float(x[0][0]) for x in r["resps"]]
         return out
 
+    def same(a: dict, b: dict) -> bool:
+        """The same documents, the same generations, log-likelihoods within float noise (the ranks
+        batch other documents together than one process does)."""
+        return a.keys() == b.keys() and all(
+            x == y if isinstance(x, str) else abs(x - y) < 1e-4 for k in a for x, y in zip(a[k], b[k], strict=True))
+
     assert len(list((tmp_path / "two").rglob("results_*.json"))) == 1
-    assert answers(tmp_path / "two") == answers(tmp_path / "one") and len(answers(tmp_path / "one")) == 32
+    assert same(answers(tmp_path / "two"), answers(tmp_path / "one")) and len(answers(tmp_path / "one")) == 32
 
     # The request cache under two ranks: one file per rank, each holding its own half of the
     # documents (8 x 3 labels + 8 generations), none lost or written twice; a second run reads
@@ -124,7 +129,7 @@ def test_two_scoring_processes_give_one_process_answers_and_one_results_file(tin
     assert [len(k) for k in keys] == [32, 32] and not set(keys[0]) & set(keys[1])
     again = two_processes([*args, "-o", str(tmp_path / "again")], tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert answers(tmp_path / "again") == answers(tmp_path / "one")
+    assert same(answers(tmp_path / "again"), answers(tmp_path / "one"))
     assert [cached(db) for db in ranks] == keys
 
 
