@@ -158,6 +158,7 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     shipped = tmp_path / "docs" / "results" / "fin-instruct-merge"
     assert main(["study", "pack", str(folder), "--output_path", str(tmp_path / "out"), "--to", str(shipped)]) == 0
     assert (shipped / "logs.tar.gz").stat().st_size < 200_000 and (shipped / "claims.json").is_file()
+    assert (shipped / "claims.svg").is_file() and (shipped / "loss.png").is_file()  # the pictures tables.md shows
     rebuilt = tmp_path / "rebuilt"
     assert main(["study", "table", str(folder), "--from", str(shipped / "logs.tar.gz"), "--output_path", str(rebuilt)]) == 0
     assert json.loads((rebuilt / "fin-instruct-merge" / "claims.json").read_text()) == \
