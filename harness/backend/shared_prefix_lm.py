@@ -38,8 +38,10 @@ off, ``refill_rows=False`` part 3.
 Everything else (sampling, chat templates, PEFT, dtype, device, batch size, truncation,
 errors) is inherited from ``HFLM`` unchanged. Requests this scheme cannot serve exactly
 go to ``HFLM``'s own code: seq2seq models, continuations longer than the window, sampled
-generations, and rows (or generations) on sliding-window models that would outgrow the
-window.
+generations, and generations on sliding-window models that would outgrow the window.
+Log-likelihood rows wider than a sliding window (or longer than ``max_length``) are scored
+one at a time with hf's truncation, only their answer positions projected onto the
+vocabulary (:meth:`SharedPrefixLM._score_alone`).
 """
 from __future__ import annotations
 
