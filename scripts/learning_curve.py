@@ -1,6 +1,8 @@
 """Does the embedded instruct model learn each seen task, and from how many examples?
 
     python scripts/learning_curve.py --out docs/results/learning-curve [--budgets 32 128 512] [--limit 200]
+    python scripts/learning_curve.py --setting amazon-base --out docs/results/learning-curve-amazon \
+        --budgets 512 --lrs 2e-5 2e-4 2e-3 --limit 200
 
 For each seen task family (Headlines, FPB, FOMC, FinRED) and each training budget, one LoRA
 run (one seed, one epoch, batch 4, lr 2e-4, r 16; the loss logged every step) is trained with
@@ -11,6 +13,12 @@ one-vs-rest AUC of the label log-likelihoods with its 95% bootstrap interval
 and the wall time of training and scoring. Writes ``curve.json``, ``curve.md`` and
 ``curve.png``/``curve.svg`` to ``--out``; work folders go under ``studies/learning-curve``.
 Each point is skipped when its results exist, so a killed run resumes.
+
+``--setting amazon-base`` is Study B's training (ft-generalization/train.yaml: Gemma-3-270M
+base, base prompt format, Amazon reviews from ``train_2000``, bf16, max length 1024) with a
+learning-rate sweep (``--lrs``), scored on ``heldout_2000``: Amazon training rows outside
+``train_2000``, so choosing the rate looks at neither the runs' training rows nor the test
+documents the study's claims are decided on. Work folders: ``studies/learning-curve-amazon``.
 """
 from __future__ import annotations
 
@@ -33,6 +41,42 @@ from plumbing.atomic import write_atomic
 TASKS = {"headlines": "fin_headlines", "fpb": "fin_fpb", "fomc": "fin_fomc", "finred": "fin_finred"}
 MODEL = "smollm2-135m-instruct"
 WORK = Path("studies/learning-curve")
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS = {
+    "instruct-financial": {
+        "model": MODEL, "prompt_format": "instruct", "tasks": TASKS, "work": WORK, "include": [],
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.05},
+        "training": {"lr": 2.0e-4, "epochs": 1, "batch_size": 4, "warmup_ratio": 0.03, "max_length": 512,
+                     "logging_steps": 1},
+        "title": "SmolLM2-135M-Instruct, one seed, scored zero-shot on {limit} prior-keeping test documents per task",
+    },
+    "amazon-base": {
+        "model": "gemma3-270m", "prompt_format": "base", "work": Path("studies/learning-curve-amazon"),
+        "tasks": {"amazon": "dev_gen_sentiment_amazon_mc"}, "train_task": {"name": "gen_sentiment_amazon",
+                                                                          "split": "train_2000"},
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
+        "training": {"lr": 2.0e-3, "epochs": 1, "batch_size": 4, "max_length": 1024, "precision": "bf16",
+                     "logging_steps": 1},
+        "title": "Gemma-3-270M base (Study B's training), one seed, scored zero-shot on {limit} prior-keeping "
+                 "Amazon training rows outside train_2000 (split heldout_2000; never the test split)",
+    },
+}
+DEV_TASK = """# Amazon sentiment (multiple choice) scored on heldout_2000: training rows outside train_2000.
+task: dev_gen_sentiment_amazon_mc
+include: {source}
+dataset_kwargs: {{data_dir: {data}, labels: [negative, positive]}}
+test_split: heldout_2000
+"""
+
+
+def dev_tasks(work: Path) -> Path:
+    """A task folder (lm-eval --include_path) with the Amazon dev task: no shipped task scores a training split."""
+    folder = work / "tasks"
+    folder.mkdir(parents=True, exist_ok=True)
+    sentiment = REPO / "fin_tasks/tasks/generalization/sentiment"
+    write_atomic(folder / "dev_gen_sentiment_amazon_mc.yaml",
+                 DEV_TASK.format(source=sentiment / "gen_sentiment_amazon_mc.yaml", data=sentiment / "data/amazon"))
+    return folder
 
 
 def run(command: list[str], log: Path) -> float:
@@ -53,11 +97,12 @@ def scored(folder: Path, task: str) -> dict:
             "f1_macro_normalized": found["normalized"]["f1_macro"], "collapsed": found["collapsed"]}
 
 
-def evaluate(model: str, task: str, out: Path, limit: int) -> tuple[dict, float]:
+def evaluate(model: str, task: str, out: Path, limit: int, include: list[Path] = ()) -> tuple[dict, float]:
     seconds = 0.0
     if not any(out.rglob("results_*.json")):
         out.parent.mkdir(parents=True, exist_ok=True)
-        seconds = run(["finharness", "eval", "-m", model, "-t", task, "--limit", str(limit), "-o", str(out)],
+        extra = [arg for folder in include for arg in ("--include_path", str(folder))]
+        seconds = run(["finharness", "eval", "-m", model, "-t", task, "--limit", str(limit), "-o", str(out), *extra],
                       out.parent / f"{out.name}.log")
     return scored(out, task), seconds
 
@@ -65,66 +110,86 @@ def evaluate(model: str, task: str, out: Path, limit: int) -> tuple[dict, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--setting", choices=list(SETTINGS), default="instruct-financial")
     parser.add_argument("--budgets", type=int, nargs="+", default=[32, 128, 512])
+    parser.add_argument("--lrs", type=float, nargs="+", help="learning rates (default: the setting's)")
     parser.add_argument("--limit", type=int, default=200)
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
+    parser.add_argument("--tasks", nargs="+", help="task families (default: all of the setting's)")
     args = parser.parse_args()
+    setting = SETTINGS[args.setting]
+    work, model = setting["work"], setting["model"]
+    include = [dev_tasks(work)] if args.setting == "amazon-base" else []
+    lrs = args.lrs or [setting["training"]["lr"]]
     points = []
-    for family in args.tasks:
-        task = TASKS[family]
-        found, seconds = evaluate(MODEL, task, WORK / "evals" / f"vanilla-{family}", args.limit)
-        points.append({"task": task, "budget": 0, "train_seconds": 0.0, "eval_seconds": seconds, **found})
+    for family in args.tasks or list(setting["tasks"]):
+        task = setting["tasks"][family]
+        found, seconds = evaluate(model, task, work / "evals" / f"vanilla-{family}", args.limit, include)
+        points.append({"task": task, "budget": 0, "lr": None, "train_seconds": 0.0, "eval_seconds": seconds, **found})
         print(json.dumps(points[-1]), flush=True)
         for budget in args.budgets:
-            name = f"{family}-{budget}"
-            run_dir = WORK / "runs" / name
-            train_seconds = 0.0
-            if not (run_dir / "finharness.json").is_file():
-                recipe = {"name": name, "base_model": MODEL, "tasks": [{"name": task, "samples": budget}],
-                          "prompt_format": "instruct", "lora": {"r": 16, "alpha": 32, "dropout": 0.05},
-                          "training": {"lr": 2.0e-4, "epochs": 1, "batch_size": 4, "warmup_ratio": 0.03,
-                                       "max_length": 512, "logging_steps": 1},
-                          "seed": 42, "output_dir": str(WORK / "runs")}
-                path = WORK / "recipes" / f"{name}.yaml"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(yaml.safe_dump(recipe, sort_keys=False))
-                train_seconds = run(["finharness", "train", str(path)], WORK / "recipes" / f"{name}.log")
-            manifest = json.loads((run_dir / "finharness.json").read_text())["data"]
-            found, seconds = evaluate(str(run_dir), task, WORK / "evals" / name, args.limit)
-            points.append({"task": task, "budget": budget, "steps": manifest["steps"],
-                           "train_seconds": manifest["seconds"] if not train_seconds else train_seconds,
-                           "final_loss": manifest["final_loss"], "eval_seconds": seconds, **found})
-            print(json.dumps(points[-1]), flush=True)
-            write_outputs(points, args.out, args.limit)
+            for lr in lrs:
+                name = f"{family}-{budget}" + (f"-lr{lr:g}" if args.lrs else "")
+                points.append(train_and_score(setting, family, task, budget, lr, name, args.limit, include))
+                print(json.dumps(points[-1]), flush=True)
+                write_outputs(points, args.out, setting["title"].format(limit=args.limit))
 
 
-def write_outputs(points: list[dict], out: Path, limit: int) -> None:
+def train_and_score(setting: dict, family: str, task: str, budget: int, lr: float, name: str, limit: int,
+                    include: list[Path]) -> dict:
+    work = setting["work"]
+    run_dir = work / "runs" / name
+    train_seconds = 0.0
+    if not (run_dir / "finharness.json").is_file():
+        train_task = {**setting.get("train_task", {"name": task}), "samples": budget}
+        recipe = {"name": name, "base_model": setting["model"], "tasks": [train_task],
+                  "prompt_format": setting["prompt_format"], "lora": setting["lora"],
+                  "training": {**setting["training"], "lr": lr}, "seed": 42, "output_dir": str(work / "runs")}
+        path = work / "recipes" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+        train_seconds = run(["finharness", "train", str(path)], work / "recipes" / f"{name}.log")
+    manifest = json.loads((run_dir / "finharness.json").read_text())["data"]
+    found, seconds = evaluate(str(run_dir), task, work / "evals" / name, limit, include)
+    return {"task": task, "budget": budget, "lr": lr, "steps": manifest["steps"],
+            "train_seconds": manifest["seconds"] if not train_seconds else train_seconds,
+            "final_loss": manifest["final_loss"], "eval_seconds": seconds, **found}
+
+
+def write_outputs(points: list[dict], out: Path, title: str) -> None:
     from tabulate import tabulate
 
     from plumbing.plots import pyplot, save
 
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "curve.json", json.dumps(points, indent=1))
-    rows = [[p["task"], p["budget"] or "vanilla", p.get("steps", ""), f"{p['auc']:.3f} [{p['auc_ci'][0]:.3f}, "
+    rows = [[p["task"], p["budget"] or "vanilla", f"{p['lr']:g}" if p.get("lr") else "", p.get("steps", ""),
+             f"{p['auc']:.3f} [{p['auc_ci'][0]:.3f}, "
              f"{p['auc_ci'][1]:.3f}]", f"{p['mcc']:.3f}", f"{p['f1_macro_normalized']:+.3f}", f"{p['acc']:.3f}",
              p["collapsed"] or "", f"{p['train_seconds']:.0f}", f"{p.get('final_loss', float('nan')):.3f}"]
             for p in points]
-    table = tabulate(rows, headers=["task", "examples", "steps", "AUC [95% CI]", "MCC", "macro-F1 normalized",
+    table = tabulate(rows, headers=["task", "examples", "lr", "steps", "AUC [95% CI]", "MCC", "macro-F1 normalized",
                                     "acc", "collapsed onto", "train s", "final loss"],
                      tablefmt="github", disable_numparse=True)
-    write_atomic(out / "curve.md", f"SmolLM2-135M-Instruct, one seed, scored zero-shot on {limit} prior-keeping "
-                                   f"test documents per task (vanilla: examples = vanilla).\n\n{table}\n")
+    write_atomic(out / "curve.md", f"{title} (vanilla: examples = vanilla).\n\n{table}\n")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
+    sweep = len({p["lr"] for p in points if p.get("lr")}) > 1  # a learning-rate sweep: AUC against the rate
     for task in dict.fromkeys(p["task"] for p in points):
-        mine = sorted((p for p in points if p["task"] == task), key=lambda p: p["budget"])
-        x = [max(p["budget"], 8) for p in mine]  # vanilla drawn at 8 on the log axis
-        y = [p["auc"] for p in mine]
-        err = [[p["auc"] - p["auc_ci"][0] for p in mine], [p["auc_ci"][1] - p["auc"] for p in mine]]
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=task)
+        mine = [p for p in points if p["task"] == task]
+        order = (lambda p: (p["lr"], p["budget"])) if sweep else (lambda p: p["budget"])
+        trained = sorted((p for p in mine if p["budget"]), key=order)
+        shown = trained if sweep else [p for p in mine if not p["budget"]] + trained
+        x = [p["lr"] if sweep else max(p["budget"], 8) for p in shown]  # vanilla drawn at 8 examples
+        y = [p["auc"] for p in shown]
+        err = [[p["auc"] - p["auc_ci"][0] for p in shown], [p["auc_ci"][1] - p["auc"] for p in shown]]
+        line = ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=task)
+        if sweep:
+            vanilla = [p for p in mine if not p["budget"]]
+            for p in vanilla:
+                ax.axhline(p["auc"], color=line[0].get_color(), linestyle=":", linewidth=1, label=f"{task} vanilla")
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("training examples (8 = vanilla)")
+    ax.set_xscale("log", base=10 if sweep else 2)
+    ax.set_xlabel("learning rate (one budget)" if sweep else "training examples (8 = vanilla)")
     ax.set_ylabel("macro one-vs-rest AUC (95% CI)")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -166,6 +166,16 @@ def test_training_subsets_are_the_papers(task_type, name, sizes):
         assert ours == {strip(r) for r in json.loads(paper.read_text())}
 
 
+def test_heldout_split_is_the_training_rows_a_subset_leaves_out():
+    # A development set for runs trained on train_2000: none of its rows are in train_2000 or test.
+    splits, _ = generalization_data.read_splits(data_dir="data/amazon", config_source=str(SUITE / "sentiment/x.yaml"))
+    key = lambda r: r["input"]  # noqa: E731
+    heldout = {key(r) for r in splits["heldout_2000"]}
+    assert len(splits["heldout_2000"]) == 5999 - 2000 and len(splits["heldout_4000"]) == 5999 - 4000
+    assert not heldout & {key(r) for r in splits["train_2000"]} and not heldout & {key(r) for r in splits["test"]}
+    assert "heldout_6000" not in splits  # nothing is left out of the largest subset
+
+
 # --- metrics on hand-made outputs -----------------------------------------------------------
 
 def test_rouge_on_hand_made_outputs():

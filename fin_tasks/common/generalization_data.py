@@ -9,7 +9,10 @@ Task YAMLs under ``tasks/generalization/`` call :func:`load` through
   ``fewshot_dir`` when a dataset ships none of its own);
 - ``train`` and ``train_<N>``: the paper's nested training subsets, rebuilt from each
   row's ``train_subset`` (the smallest subset holding it), so ``train_2000`` is exactly
-  the paper's ``*_train_2000.json``.
+  the paper's ``*_train_2000.json``;
+- ``heldout_<N>``: the training rows outside ``train_<N>`` (for each subset but the largest),
+  a development set for runs trained on ``train_<N>``: choosing their hyperparameters on it
+  looks at neither their training rows nor the test split.
 
 Classification tasks declare ``labels``: the loader adds ``choices`` and ``gold`` (the
 label's index) and refuses a label outside the set, naming file, line and value. Rows
@@ -79,8 +82,11 @@ def read_splits(
         if not rows:
             raise TaskDataError(f"{path}: split {split!r} is empty")
         splits[split] = rows
-    for size in sorted({r["train_subset"] for r in splits.get("train", []) if "train_subset" in r}):
+    sizes = sorted({r["train_subset"] for r in splits.get("train", []) if "train_subset" in r})
+    for size in sizes:
         splits[f"train_{size}"] = [r for r in splits["train"] if r.get("train_subset", size + 1) <= size]
+        if size < sizes[-1]:
+            splits[f"heldout_{size}"] = [r for r in splits["train"] if r.get("train_subset", size + 1) > size]
     return splits, {k: v for k, v in dropped.items() if v}
 
 
