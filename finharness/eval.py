@@ -7,6 +7,7 @@ from pathlib import Path
 from lm_eval._cli.utils import MergeDictAction
 
 from finharness.arguments import positive_limit, shot_count
+from plumbing.ranks import leave_process_group
 from plumbing.vocabulary import (BACKENDS, CHAT_TEMPLATE_MODES, DEFAULT_BACKEND, DEFAULT_SEED, DEFAULT_SLICE,
                                  DEFAULT_TASKS, SLICE_METHODS, WEIGHT_TYPES)
 
@@ -105,19 +106,8 @@ def run(args: argparse.Namespace) -> int:
         note = processes_note(outcome.results, backend)
         if note:
             print(note)
-    _leave_process_group()
+    leave_process_group()  # under torchrun: every rank leaves together
     return 0
-
-
-def _leave_process_group() -> None:
-    """Under torchrun every rank waits for the others, then leaves the process group: a rank
-    that exits first (its answers all cached, say) while gloo's threads still run aborts with
-    "terminate called without an active exception"."""
-    import torch
-
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
 
 
 def register(sub) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from finharness.arguments import old_spelling
@@ -30,13 +29,12 @@ def run(args: argparse.Namespace) -> int:
         print(path.read_text())
         return 0
     if args.action == "run":
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not args.dry_run:
-            # Each step would run on every rank, and the merge, table and board steps are not
-            # rank-aware: two processes would write the same folders.
-            raise ValueError("a study runs as one process; scale out its steps one by one "
-                             "(torchrun ... -m finharness train / eval), see docs/studies.md")
+        from plumbing.ranks import leave_process_group
+
+        # Under torchrun / accelerate launch, every rank trains and scores together (study/run.py).
         run_study(args.folder, full=args.full, output_dir=args.output_dir, device=args.device,
                   dry_run=args.dry_run, board=args.board, models=models, online=args.online)
+        leave_process_group()
         return 0
     from study.spec import load_study
 

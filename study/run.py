@@ -4,6 +4,12 @@ Every step is skipped when its output is already there, so a killed study resume
 it stopped: a training run continues from its last checkpoint (``finharness train
 --resume``), a finished merge or evaluation folder is kept (both are built under a
 temporary name and renamed when complete), and board entries already recorded are left.
+
+Under a multi-process launcher (``torchrun --nproc_per_node N -m finharness study run ...``
+or ``accelerate launch``), every rank runs the training steps (DDP, one run folder) and the
+scoring steps (each rank scores its share of the documents; rank 0 writes the results)
+together; the steps that write shared files alone (merges, deviations, tables, the board)
+run on rank 0 while the others wait, and every rank takes rank 0's word on what is done.
 """
 from __future__ import annotations
 
@@ -19,7 +25,9 @@ from training.recipe import dump_recipe
 from plumbing.atomic import write_atomic
 from plumbing.folders import building, is_finished
 from plumbing.logs import log
+from plumbing.ranks import join_process_group, rank_zero_says, wait_for_all
 
+ALL_RANKS = ("train", "eval")  # steps every process of a multi-process launch runs together
 
 
 @dataclass
@@ -49,15 +57,23 @@ def eval_done(step: EvalStep) -> bool:
     return is_finished(step.folder, "evaluation")
 
 
-def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None, online: bool = False) -> None:
-    """Score into a hidden work folder, manifest last, then rename: a results folder is always complete."""
+def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None, online: bool = False,
+                  rank: int = 0) -> None:
+    """Score into a hidden work folder, manifest last, then rename: a results folder is always
+    complete. A non-zero rank of a multi-process launch scores its share and writes nothing."""
     from harness.evaluate import EvalRequest, run_eval
 
-    with building(Path(step.folder), "evaluation") as build:
-        outcome = run_eval(EvalRequest(
+    def score(output_path: Path | None):
+        return run_eval(EvalRequest(
             model=step.checkpoint.path, tasks=step.tasks, num_fewshot=step.shots, limit=step.limit,
-            batch_size=batch_size, device=device, output_path=build.path, log_samples=True, online=online,
+            batch_size=batch_size, device=device, output_path=output_path, log_samples=True, online=online,
             include_paths=[Path(p) for p in step.include_paths]))
+
+    if rank != 0:
+        score(None)
+        return
+    with building(Path(step.folder), "evaluation") as build:
+        outcome = score(build.path)
         build.record = {
             "checkpoint": step.checkpoint.model_dump(), "setting": step.setting, "shots": step.shots,
             "tasks": step.tasks, "limit": step.limit, "seconds": outcome.seconds,
@@ -76,7 +92,8 @@ def run_deviation_step(study: Study, point: Checkpoint) -> None:
     write(result, deviation_file(study.root, point))
 
 
-def plan_steps(study: Study, device: str | None = None, board: Path | None = None, online: bool = False) -> list[Step]:
+def plan_steps(study: Study, device: str | None = None, board: Path | None = None, online: bool = False,
+               rank: int = 0) -> list[Step]:
     from merges.run import merge_recipe
     from training.run import train_recipe
 
@@ -97,8 +114,9 @@ def plan_steps(study: Study, device: str | None = None, board: Path | None = Non
     from study.claims import record_claims
 
     def evaluate(step: EvalStep) -> None:
-        record_claims(study.folder, study.root)  # the claims in force when the first evaluation starts
-        run_eval_step(step, study.eval.batch_size, device, online)
+        if rank == 0:
+            record_claims(study.folder, study.root)  # the claims in force when the first evaluation starts
+        run_eval_step(step, study.eval.batch_size, device, online, rank)
 
     for step in study.evals:
         label = f"{step.checkpoint.label} {step.setting} ({step.shots}-shot) on set {step.set_index}"
@@ -132,28 +150,35 @@ def run_study(folder: str | Path, *, full: bool = False, output_dir: str | Path 
     claims = load_claims(folder)  # a wrong claims.yaml fails now, not after hours of training
     if claims is not None:
         check_claims(claims, study, str(Path(folder) / CLAIMS_FILE))
-    steps = plan_steps(study, device, board, online)
-    log.info(f"study {study.spec.name}{' (--full)' if full else ''}: {len(steps)} steps -> {study.root}")
+    rank = join_process_group()
+    say = log.info if rank == 0 else log.debug  # one voice in a multi-process launch
+    steps = plan_steps(study, device, board, online, rank)
+    say(f"study {study.spec.name}{' (--full)' if full else ''}: {len(steps)} steps -> {study.root}")
     if dry_run:
         from study.estimate import plan_table
 
         for i, step in enumerate(steps, 1):
-            log.info(f"[{i}/{len(steps)}] {step.kind:6s} {step.label}{'  (done)' if step.done() else ''}")
-        log.info("\n" + plan_table(study))
+            say(f"[{i}/{len(steps)}] {step.kind:6s} {step.label}{'  (done)' if step.done() else ''}")
+        say("\n" + plan_table(study))
         return study
-    check_families(study)  # downloads supplied Hub models (--online) before any training
-    write_recipes(study)
+    if rank == 0:
+        check_families(study)  # downloads supplied Hub models (--online) before any training
+        write_recipes(study)
+    wait_for_all()
     started = time.perf_counter()
     for i, step in enumerate(steps, 1):
         prefix = f"[{i}/{len(steps)}] {step.kind:6s} {step.label}"
-        if step.done():
-            log.info(f"{prefix}: already done")
+        if rank_zero_says(step.done()):
+            say(f"{prefix}: already done")
             continue
-        log.info(f"{prefix} ...")
+        say(f"{prefix} ...")
         t0 = time.perf_counter()
-        step.run()
-        log.info(f"{prefix}: done in {time.perf_counter() - t0:.0f} s (study: {time.perf_counter() - started:.0f} s)")
-    write_atomic(Path(study.root) / "study_run.json", json.dumps({
-        "study": study.spec.name, "full": full, "seconds_this_run": time.perf_counter() - started,
-    }, indent=2))
+        if rank == 0 or step.kind in ALL_RANKS:
+            step.run()
+        wait_for_all()
+        say(f"{prefix}: done in {time.perf_counter() - t0:.0f} s (study: {time.perf_counter() - started:.0f} s)")
+    if rank == 0:
+        write_atomic(Path(study.root) / "study_run.json", json.dumps({
+            "study": study.spec.name, "full": full, "seconds_this_run": time.perf_counter() - started,
+        }, indent=2))
     return study

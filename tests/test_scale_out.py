@@ -147,3 +147,57 @@ def test_the_shipped_accelerate_configs_parse_as_accelerate_reads_them():
         nested = {**(config.fsdp_config or {}), **(config.deepspeed_config or {})}
         assert set(nested) <= options, f"{path.name}: {sorted(set(nested) - options)} is not an accelerate option"
     assert found == {"ddp_4gpu.yaml": "MULTI_GPU", "fsdp_4gpu.yaml": "FSDP", "deepspeed_zero2_4gpu.yaml": "DEEPSPEED"}
+
+
+def test_a_study_under_two_processes_trains_and_scores_on_both_and_writes_each_folder_once(tmp_path):
+    """`torchrun -m finharness study run`: training and scoring on every rank, merges/deviations/
+    tables/board on rank 0; the vanilla model's answers are one process's."""
+    from study.run import run_study
+    from tests.helpers.checkpoints import build_tiny_checkpoint
+
+    base = build_tiny_checkpoint(tmp_path / "base")
+    folder = tmp_path / "study"
+    shutil.copytree(REPO / "recipes/studies/ft-generalization", folder)
+    (folder / "claims.yaml").unlink()  # its claims name runs this small copy drops
+
+    def edit(name: str, change) -> None:
+        data = yaml.safe_load((folder / name).read_text())
+        change(data)
+        (folder / name).write_text(yaml.safe_dump(data, sort_keys=False))
+
+    edit("study.yaml", lambda d: d.update(models=[{"label": "base", "model": str(base), "prompt_format": "base"}],
+                                          leaderboard=False, deviation={"per_task": 4}, table={"kind": "views",
+                                                                                              "resamples": 20}))
+    edit("train.yaml", lambda d: (d.pop("seeds"), d["training"].update(max_length=256, batch_size=2,
+                                                                       precision="fp32"),
+                                  d.update(runs=[{"name": "amazon", "tasks": [{"name": "gen_sentiment_amazon",
+                                                                               "split": "train_2000",
+                                                                               "samples": 8}]}])))
+    edit("eval.yaml", lambda d: d.update(sets=[{"name": "sentiment", "tasks": ["gen_sentiment_amazon_mc"],
+                                                "limit": 8, "few_shot": 2}]))
+
+    done = two_processes(["study", "run", str(folder), "--output_path", str(tmp_path / "two")], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = done.stdout + done.stderr
+    root = tmp_path / "two" / "ft-generalization"
+    run = json.loads((root / "runs" / "base-amazon" / "finharness.json").read_text())["data"]
+    assert run["world_size"] == 2  # DDP: both processes trained the one run
+    assert (root / "deviation" / "base--amazon.json").is_file() and (root / "tables.json").is_file()
+    evals = sorted(p for p in (root / "evals").rglob("finharness.json"))
+    assert len(evals) == 4  # vanilla and fine-tuned, zero- and few-shot: each folder once, complete
+    assert not [p for p in root.rglob("*") if p.name.startswith(".") or p.name.endswith(".partial")]
+    assert log.count("[1/") == 2 and log.count("tables.md / tables.json: done") == 1  # one voice
+
+    # The vanilla model's per-document answers are those of a one-process study (the trained
+    # model is not: DDP doubles the global batch, as accelerate's users expect).
+    one = Path(run_study(folder, output_dir=tmp_path / "one").root)
+
+    def logliks(study_root: Path, setting: str) -> list[list[float]]:
+        rows = map(json.loads, samples_file(study_root / "evals" / "base" / f"{setting}-set0",
+                                            "gen_sentiment_amazon_mc").read_text().splitlines())
+        return [[float(x[0][0]) for x in r["resps"]] for r in sorted(rows, key=lambda r: r["doc_id"])]
+
+    for setting in ("zero-shot", "few-shot"):
+        two_answers, one_answers = logliks(root, setting), logliks(one, setting)
+        assert len(two_answers) == 8
+        assert max(abs(x - y) for a, b in zip(two_answers, one_answers) for x, y in zip(a, b)) < 1e-4

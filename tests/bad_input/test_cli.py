@@ -62,10 +62,3 @@ def test_a_request_word_outside_its_vocabulary_is_refused_where_the_request_is_m
                         ("sample", "head"), ("chat_template", "yes")):
         with pytest.raises(ValueError, match=rf"{field} must be one of .*; not '{word}'"):
             EvalRequest("m", **{field: word})
-
-
-def test_a_study_refuses_to_run_under_a_multi_process_launch(monkeypatch, capsys):
-    """Every rank would run every step, and two processes would write one merge or table folder."""
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert main(["study", "run", "recipes/studies/ft-generalization"]) == 2
-    assert "a study runs as one process" in capsys.readouterr().err

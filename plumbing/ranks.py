@@ -1,0 +1,59 @@
+"""Which process of a multi-process launch (torchrun, ``accelerate launch``) this is.
+
+A study under such a launcher runs its training and scoring steps on every rank together
+(DDP training, documents split across ranks) and everything that writes shared files (merges,
+deviations, tables, the board) on rank 0 alone; these helpers keep the ranks in step.
+"""
+from __future__ import annotations
+
+import os
+
+
+def world_size() -> int:
+    """Processes in this launch (1 without a launcher)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def join_process_group() -> int:
+    """This process's rank, the process group started (gloo on CPU, nccl on GPUs) when the
+    launch has several processes; accelerate's PartialState, as training and lm-eval use it."""
+    if world_size() == 1:
+        return 0
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available()).process_index
+
+
+def _group():
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def wait_for_all() -> None:
+    dist = _group()
+    if dist is not None:
+        dist.barrier()
+
+
+def rank_zero_says(value: bool) -> bool:
+    """Rank 0's ``value`` on every rank (after the ranks meet): a step's "already done" check
+    reads files rank 0 may be writing, so the ranks take one answer rather than each its own."""
+    dist = _group()
+    if dist is None:
+        return value
+    dist.barrier()
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
+
+
+def leave_process_group() -> None:
+    """Every rank waits for the others, then leaves the process group: a rank that exits first
+    (its answers all cached, say) while gloo's threads still run aborts with "terminate called
+    without an active exception"."""
+    dist = _group()
+    if dist is not None:
+        dist.barrier()
+        dist.destroy_process_group()
