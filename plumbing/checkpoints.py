@@ -78,13 +78,13 @@ def embedded_path(name: str) -> Path:
 
 def convert_embedded(name: str) -> Path:
     """Dequantise the GGUF once into a safetensors checkpoint; return its folder."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     model = EMBEDDED[name]
     target = embedded_path(name)
     if is_finished(target, "model"):
         return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     # Built in a hidden work folder, manifest last, then renamed: a killed conversion never
     # leaves a folder that looks finished.
     # replace=False: two processes converting at once (test workers, ranks) keep the first folder.

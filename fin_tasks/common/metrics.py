@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import f1_score, matthews_corrcoef
 
 from fin_tasks.common.parsing import parse_label
 
@@ -40,6 +39,8 @@ def f1_macro(items: Sequence[Pair]) -> float:
     """Unweighted mean of per-class F1 over the gold classes."""
     if not items:
         return float("nan")
+    from sklearn.metrics import f1_score  # imported when aggregating: a second of start-up otherwise
+
     golds, preds = _split(items)
     return float(f1_score(golds, preds, labels=sorted(set(golds)), average="macro", zero_division=0))
 
@@ -48,6 +49,8 @@ def f1_weighted(items: Sequence[Pair]) -> float:
     """Per-class F1 weighted by gold support (FinBen's headline "F1")."""
     if not items:
         return float("nan")
+    from sklearn.metrics import f1_score
+
     golds, preds = _split(items)
     return float(f1_score(golds, preds, labels=sorted(set(golds)), average="weighted", zero_division=0))
 
@@ -56,6 +59,8 @@ def mcc(items: Sequence[Pair]) -> float:
     """Multi-class Matthews correlation; a missing answer (-1) is its own wrong class."""
     if not items:
         return float("nan")
+    from sklearn.metrics import matthews_corrcoef
+
     golds, preds = _split(items)
     return float(matthews_corrcoef(golds, preds))
 
