@@ -12,13 +12,13 @@ def dropped_note(row: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
-    from fin_tasks.common.validate import validate_paths
+    from fin_tasks.common.validate import validate_with_suite
     from fin_tasks.index import include_paths, roles, task_manager
 
     extra = include_paths(args.include_path)
-    rows, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR, *extra])
-    role = roles(task_manager(extra, hub=True).task_index) if not errors else {}
+    rows, errors = validate_with_suite(extra, suite_data=True)
+    # An invalid user folder is left out of the roles, not the suite's roles with it.
+    role = roles(task_manager(extra if not errors else [], hub=True).task_index)
     table = [
         [r["name"], r["kind"], role.get(r["name"], ""), len(r.get("labels", [])) or "",
          (r.get("splits") or {}).get("test", ""), r.get("skipped", "") or dropped_note(r)]

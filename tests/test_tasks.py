@@ -132,3 +132,38 @@ def test_the_suite_is_validated_once_per_change_of_its_files(tmp_path, monkeypat
     (mine / "fin_demo.yaml").write_text((mine / "fin_demo.yaml").read_text().replace("task: fin_demo", "task: fin_fpb"))
     _, errors = validate.validate_with_suite([mine])
     assert errors and "name 'fin_fpb' is already defined in" in errors[0]
+
+
+def test_tasks_lists_the_suites_sizes_from_the_cache_and_keeps_its_roles_beside_a_broken_folder(
+        tmp_path, monkeypatch, capsys):
+    """`finharness tasks` reads every data file once per change of the suite's files (data
+    included); a user folder with an invalid YAML is reported, and the suite keeps its roles."""
+    import os
+
+    from fin_tasks import TASKS_DIR
+    from fin_tasks.common import validate
+    from finharness.main import main
+    from tests.helpers.tasks import ALL_SPLITS, GOOD_BODY, write_task
+
+    monkeypatch.setenv("FINHARNESS_HOME", str(tmp_path / "home"))
+    assert main(["tasks"]) == 0
+    first = capsys.readouterr().out
+    fpb = next(line for line in first.splitlines() if line.startswith("| fin_fpb "))
+    assert [c.strip() for c in fpb.strip("|").split("|")][2:5] == ["seen", "3", "970"]
+    calls = []
+    real = validate.validate_paths
+    monkeypatch.setattr(validate, "validate_paths", lambda paths, **kw: calls.append(list(paths)) or real(paths, **kw))
+    assert main(["tasks"]) == 0 and capsys.readouterr().out == first and calls == []  # from the cache
+    data = TASKS_DIR / "fpb" / "data" / "test.jsonl"
+    stamp, stat = validate._suite_stamp(True), data.stat()
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    try:
+        assert validate._suite_stamp(True) != stamp  # a changed data file: sized again
+    finally:
+        os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    mine = tmp_path / "mine"
+    write_task(mine, GOOD_BODY.replace("dataset_kwargs:", "dataset_kwargs: [\n"), ALL_SPLITS)
+    assert main(["tasks", "--include_path", str(mine)]) == 1
+    out, err = capsys.readouterr()
+    assert fpb in out.splitlines() and "fin_demo.yaml" in err

@@ -209,10 +209,11 @@ def validate_paths(paths: Iterable[Path], *, with_data: bool | Sequence[Path] = 
     return rows, errors
 
 
-def _suite_stamp() -> str:
+def _suite_stamp(with_data: bool = False) -> str:
     """What the packaged suite's validation depends on: every YAML's path, size and time (the
     included ``_..._yaml`` templates too), the validating code's, and lm-eval's version (a stat
-    per file: no YAML is read)."""
+    per file: no YAML is read); with its data, every data file's too, and whether the Hub is
+    reachable (a Hub-only task is sized online, skipped offline)."""
     import hashlib
     from importlib.metadata import version
 
@@ -220,36 +221,43 @@ def _suite_stamp() -> str:
 
     code = sorted(Path(__file__).parent.glob("*.py"))
     digest = hashlib.sha256(version("lm_eval").encode())
+    kinds = ("yaml", "yml", ".jsonl", ".json") if with_data else ("yaml", "yml")
     configs = sorted(p for root in (TASKS_DIR, HUB_TASKS_DIR) for p in root.rglob("*")
-                     if p.name.endswith(("yaml", "yml")) and p.is_file())
+                     if p.name.endswith(kinds) and p.is_file())
+    if with_data:
+        from plumbing.offline import is_offline
+
+        digest.update(f"data, offline={is_offline()}\n".encode())
     for path in [*configs, *code]:
         stat = path.stat()
         digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
-def validate_with_suite(include_paths: Sequence[Path]) -> tuple[list[dict], list[str]]:
-    """The packaged suite (its YAMLs only) and the user's folders (data included), as
+def validate_with_suite(include_paths: Sequence[Path], suite_data: bool = False) -> tuple[list[dict], list[str]]:
+    """The packaged suite (its YAMLs only; with ``suite_data``, its data too: sizes, as
+    ``finharness tasks`` lists them) and the user's folders (data included), as
     ``validate_paths([TASKS_DIR, HUB_TASKS_DIR, *include_paths], with_data=include_paths)``.
 
     The suite's rows are validated once per change of its files and kept in finharness's
-    cache (1.4 s of every ``finharness eval`` start on 2 cores); a user folder is always
-    validated, and a name it defines that the suite defines too is an error naming both."""
+    cache (1.4 s of every ``finharness eval`` start on 2 cores; reading every data file for
+    ``tasks``, far more); a user folder is always validated, and a name it defines that the
+    suite defines too is an error naming both."""
     import json
 
     from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
     from plumbing.atomic import write_atomic
     from plumbing.checkpoints import finharness_home
 
-    cache = finharness_home() / "cache" / "suite_validation.json"
-    stamp = _suite_stamp()
+    cache = finharness_home() / "cache" / f"suite_validation{'_with_data' if suite_data else ''}.json"
+    stamp = _suite_stamp(suite_data)
     try:
         stored = json.loads(cache.read_text())
         suite = stored["rows"] if stored.get("stamp") == stamp else None
     except (OSError, ValueError, KeyError, TypeError):
         suite = None
     if suite is None:
-        suite, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR], with_data=False)
+        suite, errors = validate_paths([TASKS_DIR, HUB_TASKS_DIR], with_data=suite_data)
         if errors:
             return suite, errors
         write_atomic(cache, json.dumps({"stamp": stamp, "rows": suite}))
