@@ -167,3 +167,24 @@ def test_tasks_lists_the_suites_sizes_from_the_cache_and_keeps_its_roles_beside_
     assert main(["tasks", "--include_path", str(mine)]) == 1
     out, err = capsys.readouterr()
     assert fpb in out.splitlines() and "fin_demo.yaml" in err
+
+
+def test_a_task_data_folder_is_read_once_per_process_until_a_file_changes(tmp_path, monkeypatch):
+    """One `finharness eval` loads each task four times (slice, lm-eval, slice record,
+    baselines); the rows are read from disk once, and again after an edit."""
+    import json
+
+    from fin_tasks.common import data
+    from tests.helpers.tasks import ALL_SPLITS, GOOD_BODY, ROWS, write_task
+
+    source = str(write_task(tmp_path / "mine", GOOD_BODY, ALL_SPLITS))
+    reads = []
+    real = data.read_jsonl
+    monkeypatch.setattr(data, "read_jsonl", lambda path, *a: reads.append(path.name) or real(path, *a))
+    first = data.load(labels=["down", "up"], config_source=source)
+    assert data.load(labels=["down", "up"], config_source=source) is first
+    assert sorted(reads) == ["test.jsonl", "train.jsonl", "validation.jsonl"]
+    test_file = tmp_path / "mine" / "data" / "test.jsonl"
+    test_file.write_text("".join(json.dumps({**r, "text": "edited"}) + "\n" for r in ROWS[:4]))
+    again = data.load(labels=["down", "up"], config_source=source)
+    assert len(reads) == 6 and again["test"]["text"] == ["edited"] * 4

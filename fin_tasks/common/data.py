@@ -20,8 +20,11 @@ Which source is used:
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +101,36 @@ def data_dir_of(config_source: str | None, data_dir: str) -> Path:
     return Path(config_source).resolve().parent / path
 
 
+_LOADED: OrderedDict[tuple, datasets.DatasetDict] = OrderedDict()
+_KEEP = 64  # task datasets kept per process (a study scores dozens of tasks, each several times)
+
+
+def loaded_once(directories: list[Path], arguments: dict[str, Any], build: Callable[[], datasets.DatasetDict]
+                ) -> datasets.DatasetDict:
+    """One read of a task's packaged files per process: one ``finharness eval`` loads each task
+    four times (its slice, lm-eval's own load, the slice record, the baselines). Keyed by the
+    loader's arguments and every file's path, size and time, so an edited file is read again.
+    The datasets are shared, never changed in place (Arrow tables; lm-eval maps into new ones)."""
+    files = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
+                  for d in directories for p in sorted(d.glob("*.jsonl")))
+    key = (json.dumps(arguments, sort_keys=True, default=str), files)
+    if key in _LOADED:
+        _LOADED.move_to_end(key)
+        return _LOADED[key]
+    found = _LOADED[key] = build()
+    if len(_LOADED) > _KEEP:
+        _LOADED.popitem(last=False)
+    return found
+
+
 def load_packaged(directory: Path, labels: list[str], prompt: dict[str, str] | None = None,
                   where: str = "<task>") -> datasets.DatasetDict:
+    return loaded_once([directory], {"labels": labels, "prompt": prompt, "where": where},
+                       lambda: _read_packaged(directory, labels, prompt, where))
+
+
+def _read_packaged(directory: Path, labels: list[str], prompt: dict[str, str] | None,
+                   where: str) -> datasets.DatasetDict:
     if not (directory / "test.jsonl").is_file():
         raise TaskDataError(f"{directory}: missing split 'test' (expected {directory / 'test.jsonl'})")
     out = {}

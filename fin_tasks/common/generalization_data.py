@@ -28,7 +28,7 @@ from typing import Any
 
 import datasets
 
-from fin_tasks.common.data import TaskDataError, dataset_dict, data_dir_of, read_jsonl
+from fin_tasks.common.data import TaskDataError, dataset_dict, data_dir_of, loaded_once, read_jsonl
 
 log = logging.getLogger("finharness")
 
@@ -91,7 +91,18 @@ def read_splits(
 
 
 def load(**kwargs: Any) -> datasets.DatasetDict:
-    """``custom_dataset`` entry point for every generalization-suite task YAML."""
+    """``custom_dataset`` entry point for every generalization-suite task YAML (read once per
+    process: :func:`fin_tasks.common.data.loaded_once`)."""
+    source = kwargs.get("config_source")
+    directories = [data_dir_of(source, kwargs.get("data_dir", "data"))]
+    if kwargs.get("fewshot_dir") is not None:
+        directories.append(data_dir_of(source, kwargs["fewshot_dir"]))
+    if not all(d.is_dir() for d in directories):
+        return _read(**kwargs)  # read_splits names what is missing
+    return loaded_once(directories, kwargs, lambda: _read(**kwargs))
+
+
+def _read(**kwargs: Any) -> datasets.DatasetDict:
     splits, dropped = read_splits(**kwargs)
     source = Path(kwargs.get("config_source") or "inline").name
     for split, count in dropped.items():
