@@ -19,10 +19,14 @@ def join_process_group() -> int:
     launch has several processes; accelerate's PartialState, as training and lm-eval use it."""
     if world_size() == 1:
         return 0
+    from datetime import timedelta
+
     import torch
     from accelerate import PartialState
 
-    return PartialState(cpu=not torch.cuda.is_available()).process_index
+    # The other ranks wait at a barrier while rank 0 alone merges, measures or tabulates, which
+    # at the papers' sizes can outlast torch's 30-minute default.
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(hours=12)).process_index
 
 
 def _group():
