@@ -18,6 +18,7 @@ def test_both_defaults_are_registered():
     assert EMBEDDED["smollm2-135m-instruct"].instruct and not EMBEDDED["gemma3-270m"].instruct
 
 
+@pytest.mark.slow
 def test_smollm2_converts_once_to_safetensors_with_identical_logits(tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -10,6 +10,8 @@ import shlex
 import shutil
 from pathlib import Path
 
+import pytest
+
 import plumbing.checkpoints
 from finharness.main import main
 from plumbing.folders import is_finished
@@ -33,6 +35,7 @@ def tour_commands() -> list[list[str]]:
     return commands
 
 
+@pytest.mark.slow
 def test_the_tour_runs_as_written(tmp_path, monkeypatch, capsys):
     tiny = build_tiny_checkpoint(tmp_path / "tiny-instruct", chat_template=CHATML)
     real = plumbing.checkpoints.convert_embedded

@@ -41,6 +41,7 @@ def adapter_weights(run: Path) -> dict:
     return load_file(run / "adapter" / "adapter_model.safetensors")
 
 
+@pytest.mark.slow
 def test_two_training_processes_match_one_process_at_the_same_global_batch_and_resume_a_killed_rank(
         tiny_checkpoint, tmp_path):
     from training.run_folder import read_log
@@ -86,6 +87,7 @@ def test_two_training_processes_match_one_process_at_the_same_global_batch_and_r
     assert max(float((after[k] - ddp[k]).abs().max()) for k in ddp) < 1e-6
 
 
+@pytest.mark.slow
 def test_two_scoring_processes_give_one_process_answers_and_one_results_file(tiny_checkpoint, tmp_path):
     from harness.evaluate import EvalRequest, run_eval
 
@@ -149,6 +151,7 @@ def test_the_shipped_accelerate_configs_parse_as_accelerate_reads_them():
     assert found == {"ddp_4gpu.yaml": "MULTI_GPU", "fsdp_4gpu.yaml": "FSDP", "deepspeed_zero2_4gpu.yaml": "DEEPSPEED"}
 
 
+@pytest.mark.slow
 def test_a_study_under_two_processes_trains_and_scores_on_both_and_writes_each_folder_once(tmp_path):
     """`torchrun -m finharness study run`: training and scoring on every rank, merges/deviations/
     tables/board on rank 0; the vanilla model's answers are one process's."""

@@ -57,6 +57,7 @@ def test_a_finred_slice_keeps_its_majority_label_and_lists_the_labels_it_misses(
     assert all(isinstance(label, str) and not label.isdigit() for label in missing)  # label words, not indices
 
 
+@pytest.mark.slow
 def test_finharness_eval_and_plain_lm_eval_score_the_same_documents(tiny_checkpoint, tmp_path):
     from finharness.main import main
 

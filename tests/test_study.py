@@ -85,6 +85,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
             "instruct": build_tiny_checkpoint(root / "instruct", chat_template=CHATML)}
 
 
+@pytest.mark.slow
 def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path, capsys, progress):
     # Two seen tasks and one unseen keep the suite fast; the study's own set is finharness_all.
     folder = shrink("fin-instruct-merge", tmp_path / "recipes", tiny_models,
@@ -195,6 +196,7 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     assert "(60 resamples" in (root / "tables.md").read_text()
 
 
+@pytest.mark.slow
 def test_generalization_study_runs_end_to_end(tiny_models, tmp_path):
     # One in-domain and one out-of-domain dataset per task type.
     # 4 examples in batches of 2: a warm-up step (lr 0) and one that moves the weights.
@@ -291,6 +293,7 @@ def test_a_training_recipe_with_seeds_is_one_run_per_seed():
         parse_recipe({"name": "fpb", "base_model": "m", "tasks": [{"name": "fin_fpb"}], "seed": 1, "seeds": [7]})
 
 
+@pytest.mark.slow
 def test_a_study_in_the_papers_formats_trains_and_scores_each_model_in_its_own(tiny_models, tmp_path):
     """prompts: paper + scoring: generate + a shot grid: the base model reads the Alpaca template,
     the instruct one 'sentence: ... label:', both generate, and their rows line up on FinBen names."""
