@@ -88,6 +88,9 @@ class TrainRun(_Strict):
     kind: Literal["single", "multi"] = "single"
     covers: list[str] = Field(default_factory=list,
                               description="seen tasks this single-task run is the specialist for (tables)")
+    training: dict[str, Any] = Field(
+        default_factory=dict, description="this run's changes to train.yaml's training block (e.g. {lr: 2.0e-3}: "
+                                          "a rate chosen for its own task); checked as the block is")
 
 
 class TrainFile(_Strict):
@@ -371,7 +374,7 @@ def _training_runs(folder: Path, spec: StudyFile, train: TrainFile, models: Mapp
                     "prompt_format": model.prompt_format,
                     "tasks": [t.model_dump() for t in tasks], "fticl": run.fticl.model_dump(),
                     "method": train.method, **({"lora": train.lora.model_dump()} if train.method == "lora" else {}),
-                    "training": train.training.model_dump(), "seed": seed,
+                    "training": {**train.training.model_dump(), **run.training}, "seed": seed,
                     "output_dir": str(root / "runs"),
                 }, f"{folder / 'train.yaml'} (run {run.name}, model {label})")
                 recipes.append(recipe)

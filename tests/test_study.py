@@ -281,6 +281,22 @@ def test_training_seeds_give_a_run_and_a_merge_per_seed(tmp_path, tiny_models):
     assert {c.label for c in study.checkpoints if c.run == "fomc"} >= {"instruct/fomc-s1", "instruct/fomc-s3"}
 
 
+def test_a_run_can_change_the_training_block_for_its_own_task(tmp_path, tiny_models):
+    """One study, two rates: a run's `training:` overrides train.yaml's block for that run only."""
+    folder = shrink("ft-generalization", tmp_path, tiny_models)
+    train = yaml.safe_load((folder / "train.yaml").read_text())
+    xsum = next(r for r in train["runs"] if r["name"] == "xsum")
+    xsum["training"] = {"lr": 2.0e-3}
+    (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
+    recipes = {r.name: r for r in load_study(folder).train_recipes}
+    assert recipes["base-xsum"].training.lr == 2.0e-3 and recipes["base-amazon"].training.lr == train["training"]["lr"]
+    assert recipes["base-xsum"].training.batch_size == recipes["base-amazon"].training.batch_size
+    xsum["training"] = {"learning_rate": 2.0e-3}  # a misspelt field is refused, naming the run
+    (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
+    with pytest.raises(RecipeError, match=r"run xsum.*learning_rate"):
+        load_study(folder)
+
+
 def test_a_training_recipe_with_seeds_is_one_run_per_seed():
     from training.recipe import parse_recipe
 
