@@ -237,6 +237,19 @@ def test_generalization_study_runs_end_to_end(tiny_models, tmp_path):
     assert [cell.strip() for cell in xsum_row.strip("|").split("|")][2:] != ["", ""]  # both measured
 
 
+def test_the_shipped_study_b_logs_rebuild_its_shipped_claims(tmp_path):
+    """docs/RESULTS.md's Study B numbers come back from the 0.7 MB of logs in the repository,
+    with no model: the same claims.json as the one shipped beside them."""
+    shipped = Path(__file__).resolve().parents[1] / "docs" / "results" / "ft-generalization"
+    from finharness.main import main
+
+    assert main(["study", "table", str(RECIPES / "ft-generalization"), "--from", str(shipped / "logs.tar.gz"),
+                 "--output_path", str(tmp_path)]) == 0
+    rebuilt = json.loads((tmp_path / "ft-generalization" / "claims.json").read_text())
+    assert rebuilt == json.loads((shipped / "claims.json").read_text())
+    assert next(c for c in rebuilt if c["id"] == "B0-ft-raises-own-task")["verdict"] == "agrees"
+
+
 def test_study_errors_name_the_file_and_field(tmp_path, tiny_models):
     folder = shrink("fin-instruct-merge", tmp_path, tiny_models)
     merge = folder / "merge.yaml"
