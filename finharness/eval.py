@@ -7,7 +7,7 @@ from pathlib import Path
 from lm_eval._cli.utils import MergeDictAction
 
 from finharness.arguments import positive_limit, shot_count
-from plumbing.ranks import leave_process_group
+from plumbing.ranks import group_size, leave_process_group
 from plumbing.vocabulary import (BACKENDS, CHAT_TEMPLATE_MODES, DEFAULT_BACKEND, DEFAULT_SEED, DEFAULT_SLICE,
                                  DEFAULT_TASKS, SLICE_METHODS, WEIGHT_TYPES)
 
@@ -55,9 +55,7 @@ def processes_note(results: dict, backend: str) -> str | None:
     too."""
     import torch
 
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return None
-    world = torch.distributed.get_world_size()
+    world = group_size()
     if world < 2:
         return None
     if backend != "hf-shared-prefix" and not (torch.cuda.is_available() and torch.cuda.device_count() > 1):

@@ -35,6 +35,12 @@ def _group():
     return dist if dist.is_available() and dist.is_initialized() else None
 
 
+def group_size() -> int:
+    """Processes in the running process group (1 when none is running)."""
+    dist = _group()
+    return dist.get_world_size() if dist is not None else 1
+
+
 def wait_for_all() -> None:
     dist = _group()
     if dist is not None:
@@ -42,12 +48,12 @@ def wait_for_all() -> None:
 
 
 def rank_zero_says(value: bool) -> bool:
-    """Rank 0's ``value`` on every rank (after the ranks meet): a step's "already done" check
-    reads files rank 0 may be writing, so the ranks take one answer rather than each its own."""
+    """Rank 0's ``value`` on every rank (the broadcast makes the ranks meet): a step's "already
+    done" check reads files rank 0 may be writing, so the ranks take one answer rather than each
+    its own."""
     dist = _group()
     if dist is None:
         return value
-    dist.barrier()
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return bool(box[0])
