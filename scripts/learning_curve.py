@@ -3,6 +3,8 @@
     python scripts/learning_curve.py --out docs/results/learning-curve [--budgets 32 128 512] [--limit 200]
     python scripts/learning_curve.py --setting amazon-base --out docs/results/learning-curve-amazon \
         --budgets 512 --lrs 2e-5 2e-4 2e-3 --limit 200
+    python scripts/learning_curve.py --setting xsum-base --out docs/results/learning-curve-xsum \
+        --budgets 32 --lrs 2e-5 2e-4 2e-3 --limit 100
 
 For each seen task family (Headlines, FPB, FOMC, FinRED) and each training budget, one LoRA
 run (one seed, one epoch, batch 4, lr 2e-4, r 16; the loss logged every step) is trained with
@@ -19,6 +21,13 @@ base, base prompt format, Amazon reviews from ``train_2000``, bf16, max length 1
 learning-rate sweep (``--lrs``), scored on ``heldout_2000``: Amazon training rows outside
 ``train_2000``, so choosing the rate looks at neither the runs' training rows nor the test
 documents the study's claims are decided on. Work folders: ``studies/learning-curve-amazon``.
+
+``--setting xsum-base`` is Study B's XSum training (same model, recipe and seed) with a
+learning-rate sweep, scored by ROUGE-L (with its paired difference from the vanilla model) on
+XSum training rows that none of the sweep's runs and none of Study B's XSum runs train on
+(XSum ships one 2,000-row subset, so there is no ``heldout_<N>`` split: the script writes the
+development rows as a task of its own, and checks each run's training lineage against them).
+Work folders: ``studies/learning-curve-xsum``.
 """
 from __future__ import annotations
 
@@ -35,7 +44,7 @@ import yaml
 from harness.contamination import read_sample_rows
 from harness.discrimination import rows_auc
 from harness.result_files import load_results, results_file, samples_file
-from harness.stats import percentile_interval
+from harness.stats import align, paired_bootstrap, percentile_interval, read_samples
 from plumbing.atomic import write_atomic
 
 TASKS = {"headlines": "fin_headlines", "fpb": "fin_fpb", "fomc": "fin_fomc", "finred": "fin_finred"}
@@ -60,12 +69,30 @@ SETTINGS = {
         "title": "Gemma-3-270M base (Study B's training), one seed, scored zero-shot on {limit} prior-keeping "
                  "Amazon training rows outside train_2000 (split heldout_2000; never the test split)",
     },
+    "xsum-base": {
+        "model": "gemma3-270m", "prompt_format": "base", "work": Path("studies/learning-curve-xsum"),
+        "tasks": {"xsum": "dev_gen_summary_xsum"}, "train_task": {"name": "gen_summary_xsum"}, "metric": "rougeL",
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
+        "training": {"lr": 2.0e-3, "epochs": 1, "batch_size": 4, "max_length": 1024, "precision": "bf16",
+                     "logging_steps": 1},
+        "title": "Gemma-3-270M base (Study B's XSum training), one seed, scored zero-shot (ROUGE-L) on {limit} "
+                 "XSum training rows that no run of this sweep or of Study B trains on (never the test split)",
+    },
 }
+STUDY_B_TRAIN = REPO / "recipes/studies/ft-generalization/train.yaml"
 DEV_TASK = """# Amazon sentiment (multiple choice) scored on heldout_2000: training rows outside train_2000.
 task: dev_gen_sentiment_amazon_mc
 include: {source}
 dataset_kwargs: {{data_dir: {data}, labels: [negative, positive]}}
 test_split: heldout_2000
+"""
+
+
+DEV_XSUM = """# XSum summaries scored on training rows no run of the sweep or of Study B trains on (written by
+# scripts/learning_curve.py --setting xsum-base; XSum ships one 2,000-row subset, so no heldout_<N>).
+task: dev_gen_summary_xsum
+include: {source}
+dataset_kwargs: {{data_dir: {data}}}
 """
 
 
@@ -79,6 +106,65 @@ def dev_tasks(work: Path) -> Path:
     return folder
 
 
+def xsum_training_rows(budgets: list[int], seed: int = 42) -> set[int]:
+    """XSum training rows any sweep run (``seed``, each budget) or any Study B XSum run draws, as training does."""
+    from training.examples import leak_free_rows, load_tasks, sample_rows
+
+    task = load_tasks(["gen_summary_xsum"])["gen_summary_xsum"]
+    docs = task.training_docs()
+    eligible = leak_free_rows(task, docs, [task])
+    study = yaml.safe_load(STUDY_B_TRAIN.read_text())
+    draws = [(seed, budget) for budget in budgets]
+    for run in study["runs"]:
+        for spec in run["tasks"]:
+            if spec["name"] == "gen_summary_xsum":
+                draws += [(s, spec["samples"]) for s in study["seeds"]]
+    return {row for s, n in draws for row in sample_rows(len(docs), n, s, "gen_summary_xsum", eligible=eligible)}
+
+
+DEV_BUDGETS = (32, 64, 128, 256, 512)  # the dev rows avoid these budgets' draws; another budget is checked by lineage
+
+
+def xsum_dev_tasks(work: Path, limit: int) -> Path:
+    """A task folder with ``dev_gen_summary_xsum``: ``limit`` seeded XSum training rows outside every draw
+    (the same rows whichever budgets a sweep runs, so its vanilla scores stay comparable)."""
+    import random
+
+    from fin_tasks.common.data import read_jsonl
+
+    folder = work / "tasks"
+    data = folder / "data" / "xsum"
+    source = REPO / "fin_tasks/tasks/generalization/summary"
+    rows = read_jsonl(source / "data/xsum/train.jsonl", fields=("id", "input", "output"))
+    drawn = xsum_training_rows(list(DEV_BUDGETS))
+    unseen = [i for i in range(len(rows)) if i not in drawn]
+    chosen = sorted(random.Random("xsum-dev").sample(unseen, limit))
+    data.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(json.dumps({k: rows[i][k] for k in ("id", "input", "output")}) for i in chosen) + "\n"
+    if (data / "test.jsonl").is_file() and (data / "test.jsonl").read_text() != text:
+        raise SystemExit(f"{data / 'test.jsonl'} holds other dev rows (another --limit?): its scores would not "
+                         f"compare; use a fresh {work}")
+    write_atomic(data / "test.jsonl", text)
+    write_atomic(data / "fewshot.jsonl", (source / "data/xsum/fewshot.jsonl").read_text())
+    write_atomic(folder / "dev_gen_summary_xsum.yaml",
+                 DEV_XSUM.format(source=source / "gen_summary_xsum.yaml", data=data.resolve()))
+    return folder
+
+
+def check_unseen(run_dir: Path, work: Path) -> None:
+    """Refuse a run whose training lineage holds a development document (the sweep would score its own rows)."""
+    from fin_tasks.common.data import read_jsonl
+    from plumbing.lineage import read_lineage
+
+    lineage = read_lineage(run_dir)
+    if lineage.status != "known":
+        raise SystemExit(f"{run_dir}: training lineage unknown ({lineage.why}); cannot check the dev rows")
+    dev = [row["input"] for row in read_jsonl(work / "tasks/data/xsum/test.jsonl", fields=("input",))]
+    seen = int(lineage.fingerprint.same_texts(dev).sum())
+    if seen:
+        raise SystemExit(f"{run_dir}: {seen} development documents are among its training texts")
+
+
 def run(command: list[str], log: Path) -> float:
     start = time.perf_counter()
     with log.open("w") as fh:
@@ -86,7 +172,16 @@ def run(command: list[str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def scored(folder: Path, task: str) -> dict:
+def scored_generation(folder: Path, task: str, metric: str) -> dict:
+    results = load_results(results_file(folder))
+    values = read_samples(samples_file(folder, task), metric)
+    return {"docs": len(values), metric: results["results"][task][f"{metric},none"], "per_doc": values,
+            "rouge1": results["results"][task]["rouge1,none"]}
+
+
+def scored(folder: Path, task: str, metric: str | None = None) -> dict:
+    if metric:
+        return scored_generation(folder, task, metric)
     results = load_results(results_file(folder))
     rows = read_sample_rows(samples_file(folder, task))
     point, reps = rows_auc(rows, task)
@@ -97,14 +192,15 @@ def scored(folder: Path, task: str) -> dict:
             "f1_macro_normalized": found["normalized"]["f1_macro"], "collapsed": found["collapsed"]}
 
 
-def evaluate(model: str, task: str, out: Path, limit: int, include: list[Path] = ()) -> tuple[dict, float]:
+def evaluate(model: str, task: str, out: Path, limit: int, include: list[Path] = (),
+             metric: str | None = None) -> tuple[dict, float]:
     seconds = 0.0
     if not any(out.rglob("results_*.json")):
         out.parent.mkdir(parents=True, exist_ok=True)
         extra = [arg for folder in include for arg in ("--include_path", str(folder))]
         seconds = run(["finharness", "eval", "-m", model, "-t", task, "--limit", str(limit), "-o", str(out), *extra],
                       out.parent / f"{out.name}.log")
-    return scored(out, task), seconds
+    return scored(out, task, metric), seconds
 
 
 def main() -> None:
@@ -118,20 +214,28 @@ def main() -> None:
     args = parser.parse_args()
     setting = SETTINGS[args.setting]
     work, model = setting["work"], setting["model"]
-    include = [dev_tasks(work)] if args.setting == "amazon-base" else []
+    include = {"amazon-base": lambda: [dev_tasks(work)],
+               "xsum-base": lambda: [xsum_dev_tasks(work, args.limit)]}.get(args.setting, list)()
     lrs = args.lrs or [setting["training"]["lr"]]
+    metric = setting.get("metric")
     points = []
     for family in args.tasks or list(setting["tasks"]):
         task = setting["tasks"][family]
-        found, seconds = evaluate(model, task, work / "evals" / f"vanilla-{family}", args.limit, include)
+        found, seconds = evaluate(model, task, work / "evals" / f"vanilla-{family}", args.limit, include, metric)
+        vanilla = found.pop("per_doc", None)
         points.append({"task": task, "budget": 0, "lr": None, "train_seconds": 0.0, "eval_seconds": seconds, **found})
         print(json.dumps(points[-1]), flush=True)
         for budget in args.budgets:
             for lr in lrs:
                 name = f"{family}-{budget}" + (f"-lr{lr:g}" if args.lrs else "")
-                points.append(train_and_score(setting, family, task, budget, lr, name, args.limit, include))
+                point = train_and_score(setting, family, task, budget, lr, name, args.limit, include)
+                if metric:  # the run's change on the same documents, with a paired interval
+                    tuned, base = align(point.pop("per_doc"), vanilla, (name, "vanilla"))
+                    delta = paired_bootstrap([float(v) for v in tuned], [float(v) for v in base])
+                    point |= {"delta": delta.point, "delta_ci": [delta.low, delta.high]}
+                points.append(point)
                 print(json.dumps(points[-1]), flush=True)
-                write_outputs(points, args.out, setting["title"].format(limit=args.limit))
+                write_outputs(points, args.out, setting["title"].format(limit=args.limit), metric)
 
 
 def train_and_score(setting: dict, family: str, task: str, budget: int, lr: float, name: str, limit: int,
@@ -149,19 +253,55 @@ def train_and_score(setting: dict, family: str, task: str, budget: int, lr: floa
         path.write_text(yaml.safe_dump(recipe, sort_keys=False))
         train_seconds = run(["finharness", "train", str(path)], work / "recipes" / f"{name}.log")
     manifest = json.loads((run_dir / "finharness.json").read_text())["data"]
-    found, seconds = evaluate(str(run_dir), task, work / "evals" / name, limit, include)
+    if setting.get("metric"):
+        check_unseen(run_dir, work)
+    found, seconds = evaluate(str(run_dir), task, work / "evals" / name, limit, include, setting.get("metric"))
     return {"task": task, "budget": budget, "lr": lr, "steps": manifest["steps"],
             "train_seconds": manifest["seconds"] if not train_seconds else train_seconds,
             "final_loss": manifest["final_loss"], "eval_seconds": seconds, **found}
 
 
-def write_outputs(points: list[dict], out: Path, title: str) -> None:
+def write_generation_outputs(points: list[dict], out: Path, title: str, metric: str) -> None:
+    """A sweep scored by a generation metric: the score and its paired change from the vanilla model."""
+    from tabulate import tabulate
+
+    from plumbing.plots import pyplot, save
+
+    rows = [[p["task"], p["budget"] or "vanilla", f"{p['lr']:g}" if p.get("lr") else "", p.get("steps", ""),
+             f"{p[metric]:.3f}", f"{p['delta']:+.3f} [{p['delta_ci'][0]:+.3f}, {p['delta_ci'][1]:+.3f}]"
+             if "delta" in p else "", f"{p['rouge1']:.3f}", f"{p['train_seconds']:.0f}",
+             f"{p.get('final_loss', float('nan')):.3f}", f"{p['eval_seconds']:.0f}"] for p in points]
+    table = tabulate(rows, headers=["task", "examples", "lr", "steps", metric, f"Δ {metric} vs vanilla [95% CI]",
+                                    "rouge1", "train s", "final loss", "eval s"],
+                     tablefmt="github", disable_numparse=True)
+    write_atomic(out / "curve.md", f"{title} (vanilla: examples = vanilla; Δ: paired bootstrap over the "
+                                   f"documents).\n\n{table}\n")
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for budget in sorted({p["budget"] for p in points if p["budget"]}):
+        shown = sorted((p for p in points if p["budget"] == budget), key=lambda p: p["lr"])
+        ax.errorbar([p["lr"] for p in shown], [p["delta"] for p in shown], marker="o", capsize=3,
+                    yerr=[[p["delta"] - p["delta_ci"][0] for p in shown], [p["delta_ci"][1] - p["delta"] for p in shown]],
+                    label=f"{budget} examples")
+    ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"Δ {metric} vs vanilla (95% CI)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, out / "curve")
+    plt.close(fig)
+
+
+def write_outputs(points: list[dict], out: Path, title: str, metric: str | None = None) -> None:
     from tabulate import tabulate
 
     from plumbing.plots import pyplot, save
 
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "curve.json", json.dumps(points, indent=1))
+    if metric:
+        return write_generation_outputs(points, out, title, metric)
     rows = [[p["task"], p["budget"] or "vanilla", f"{p['lr']:g}" if p.get("lr") else "", p.get("steps", ""),
              f"{p['auc']:.3f} [{p['auc_ci'][0]:.3f}, "
              f"{p['auc_ci'][1]:.3f}]", f"{p['mcc']:.3f}", f"{p['f1_macro_normalized']:+.3f}", f"{p['acc']:.3f}",
