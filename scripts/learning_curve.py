@@ -93,6 +93,7 @@ DEV_XSUM = """# XSum summaries scored on training rows no run of the sweep or of
 task: dev_gen_summary_xsum
 include: {source}
 dataset_kwargs: {{data_dir: {data}}}
+training_split: null  # the dev rows are the only split written, beside the few-shot pool
 """
 
 
