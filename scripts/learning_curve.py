@@ -233,7 +233,7 @@ def main() -> None:
                 if metric:  # the run's change on the same documents, with a paired interval
                     tuned, base = align(point.pop("per_doc"), vanilla, (name, "vanilla"))
                     delta = paired_bootstrap([float(v) for v in tuned], [float(v) for v in base])
-                    point |= {"delta": delta.point, "delta_ci": [delta.low, delta.high]}
+                    point |= {"delta": delta.estimate, "delta_ci": [delta.low, delta.high]}
                 points.append(point)
                 print(json.dumps(points[-1]), flush=True)
                 write_outputs(points, args.out, setting["title"].format(limit=args.limit), metric)
