@@ -79,7 +79,7 @@ SETTINGS = {
                  "XSum training rows that no run of this sweep or of Study B trains on (never the test split)",
     },
 }
-STUDY_B_TRAIN = REPO / "recipes/studies/ft-generalization/train.yaml"
+STUDY_B = REPO / "recipes/studies/ft-generalization"
 DEV_TASK = """# Amazon sentiment (multiple choice) scored on heldout_2000: training rows outside train_2000.
 task: dev_gen_sentiment_amazon_mc
 include: {source}
@@ -107,20 +107,20 @@ def dev_tasks(work: Path) -> Path:
     return folder
 
 
-def xsum_training_rows(budgets: list[int], seed: int = 42) -> set[int]:
-    """XSum training rows any sweep run (``seed``, each budget) or any Study B XSum run draws, as training does."""
+def xsum_training_rows(budgets: list[int], seed: int = 42):
+    """XSum's training documents, and the rows any sweep run (``seed``, each budget) or any of
+    Study B's XSum runs (its recipes as `study run` builds them) draws, as training draws them."""
+    from study.spec import load_study
     from training.examples import leak_free_rows, load_tasks, sample_rows
 
     task = load_tasks(["gen_summary_xsum"])["gen_summary_xsum"]
     docs = task.training_docs()
     eligible = leak_free_rows(task, docs, [task])
-    study = yaml.safe_load(STUDY_B_TRAIN.read_text())
-    draws = [(seed, budget) for budget in budgets]
-    for run in study["runs"]:
-        for spec in run["tasks"]:
-            if spec["name"] == "gen_summary_xsum":
-                draws += [(s, spec["samples"]) for s in study["seeds"]]
-    return {row for s, n in draws for row in sample_rows(len(docs), n, s, "gen_summary_xsum", eligible=eligible)}
+    study = load_study(STUDY_B)
+    draws = [(seed, budget) for budget in budgets] + [
+        (recipe.seed, spec.samples) for recipe in study.train_recipes for spec in recipe.tasks
+        if spec.name == "gen_summary_xsum"]
+    return docs, {row for s, n in draws for row in sample_rows(len(docs), n, s, "gen_summary_xsum", eligible=eligible)}
 
 
 DEV_BUDGETS = (32, 64, 128, 256, 512)  # the dev rows avoid these budgets' draws; another budget is checked by lineage
@@ -131,17 +131,14 @@ def xsum_dev_tasks(work: Path, limit: int) -> Path:
     (the same rows whichever budgets a sweep runs, so its vanilla scores stay comparable)."""
     import random
 
-    from fin_tasks.common.data import read_jsonl
-
     folder = work / "tasks"
     data = folder / "data" / "xsum"
     source = REPO / "fin_tasks/tasks/generalization/summary"
-    rows = read_jsonl(source / "data/xsum/train.jsonl", fields=("id", "input", "output"))
-    drawn = xsum_training_rows(list(DEV_BUDGETS))
-    unseen = [i for i in range(len(rows)) if i not in drawn]
+    docs, drawn = xsum_training_rows(list(DEV_BUDGETS))
+    unseen = [i for i in range(len(docs)) if i not in drawn]
     chosen = sorted(random.Random("xsum-dev").sample(unseen, limit))
     data.mkdir(parents=True, exist_ok=True)
-    text = "\n".join(json.dumps({k: rows[i][k] for k in ("id", "input", "output")}) for i in chosen) + "\n"
+    text = "\n".join(json.dumps({k: docs[i][k] for k in ("id", "input", "output")}) for i in chosen) + "\n"
     if (data / "test.jsonl").is_file() and (data / "test.jsonl").read_text() != text:
         raise SystemExit(f"{data / 'test.jsonl'} holds other dev rows (another --limit?): its scores would not "
                          f"compare; use a fresh {work}")
@@ -295,14 +292,14 @@ def write_generation_outputs(points: list[dict], out: Path, title: str, metric: 
 
 
 def write_outputs(points: list[dict], out: Path, title: str, metric: str | None = None) -> None:
-    from tabulate import tabulate
-
-    from plumbing.plots import pyplot, save
-
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "curve.json", json.dumps(points, indent=1))
     if metric:
         return write_generation_outputs(points, out, title, metric)
+    from tabulate import tabulate
+
+    from plumbing.plots import pyplot, save
+
     rows = [[p["task"], p["budget"] or "vanilla", f"{p['lr']:g}" if p.get("lr") else "", p.get("steps", ""),
              f"{p['auc']:.3f} [{p['auc_ci'][0]:.3f}, "
              f"{p['auc_ci'][1]:.3f}]", f"{p['mcc']:.3f}", f"{p['f1_macro_normalized']:+.3f}", f"{p['acc']:.3f}",
