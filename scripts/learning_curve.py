@@ -111,16 +111,17 @@ def xsum_training_rows(budgets: list[int], seed: int = 42):
     """XSum's training documents, and the rows any sweep run (``seed``, each budget) or any of
     Study B's XSum runs (its recipes as `study run` builds them) draws, as training draws them."""
     from study.spec import load_study
-    from training.examples import leak_free_rows, load_tasks, sample_rows
+    from training.examples import drawn_rows, load_tasks
+    from training.recipe import TaskSpec
 
     task = load_tasks(["gen_summary_xsum"])["gen_summary_xsum"]
     docs = task.training_docs()
-    eligible = leak_free_rows(task, docs, [task])
     study = load_study(STUDY_B)
-    draws = [(seed, budget) for budget in budgets] + [
-        (recipe.seed, spec.samples) for recipe in study.train_recipes for spec in recipe.tasks
+    # The sweep's own runs (a single-task recipe per budget) and Study B's XSum recipes.
+    draws = [(TaskSpec(name="gen_summary_xsum", samples=budget), seed, True) for budget in budgets] + [
+        (spec, recipe.seed, recipe.leak_free) for recipe in study.train_recipes for spec in recipe.tasks
         if spec.name == "gen_summary_xsum"]
-    return docs, {row for s, n in draws for row in sample_rows(len(docs), n, s, "gen_summary_xsum", eligible=eligible)}
+    return docs, {row for spec, s, leak_free in draws for row in drawn_rows(task, docs, spec, s, leak_free, [task])[1]}
 
 
 DEV_BUDGETS = (32, 64, 128, 256, 512)  # the dev rows avoid these budgets' draws; another budget is checked by lineage

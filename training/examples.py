@@ -172,6 +172,16 @@ def split_docs(task, spec: TaskSpec):
     return task.config.process_docs(docs) if task.config.process_docs else docs
 
 
+def drawn_rows(task, docs, spec: TaskSpec, seed: int, leak_free: bool = True,
+               recipe_tasks: Sequence[Any] = ()) -> tuple[list[int], list[int]]:
+    """The rows a recipe task may train on (leak-free ones, or all) and the seeded rows it trains on:
+    the one place the draw is made, so a script that must avoid a run's rows computes the same ones."""
+    eligible = leak_free_rows(task, docs, recipe_tasks) if leak_free else list(range(len(docs)))
+    rows = sample_rows(len(docs), spec.samples, seed, spec.name, spec.split or "training",
+                       eligible if leak_free else None)
+    return eligible, rows
+
+
 def build_examples(recipe: TrainRecipe, tokenizer, tasks: dict[str, Any] | None = None) -> Examples:
     """Every training example of the recipe, in a seeded, reproducible order per task."""
     from fin_tasks.common.decontamination import task_text
@@ -185,10 +195,8 @@ def build_examples(recipe: TrainRecipe, tokenizer, tasks: dict[str, Any] | None 
     for spec in recipe.tasks:
         task = tasks[spec.name]
         docs = split_docs(task, spec)
-        eligible = leak_free_rows(task, docs, list(tasks.values())) if recipe.leak_free else list(range(len(docs)))
+        eligible, rows = drawn_rows(task, docs, spec, recipe.seed, recipe.leak_free, list(tasks.values()))
         examples.skipped[spec.name] = len(docs) - len(eligible)
-        rows = sample_rows(len(docs), spec.samples, recipe.seed, spec.name, spec.split or "training",
-                           eligible if recipe.leak_free else None)
         k = recipe.fticl.k
         if k and k >= len(eligible):
             raise RecipeError(f"fticl.k: {k} demonstrations but {spec.name} has {len(eligible)} training docs"
