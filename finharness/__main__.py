@@ -2,5 +2,8 @@
 import sys
 
 from finharness.main import main
+from plumbing.ranks import exit_launched_rank
 
-sys.exit(main())
+code = main() or 0
+exit_launched_rank(code)  # under torchrun / accelerate launch: no interpreter teardown (plumbing/ranks.py)
+sys.exit(code)

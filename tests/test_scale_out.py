@@ -29,10 +29,17 @@ def free_port() -> int:
 
 def two_processes(args: list[str], tmp_path: Path,
                   script: list[str] = ("-m", "finharness")) -> subprocess.CompletedProcess:
+    # PYTHONFAULTHANDLER: a rank that aborts (SIGABRT in a C++ thread) prints every Python
+    # thread's stack, so a failure says where the rank was.
     env = {**os.environ, "FINHARNESS_LM_CACHE": str(tmp_path / "cache-2"), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"}
     return subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", str(free_port()), *script, *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def why(done: subprocess.CompletedProcess) -> str:
+    """A failed launch's tails: the steps it reached (stdout) and the ranks' errors and stacks."""
+    return f"stdout ends:\n{done.stdout[-1500:]}\nstderr ends:\n{done.stderr[-8000:]}"
 
 
 def adapter_weights(run: Path) -> dict:
@@ -56,7 +63,7 @@ def test_two_training_processes_match_one_process_at_the_same_global_batch_and_r
         return path
 
     done = two_processes(["train", str(recipe("ddp", 1))], tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, why(done)
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp"]  # no second folder, no partial left
     manifest = json.loads((tmp_path / "runs" / "ddp" / "finharness.json").read_text())["data"]
     # 16 examples, 4 per process per step, 2 processes: 2 optimizer steps of 8 (one process: 4 of 4).
@@ -67,7 +74,7 @@ def test_two_training_processes_match_one_process_at_the_same_global_batch_and_r
     # micro-batches in the same order: the same losses and the same weights, up to float sums.
     one = subprocess.run([sys.executable, "-m", "finharness", "train", str(recipe("one", 2))], cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
-    assert one.returncode == 0, one.stderr[-3000:]
+    assert one.returncode == 0, why(one)
     losses = [[row["loss"] for row in read_log(tmp_path / "runs" / name)] for name in ("ddp", "one")]
     assert len(losses[0]) == len(losses[1]) == 2
     assert max(abs(a - b) for a, b in zip(*losses)) < 1e-4, losses
@@ -81,7 +88,7 @@ def test_two_training_processes_match_one_process_at_the_same_global_batch_and_r
     assert crash.returncode != 0 and not (tmp_path / "runs" / "killed").exists(), crash.stderr[-3000:]
     assert (tmp_path / "runs" / "killed.partial" / "checkpoints" / "step-000001").is_dir(), crash.stderr[-3000:]
     resumed = two_processes(["train", str(killed), "--resume"], tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 0, why(resumed)
     assert "resuming after step 1" in resumed.stdout + resumed.stderr
     after = adapter_weights(tmp_path / "runs" / "killed")
     assert max(float((after[k] - ddp[k]).abs().max()) for k in ddp) < 1e-6
@@ -94,7 +101,7 @@ def test_two_scoring_processes_give_one_process_answers_and_one_results_file(tin
     args = ["eval", "-m", str(tiny_checkpoint), "-t", "fin_fpb,generative_fin_fpb", "--limit", "16",
             "--chat_template", "off", "--gen_kwargs", "max_gen_toks=4"]
     done = two_processes([*args, "-o", str(tmp_path / "two")], tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, why(done)
     # The run says what the processes did: each scored half of each task's documents.
     assert "2 processes scored, each its share of the documents (rank 0: 16, rank 1: 16)" in done.stdout
     run_eval(EvalRequest(model=str(tiny_checkpoint), tasks=["fin_fpb", "generative_fin_fpb"], limit=16,
@@ -130,7 +137,7 @@ def test_two_scoring_processes_give_one_process_answers_and_one_results_file(tin
     keys = [cached(db) for db in ranks]
     assert [len(k) for k in keys] == [32, 32] and not set(keys[0]) & set(keys[1])
     again = two_processes([*args, "-o", str(tmp_path / "again")], tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.returncode == 0, why(again)
     assert same(answers(tmp_path / "again"), answers(tmp_path / "one"))
     assert [cached(db) for db in ranks] == keys
 
@@ -180,7 +187,7 @@ def test_a_study_under_two_processes_trains_and_scores_on_both_and_writes_each_f
                                                 "limit": 8, "few_shot": 2}]))
 
     done = two_processes(["study", "run", str(folder), "--output_path", str(tmp_path / "two")], tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, why(done)
     log = done.stdout + done.stderr
     root = tmp_path / "two" / "ft-generalization"
     run = json.loads((root / "runs" / "base-amazon" / "finharness.json").read_text())["data"]
@@ -204,3 +211,18 @@ def test_a_study_under_two_processes_trains_and_scores_on_both_and_writes_each_f
         two_answers, one_answers = logliks(root, setting), logliks(one, setting)
         assert len(two_answers) == 8
         assert max(abs(x - y) for a, b in zip(two_answers, one_answers) for x, y in zip(a, b)) < 1e-4
+
+
+def test_a_launched_rank_ends_with_its_code_and_its_output_flushed_but_no_interpreter_teardown(tmp_path):
+    """Under a launcher (WORLD_SIZE > 1) a rank that finished skips the interpreter's teardown,
+    where torch.distributed's C++ destructors could abort a finished run; without one, nothing changes."""
+    script = ("import atexit, sys; from plumbing.ranks import exit_launched_rank\n"
+              "atexit.register(lambda: print('teardown ran'))\n"
+              "print('scored', end=''); sys.stderr.write('logged'); exit_launched_rank(3); sys.exit(5)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    launched = subprocess.run([sys.executable, "-c", script], env={**env, "WORLD_SIZE": "2"},
+                              capture_output=True, text=True, timeout=120)
+    assert (launched.returncode, launched.stdout, launched.stderr) == (3, "scored", "logged")
+    alone = subprocess.run([sys.executable, "-c", script], env={k: v for k, v in env.items() if k != "WORLD_SIZE"},
+                           capture_output=True, text=True, timeout=120)
+    assert (alone.returncode, alone.stdout) == (5, "scoredteardown ran\n")
