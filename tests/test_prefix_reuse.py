@@ -286,3 +286,32 @@ def test_documents_that_share_more_than_the_head_are_packed_as_trees_and_match_h
     assert_same(hf._loglikelihood_tokens(reqs, disable_tqdm=True), fast._loglikelihood_tokens(reqs, disable_tqdm=True))
     assert max(packed) >= 3, packed  # the pairs of one sentence share a tree row
     assert sum(packed) == 13  # every distinct context scored once
+
+
+@pytest.mark.parametrize("documents", [3, 24])
+def test_refilled_rows_keep_no_autograd_graph_however_many_documents(tiny_checkpoint, documents):
+    """Regression (2026-12-07): a class put between ``@torch.no_grad()`` and the decoder left
+    autograd on, so every decoding step saved tensors for a backward pass that never comes
+    and memory grew about 0.9 GB per generated document on SmolLM2. Decoding from a caller
+    with autograd on (as lm-eval calls it) must save nothing for backward and run every
+    forward pass without gradients, for a few documents as for many."""
+    import torch
+
+    from harness.backend.continuous_decode import Prompt, decode_greedily
+
+    fast = SharedPrefixLM(pretrained=str(tiny_checkpoint), device="cpu", dtype="float32", batch_size=4, max_length=96)
+    reqs = (generation_requests(fast.tokenizer, seed=documents) * 2)[:documents]
+    prompts = [Prompt(fast.tok_encode(req.args[0]), 8) for req in reqs]
+    forwards_with_grad, saved_bytes = [], [0]
+    fast.model.register_forward_hook(lambda *_: forwards_with_grad.append(torch.is_grad_enabled()))
+
+    def pack(tensor):
+        saved_bytes[0] += tensor.numel() * tensor.element_size()
+        return tensor
+
+    assert torch.is_grad_enabled()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        answers = decode_greedily(fast.model, prompts, 4, set(), lambda *_: False, "cpu")
+    assert [len(a) for a in answers] == [8] * documents
+    assert forwards_with_grad and not any(forwards_with_grad), "a decoding step ran with autograd on"
+    assert saved_bytes[0] == 0, f"{saved_bytes[0]} bytes kept for backward over {documents} documents"

@@ -78,7 +78,6 @@ def _prompt_cache(model, prompt: Prompt, device) -> list[tuple[torch.Tensor, tor
     return [(layer.keys[0], layer.values[0]) for layer in cache.layers]
 
 
-@torch.no_grad()
 class _Slots:
     """The batch's rows: each holds one prompt at a time, with its own cache columns and length."""
 
@@ -154,6 +153,9 @@ class _Slots:
         return logits[:, -1, :].to(torch.float32).argmax(dim=-1).cpu()
 
 
+# Autograd off for the whole decode: with it on, every step's cache writes keep the graph
+# of all earlier steps alive and memory grows with each document decoded.
+@torch.no_grad()
 def decode_greedily(
     model,
     prompts: Sequence[Prompt],
