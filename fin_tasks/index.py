@@ -99,6 +99,9 @@ def task_manager(include_paths: Sequence[str | Path] = (), hub: bool = False, in
     ~14,700 built-in tasks only when asked: indexing them costs ~10 s)."""
     from lm_eval.tasks import TaskManager
 
+    from fin_tasks.sandbox import sandbox_templates
+
+    sandbox_templates()  # every prompt this process renders from these tasks, in Jinja's sandbox
     paths = index_paths([Path(p) for p in include_paths], hub)
     manager = TaskManager(include_path=[str(p) for p in paths], include_defaults=include_defaults)
     _merge_tags(manager)

@@ -82,6 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # a full disk, a path taken by a file, a permission: named, no traceback
         print(f"finharness: error: {err}", file=sys.stderr)
         return 1
+    except Exception as err:
+        from jinja2 import TemplateError
+
+        if not isinstance(err, TemplateError):
+            raise
+        # A task template the sandbox stopped (or one that does not render): named, no traceback.
+        print(f"finharness: error: a task template did not render: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

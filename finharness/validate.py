@@ -11,6 +11,7 @@ def run(args: argparse.Namespace) -> int:
     from fin_tasks import HUB_TASKS_DIR, TASKS_DIR
     from fin_tasks.common.validate import validate_paths
     from fin_tasks.index import include_paths
+    from fin_tasks.sandbox import code_in_task_folders
 
     paths = [*args.paths, *include_paths(args.include_path)] or [TASKS_DIR, HUB_TASKS_DIR]
     rows, errors = validate_paths(paths, with_data=not args.no_data)
@@ -19,7 +20,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"ok     {row['name']}{note}")
     for err in errors:
         print(f"error  {err}")
-    print(f"{len(rows)} valid, {len(errors)} invalid")
+    # Read, never run: your own eval may run a folder's code; the board refuses it.
+    runs_code = code_in_task_folders(paths)
+    for use in runs_code:
+        print(f"code   {use}")
+    print(f"{len(rows)} valid, {len(errors)} invalid"
+          + (f"; {len(runs_code)} place(s) would run code (none was run here; a leaderboard refuses such a folder, "
+             "finharness eval runs your own !function code and renders templates in a sandbox)" if runs_code else ""))
     return 1 if errors else 0
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from fin_tasks import HUB_TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_with_suite
+from fin_tasks.sandbox import refuse_code
 from fin_tasks.index import UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
 from harness.lm_cache import cache_path, model_fingerprint
 from harness.speed import cost_note, measured, record
@@ -83,6 +84,10 @@ def plan_tasks(requested: list[str], online: bool,
     rows, errors = validate_with_suite(list(include_paths))
     if errors:
         raise TaskYamlError("\n".join(errors))
+    # Your own !function code runs (it is yours); a template reaching Python's internals or a
+    # YAML that is no data (an alias bomb) does not, whoever wrote it.
+    refuse_code(include_paths, where="--include_path", kinds=("template", "unreadable"),
+                why="task templates render in Jinja's sandbox and YAML is read as data")
     if online:
         return index_paths(include_paths, hub=True), {}
     hub_only = [r["name"] for r in rows if Path(r["file"]).is_relative_to(HUB_TASKS_DIR)]

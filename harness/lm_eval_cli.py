@@ -8,4 +8,7 @@ import harness.backend.shared_prefix_lm  # noqa: F401  (registers hf-shared-pref
 from lm_eval.__main__ import cli_evaluate
 
 if __name__ == "__main__":
+    from fin_tasks.sandbox import sandbox_templates
+
+    sandbox_templates()  # task templates render in Jinja's sandbox, as under finharness eval
     cli_evaluate()

@@ -178,8 +178,13 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
 
     ``include_paths`` adds task folders to the submission's own ``include_paths``."""
     from fin_tasks.index import include_paths as checked
+    from fin_tasks.sandbox import TaskFolderCode, refuse_code
 
     include = [str(p) for p in checked([*sub.include_paths, *include_paths])]
+    try:  # first of all: nothing below may import or render a line of a folder that runs code
+        refuse_code(include, where="include_paths:")
+    except TaskFolderCode as err:
+        raise SubmissionError(str(err)) from None
     recipe_text = read_recipe(sub)
 
     if sub.checkpoint is not None:

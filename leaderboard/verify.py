@@ -244,6 +244,7 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
     """
     from fin_tasks.index import include_paths as checked
     from fin_tasks.index import roles, task_manager
+    from fin_tasks.sandbox import refuse_code
 
     path = results_file(Path(folder))
     data = load_results(path)
@@ -252,6 +253,7 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
     if not tasks:
         raise ValueError(f"{path}: no task scores in it")
     folders = checked(include_paths)
+    refuse_code(folders, where="include_paths:")  # before lm-eval reads a line of them
     manager = task_manager(folders)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:

@@ -199,10 +199,12 @@ def attach_prompt_parts(rows: list[dict], prompt: dict[str, str] | None, where: 
     import jinja2
     from jinja2 import meta
 
+    from fin_tasks.sandbox import template_environment
+
     unknown = set(prompt) - {"instruction", "input"}
     if unknown or not prompt:
         raise TaskDataError(f"{where}: dataset_kwargs.prompt takes instruction and input, not {sorted(unknown)}")
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = template_environment()
     for key, source in prompt.items():
         fields = meta.find_undeclared_variables(env.parse(source))
         missing = sorted({f for f in fields for row in rows[:1] if f not in row})
@@ -220,7 +222,7 @@ def attach_prompt_parts(rows: list[dict], prompt: dict[str, str] | None, where: 
             if values not in cache:
                 try:
                     cache[values] = template.render(**{f: row[f] for f in fields})
-                except jinja2.UndefinedError as err:
+                except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as err:
                     raise TaskDataError(f"{where}: dataset_kwargs.prompt.{key}: {err.message}") from None
             row[key] = cache[values]
     return rows
