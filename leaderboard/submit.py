@@ -55,11 +55,9 @@ def _slug(text: str) -> str:
 
 
 def _settings_of(verified: VerifiedResults) -> tuple[list[str], int, float | None]:
-    shots = [int(n) for n in verified.data.get("n-shot", {}).values() if isinstance(n, int)]
-    if any(n < 0 for n in shots):
-        raise SubmissionError(f"{verified.path}: n-shot holds a negative count {min(shots)}")
-    # The limit every task's logged documents were checked against, not an unchecked field.
-    return sorted(verified.scores), max(shots, default=0), verified.limit
+    # The shots and limit every task's logged prompts and documents were checked against,
+    # never an unchecked field.
+    return sorted(verified.scores), max(verified.shots.values(), default=0), verified.limit
 
 
 def _cross_check(sub: Submission, meta: dict, source: Path) -> None:

@@ -54,6 +54,7 @@ class VerifiedResults:
     roles: dict[str, str] = field(default_factory=dict)  # task -> seen / unseen / retention, from the task YAMLs
     baselines: dict[str, dict] = field(default_factory=dict)  # task -> trivial baselines and collapse, from the rows
     intervals: dict[str, list[float]] = field(default_factory=dict)  # seen_norm / unseen_norm / ... -> 95% interval
+    shots: dict[str, int] = field(default_factory=dict)  # task -> few-shot examples, checked against the prompts
 
 
 def _declared_limit(data: dict[str, Any], path: Path) -> float | None:
@@ -119,7 +120,7 @@ def _read_rows(path: Path) -> list[dict]:
     from harness.result_files import sample_rows
 
     try:
-        return [row for _, row in sample_rows(path, ("doc_id", "doc", "filtered_resps"))]
+        return [row for _, row in sample_rows(path, ("doc_id", "doc", "filtered_resps", "arguments"))]
     except ValueError as err:
         raise TamperedResults(f"{err}; a half-written log?") from None
 
@@ -221,6 +222,66 @@ def _check_slice(name: str, task, seen: set[int], rows: int, where: Path, limit:
     raise TamperedResults(f"{where}: {said} selects {span} of {name}, but the log holds {rows} rows ({detail})")
 
 
+SHOT_ROWS_CHECKED = 20  # prompts counted per task: one forged setting shows in every row
+
+
+def _declared_shots(data: dict[str, Any], path: Path, name: str) -> int:
+    """A task's few-shot count, which a results file states three times (lm-eval's ``n-shot``
+    and ``configs.<task>.num_fewshot``, finharness's ``num_fewshot``): each a whole number,
+    all the same. The count is then checked against the prompts themselves."""
+    said = {
+        f"n-shot.{name}": (data.get("n-shot") or {}).get(name),
+        f"configs.{name}.num_fewshot": ((data.get("configs") or {}).get(name) or {}).get("num_fewshot"),
+        "finharness.num_fewshot": (data.get("finharness") or {}).get("num_fewshot"),
+    }
+    for field_name, value in said.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise TamperedResults(f"{path}: {field_name} is {value!r}, not a whole number of examples")
+    stated = {k: v for k, v in said.items() if v is not None}
+    if len(set(stated.values())) > 1:
+        raise TamperedResults(f"{path}: the few-shot counts disagree ({', '.join(f'{k}={v}' for k, v in stated.items())})")
+    return next(iter(stated.values()), 0)
+
+
+def _logged_context(row: dict) -> str | None:
+    """The prompt a sample row was scored on (its first request's context)."""
+    args = row.get("arguments")
+    first = next(iter(args.values()), None) if isinstance(args, dict) else args[0] if isinstance(args, list) and args else None
+    context = first.get("arg_0") if isinstance(first, dict) else first[0] if isinstance(first, list) and first else None
+    return context if isinstance(context, str) else None
+
+
+def _check_shots_in_prompts(name: str, task, rows: list[dict], shots: int, where: Path) -> None:
+    """Each of the first rows' prompts holds ``shots`` examples from the task's few-shot pool:
+    counted as occurrences of the pool's rendered questions (as lm-eval renders a shot), less
+    the document's own question. A forged ``n-shot`` cannot pass with honest prompts."""
+    try:
+        pool = task.fewshot_docs() or []
+    except Exception:  # noqa: BLE001 - no few-shot split: nothing to count, lm-eval could not have drawn any
+        pool = []
+    if not pool:
+        if shots:
+            raise TamperedResults(f"{where}: {shots} few-shot examples stated, but {name} has no few-shot pool")
+        return
+    template = getattr(getattr(task, "fewshot_cfg", None), "doc_to_text", None)
+
+    def question(doc) -> str | None:
+        text = task.doc_to_text(doc, template) if template is not None else task.doc_to_text(doc)
+        return text if isinstance(text, str) and text.strip() else None
+
+    texts = {t for t in map(question, pool) if t}
+    docs = task.eval_docs
+    for row in sorted(rows, key=lambda r: r["doc_id"])[:SHOT_ROWS_CHECKED]:
+        context = _logged_context(row)
+        if context is None:
+            raise TamperedResults(f"{where}: doc {row['doc_id']}: no logged prompt")
+        own = question(docs[row["doc_id"]])
+        found = sum(context.count(t) for t in texts) - (1 if own in texts and own in context else 0)
+        if found != shots:
+            raise TamperedResults(f"{where}: doc {row['doc_id']}'s logged prompt holds {found} example(s) from "
+                                  f"{name}'s few-shot pool, but the results state {shots}")
+
+
 def _check_external(path: Path, data: dict[str, Any], tasks: list[str], index) -> dict[str, dict]:
     """Tasks from the user's folders: the files the board reads must be the files scored."""
     from fin_tasks.index import external_fingerprints, fingerprint_mismatch
@@ -264,10 +325,12 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
     n_samples = data.get("n-samples", {})
     hashes = data.get("task_hashes", {})
     limit, method, seed, rule = _declared_slice(data, path)
-    scores, docs, baselines, pairs = {}, {}, {}, {}
+    scores, docs, baselines, pairs, shots = {}, {}, {}, {}, {}
     for name in tasks:
         where = samples_file(Path(folder), name)
         rows = _read_rows(where)
+        shots[name] = _declared_shots(data, path, name)
+        _check_shots_in_prompts(name, task_objects[name], rows, shots[name], where)
         scores[name] = _check_task(name, task_objects[name], rows, data["results"][name], where,
                                    n_samples.get(name, {}).get("effective"), hashes.get(name), limit, method, seed,
                                    (data.get("versions") or {}).get(name), rule)
@@ -279,7 +342,7 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
     role_of = roles(manager.task_index)
     return VerifiedResults(path, data, scores, docs, limit, method, seed, rule, external,
                            {t: role_of[t] for t in tasks if t in role_of}, baselines,
-                           _intervals(baselines, pairs, role_of))
+                           _intervals(baselines, pairs, role_of), shots)
 
 
 def _intervals(baselines: dict[str, dict], pairs: dict[str, list], role_of: dict[str, str]) -> dict[str, list[float]]:

@@ -24,3 +24,13 @@ def first_five(tmp_path_factory):
     run_eval(EvalRequest(model=str(model), tasks=["fin_fpb"], limit=5, sample="first", chat_template="off",
                          output_path=root / "eval"))
     return root / "eval"
+
+
+@pytest.fixture(scope="session")
+def three_shots(tmp_path_factory):
+    """An honest `finharness eval --limit 5 --num_fewshot 3` folder (a stratified slice)."""
+    root = tmp_path_factory.mktemp("bad-inputs-shots")
+    model = build_tiny_checkpoint(root / "model")
+    run_eval(EvalRequest(model=str(model), tasks=["fin_fpb"], limit=5, num_fewshot=3, batch_size=8,
+                         chat_template="off", output_path=root / "eval"))
+    return root / "eval"

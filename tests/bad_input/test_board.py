@@ -55,7 +55,53 @@ def test_a_negative_shot_count_in_submitted_results_is_refused(five_docs, tmp_pa
     data = json.loads(results_file(forged).read_text())
     data["n-shot"]["fin_fpb"] = -1
     results_file(forged).write_text(json.dumps(data))
-    with pytest.raises(SubmissionError, match=r"n-shot holds a negative count -1"):
+    with pytest.raises(ValueError, match=r"n-shot\.fin_fpb is -1, not a whole number of examples"):
+        submit(load_submission(submission(tmp_path, results=str(forged))), Board(tmp_path / "board.sqlite"))
+
+
+def _edit(source, tmp_path, edit):
+    forged = shutil.copytree(source, tmp_path / "forged")
+    data = json.loads(results_file(forged).read_text())
+    edit(data)
+    results_file(forged).write_text(json.dumps(data))
+    return forged
+
+
+@pytest.mark.parametrize("edit, message", [
+    # BD1: one field edited: the three statements of the count disagree.
+    (lambda d: d["n-shot"].update(fin_fpb=0), r"the few-shot counts disagree \(n-shot\.fin_fpb=0, "
+                                              r"configs\.fin_fpb\.num_fewshot=3, finharness\.num_fewshot=3\)"),
+    (lambda d: d["n-shot"].update(fin_fpb="3"), r"n-shot\.fin_fpb is '3', not a whole number of examples"),
+    # Every statement edited alike: the prompts themselves still hold three examples.
+    (lambda d: (d["n-shot"].update(fin_fpb=0), d["configs"]["fin_fpb"].update(num_fewshot=0),
+                d["finharness"].update(num_fewshot=0)),
+     r"doc \d+'s logged prompt holds 3 example\(s\) from fin_fpb's few-shot pool, but the results state 0"),
+])
+def test_a_forged_shot_count_cannot_enter_the_board_as_another_setting(three_shots, tmp_path, edit, message):
+    board = Board(tmp_path / "board.sqlite")
+    with pytest.raises(ValueError, match=message):
+        submit(load_submission(submission(tmp_path, results=str(_edit(three_shots, tmp_path, edit)))), board)
+    assert board.entries() == []
+
+
+def test_honest_few_shot_results_enter_with_the_count_their_prompts_show(three_shots, five_docs, tmp_path):
+    board = Board(tmp_path / "board.sqlite")
+    submit(load_submission(submission(tmp_path, model="three", results=str(three_shots))), board)
+    submit(load_submission(submission(tmp_path, model="zero", results=str(five_docs))), board)
+    assert {e.model: e.settings["num_fewshot"] for e in board.entries()} == {"three": 3, "zero": 0}
+
+
+def test_zero_shot_results_that_hide_examples_in_their_prompts_are_refused(five_docs, three_shots, tmp_path):
+    """The converse forgery: a 3-shot run's prompts under a 0-shot run's statements."""
+    from harness.result_files import samples_file
+
+    forged = shutil.copytree(five_docs, tmp_path / "forged")
+    three = {json.loads(line)["doc_id"]: json.loads(line)["arguments"]
+             for line in samples_file(three_shots, "fin_fpb").read_text().splitlines()}
+    log = samples_file(forged, "fin_fpb")
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    log.write_text("".join(json.dumps({**r, "arguments": three[r["doc_id"]]}) + "\n" for r in rows))
+    with pytest.raises(ValueError, match=r"holds 3 example\(s\) from fin_fpb's few-shot pool, but the results state 0"):
         submit(load_submission(submission(tmp_path, results=str(forged))), Board(tmp_path / "board.sqlite"))
 
 
