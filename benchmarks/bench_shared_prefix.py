@@ -61,6 +61,10 @@ WORKLOADS = [
     ("fin suite", ["finharness_all"], 100, None, SHARED),
     ("fin suite", ["finharness_all"], 20, None, ["hf bs8", *SHARED]),
     ("gen generative 1-shot", ["generalization_summary", "generalization_question"], 8, 1, GENERATION),
+    # Peak memory against the number of documents generated (it must stay flat: a
+    # regression once grew it ~0.9 GB per document), zero-shot as docs/tasks.md runs them.
+    *[("gen memory", ["gen_summary_xsum", "gen_question_socialiqa"], n, None, ["hf bs8", "shared bs8"])
+      for n in (5, 20, 100)],
 ]
 QUICK = [  # a smoke run of the script itself
     ("fin_fpb", ["fin_fpb"], 8, None, ALL),
@@ -89,7 +93,6 @@ def run_one(variant: str, model: str, tasks: list[str], limit: int, shots: int |
     """One backend on one workload, in this process; returns timings, tokens and per-doc answers."""
     t0 = time.perf_counter()
     import lm_eval
-    import torch
     from lm_eval.api.registry import get_model
     from lm_eval.tasks import TaskManager
 
@@ -138,11 +141,12 @@ def run_one(variant: str, model: str, tasks: list[str], limit: int, shots: int |
 
     lm._loglikelihood_tokens, lm.generate_until = ll_spy, gen_spy
     t2 = time.perf_counter()
-    with torch.inference_mode():
-        out = lm_eval.simple_evaluate(
-            model=lm, tasks=tasks, task_manager=manager, limit=limit, num_fewshot=shots, apply_chat_template=True,
-            bootstrap_iters=0, log_samples=True,
-        )
+    # Autograd left as finharness eval and lm_eval leave it (on): a backend that forgets to
+    # turn it off must show it here, in time and in peak memory.
+    out = lm_eval.simple_evaluate(
+        model=lm, tasks=tasks, task_manager=manager, limit=limit, num_fewshot=shots, apply_chat_template=True,
+        bootstrap_iters=0, log_samples=True,
+    )
     t_eval = time.perf_counter() - t2
     docs = sum(v["effective"] for v in out["n-samples"].values())
     metrics = {

@@ -3,7 +3,7 @@
     bash benchmarks/gpu_check.sh            # after ./install.sh (and ./install.sh --vllm for vLLM)
 
 Each step is a finharness command as a user runs it, in its own process, and one JSON of
-figures is written (``benchmarks/results/gpu_check.json`` unless ``--out``):
+figures is written (``results/gpu_check.json``, outside git, unless ``--out``):
 
 1. scoring: ``hf-shared-prefix`` and lm-eval's ``hf`` on the embedded instruct model, on the
    suite at 100 documents per task, in float32 and bfloat16: docs/s, and per document the
@@ -74,7 +74,8 @@ def compare(a: Path, b: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "gpu_check.json")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "gpu_check.json",
+                        help="where the figures go (benchmarks/results/gpu_check.json records them in the repository)")
     parser.add_argument("--limit", type=int, default=LIMIT, help="documents per task for the scoring steps")
     parser.add_argument("--samples", type=int, default=160, help="training examples per run (20 steps of 8)")
     parser.add_argument("--device", default="cuda",
