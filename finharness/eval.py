@@ -104,8 +104,20 @@ def run(args: argparse.Namespace) -> int:
         note = processes_note(outcome.results, backend)
         if note:
             print(note)
+        print(next_step(args.output_path))
     leave_process_group()  # under torchrun: every rank leaves together
     return 0
+
+
+def next_step(output_path: Path | None) -> str:
+    """What the run kept, and what to do with it: without --output_path nothing is written."""
+    if output_path is None:
+        return ("Nothing was kept (no --output_path). Add -o DIR to keep the results and per-document logs that "
+                "`finharness forgetting`, `compare` and `leaderboard submit` read; a rerun reads its answers from "
+                "the request cache.")
+    return (f"Kept in {output_path}, with the per-document logs. Next: "
+            f"`finharness forgetting {output_path} REFERENCE_DIR` (the change against another model's results on the "
+            f"same documents), or a submission naming `results: {output_path}` for `finharness leaderboard submit`.")
 
 
 def register(sub) -> None:

@@ -28,8 +28,15 @@ def run(args: argparse.Namespace) -> int:
                   end="")
         else:  # markdown is GitHub's table; any other name is a tabulate format
             fmt = "github" if args.format == "markdown" else args.format
-            print(show(board.entries(), metric=args.metric, sort=args.sort, ascending=args.ascending, fmt=fmt,
+            entries = board.entries()
+            print(show(entries, metric=args.metric, sort=args.sort, ascending=args.ascending, fmt=fmt,
                        all_columns=args.all))
+            if entries:
+                import textwrap
+
+                from leaderboard.table import board_notes
+
+                print("\n" + "\n".join(textwrap.fill(note, 100) for note in board_notes(entries, args.metric)))
         return 0
     if args.action == "serve":
         if not board.path.is_file():

@@ -8,6 +8,7 @@ so; ``--online`` uploads with ``huggingface_hub`` (log in first, or set ``HF_TOK
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 from plumbing.atomic import write_atomic
@@ -16,7 +17,15 @@ KINDS = ("training_run", "merge")
 SKIP = ["checkpoints/*", "*.partial", ".*"]  # resumable optimizer state and scratch files stay home
 
 
-def push(folder: Path, repo: str, results: Path | None = None, online: bool = False, private: bool = False) -> str:
+@dataclass
+class Pushed:
+    card: Path  # the folder's model card, written (with a model-index when results were given)
+    with_index: bool
+    url: str | None  # the Hub commit; None offline (nothing uploaded)
+
+
+def push(folder: Path, repo: str, results: Path | None = None, online: bool = False,
+         private: bool = False) -> Pushed:
     from plumbing.folders import read_manifest
     from plumbing.model_cards import HUB_ID, with_eval_results
 
@@ -32,21 +41,25 @@ def push(folder: Path, repo: str, results: Path | None = None, online: bool = Fa
 
         write_atomic(card, with_eval_results(card, repo, eval_results(results)))
     if not online:
-        raise ValueError(f"offline: nothing was uploaded to {repo}. The card {card} is ready"
-                         f"{' with its model-index' if results else ''}; rerun with --online (logged in, or HF_TOKEN "
-                         f"set) to upload {folder}")
+        return Pushed(card, results is not None, None)
     from huggingface_hub import HfApi
 
     api = HfApi()
     api.create_repo(repo, private=private, exist_ok=True)
     commit = api.upload_folder(folder_path=str(folder), repo_id=repo, ignore_patterns=SKIP,
                                commit_message=f"finharness push {folder.name}")
-    return str(getattr(commit, "commit_url", commit))
+    return Pushed(card, results is not None, str(getattr(commit, "commit_url", commit)))
 
 
 def run(args: argparse.Namespace) -> int:
-    url = push(args.folder, args.repo, args.results, online=args.online, private=args.private)
-    print(f"pushed {args.folder} to {args.repo}: {url}")
+    done = push(args.folder, args.repo, args.results, online=args.online, private=args.private)
+    if done.url is None:
+        index = f" (with a model-index from {args.results})" if done.with_index else ""
+        print(f"card ready: {done.card}{index}"
+              f"\noffline: nothing was uploaded. Add --online (logged in, or HF_TOKEN set) to upload {args.folder} "
+              f"to {args.repo}.")
+    else:
+        print(f"pushed {args.folder} to {args.repo}: {done.url}")
     return 0
 
 

@@ -52,12 +52,22 @@ def run(args: argparse.Namespace) -> int:
         from study.pack import tables_from
 
         output = args.output_dir or Path(tempfile.mkdtemp(prefix="finharness-study-logs-"))
-        path = tables_from(args.logs, load_study(args.folder, full=args.full, output_dir=output, models=models))
-        print(f"tables rebuilt from {args.logs}: {path}")
+        path, note = tables_from(args.logs, load_study(args.folder, full=args.full, output_dir=output, models=models))
+        print(f"tables rebuilt from {args.logs}: {path}" + (f"\nnote: {note}" if note else ""))
         return 0
+    from study.run import eval_done
     from study.tables import write_tables
 
-    write_tables(load_study(args.folder, full=args.full, output_dir=args.output_dir, models=models))
+    study = load_study(args.folder, full=args.full, output_dir=args.output_dir, models=models)
+    if not any(eval_done(step) for step in study.evals):
+        # Nothing to tabulate: say what to run, and write nothing (no empty plots).
+        pack = Path("docs") / "results" / Path(study.root).name / "logs.tar.gz"
+        shipped = (f", or rebuild its tables from the shipped logs with no model: finharness study table "
+                   f"{args.folder} --from {pack}") if pack.is_file() else ""
+        raise ValueError(f"{study.root}: no evaluation of this study has finished yet, so there is nothing to "
+                         f"tabulate. Run it first: finharness study run {args.folder} (--dry_run shows its steps and "
+                         f"hours){shipped}")
+    write_tables(study)
     return 0
 
 

@@ -14,7 +14,7 @@ from fin_tasks.common.validate import TaskYamlError, validate_with_suite
 from fin_tasks.sandbox import refuse_code
 from fin_tasks.index import UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
 from harness.lm_cache import cache_path, model_fingerprint
-from harness.speed import cost_note, measured, record
+from harness.speed import cost_note, measured, record, work_kind
 from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, has_chat_template, is_instruct,
                                   resolve_model)
 from plumbing.atomic import write_atomic
@@ -226,12 +226,14 @@ def contamination_record(samples: dict[str, list[dict]], manager, checkpoint: Pa
     return out
 
 
-def _documents(manager, tasks: list[str]) -> tuple[int, int]:
-    """Test documents (validation where a task has no test split) of the tasks, groups expanded."""
+def _documents(manager, tasks: list[str]) -> tuple[int, int, list[str]]:
+    """Test documents (validation where a task has no test split) of the tasks, groups
+    expanded; how many tasks; their output types."""
     from fin_tasks.index import load_members
 
     loaded = load_members(manager, tasks)
-    return sum(len(task.eval_docs) for task in loaded.values() if hasattr(task, "eval_docs")), len(loaded)
+    return (sum(len(task.eval_docs) for task in loaded.values() if hasattr(task, "eval_docs")), len(loaded),
+            [getattr(task, "OUTPUT_TYPE", None) or task.config.output_type for task in loaded.values()])
 
 
 def _quiet_git_hash() -> str | None:
@@ -283,7 +285,9 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     # A speed is only this machine's when the answers are computed, not read from a cache.
     computes = cache is None or not any(Path(cache).parent.glob(f"{Path(cache).name}_rank*.db"))
     if req.limit is None:
-        note = cost_note(*_documents(manager, tasks), measured(fingerprint, req.backend, req.dtype, device))
+        docs, count, output_types = _documents(manager, tasks)
+        work = work_kind(output_types, req.num_fewshot)
+        note = cost_note(docs, count, measured(fingerprint, req.backend, req.dtype, device, work), work)
         if note:
             log.warning(note)
 
@@ -295,7 +299,9 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     if computes:
         from harness.report import docs_scored
 
-        record(fingerprint, req.backend, req.dtype, device, docs_scored(results), seconds)
+        work = work_kind([(c or {}).get("output_type", "") for c in (results.get("configs") or {}).values()],
+                         req.num_fewshot)
+        record(fingerprint, req.backend, req.dtype, device, work, docs_scored(results), seconds)
     results["finharness"] = _run_record(req, model, fingerprint, chat, tasks, manager, doc_slice, results)
     samples = results.pop("samples", None)
     if samples:

@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from plumbing.checkpoints import EMBEDDED
-from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
+from plumbing.recipes import RECIPES_DIR, RecipeError, beside, read_recipe_yaml, validate_mapping
 from plumbing.vocabulary import DEFAULT_SEED, DEFAULT_SLICE, DEFAULT_TASKS, Dtype, SliceMethod, WeightType
 
 
@@ -122,7 +122,6 @@ def _hub_id(value: str) -> bool:
     return bool(HUB_ID.match(split_revision(value)[0]))
 
 
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPE_MAX_BYTES = 64 * 1024
 
 

@@ -221,3 +221,28 @@ def show(entries: list[Entry], metric: str = "acc", sort: str = "unseen_norm", a
         columns = [c for c in columns if c in TERMINAL_COLUMNS or c == sort]
     return tabulate([[r[c] for c in columns] for r in rows], headers=columns, tablefmt=fmt,
                     floatfmt=".4f", missingval="")
+
+
+def _settings_text(entry: Entry) -> str:
+    s = entry.settings
+    limit = "all documents" if s.get("limit") is None else f"{s['limit']:g} documents per task"
+    sample = f", {s['sample']} slice" if s.get("sample") not in (None, "first") else ""
+    return f"{len(s.get('tasks') or [])} tasks, {s.get('num_fewshot', 0)}-shot, {limit}{sample}"
+
+
+def board_notes(entries: list[Entry], metric: str) -> list[str]:
+    """What the table's columns are in, and why one model can stand on two rows (printed under
+    ``leaderboard show``'s table)."""
+    notes = [f"Task columns and seen / unseen / retention and their *_change: {metric} (ROUGE-L where a task "
+             "lacks it; --metric picks). *_norm, *_norm_ci and the ranks: macro-F1 normalized to the best trivial "
+             "answer on the same documents (0 = no better); the board ranks on unseen_norm."]
+    by_model: dict[str, list[Entry]] = {}
+    for e in entries:
+        by_model.setdefault(e.model, []).append(e)
+    for model, same in sorted(by_model.items()):
+        if len(same) > 1:
+            described = "; ".join(f"#{e.id}: {_settings_text(e)}, revision {e.revision[:8]}"
+                                  for e in sorted(same, key=lambda e: e.id))
+            notes.append(f"{model} has {len(same)} entries ({described}): each is one revision scored with one "
+                         "setting; rows with other tasks, shots or slices are not comparable score for score.")
+    return notes

@@ -6,11 +6,18 @@ from pathlib import Path
 
 from plumbing.checkpoints import CheckpointError, architecture_difference, resolve_checkpoint
 from merges.recipe import MergePoint
-from plumbing.recipes import RecipeError
+from plumbing.recipes import RECIPES_DIR, RecipeError
+from training.recipe import recipe_producing
 
 
 def resolve_models(point: MergePoint) -> dict[str, Path]:
     specs = ([point.base_model] if point.base_model else []) + [m.model for m in point.models]
+    for spec in specs:  # first, before any model is converted or fetched: a run not trained yet
+        made_by = None if Path(spec).expanduser().exists() else recipe_producing(spec, [RECIPES_DIR / "training"])
+        if made_by is not None:
+            shown = made_by.relative_to(Path.cwd()) if made_by.is_relative_to(Path.cwd()) else made_by
+            raise RecipeError(f"model {spec!r}: no such folder yet; the shipped training recipe {shown} makes it: "
+                              f"finharness train {shown}")
     paths = {}
     for spec in specs:
         try:

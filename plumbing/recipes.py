@@ -12,6 +12,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 
+# The project's shipped recipes (recipes/training, recipes/merges, recipes/studies, ...).
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+
+
 class RecipeError(ValueError):
     """A recipe that cannot be run; the message names the file and the field."""
 

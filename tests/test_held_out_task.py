@@ -150,6 +150,23 @@ def test_plain_lm_eval_runs_the_same_folder(workspace, scored, tmp_path):
     assert re.search(rf"\|{TASK}\s*\|", out.stdout), out.stdout[-2000:]
 
 
+def test_plain_lm_eval_scores_the_packaged_tasks_and_the_folder_in_one_run(workspace, scored, tmp_path):
+    """The README's spelling: lm-eval keeps one --include_path, so `python -m fin_tasks my_tasks`
+    prints one folder holding both; the held-out task joins the unseen group there too."""
+    folder = subprocess.run([sys.executable, "-m", "fin_tasks", "my_tasks"], capture_output=True, text=True,
+                            check=True, cwd=workspace).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={scored['base']},dtype=float32",
+         "--include_path", folder, "--tasks", "fin_fpb,finharness_unseen", "--limit", "2", "--device", "cpu"],
+        capture_output=True, text=True, cwd=workspace, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+        timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for task in ("fin_fpb", TASK, "fin_finarg_auc", "finharness_unseen"):
+        assert re.search(rf"\|\s*(- )?{task}\s*\|", out.stdout), (task, out.stdout[-3000:])
+    readme = (REPO / "README.md").read_text()
+    assert '--include_path "$(python -m fin_tasks my_tasks)" \\\n  --tasks fin_fpb,finharness_unseen' in readme
+
+
 def test_packaged_template_copy_is_the_packaged_one(workspace):
     assert (workspace / "my_tasks" / TASK / "_multiple_choice_yaml").read_text() == \
         (TASKS_DIR / "_multiple_choice_yaml").read_text()

@@ -172,7 +172,7 @@ def test_forgetting_reports_the_retention_panel_on_each_tasks_own_metric(tmp_pat
     base = write(tmp_path / "b", {"fin_fpb": 0.5, "gen_sentiment_sst2_mc": 0.8, "gen_summary_xlsum": 0.20})
     assert main(["forgetting", str(tuned), str(base)]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"\| gen_summary_xlsum +\| retention +\| +0\.1000 \| +0\.2000 \| +-0\.1000 \|", out)
+    assert re.search(r"\| gen_summary_xlsum +\| retention +\| rougeL +\| +\| +0\.1000 \| +0\.2000 \| +-0\.1000 \|", out)
     # mean(0.6 - 0.8, 0.10 - 0.20) = -0.15
     assert re.search(r"\| retention +\| +2 \| +0\.3500 \| +0\.5000 \| +-0\.1500 \|", out)
 

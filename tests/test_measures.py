@@ -36,7 +36,7 @@ def test_finharness_forgetting_prints_seen_and_unseen(tmp_path, capsys):
     assert main(["forgetting", str(tuned), str(base)]) == 0
     out = capsys.readouterr().out
     # Scores unsigned, the change signed, and the header says which way is forgetting.
-    assert re.search(r"\| fin_fpb +\| seen +\| +0\.9000 \| +0\.5000 \| +\+0\.4000 \|", out)
+    assert re.search(r"\| fin_fpb +\| seen +\| acc +\| +\| +0\.9000 \| +0\.5000 \| +\+0\.4000 \|", out)
     assert re.search(r"\| unseen +\| +2 \| +0\.3250 \| +0\.4000 \| +-0\.0750 \|", out)
     assert "on unseen and retention tasks a negative change is forgetting" in out
 

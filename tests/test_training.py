@@ -275,8 +275,8 @@ def test_the_run_and_its_adapter_carry_hub_model_cards_and_push_adds_a_model_ind
     scored = tmp_path / "scored"
     run_eval(EvalRequest(model=str(trained), tasks=["fin_fpb"], limit=4, batch_size=4, chat_template="off",
                          output_path=scored))
-    with pytest.raises(ValueError, match=r"offline: nothing was uploaded to acme/fpb-tiny.*model-index"):
-        push(trained, "acme/fpb-tiny", results=scored)
+    done = push(trained, "acme/fpb-tiny", results=scored)
+    assert done.url is None and done.with_index and done.card == trained / "README.md"
     results = {r.metric_type: r for r in ModelCard.load(trained / "README.md").data.eval_results}
     assert results["acc"].metric_value == pytest.approx(read_scores(scored, "acc")["fin_fpb"])
     assert results["acc"].dataset_type == "TheFinAI/flare-fpb" and results["acc"].dataset_name == "fin_fpb"
