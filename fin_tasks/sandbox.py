@@ -198,7 +198,8 @@ def _resolve_packaged(value: Any) -> Any:
         try:
             return getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError):
-            raise ValueError(f"{value.file}:{value.line}: !function {value.spec}: no such finharness function") from None
+            raise ValueError(f"{value.file}:{value.line}: !function {value.spec}: "
+                             "no such finharness function") from None
     return value
 
 
@@ -256,7 +257,8 @@ def _code_files(folder: Path) -> list[CodeUse]:
 
 
 def _yaml_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix in (".yaml", ".yml") or p.name.endswith("_yaml")))
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and (p.suffix in (".yaml", ".yml") or p.name.endswith("_yaml")))
 
 
 def code_in_task_folders(folders: Iterable[str | Path]) -> list[CodeUse]:

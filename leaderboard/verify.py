@@ -152,11 +152,20 @@ def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where
     return scores
 
 
+def rescore_compact_rows(name: str, task, rows: list[dict], where: Path, docs: list | None = None) -> None:
+    """Rows of a study pack's compact log (no document text, only the label set): each row's
+    logged metrics must be what its logged responses score on the task's own document of that
+    id (``docs``: the task's ``eval_docs``, when the caller holds them). Rows without responses
+    (a compact generative row) are not rescored."""
+    _rescored_rows(name, task, [r for r in rows if "filtered_resps" in r], {}, where, None, check_docs=False,
+                   docs=docs)
+
+
 def _rescored_rows(name: str, task, rows: list[dict], logged: dict[str, Any], where: Path,
-                   logged_version: Any) -> dict[str, list]:
+                   logged_version: Any, check_docs: bool = True, docs: list | None = None) -> dict[str, list]:
     """Each row is the task's own document, once, and its logged metrics are what its responses
     score; returns every metric's per-document values."""
-    docs = list(task.eval_docs)
+    docs = list(task.eval_docs) if docs is None else docs
     seen: set[int] = set()
     per_metric: dict[str, list] = {}
     # A metric the task gained after the log was written (an older task version: BLEU came
@@ -171,11 +180,11 @@ def _rescored_rows(name: str, task, rows: list[dict], logged: dict[str, Any], wh
             raise TamperedResults(f"{where}: doc_id {doc_id!r} is out of range or repeated")
         seen.add(doc_id)
         expected = _plain(docs[doc_id])
-        if isinstance(row["doc"], dict) and isinstance(expected, dict):
+        if check_docs and isinstance(row["doc"], dict) and isinstance(expected, dict):
             # Rows logged before the loader added the prompt parts (2026-12-01) lack them; the
             # parts are rendered from the document's own fields, so it is the same document.
             expected = {k: v for k, v in expected.items() if k not in PROMPT_PARTS or k in row["doc"]}
-        if expected != row["doc"]:
+        if check_docs and expected != row["doc"]:
             raise TamperedResults(f"{where}: doc {doc_id} is not {name}'s document {doc_id} (edited text or label)")
         rescored = task.process_results(docs[doc_id], [_response(r) for r in row["filtered_resps"]])
         for metric, value in rescored.items():
@@ -239,14 +248,18 @@ def _declared_shots(data: dict[str, Any], path: Path, name: str) -> int:
             raise TamperedResults(f"{path}: {field_name} is {value!r}, not a whole number of examples")
     stated = {k: v for k, v in said.items() if v is not None}
     if len(set(stated.values())) > 1:
-        raise TamperedResults(f"{path}: the few-shot counts disagree ({', '.join(f'{k}={v}' for k, v in stated.items())})")
+        said_all = ", ".join(f"{k}={v}" for k, v in stated.items())
+        raise TamperedResults(f"{path}: the few-shot counts disagree ({said_all})")
     return next(iter(stated.values()), 0)
 
 
 def _logged_context(row: dict) -> str | None:
     """The prompt a sample row was scored on (its first request's context)."""
     args = row.get("arguments")
-    first = next(iter(args.values()), None) if isinstance(args, dict) else args[0] if isinstance(args, list) and args else None
+    if isinstance(args, dict):
+        first = next(iter(args.values()), None)
+    else:
+        first = args[0] if isinstance(args, list) and args else None
     context = first.get("arg_0") if isinstance(first, dict) else first[0] if isinstance(first, list) and first else None
     return context if isinstance(context, str) else None
 

@@ -169,7 +169,37 @@ def resolve_checkpoint(spec: str, revision: str | None = None) -> Path:
     if not any(path.glob("*.safetensors")):
         raise CheckpointError(f"checkpoint {spec!r} has no .safetensors weights (pickle checkpoints are refused)")
     refuse_pickles(path, "checkpoint")
+    check_safetensors_files(path, "checkpoint")
     return path.resolve()
+
+
+SAFETENSORS_HEADER_MAX = 100_000_000  # safetensors' own cap on a header
+
+
+def check_safetensors_files(folder: Path, what: str) -> None:
+    """Every ``*.safetensors`` file in ``folder`` whole, read from its header alone (no tensor is
+    loaded): a header that fits in the file and is JSON, and tensors that end inside the file.
+    A truncated copy or a forged header is named here, not by a traceback from deep in a load."""
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        size = file.stat().st_size
+        with file.open("rb") as fh:
+            raw = fh.read(8)
+            length = int.from_bytes(raw, "little") if len(raw) == 8 else -1
+            if length < 2 or length > min(SAFETENSORS_HEADER_MAX, size - 8):
+                raise CheckpointError(f"{what} {file}: not a whole safetensors file (its header claims {length} "
+                                      f"bytes of a {size}-byte file); copy it again")
+            try:
+                header = json.loads(fh.read(length))
+            except (UnicodeDecodeError, ValueError):
+                raise CheckpointError(f"{what} {file}: its safetensors header is not JSON; copy it again") from None
+        offsets = [t.get("data_offsets") if isinstance(t, dict) else None
+                   for k, t in (header.items() if isinstance(header, dict) else [(None, None)]) if k != "__metadata__"]
+        if not all(isinstance(o, list) and len(o) == 2 and all(isinstance(x, int) for x in o) for o in offsets):
+            raise CheckpointError(f"{what} {file}: its safetensors header does not describe tensors; copy it again")
+        ends = [o[1] for o in offsets]
+        if max(ends, default=0) > size - 8 - length:
+            raise CheckpointError(f"{what} {file}: truncated ({size:,} bytes; its tensors need "
+                                  f"{8 + length + max(ends):,}); copy it again")
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -220,6 +250,7 @@ def _check_adapter(path: Path) -> None:
     if not (path / "adapter_model.safetensors").is_file():
         raise CheckpointError(f"adapter {path} has no adapter_model.safetensors (pickle adapters are refused)")
     refuse_pickles(path, "adapter")
+    check_safetensors_files(path, "adapter")
 
 
 def refuse_pickles(path: Path, what: str) -> None:

@@ -650,7 +650,12 @@ def preregistration_note(folder: str | Path, root: str | Path) -> str:
         return ("**Preregistration: no record.** The claims file's hash was not recorded when this study's first "
                 "evaluation started (evaluations made before finharness recorded it), so nothing shows the claims "
                 f"were fixed before the results; claims.yaml now: sha256 {digest[:16] if digest else 'missing'}.")
-    recorded = json.loads(lock.read_text())
+    try:
+        recorded = json.loads(lock.read_text())
+        if not isinstance(recorded, dict):
+            raise ValueError("not an object")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{lock}: not a claims lock (a JSON object with sha256 and recorded): {err}") from None
     if recorded.get("sha256") == digest:
         return (f"Preregistration: claims.yaml (sha256 {digest[:16]}) is the file recorded when the first "
                 f"evaluation started ({recorded.get('recorded')}).")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import tarfile
+import zlib
 from pathlib import Path
 
 from plumbing.atomic import write_atomic
@@ -23,6 +25,13 @@ from plumbing.folders import MANIFEST, is_finished
 from study.spec import Study
 
 ARCHIVE = "logs.tar.gz"
+RECIPE = "study"  # the archive's copy of the study folder it was run under (study/<file>)
+# An archive is data: what `pack` writes, under caps far above a real study's (Study A: 310
+# members, 13 MB unpacked, the largest 0.2 MB).
+MAX_MEMBER = 64 << 20
+MAX_TOTAL = 512 << 20
+MEMBER_NAMES = re.compile(r"(?:.+/(?:finharness\.json|results_[^/]+\.json|samples_[^/]+\.jsonl|train_log\.jsonl)"
+                          r"|deviation/[^/]+\.json|claims\.lock\.json|" + RECIPE + r"/[^/]+\.ya?ml)")
 # Fields of an lm-eval per-sample row the tables never read: prompts, hashes, raw responses.
 DROPPED = {"arguments", "resps", "doc_hash", "prompt_hash", "target_hash", "filter", "metrics"}
 
@@ -73,6 +82,8 @@ def pack(study: Study, out: Path) -> Path:
     for extra in sorted((root / "deviation").glob("*.json")) + [root / "claims.lock.json"]:
         if extra.is_file():
             members[str(extra.relative_to(root))] = extra.read_bytes()
+    for design in sorted(Path(study.folder).glob("*.y*ml")):  # the recipe the run was made under
+        members[f"{RECIPE}/{design.name}"] = design.read_bytes()
     if not any(n.endswith(".jsonl") and "/samples_" in f"/{n}" for n in members):
         raise ValueError(f"{root}: no finished evaluation to pack (run the study first)")
     buffer = io.BytesIO()
@@ -88,23 +99,109 @@ def pack(study: Study, out: Path) -> Path:
     return out / ARCHIVE
 
 
-def unpack(archive: Path, root: Path) -> None:
-    """The archive's files under ``root`` (a study's output folder); refuses a member that
-    would land outside it (an absolute name, ``..``, a link)."""
+def _members(archive: Path) -> dict[str, bytes]:
+    """The archive's members, read as data: plain files of the names ``pack`` writes, within
+    the size caps; anything else is an error naming the archive and the member."""
+    head = archive.read_bytes()[:64] if archive.is_file() else b""
+    if head.startswith(b"version https://git-lfs"):
+        raise ValueError(f"{archive}: a Git LFS pointer, not the archive (run `git lfs pull`)")
+    found: dict[str, bytes] = {}
+    total = 0
+    try:
+        with tarfile.open(archive, mode="r:gz") as tar:
+            for member in tar:
+                name = member.name
+                if not member.isfile() or name.startswith("/") or ".." in Path(name).parts:
+                    raise ValueError(f"{archive}: member {name!r} is not a plain file inside the study")
+                if not MEMBER_NAMES.fullmatch(name):
+                    raise ValueError(f"{archive}: member {name!r} is not one `finharness study pack` writes")
+                total += member.size
+                if member.size > MAX_MEMBER or total > MAX_TOTAL:
+                    raise ValueError(f"{archive}: member {name!r} ({member.size:,} bytes) takes the archive past its "
+                                     f"caps ({MAX_MEMBER >> 20} MiB a member, {MAX_TOTAL >> 20} MiB in all)")
+                found[name] = tar.extractfile(member).read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise ValueError(f"{archive}: not a whole `finharness study pack` archive (a gzip-compressed tar); "
+                         f"{type(err).__name__}: {err}") from None
+    return found
+
+
+def _check_recipe(archive: Path, found: dict[str, bytes], folder: Path) -> str | None:
+    """The archive's copy of the study folder against ``folder``: a difference is refused,
+    naming the file; an archive packed before it carried one gets a note (None: they match)."""
+    carried = {name.split("/", 1)[1]: data for name, data in found.items() if name.startswith(f"{RECIPE}/")}
+    if not carried:
+        return (f"{archive} carries no copy of the study folder it was run under (packed before 2026-12-07): "
+                f"its tables are rebuilt under {folder} as it is now")
+    import hashlib
+
+    here = {p.name: p.read_bytes() for p in sorted(folder.glob("*.y*ml"))}
+    for name in sorted(set(carried) | set(here)):
+        if carried.get(name) != here.get(name):
+            said = (lambda b: "missing" if b is None else f"sha256 {hashlib.sha256(b).hexdigest()[:12]}")
+            raise ValueError(f"{archive} was run under another {name} than {folder / name} (archive: "
+                             f"{said(carried.get(name))}; folder: {said(here.get(name))}): its tables would not "
+                             "be this recipe's; rebuild it with the study folder it carries")
+    return None
+
+
+def unpack(archive: Path, root: Path, folder: Path | None = None, needs_one_of: set[str] | None = None) -> str | None:
+    """The archive's files under ``root`` (a study's output folder), checked as :func:`_members`
+    reads them and, with ``folder``, against the study folder (:func:`_check_recipe`); returns
+    a note for an archive that carries no recipe. ``needs_one_of``: member names of which the
+    archive must hold one (a finished evaluation of the study), or nothing is written."""
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         raise ValueError(f"{root} is not empty: unpack the study's logs into a fresh folder (--output_path)")
-    with tarfile.open(archive, mode="r:gz") as tar:
-        for member in tar.getmembers():
-            target = (root / member.name).resolve()
-            if not member.isfile() or not target.is_relative_to(root.resolve()):
-                raise ValueError(f"{archive}: member {member.name!r} is not a plain file inside the study")
-        tar.extractall(root, filter="data")
+    found = _members(Path(archive))
+    note = _check_recipe(Path(archive), found, Path(folder)) if folder is not None else None
+    if needs_one_of is not None and not needs_one_of & set(found):
+        raise ValueError(f"{archive} holds no finished evaluation of the study {folder} (an empty archive, or "
+                         "another study's); nothing to tabulate")
+    for name, data in found.items():
+        if not name.startswith(f"{RECIPE}/"):
+            write_atomic(root / name, data)
+    return note
 
 
-def tables_from(archive: Path, study: Study) -> Path:
-    """Unpack ``archive`` into ``study``'s (fresh) output folder and render its tables there."""
+def tables_from(archive: Path, study: Study) -> tuple[Path, str | None]:
+    """Unpack ``archive`` into ``study``'s (fresh) output folder and render its tables there;
+    the tables' path and a note on the recipe check. An archive with no evaluation of this
+    study is refused before any table is written."""
+    from plumbing.folders import MANIFEST
     from study.tables import write_tables
 
-    unpack(Path(archive), Path(study.root))
-    return write_tables(study)
+    root = Path(study.root)
+    manifests = {f"{Path(step.folder).relative_to(root)}/{MANIFEST}" for step in study.evals}
+    note = unpack(Path(archive), root, Path(study.folder), needs_one_of=manifests)
+    try:
+        rescore(root, study.eval.include_paths)
+    except ValueError as err:
+        raise ValueError(f"{archive}: member {err}") from None
+    return write_tables(study), note
+
+
+def rescore(root: Path, include_paths) -> None:
+    """Every unpacked row whose responses were packed is rescored with its task's own
+    ``process_results``, as the board verifies a submission: an archive whose metrics do not
+    follow from its responses is refused, naming the member and the document."""
+    from fin_tasks.index import task_manager
+    from harness.result_files import logged_tasks, samples_file
+    from leaderboard.verify import TamperedResults, rescore_compact_rows
+    from plumbing.jsonl import jsonl_rows
+
+    folders = sorted({p.parent for p in Path(root).rglob("samples_*.jsonl")})
+    names = sorted({t for folder in folders for t in logged_tasks(folder)})
+    manager = task_manager(include_paths)
+    tasks = manager.load([t for t in names if t in manager.all_tasks])["tasks"]
+    docs = {name: list(task.eval_docs) for name, task in tasks.items()}
+    for folder in folders:
+        for name in logged_tasks(folder):
+            if name not in tasks:
+                continue
+            path = samples_file(folder, name)
+            rows = [row for _, row in jsonl_rows(path, TamperedResults)]
+            try:
+                rescore_compact_rows(name, tasks[name], rows, path.relative_to(root), docs[name])
+            except (KeyError, TypeError) as err:
+                raise TamperedResults(f"{path.relative_to(root)}: a row is not a packed sample row ({err})") from None

@@ -50,6 +50,23 @@ def plan_steps(lengths: Sequence[int], *, batch_size: int, grad_accum: int, epoc
     return [micro[i:i + per_step] for i in range(0, total_micro, per_step)]
 
 
+def plan_problem(examples: int, steps: int, spec, world_size: int = 1) -> str | None:
+    """Why a planned run would not train, naming the recipe field; None when it would.
+
+    One optimizer step that needs more micro-batches than an epoch holds repeats the data
+    inside one step; a run whose only step is the warmup's first is taken at learning rate 0."""
+    per_step = spec.grad_accum * world_size
+    per_epoch = math.ceil(examples / spec.batch_size)
+    if per_step > per_epoch:
+        return (f"training.grad_accum {spec.grad_accum}{f' x {world_size} processes' if world_size > 1 else ''} = "
+                f"{per_step} micro-batches per optimizer step, but an epoch of {examples} examples holds {per_epoch} "
+                f"(batch_size {spec.batch_size}): one step would repeat the data; lower grad_accum or batch_size")
+    if steps == 1 and math.ceil(spec.warmup_ratio * steps) >= 1:
+        return (f"training.epochs {spec.epochs:g} gives 1 optimizer step, taken at learning rate 0 (the warmup's "
+                "first step): the weights would not change; raise epochs or set warmup_ratio: 0")
+    return None
+
+
 def collate(items: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(len(e.input_ids) for e in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)

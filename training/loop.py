@@ -92,6 +92,10 @@ class StepLog:
     seconds: float
 
 
+class TrainingDiverged(ValueError):
+    """A run whose loss or weights stopped being finite: it is never marked finished."""
+
+
 def make_optimizer(model, spec: TrainingSpec, total_steps: int):
     from transformers import get_scheduler
 
@@ -194,7 +198,12 @@ def train_loop(
                 loss_sum = loss_module(**inputs)
                 # DDP averages gradients over processes; scale so the step's mean is exact.
                 accelerator.backward(loss_sum * world / step_answer)
-            window_loss += loss_sum.item()
+            value = loss_sum.item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"optimizer step {step + 1}: the loss is {value} (not finite): the run "
+                                       f"diverged at lr {spec.lr:g}; nothing was marked finished (a lower lr, or "
+                                       "max_grad_norm, keeps it finite)")
+            window_loss += value
             window_tokens += int(inputs["attention_mask"].sum())
             bar_tokens += int(inputs["attention_mask"].sum())
         window_answer += step_answer
@@ -224,4 +233,11 @@ def train_loop(
             save_checkpoint(work_dir, done, accelerator.unwrap_model(loss_module).model,
                             optimizer, scheduler)
     bar.close()
+    # The last step's update is in no loss: the weights it left must be finite too.
+    broken = [n for n, p in accelerator.unwrap_model(loss_module).model.named_parameters()
+              if p.requires_grad and not torch.isfinite(p).all()]
+    if broken:
+        raise TrainingDiverged(f"after optimizer step {len(plan)}: {len(broken)} trained tensor(s) hold non-finite "
+                               f"values ({broken[0]}, ...): the run diverged at lr {spec.lr:g}; nothing was marked "
+                               "finished")
     return logs

@@ -5,6 +5,7 @@ default), and every error names the recipe file and the field.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -49,7 +50,7 @@ class LoraSpec(_Strict):
     """Mirrors ``peft.LoraConfig``; embeddings and the output layer are never trained."""
 
     r: int = Field(default=16, gt=0)
-    alpha: float = Field(default=32, gt=0)
+    alpha: float = Field(default=32, gt=0, allow_inf_nan=False)
     dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     quantize: Literal["none", "4bit"] = Field(
@@ -71,15 +72,16 @@ class LoraSpec(_Strict):
 
 
 class TrainingSpec(_Strict):
-    lr: float = Field(default=2e-4, gt=0)
+    lr: float = Field(default=2e-4, gt=0, le=1, allow_inf_nan=False,
+                      description="AdamW's peak learning rate; above 1 every run diverges")
     epochs: float = Field(default=2, gt=0, allow_inf_nan=False)
     batch_size: int = Field(default=4, gt=0, description="examples per micro-batch per device")
     grad_accum: int = Field(default=1, gt=0)
     warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     max_length: int = Field(default=1024, gt=8, description="tokens; longer prompts lose their start")
-    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    max_grad_norm: float | None = Field(default=1.0, gt=0, allow_inf_nan=False)
     precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto", description="auto: bf16 autocast on GPUs that support it, fp32 on CPU")
     group_by_length: bool = True
@@ -157,6 +159,20 @@ def load_recipe(path: str | Path) -> TrainRecipe:
     # Task folders are the recipe's, wherever the command runs from.
     folder = Path(path).resolve().parent
     return recipe.model_copy(update={"include_paths": beside(folder, recipe.include_paths)})
+
+
+def recipe_producing(run_dir: str | Path, folders: Iterable[Path]) -> Path | None:
+    """The training recipe among the YAMLs in ``folders`` whose run folder (at its own
+    ``output_dir``, from the working directory) is ``run_dir``; None if none is."""
+    target = Path(run_dir).expanduser().absolute()
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.yaml")):
+            try:
+                if load_recipe(path).run_dir().absolute() == target:
+                    return path
+            except RecipeError:
+                continue
+    return None
 
 
 def dump_recipe(recipe: TrainRecipe) -> str:

@@ -63,7 +63,7 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     import torch
 
     from plumbing.offline import set_offline
-    from training.batching import plan_steps
+    from training.batching import plan_problem, plan_steps
     from training.loop import StepLog, checkpoint_step, latest_checkpoint, train_loop
     from training.model_setup import trainable_model
 
@@ -87,6 +87,13 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     accelerator = _accelerator(recipe, final, tracking)
     if not accelerator.is_main_process:
         say = logger.debug  # one voice in data-parallel runs
+    spec = recipe.training
+    plan = plan_steps([len(e.input_ids) for e in encoded], batch_size=spec.batch_size,
+                      grad_accum=spec.grad_accum, epochs=spec.epochs, seed=recipe.seed,
+                      group_by_length=spec.group_by_length, world_size=accelerator.num_processes)
+    problem = plan_problem(len(encoded), len(plan), spec, accelerator.num_processes)
+    if problem:  # before anything is written: a run that cannot train is no run
+        raise RecipeError(f"{recipe.name}: {problem}")
     work = (
         _prepare_folders(recipe_text, final, resume, overwrite) if accelerator.is_main_process else partial_dir(final)
     )
@@ -97,10 +104,6 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
 
     torch.manual_seed(recipe.seed)
     trained = trainable_model(model, recipe)
-    spec = recipe.training
-    plan = plan_steps([len(e.input_ids) for e in encoded], batch_size=spec.batch_size,
-                      grad_accum=spec.grad_accum, epochs=spec.epochs, seed=recipe.seed,
-                      group_by_length=spec.group_by_length, world_size=accelerator.num_processes)
     steps_per_epoch = math.ceil(len(encoded) / spec.batch_size) / (spec.grad_accum * accelerator.num_processes)
     checkpoint_dir = latest_checkpoint(work) if resume else None
     start_step = checkpoint_step(checkpoint_dir) if checkpoint_dir else 0

@@ -138,6 +138,9 @@ def _read_packaged(directory: Path, labels: list[str], prompt: dict[str, str] | 
         path = directory / f"{split}.jsonl"
         if path.is_file():
             rows = _attach_labels(read_jsonl(path), labels, str(path))
+            if not rows:  # lm-eval would fail on it far from here (an IndexError, naming no file)
+                raise TaskDataError(f"{path}: no rows; a split file holds one JSON object per line (or leave the "
+                                    "file out where the task names no such split)")
             out[split] = attach_prompt_parts(rows, prompt, where)
     return dataset_dict(out)
 

@@ -290,3 +290,11 @@ def test_export_never_writes_through_a_link_or_into_a_file(tmp_path):
     with pytest.raises(ValueError, match=r"file is a file, not a folder"):
         export(board.entries(), tmp_path / "file")
     assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_model_name_that_reads_as_mathtext_renders_as_text(five_docs, tmp_path):
+    """V5: one name holding `$\\frac{$` stopped `leaderboard render` for the whole board."""
+    board = Board(tmp_path / "board.sqlite")
+    submit(load_submission(submission(tmp_path, model="m $\\frac{$ x", results=str(five_docs))), board)
+    html = render_html(board.entries())
+    assert "m $\\frac{$ x" in html

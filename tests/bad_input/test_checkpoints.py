@@ -49,3 +49,22 @@ def test_checkpoint_without_safetensors_is_refused(tmp_path, tiny_checkpoint):
 def test_eval_command_names_a_missing_checkpoint(tmp_path, capsys):
     assert main(["eval", "--model", str(tmp_path / "missing-model"), "--limit", "1"]) == 2
     assert "missing-model' does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b[: len(b) // 2], r"model\.safetensors: truncated \([\d,]+ bytes; its tensors need [\d,]+\); copy it again"),
+    (lambda b: b[:5], r"model\.safetensors: not a whole safetensors file"),
+    # E8: a header that claims 2**40 bytes is refused without reading (or allocating) them.
+    (lambda b: (2 ** 40).to_bytes(8, "little") + b[8:], r"its header claims 1099511627776 bytes"),
+    (lambda b: b[:8] + b"[" + b[9:], r"its safetensors header is not JSON"),
+])
+def test_a_damaged_safetensors_file_is_named_before_anything_loads(tiny_checkpoint, tmp_path, capsys, damage, message):
+    """E7/E8: a truncated copy gave SafetensorError tracebacks naming no file."""
+    folder = shutil.copytree(tiny_checkpoint, tmp_path / "damaged")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(damage(weights.read_bytes()))
+    with pytest.raises(CheckpointError, match=message):
+        resolve_checkpoint(str(folder))
+    assert main(["eval", "-m", str(folder), "-t", "fin_fpb", "--limit", "1", "--chat_template", "off"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(weights) in err[0], err

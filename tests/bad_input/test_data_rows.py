@@ -37,3 +37,16 @@ def test_non_utf8_data_names_file_line_and_byte(tmp_path):
     test.write_bytes(test.read_bytes() + '{"id": "z", "text": "caf\u00e9", "label": "up"}\n'.encode("latin-1"))
     with pytest.raises(TaskYamlError, match=r"data/test\.jsonl:7: not UTF-8 text \(byte 0xe9 at column 25\)"):
         validate_file(path)
+
+
+@pytest.mark.parametrize("split", ["test", "validation"])
+def test_an_empty_split_file_is_named_by_validate_and_eval(tmp_path, tiny_checkpoint, capsys, split):
+    """D7: an empty test.jsonl gave an IndexError traceback in validate and eval."""
+    from finharness.main import main
+
+    write_task(tmp_path / "tasks" / "fin_demo", GOOD_BODY, {**ALL_SPLITS, split: []})
+    assert main(["validate", "--include_path", str(tmp_path / "tasks")]) == 1
+    assert f"data/{split}.jsonl: no rows" in capsys.readouterr().out
+    assert main(["eval", "-m", str(tiny_checkpoint), "--include_path", str(tmp_path / "tasks"), "-t", "fin_demo",
+                 "--chat_template", "off"]) == 2
+    assert f"data/{split}.jsonl: no rows" in capsys.readouterr().err

@@ -16,3 +16,57 @@ def test_an_unknown_key_is_named_not_ignored(tiny_checkpoint):
     with pytest.raises(RecipeError, match=r"<recipe>: training\.learning_rte: unknown key"):
         parse_recipe({"name": "r", "base_model": str(tiny_checkpoint), "tasks": [{"name": "fin_fpb"}],
                       "training": {"learning_rte": 1e-4}})
+
+
+@pytest.mark.parametrize("section, field, value", [
+    ("lora", "alpha", float("inf")),          # T5
+    ("training", "lr", 1e308),                # T6: finite, but no run survives it
+    ("training", "weight_decay", float("inf")),  # T7
+    ("training", "max_grad_norm", float("nan")),
+])
+def test_a_field_no_run_survives_is_refused_by_name(tiny_checkpoint, section, field, value):
+    with pytest.raises(RecipeError, match=rf"{section}\.{field}"):
+        parse_recipe({"name": "r", "base_model": str(tiny_checkpoint), "tasks": [{"name": "fin_fpb"}],
+                      section: {field: value}})
+
+
+@pytest.mark.parametrize("training, message", [
+    # T2: one optimizer step, the warmup's first, at learning rate 0.
+    ({"epochs": 1e-9, "batch_size": 8}, r"training\.epochs 1e-09 gives 1 optimizer step, taken at learning rate 0"),
+    # T3: one step would need 1,000 micro-batches of an 8-example epoch.
+    ({"grad_accum": 1000, "batch_size": 2}, r"training\.grad_accum 1000 = 1000 micro-batches per optimizer step, "
+                                           r"but an epoch of \d+ examples holds \d+"),
+])
+def test_a_run_that_cannot_train_is_refused_before_its_folder_exists(tiny_checkpoint, tmp_path, training, message):
+    from tests.helpers.train_runs import tiny_recipe
+    from training.run import train_recipe
+
+    recipe = tiny_recipe(tiny_checkpoint, tmp_path / "runs", tasks=[{"name": "fin_fpb", "samples": 8}],
+                         training={"lr": 5e-3, **training})
+    with pytest.raises(RecipeError, match=message):
+        train_recipe(parse_recipe(recipe))
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_run_whose_loss_stops_being_finite_stops_and_is_never_finished(tiny_checkpoint, tmp_path, monkeypatch):
+    """The loss turns NaN at the second optimizer step (as an exploding run's does)."""
+    import torch
+
+    from plumbing.folders import is_finished
+    from tests.helpers.train_runs import tiny_recipe
+    from training import loop
+    from training.run import train_recipe
+
+    real, calls = loop.AnswerLoss.forward, []
+
+    def exploding(self, *args, **kwargs):
+        calls.append(1)
+        loss = real(self, *args, **kwargs)
+        return loss * torch.tensor(float("nan")) if len(calls) > 2 else loss
+
+    monkeypatch.setattr(loop.AnswerLoss, "forward", exploding)
+    recipe = parse_recipe(tiny_recipe(tiny_checkpoint, tmp_path / "runs", tasks=[{"name": "fin_fpb", "samples": 16}],
+                                      training={"lr": 5e-3, "epochs": 2, "batch_size": 4, "grad_accum": 2}))
+    with pytest.raises(loop.TrainingDiverged, match=r"optimizer step 2: the loss is nan \(not finite\)"):
+        train_recipe(recipe)
+    assert not is_finished(tmp_path / "runs" / "fpb-tiny", "training_run")
