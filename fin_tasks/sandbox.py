@@ -76,9 +76,24 @@ class CodeUse:
 
 class _Sandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, with a cap on ``*`` and ``**``: ``{{ 'a' * 10**10 }}``
-    would otherwise fill the machine's memory."""
+    would otherwise fill the machine's memory. A template string is compiled once: lm-eval
+    calls ``from_string`` for every document's every field (about 0.8 ms each here)."""
 
     intercepted_binops = frozenset(["*", "**"])
+    COMPILED_KEPT = 1024
+
+    def from_string(self, source, globals=None, template_class=None):
+        if globals is not None or template_class is not None or not isinstance(source, str):
+            return super().from_string(source, globals, template_class)
+        compiled = getattr(self, "_compiled", None)
+        if compiled is None:
+            compiled = self._compiled = {}
+        template = compiled.get(source)
+        if template is None:
+            if len(compiled) >= self.COMPILED_KEPT:
+                compiled.clear()
+            template = compiled[source] = super().from_string(source)
+        return template
 
     def call_binop(self, context, operator_name: str, left, right):
         if operator_name == "**":

@@ -62,7 +62,7 @@ def leaky_task(tmp_path_factory) -> Path:
 def recipe(base: Path, out: Path, name: str, **extra) -> dict:
     return {"name": name, "base_model": str(base), "output_dir": str(out),
             "tasks": [{"name": TASK}], "include_paths": [], "lora": {"r": 4, "alpha": 8},
-            "training": {"lr": 1e-3, "epochs": 1, "batch_size": 8}, **extra}
+            "training": {"lr": 1e-3, "epochs": 1, "batch_size": 8, "warmup_ratio": 0.0}, **extra}
 
 
 @pytest.fixture(scope="module")
