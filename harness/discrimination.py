@@ -33,7 +33,8 @@ def label_logliks(row: Mapping[str, Any]) -> list[float] | None:
     return values if len(values) >= 2 else None
 
 
-def _posteriors(logliks: np.ndarray) -> np.ndarray:
+def posteriors(logliks: np.ndarray) -> np.ndarray:
+    """Softmax of each document's per-label log-likelihoods (the last axis)."""
     shifted = logliks - logliks.max(axis=-1, keepdims=True)
     odds = np.exp(shifted)
     return odds / odds.sum(axis=-1, keepdims=True)
@@ -52,7 +53,7 @@ def _binary(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
 def macro_auc(golds: Sequence[int], logliks: np.ndarray, draws: np.ndarray | None = None) -> np.ndarray:
     """Macro one-vs-rest AUC over the gold labels present: one value, or one per row of ``draws``."""
     golds = np.asarray(golds, dtype=np.int64)
-    post = _posteriors(np.asarray(logliks, dtype=float))
+    post = posteriors(np.asarray(logliks, dtype=float))
     index = np.arange(len(golds))[None, :] if draws is None else draws
     present = np.unique(golds)
     per_label = [_binary(post[index, k], golds[index] == k) for k in present]

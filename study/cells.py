@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fin_tasks.common.metrics import aggregation_of
+from fin_tasks.common.metrics import BATCH_CALIBRATED, aggregation_of
 from harness.baselines import PAIR_METRIC, TaskBaselines, normalize, task_baselines, trivial_scores
 from fin_tasks.index import finben_name
 from harness.result_files import logged_tasks, sample_rows, samples_file
@@ -85,8 +85,18 @@ class Bootstrap:
 
     # -- what the logs hold (the two reads a test double replaces) --------------------------
     def read(self, folder: Path, task: str, metric: str) -> dict[int, Any]:
-        """``doc_id -> value`` of ``metric`` from the folder's per-sample log of the task."""
-        return read_samples(samples_file(folder, scored_name(folder, task)), metric)
+        """``doc_id -> value`` of ``metric`` from the folder's per-sample log of the task (a
+        batch-calibrated metric computed from its per-label log-likelihoods: harness/calibration.py)."""
+        path = samples_file(folder, scored_name(folder, task))
+        if metric.endswith(BATCH_CALIBRATED):
+            from harness.calibration import calibrated_values
+            from harness.contamination import read_sample_rows
+
+            rows = read_sample_rows(path)
+            if self.exclude.get(task):  # the calibration is estimated on the documents the claim reads
+                rows = [r for r in rows if int(r["doc_id"]) not in self.exclude[task]]
+            return calibrated_values(rows, metric)
+        return read_samples(path, metric)
 
     def labels(self, folder: Path, task: str) -> list[str] | None:
         """The task's label set, from the first logged document (None for a task without one)."""

@@ -41,7 +41,7 @@ import numpy as np
 from pydantic import Field, model_validator
 from tabulate import tabulate
 
-from fin_tasks.common.metrics import LENGTH_NORMALIZED, base_metric
+from fin_tasks.common.metrics import BATCH_CALIBRATED, LENGTH_NORMALIZED, base_metric
 from harness.stats import Estimate, documents_needed, holm, power_multiplier, seeds_needed
 from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
@@ -87,8 +87,9 @@ class Claim(_Strict):
     metric: str | None = Field(
         default=None, description="per-task metric; None: the table's (each task type's in views)"
     )
-    rule: Literal["sum", "per_char"] = Field(default="sum", description="decision rule of multiple-choice tasks: "
-                                             "summed log-likelihood, or lm-eval's acc_norm (per character)")
+    rule: Literal["sum", "per_char", "calibrated"] = Field(
+        default="sum", description="decision rule of multiple-choice tasks: summed log-likelihood, lm-eval's "
+                                   "acc_norm (per character), or batch-calibrated (harness/calibration.py)")
     normalized: bool = Field(default=True, description="score to the best trivial baseline, (s - b) / (1 - b)")
     direction: Literal["increase", "decrease"]
     paper_effect: PaperEffect | None = None
@@ -182,6 +183,14 @@ class Verdict:
     subset: str = "all"  # all | clean: the documents no involved checkpoint may have seen
     auc: str = ""  # the treatment's discrimination on the tasks it was trained on
     positive_control: bool = False
+    # The reading under the current rules (RULES): see read_under_current_rules.
+    rules: str = "before 2026-12-07"  # the rules that decided `verdict`
+    reading: str = ""  # the claim's word under RULES
+    p_conservative: float | None = None  # p with the conservative df (Estimate.conservative_df)
+    p_reading: float | None = None  # ... serially gatekept: a positive control at alpha, the rest Holm-corrected
+    mde_reading: float | None = None  # the MDE at the reading's level, df and direction
+    calibrated: str = ""  # the same contrast under the batch-calibrated rule: effect [95% CI], p
+    auc_gain: str = ""  # treatment's AUC minus control's on the claim's tasks [95% CI, documents]
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -216,13 +225,14 @@ def _tasks(claim: Claim, involved: list[Row], task_sets, path: str) -> tuple[lis
     return common, dropped
 
 
-def _metric(claim: Claim, task: str, metric_of, path: str) -> str:
+def _metric(claim: Claim, task: str, metric_of, path: str, rule: str | None = None) -> str:
     metric = metric_of(task, claim.metric)
-    if claim.rule == "per_char":
+    rule = rule or claim.rule
+    if rule in ("per_char", "calibrated"):
         if metric not in RULE_METRICS:
-            raise RecipeError(f"{path}: claims.{claim.id}: rule per_char needs a multiple-choice metric "
+            raise RecipeError(f"{path}: claims.{claim.id}: rule {rule} needs a multiple-choice metric "
                               f"({', '.join(RULE_METRICS)}); {task} is scored by {metric}")
-        return metric + LENGTH_NORMALIZED
+        return metric + (LENGTH_NORMALIZED if rule == "per_char" else BATCH_CALIBRATED)
     return metric
 
 
@@ -248,11 +258,13 @@ def _paper_in_metric(claim: Claim, tasks: list[str], metric, boot: Bootstrap, co
                                     f"these documents)")
 
 
-def _alternative(boot: Bootstrap, control: Row, tasks: list[str], metric, normalized: bool):
+def _alternative(boot: Bootstrap, control: Row, tasks: list[str], metric, normalized: bool,
+                 direction: str = "increase"):
     """The document variance of "treatment minus control" under the alternative, as a function
     of the effect: the control's own answers (its first checkpoint of each task) with a share of
-    its wrong ones made right, in a seeded order, until the mean normalized score moves by the
-    effect. None where a task has no notion of a right answer (a summary's ROUGE)."""
+    its wrong ones made right (a ``decrease`` claim: its right ones made wrong), in a seeded
+    order, until the mean normalized score moves by the effect. None where a task has no notion
+    of a right answer (a summary's ROUGE)."""
     bases = []
     for t in tasks:
         folder = next(f for fs in control.sources[t].values() for f in fs)
@@ -263,8 +275,10 @@ def _alternative(boot: Bootstrap, control: Row, tasks: list[str], metric, normal
             return None
         b = max(boot.baselines(folder, t, m).values(), default=None) if normalized else None
         wrong = [i for i, v in enumerate(values) if (v[0] != v[1] if isinstance(v, tuple) else v < 1)]
-        order = np.random.default_rng(zlib_seed(t)).permutation(wrong) if wrong else np.array([], dtype=int)
-        bases.append((t, m, values, order, b))
+        moved = wrong if direction == "increase" else sorted(set(range(len(values))) - set(wrong))
+        order = np.random.default_rng(zlib_seed(t)).permutation(moved) if moved else np.array([], dtype=int)
+        n_labels = len(boot.labels(folder, t) or []) or 2
+        bases.append((t, m, values, order, b, n_labels))
 
     def scored(values, m, t, b):
         from fin_tasks.common.metrics import aggregation_of
@@ -275,22 +289,27 @@ def _alternative(boot: Bootstrap, control: Row, tasks: list[str], metric, normal
             point, reps = (point - b) / (1 - b), (reps - b) / (1 - b)
         return point, reps
 
-    controls = [scored(v, m, t, b) for t, m, v, _, b in bases]
+    controls = [scored(v, m, t, b) for t, m, v, _, b, _ in bases]
     memo: dict[tuple[int, ...], tuple[float, float]] = {}
 
     def at(share: float) -> tuple[float, float]:
-        counts = tuple(int(round(share * len(order))) for _, _, _, order, _ in bases)
+        counts = tuple(int(round(share * len(order))) for _, _, _, order, _, _ in bases)
         if counts not in memo:
             memo[counts] = _at(counts)
         return memo[counts]
 
+    def moved(v, n_labels: int):
+        if direction == "increase":
+            return (v[0], v[0]) if isinstance(v, tuple) else 1.0
+        return (v[0], (v[0] + 1) % n_labels) if isinstance(v, tuple) else 0.0
+
     def _at(counts: tuple[int, ...]) -> tuple[float, float]:
         effects, reps = [], []
-        for (t, m, values, order, b), (cp, cr), count in zip(bases, controls, counts):
+        for (t, m, values, order, b, n_labels), (cp, cr), count in zip(bases, controls, counts):
             fixed = set(order[:count].tolist())
-            alt = [((v[0], v[0]) if isinstance(v, tuple) else 1.0) if i in fixed else v for i, v in enumerate(values)]
+            alt = [moved(v, n_labels) if i in fixed else v for i, v in enumerate(values)]
             ap, ar = scored(alt, m, t, b)
-            effects.append(ap - cp)
+            effects.append(ap - cp if direction == "increase" else cp - ap)
             reps.append(ar - cr)
         diff = np.mean(reps, axis=0)
         n = min(boot.documents(t) for t in tasks)
@@ -358,18 +377,20 @@ def _untested(claim: Claim, note: str) -> Verdict:
 
 
 def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, task_sets,
-           path: str = CLAIMS_FILE) -> list[Verdict]:
-    """Every claim's effect, corrected p-value, MDE and verdict.
+           path: str = CLAIMS_FILE, current: bool = True) -> list[Verdict]:
+    """Every claim's effect, corrected p-value, MDE and verdict, and its reading under RULES
+    (``current``: the run was locked under RULES, so the verdict is that reading).
 
     ``metric_of(task, claim_metric)`` gives a task's metric; ``task_sets(name, rows)`` the
     tasks of a named set (seen, unseen, a view of the rows' training data)."""
     measured = [_measure(claim, claims, rows, whole, metric_of, task_sets, path) for claim in claims.claims]
-    verdicts = [v for v, _ in measured]
+    verdicts = [m.verdict for m in measured]
     tested = [v for v in verdicts if v.p is not None]  # a claim left with no task has no test
     for v, p_holm in zip(tested, holm([v.p for v in tested], claims.alpha)):
         v.p_holm = p_holm
-    for claim, (v, flag) in zip(claims.claims, measured):
-        v.verdict = flag or _verdict(claim, v, claims.alpha)
+    for claim, m in zip(claims.claims, measured):
+        m.verdict.verdict = m.flag or _verdict(claim, m.verdict, claims.alpha)
+    read_under_current_rules(claims, measured, current)
     return verdicts
 
 
@@ -385,15 +406,145 @@ def _verdict(claim: Claim, v: Verdict, alpha: float) -> str:
     return "inconclusive"
 
 
+@dataclass
+class Measured:
+    """One claim as measured: its verdict row, the flag no p-value can change (and which gate
+    raised it), and what the reading under the current rules recomputes from."""
+
+    verdict: Verdict
+    flag: str = ""
+    gate: str = ""  # absent | no_task | discrimination | control_floor | both_floor | ""
+    found: Estimate | None = None
+    resolved: list = field(default_factory=list)
+    tasks: list = field(default_factory=list)
+    metric: object = None
+    boot: Bootstrap | None = None
+    calibrated_sign: float = 0.0  # the calibrated rule's decided direction at alpha (0: undecided)
+    auc_sign: float = 0.0  # the side of 0 the AUC gain's interval lies on (0: it covers 0)
+
+
+# --- The current rules (RULES): what a verdict means ------------------------------------
+#
+# Decided 2026-12-07 after a statistics audit of both shipped studies (issue 46). Earlier runs
+# keep the verdicts of the rules in force when they ran; their reading under these rules is
+# shown beside them, never instead.
+#
+# 1. Serial gatekeeping: each positive control is tested on its own at alpha; the other claims
+#    are Holm-corrected among themselves, and read only when every positive control agrees.
+# 2. A positive control agrees only with a threshold-free gain on its own tasks: the
+#    batch-calibrated rule agrees too (harness/calibration.py), or the treatment's AUC gain over
+#    the control has a 95% interval above 0. A gain in argmax accuracy alone can be a moved
+#    decision threshold.
+# 3. Degrees of freedom: the seeds' own (S - 1) where the seeds carry more than a quarter of
+#    the variance (Estimate.conservative_df); Welch-Satterthwaite's is liberal there.
+# 4. The MDE at the level the claim is tested at (alpha for a positive control, alpha over the
+#    other tested claims), in the claim's direction, its document variance never below the
+#    observed contrast's.
+# 5. "Both rows at their trivial baseline" is a note on an increase claim, not a verdict: the
+#    contrast is still a test (a row below its floor can rise to it). A decrease claim still
+#    needs a control above its floor.
+RULES = "2026-12-07"
+
+
+def read_under_current_rules(claims: ClaimsFile, measured: list[Measured], current: bool = False) -> None:
+    """Each claim's ``reading`` (and its p-values, MDE, calibrated and AUC columns) under RULES;
+    ``current``: the run was locked under RULES, so its verdict is the reading."""
+    alpha = claims.alpha
+    for claim, m in zip(claims.claims, measured):
+        if m.found is not None:
+            m.verdict.p_conservative = m.found.p_value(m.found.conservative_df)
+            _threshold_free(m, claim, alpha)
+    controls = [(c, m) for c, m in zip(claims.claims, measured) if c.positive_control]
+    others = [(c, m) for c, m in zip(claims.claims, measured) if not c.positive_control]
+    for _, m in controls:
+        m.verdict.p_reading = m.verdict.p_conservative
+    tested = [m for _, m in others if m.verdict.p_conservative is not None]
+    for m, p in zip(tested, holm([m.verdict.p_conservative for m in tested], alpha)):
+        m.verdict.p_reading = p
+    for claim, m in controls + others:
+        level = alpha if claim.positive_control else alpha / max(len(tested), 1)
+        m.verdict.reading = _reading(claim, m, alpha, level, claims.power)
+    unshown = [m.verdict.id for _, m in controls if m.verdict.reading != "agrees"]
+    if unshown:
+        for _, m in others:
+            if m.verdict.reading in ("agrees", "contradicts", "inconclusive", "not testable at this size"):
+                m.verdict.note = "; ".join(filter(None, [m.verdict.note, f"would read '{m.verdict.reading}'"]))
+                m.verdict.reading = f"not read: positive control {', '.join(unshown)} not shown"
+    if current:
+        for m in measured:
+            m.verdict.verdict, m.verdict.rules = m.verdict.reading, RULES
+
+
+def _reading(claim: Claim, m: Measured, alpha: float, level: float, power: float) -> str:
+    v = m.verdict
+    if m.gate in ("absent", "no_task", "discrimination", "control_floor"):
+        return m.flag
+    treatment = m.resolved[0][0]
+    own = [t for t in m.tasks if t in treatment.trained_on]
+    if own and set(own) != set(treatment.trained_on):  # the claim's own trained tasks, not the row's mean
+        learned = _learned(m.boot, treatment, own)
+        if learned is not None:
+            v.note = "; ".join(filter(None, [v.note, f"AUC on the claim's own tasks: {learned[0]}"]))
+            if not learned[1]:
+                return f"not testable: the treatment learned no discrimination on {', '.join(own)}"
+    v.mde_reading = _mde(power_multiplier(level, power, m.found.conservative_df),
+                         _doc_var_under_alternative(claim, m.boot, m.found, m.resolved, m.tasks, m.metric,
+                                                    claim.direction, floor=True)[0], m.found)
+    if v.p_reading <= alpha:
+        wanted = 1 if claim.direction == "increase" else -1
+        word = "agrees" if np.sign(v.effect) == wanted else "contradicts"
+        if claim.positive_control and np.sign(v.effect) not in (m.calibrated_sign, m.auc_sign):
+            return f"{word} only through a moved threshold (no calibrated or AUC gain)"
+        return word
+    if v.paper_in_metric is not None and not v.mde_reading <= abs(v.paper_in_metric):
+        return "not testable at this size"
+    return "inconclusive"
+
+
+def _threshold_free(m: Measured, claim: Claim, alpha: float) -> None:
+    """The contrast under the batch-calibrated rule, and the AUC gain, on the claim's tasks
+    (the signs a positive control needs: :func:`_reading`)."""
+    v = m.verdict
+    signed = [(r, sign) for (t, c), s in zip(m.resolved, (1.0, -1.0)) for r, sign in ((t, s), (c, -s))]
+    metric_names = {t: m.metric(t) for t in m.tasks}
+    if all(base_metric(n) in RULE_METRICS for n in metric_names.values()):
+        def calibrated(t: str) -> str:
+            return base_metric(metric_names[t]) + BATCH_CALIBRATED
+
+        try:
+            found = m.boot.estimate(signed, m.tasks, calibrated, claim.normalized)
+        except ValueError:  # a task without per-label log-likelihoods (generated answers)
+            found = None
+        if found is not None:
+            low, high = found.interval(df=found.conservative_df)
+            p = found.p_value(found.conservative_df)
+            v.calibrated = f"{found.point:+.3f} [{low:+.3f}, {high:+.3f}] p {p:.3g}"
+            m.calibrated_sign = float(np.sign(found.point)) if p <= alpha else 0.0
+    gains = []
+    for (t, c), s in zip(m.resolved, (1.0, -1.0)):
+        a, b = m.boot.row_auc(t, m.tasks), m.boot.row_auc(c, m.tasks)
+        if a is None or b is None:
+            return
+        gains.append((s * (a[0] - b[0]), s * (a[1] - b[1])))
+    from harness.stats import percentile_interval
+
+    point, reps = sum(g for g, _ in gains), sum(r for _, r in gains)
+    finite = reps[np.isfinite(reps)]
+    if len(finite):
+        low, high = percentile_interval(finite)
+        v.auc_gain = f"{point:+.3f} [{low:+.3f}, {high:+.3f}]"
+        m.auc_sign = 1.0 if low > 0 else -1.0 if high < 0 else 0.0
+
+
 def _measure(claim: Claim, claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, task_sets,
-             path: str) -> tuple[Verdict, str]:
+             path: str) -> Measured:
     """One claim's estimate, power and gates; the flag is a verdict that no p-value can change."""
     pairs = [(claim.treatment, claim.control)] + ([(claim.against.treatment, claim.against.control)]
                                                   if claim.against else [])
     absent = sorted({sel.model for pair in pairs for sel in pair} - {r.model for r in rows})
     if absent:  # a model only the full study has (check_claims refuses any other)
-        return (_untested(claim, f"this study has no {', '.join(absent)} model at this size"),
-                f"not run at this size: no {', '.join(absent)} model")
+        return Measured(_untested(claim, f"this study has no {', '.join(absent)} model at this size"),
+                        f"not run at this size: no {', '.join(absent)} model", "absent")
     resolved = [(_find(rows, t, claim, path), _find(rows, c, claim, path)) for t, c in pairs]
     involved = [r for pair in resolved for r in pair]
     tasks, dropped = _tasks(claim, involved, task_sets, path)
@@ -405,8 +556,8 @@ def _measure(claim: Claim, claims: ClaimsFile, rows: list[Row], whole: Bootstrap
     if claim.floor_gate is not None:
         tasks, boot, subset_note = _gated(whole, _find(rows, claim.floor_gate, claim, path), tasks, metric, claim.id)
         if not tasks:
-            return (_untested(claim, subset_note), f"not testable: {claim.floor_gate.model} {claim.floor_gate.kind} "
-                                                   "clears its trivial baseline on none of the tasks")
+            return Measured(_untested(claim, subset_note), f"not testable: {claim.floor_gate.model} "
+                            f"{claim.floor_gate.kind} clears its trivial baseline on none of the tasks", "no_task")
 
     signed = [(r, sign) for (t, c), s in zip(resolved, (1.0, -1.0)) for r, sign in ((t, s), (c, -s))]
     found: Estimate = boot.estimate(signed, tasks, metric, claim.normalized)
@@ -415,8 +566,11 @@ def _measure(claim: Claim, claims: ClaimsFile, rows: list[Row], whole: Bootstrap
     if claim.against:
         contrast = f"[{contrast}] - [{claim.against.treatment.describe()} - {claim.against.control.describe()}]"
     docs = min(boot.documents(t) for t in tasks)
+    # "normalized" only where a trivial answer exists to normalize by (not ROUGE): a raw metric is named raw.
+    normalized = claim.normalized and all(boot.baselines(next(f for fs in control.sources[t].values() for f in fs),
+                                                         t, metric(t)) for t in tasks)
     v = Verdict(claim.id, claim.says, claim.source, contrast, tasks,
-                "/".join(sorted({metric(t) for t in tasks})) + (" normalized" if claim.normalized else ""),
+                "/".join(sorted({metric(t) for t in tasks})) + (" normalized" if normalized else ""),
                 claim.rule, docs, len(treatment.trained_seeds()), effect=found.point, ci=found.interval(),
                 se=found.se, df=found.df, doc_sd=float(np.sqrt(found.doc_var)),
                 seed_sd=float(np.sqrt(found.seed_var)), p=found.p_value())
@@ -427,9 +581,9 @@ def _measure(claim: Claim, claims: ClaimsFile, rows: list[Row], whole: Bootstrap
     if found.unestimated:
         notes.append("a trained row has one seed: its training noise is not in the interval")
     notes += _power(v, claim, claims, boot, found, resolved, tasks, metric)
-    flag, gate_notes = _gate(v, claim, whole, boot, resolved, involved, tasks, metric)
+    flag, gate_notes, gate = _gate(v, claim, whole, boot, resolved, involved, tasks, metric)
     v.note = "; ".join(notes + gate_notes)
-    return v, flag
+    return Measured(v, flag, gate, found, resolved, tasks, metric, boot)
 
 
 def _power(v: Verdict, claim: Claim, claims: ClaimsFile, boot: Bootstrap, found: Estimate,
@@ -439,20 +593,8 @@ def _power(v: Verdict, claim: Claim, claims: ClaimsFile, boot: Bootstrap, found:
     notes = []
     treatment, control = resolved[0]
     k = power_multiplier(claims.alpha / len(claims.claims), claims.power, found.df)
-    alternative = _alternative(boot, control, tasks, metric, claim.normalized)
-    against_var = (boot.estimate([(resolved[1][0], 1.0), (resolved[1][1], -1.0)], tasks, metric,
-                                 claim.normalized).doc_var if claim.against else 0.0)
-
-    def doc_var_at(effect: float) -> float:
-        return (alternative(effect) if alternative else found.doc_var) + against_var
-
-    mde = k * found.se
-    for _ in range(30):
-        updated = k * float(np.sqrt(doc_var_at(mde) + found.seed_var))
-        if abs(updated - mde) < 1e-5:
-            break
-        mde = updated
-    v.mde = mde
+    doc_var_at, alternative = _doc_var_under_alternative(claim, boot, found, resolved, tasks, metric)
+    v.mde = _mde(k, doc_var_at, found)
     if not alternative:
         notes.append("MDE from the observed document variance (no right answer to simulate the alternative with)")
     if claim.paper_effect:
@@ -470,10 +612,37 @@ def _power(v: Verdict, claim: Claim, claims: ClaimsFile, boot: Bootstrap, found:
     return notes
 
 
+def _doc_var_under_alternative(claim: Claim, boot: Bootstrap, found: Estimate, resolved: list[tuple[Row, Row]],
+                               tasks: list[str], metric, direction: str = "increase", floor: bool = False):
+    """``effect -> document variance`` the test would face at that effect (the control's answers
+    moved toward it: :func:`_alternative`; with ``floor``, never below the observed contrast's),
+    and whether an alternative could be simulated at all."""
+    alternative = _alternative(boot, resolved[0][1], tasks, metric, claim.normalized, direction)
+    against_var = (boot.estimate([(resolved[1][0], 1.0), (resolved[1][1], -1.0)], tasks, metric,
+                                 claim.normalized).doc_var if claim.against else 0.0)
+
+    def doc_var_at(effect: float) -> float:
+        simulated = (alternative(effect) if alternative else found.doc_var) + against_var
+        return max(simulated, found.doc_var) if floor else simulated
+
+    return doc_var_at, alternative is not None
+
+
+def _mde(k: float, doc_var_at, found: Estimate) -> float:
+    """The effect ``k`` standard errors wide, the standard error taken at that effect (a fixed point)."""
+    mde = k * found.se
+    for _ in range(30):
+        updated = k * float(np.sqrt(doc_var_at(mde) + found.seed_var))
+        if abs(updated - mde) < 1e-5:
+            break
+        mde = updated
+    return mde
+
+
 def _gate(v: Verdict, claim: Claim, whole: Bootstrap, boot: Bootstrap, resolved: list[tuple[Row, Row]],
-          involved: list[Row], tasks: list[str], metric) -> tuple[str, list[str]]:
+          involved: list[Row], tasks: list[str], metric) -> tuple[str, list[str], str]:
     """The discrimination gate (the treatment learned its tasks), then the floor check (the rows
-    clear their trivial baselines); a failed gate is the claim's verdict, with its note."""
+    clear their trivial baselines); a failed gate is the claim's verdict, with its note and kind."""
     treatment, control = resolved[0]
     learned = _learned(whole, treatment)
     if learned is not None:
@@ -481,9 +650,9 @@ def _gate(v: Verdict, claim: Claim, whole: Bootstrap, boot: Bootstrap, resolved:
         if not clears:
             return (f"not testable: the treatment learned no discrimination (AUC {v.auc})",
                     ["its label log-likelihoods rank the documents of the tasks it was trained on no "
-                     "better than chance: it learned the answer format or the prior, not the task"])
+                     "better than chance: it learned the answer format or the prior, not the task"], "discrimination")
     if not (claim.floor_check and claim.normalized):
-        return "", []
+        return "", [], ""
     checks: dict[int, bool] = {}
     for row in involved:
         if id(row) not in checks:
@@ -492,20 +661,21 @@ def _gate(v: Verdict, claim: Claim, whole: Bootstrap, boot: Bootstrap, resolved:
             v.floor[f"{row.model} {row.name}"] = ("clears " if clears else "at floor ") + shown
     if claim.direction == "decrease" and not all(checks[id(c)] for _, c in resolved):
         return ("not testable: control at trivial baseline",
-                ["the control's normalized score does not clear 0, so there is nothing to lose"])
+                ["the control's normalized score does not clear 0, so there is nothing to lose"], "control_floor")
     if not any(checks[id(r)] for r in (treatment, control)):
         return ("not testable: both rows at trivial baseline",
-                ["neither row's normalized score clears 0: the contrast compares two trivial answers"])
-    return "", []
+                ["neither row's normalized score clears 0: the contrast compares two trivial answers"], "both_floor")
+    return "", [], ""
 
 
-def _learned(boot: Bootstrap, treatment: Row) -> tuple[str, bool] | None:
-    """The treatment's AUC [95% interval] on the tasks it was trained on (those it scored), and
-    whether it clears chance; None for an untrained row or one without log-likelihoods."""
+def _learned(boot: Bootstrap, treatment: Row, among: list[str] | None = None) -> tuple[str, bool] | None:
+    """The treatment's AUC [95% interval] on the tasks it was trained on (those it scored; with
+    ``among``, only those of them), and whether it clears chance; None for an untrained row or
+    one without log-likelihoods."""
     from harness.discrimination import discriminates
     from harness.stats import percentile_interval
 
-    trained = [t for t in treatment.trained_on if treatment.sources.get(t)]
+    trained = [t for t in treatment.trained_on if treatment.sources.get(t) and (among is None or t in among)]
     if treatment.kind == "vanilla" or not trained:
         return None
     found = boot.row_auc(treatment, trained)
@@ -520,13 +690,21 @@ def _learned(boot: Bootstrap, treatment: Row) -> tuple[str, bool] | None:
 
 
 def positive_control_note(verdicts: list[Verdict]) -> str:
-    """The line the claims table opens with when a positive control was not decided."""
-    undecided = [v for v in verdicts if v.positive_control and v.verdict not in ("agrees", "contradicts")]
-    if not undecided:
-        return ""
-    return ("**Positive control not decided: " + "; ".join(f"{v.id} is '{v.verdict}'" for v in undecided)
-            + ". This study's training or size is too small to show an effect it must show, so no other "
-              "verdict below can be read as evidence either way.**")
+    """The lines the claims table opens with when a positive control does not agree (only
+    "agrees" shows that the study can see the effect it must see), by the run's rules and,
+    for an earlier run, by the current ones."""
+    lines = []
+    unshown = [v for v in verdicts if v.positive_control and v.verdict != "agrees"]
+    if unshown:
+        lines.append("**Positive control not shown: " + "; ".join(f"{v.id} is '{v.verdict}'" for v in unshown)
+                     + ". This study's training or size does not show an effect it must show, so no other "
+                       "verdict below can be read as evidence either way.**")
+    reread = [v for v in verdicts if v.positive_control and v.rules != RULES and v.reading != "agrees"]
+    if reread:
+        lines.append(f"**Under the rules of {RULES}, the positive control is not shown: "
+                     + "; ".join(f"{v.id} reads '{v.reading}'" for v in reread)
+                     + ", so no other claim of this run is read by those rules.**")
+    return "\n\n".join(lines)
 
 
 def _clean(boot: Bootstrap, involved: list[Row], tasks: list[str]) -> tuple[Bootstrap, str]:
@@ -560,15 +738,19 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
     for v in verdicts:
         effect = f"{v.effect:+.3f} [{v.ci[0]:+.3f}, {v.ci[1]:+.3f}]" if v.effect is not None else ""
         paper = (f"{v.paper_in_metric:+.3f}" if v.paper_in_metric is not None else "") if v.paper else "not given"
+        reading = "" if v.rules == RULES else v.reading
         if v.p is None:  # no task left to test (a floor gate kept none)
-            rows.append([v.id, v.says, v.verdict] + [""] * 9 + ["0", v.seeds or "-", v.metric])
+            rows.append([v.id, v.says, v.verdict, reading] + [""] * 11 + ["0", v.seeds or "-", v.metric])
             continue
         rows.append(
             [
                 v.id,
                 v.says,
                 v.verdict,
+                reading,
                 effect,
+                v.calibrated,
+                v.auc_gain,
                 f"{v.doc_sd:.3f} / {v.seed_sd:.3f}",
                 f"{v.df:.1f}",
                 f"{v.p:.3g}",
@@ -582,6 +764,20 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
                 f"{v.metric} ({v.rule}{', clean subset' if v.subset == 'clean' else ''})",
             ]
         )
+    legacy = [v for v in verdicts if v.rules != RULES]
+    rules = (
+        f"'verdict' was decided by the rules in force when this run started ({legacy[0].rules}, below); "
+        f"'reading' is the same evidence read by the rules of {RULES}, shown beside it, not instead: a positive "
+        "control agrees only with a threshold-free gain on its own tasks (the batch-calibrated rule agrees, or the "
+        "AUC gain's interval is above 0), is tested alone at alpha, and the other claims are read only when every "
+        "positive control agrees (Holm among themselves); the seeds' own df where seeds carry over a quarter of "
+        "the variance; the MDE at the claim's own level and direction; both rows at their floor is a note on an "
+        "increase claim, not a verdict."
+        if legacy else
+        f"Verdicts by the rules of {RULES}: a positive control agrees only with a threshold-free gain on its own "
+        "tasks (the batch-calibrated rule agrees, or the AUC gain's interval is above 0) and is tested alone at "
+        "alpha; the other claims are Holm-corrected among themselves and read only when every positive control "
+        "agrees; the seeds' own df where seeds carry over a quarter of the variance.")
     caption = (
         f"Claims ({len(verdicts)}), decided by code on unclipped normalized scores: t-type 95% interval and "
         f"two-sided p-value from two variance components (documents: paired bootstrap; training seeds: "
@@ -591,7 +787,11 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
         f"(blank: reported in another metric, so no size verdict); 'docs needed' (per task, seeds kept) and "
         f"'seeds needed' (documents kept) are the sizes at which the MDE reaches it ('never': the other "
         f"component alone is too large). 'sd docs / seeds': the "
-        f"two components' standard deviations; 'seeds': the treatment's training seeds."
+        f"two components' standard deviations; 'seeds': the treatment's training seeds. 'calibrated': the "
+        f"same contrast under batch calibration (each checkpoint's label posteriors divided by their mean over "
+        f"the task's documents, then argmax; no gold label used), effect [95% CI] and p; 'AUC gain': the "
+        f"treatment's macro one-vs-rest AUC minus the control's on the claim's tasks [95% CI over documents]. "
+        + rules
     )
     if preregistration:
         caption = preregistration + "\n\n" + caption
@@ -604,10 +804,12 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
         + (f". Treatment's AUC: {v.auc}" if v.auc else "")
         + (f". Floor: {'; '.join(f'{k} {s}' for k, s in v.floor.items())}" if v.floor else "")
         + (f". {v.note}" if v.note else "") for v in verdicts)
-    return (caption + "\n\n" + tabulate(rows, headers=["claim", "says", "verdict", "effect [95% CI]",
-                                                        "sd docs / seeds", "df", "p", "p (Holm)", "MDE", "paper",
-                                                        "docs needed", "seeds needed", "tasks x docs", "seeds",
-                                                        "metric (rule)"],
+    headers = ["claim", "says", "verdict", f"reading ({RULES} rules)", "effect [95% CI]", "calibrated", "AUC gain",
+               "sd docs / seeds", "df", "p", "p (Holm)", "MDE", "paper", "docs needed", "seeds needed", "tasks x docs",
+               "seeds", "metric (rule)"]
+    if not legacy:  # the verdict is the reading
+        headers, rows = headers[:3] + headers[4:], [row[:3] + row[4:] for row in rows]
+    return (caption + "\n\n" + tabulate(rows, headers=headers,
                                          tablefmt="github", disable_numparse=True)
             + "\n\n" + details)
 
@@ -624,8 +826,17 @@ def claims_digest(folder: str | Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
+def design_digests(folder: str | Path) -> dict[str, str]:
+    """sha256 of every YAML of the study folder (study, train, merge, eval, claims): the design."""
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).glob("*.y*ml"))}
+
+
 def record_claims(folder: str | Path, root: str | Path) -> None:
-    """The claims file's sha256 and the date, written once, when the study's first evaluation starts."""
+    """The design's hashes (the claims file's and every other file of the study folder), the
+    rules the verdicts will be decided by, and the date: written once, when the study's first
+    evaluation starts."""
     import json
     from datetime import datetime, timezone
 
@@ -636,29 +847,57 @@ def record_claims(folder: str | Path, root: str | Path) -> None:
     if lock.is_file() or digest is None:
         return
     write_atomic(lock, json.dumps({"sha256": digest, "recorded": datetime.now(timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"), "file": str(Path(folder) / CLAIMS_FILE)}, indent=2) + "\n")
+        "%Y-%m-%dT%H:%M:%SZ"), "file": str(Path(folder) / CLAIMS_FILE), "design": design_digests(folder),
+        "rules": RULES}, indent=2) + "\n")
 
 
-def preregistration_note(folder: str | Path, root: str | Path) -> str:
-    """One line for the claims table's header: the claims were fixed before the evaluations, or
-    the file changed after they started (both hashes and the date), or no record exists."""
+def read_lock(root: str | Path) -> dict | None:
+    """The study's lock (None when no evaluation recorded one); an error naming a malformed one."""
     import json
 
     lock = Path(root) / LOCK_FILE
-    digest = claims_digest(folder)
     if not lock.is_file():
-        return ("**Preregistration: no record.** The claims file's hash was not recorded when this study's first "
-                "evaluation started (evaluations made before finharness recorded it), so nothing shows the claims "
-                f"were fixed before the results; claims.yaml now: sha256 {digest[:16] if digest else 'missing'}.")
+        return None
     try:
         recorded = json.loads(lock.read_text())
         if not isinstance(recorded, dict):
             raise ValueError("not an object")
     except (ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"{lock}: not a claims lock (a JSON object with sha256 and recorded): {err}") from None
-    if recorded.get("sha256") == digest:
+    return recorded
+
+
+def locked_under_current_rules(root: str | Path) -> bool:
+    """The study's evaluations started under RULES (its verdicts are read by them)."""
+    recorded = read_lock(root)
+    return recorded is not None and recorded.get("rules") == RULES
+
+
+def preregistration_note(folder: str | Path, root: str | Path) -> str:
+    """One line for the claims table's header: the claims (and, for runs locked since 2026-12-07,
+    every design file) were fixed before the evaluations, or which changed after they started
+    (the hashes and the date), or no record exists."""
+    digest = claims_digest(folder)
+    recorded = read_lock(root)
+    if recorded is None:
+        return ("**Preregistration: no record.** The claims file's hash was not recorded when this study's first "
+                "evaluation started (evaluations made before finharness recorded it), so nothing shows the claims "
+                f"were fixed before the results; claims.yaml now: sha256 {digest[:16] if digest else 'missing'}.")
+    design, changed = recorded.get("design"), None
+    if isinstance(design, dict):
+        now = design_digests(folder)
+        changed = sorted(name for name in set(design) | set(now) if design.get(name) != now.get(name))
+    scope = ("the claims file only: the rest of the design was not hashed by runs before 2026-12-07"
+             if changed is None else "every file of the study folder")
+    if recorded.get("sha256") == digest and not changed:
         return (f"Preregistration: claims.yaml (sha256 {digest[:16]}) is the file recorded when the first "
-                f"evaluation started ({recorded.get('recorded')}).")
+                f"evaluation started ({recorded.get('recorded')}); the lock covers {scope}.")
+    if recorded.get("sha256") == digest:
+        return (f"**Preregistration: {', '.join(changed)} changed after the evaluations started** "
+                f"({recorded.get('recorded')}); claims.yaml did not. The results below come from a design that "
+                "moved after its first result.")
     return (f"**Preregistration: claims.yaml changed after the evaluations started.** Recorded "
             f"{recorded.get('recorded')}: sha256 {str(recorded.get('sha256'))[:16]}; now: "
-            f"{digest[:16] if digest else 'missing'}. The verdicts below answer the changed claims.")
+            f"{digest[:16] if digest else 'missing'}. The verdicts below answer the changed claims"
+            + (f"; also changed: {', '.join(others)}" if (others := [c for c in changed or [] if c != CLAIMS_FILE])
+               else "") + ".")

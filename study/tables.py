@@ -416,7 +416,7 @@ def discrimination_section(boot: Bootstrap, rows: Sequence[Row]) -> str:
 
 def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
     """The study folder's claims.yaml decided on its rows (None when the folder has none)."""
-    from study.claims import CLAIMS_FILE, decide, load_claims
+    from study.claims import CLAIMS_FILE, decide, load_claims, locked_under_current_rules
 
     claims = load_claims(study.folder)
     if claims is None:
@@ -451,7 +451,8 @@ def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
         def metric_of(task, metric):
             return metric or views.task_types[places[task].task_type].metric
 
-    return claims, decide(claims, rows, boot, metric_of, task_sets, str(Path(study.folder) / CLAIMS_FILE))
+    return claims, decide(claims, rows, boot, metric_of, task_sets, str(Path(study.folder) / CLAIMS_FILE),
+                          current=locked_under_current_rules(study.root))
 
 
 TABLES_KEY = "tables.key"

@@ -23,15 +23,22 @@ GOLD = np.random.default_rng(0).integers(0, 2, DOCS)
 STAMP = "2026-01-01T00-00-00.000000"
 
 
-def scored(folder: Path, preds: np.ndarray, task: str = "t", by_length: np.ndarray | None = None) -> Path:
+def scored(folder: Path, preds: np.ndarray | None, task: str = "t", by_length: np.ndarray | None = None,
+           logliks: np.ndarray | None = None) -> Path:
     """A result folder as `finharness eval` leaves it: per-sample (gold, pred) pairs (and, for
-    the acc_norm rule, the per-character rule's own), with the documents' label set."""
+    the acc_norm rule, the per-character rule's own), the per-label log-likelihoods the answers
+    are the argmax of (given, or the predicted label one nat above the other), with the
+    documents' label set."""
     folder.mkdir(parents=True)
     (folder / f"results_{STAMP}.json").write_text(json.dumps({"results": {}}))
+    if logliks is None:
+        logliks = np.where(np.arange(2)[None, :] == np.asarray(preds)[:, None], -1.0, -2.0)
+    preds = np.argmax(logliks, axis=1) if preds is None else preds
     by_length = preds if by_length is None else by_length
     with (folder / f"samples_{task}_{STAMP}.jsonl").open("w") as fh:
-        for i, (g, p, q) in enumerate(zip(GOLD, preds, by_length)):
+        for i, (g, p, q, ll) in enumerate(zip(GOLD, preds, by_length, logliks)):
             fh.write(json.dumps({"doc_id": i, "doc": {"choices": ["no", "yes"], "gold": int(g)},
+                                 "filtered_resps": [[float(x), "False"] for x in ll],
                                  "acc": float(g == p), "f1_macro": [int(g), int(p)],
                                  "acc_norm": float(g == q), "f1_macro_norm": [int(g), int(q)]}) + "\n")
     return folder
@@ -151,12 +158,17 @@ def test_a_loss_needs_a_control_above_its_trivial_baseline(rows):
     assert fine.verdict == "agrees"
 
 
-def test_two_rows_both_at_the_floor_are_not_a_test_in_either_direction(rows):
-    for direction in ("increase", "decrease"):
-        (both,) = verdicts(rows, claim("chance", "chance-too", direction=direction))
-        assert both.verdict.startswith("not testable")
-    (increase,) = verdicts(rows, claim("chance", "chance-too"))
-    assert increase.verdict == "not testable: both rows at trivial baseline"
+def test_two_rows_both_at_the_floor_are_a_note_on_a_rise_and_no_test_of_a_loss(rows):
+    # A loss needs a control above its floor: nothing to lose otherwise.
+    (loss,) = verdicts(rows, claim("chance", "chance-too", direction="decrease"))
+    assert loss.verdict == "not testable: control at trivial baseline"
+    # A rise from the floor is still a test (a row below its floor can rise to it): read, with a note.
+    (rise,) = verdicts(rows, claim("chance", "chance-too"))
+    assert rise.verdict == "inconclusive" and "neither row's normalized score clears 0" in rise.note
+    # The rules before 2026-12-07 read both as "not testable"; a run made under them keeps that word.
+    family = ClaimsFile.model_validate({"claims": [claim("chance", "chance-too")]})
+    (earlier,) = decide(family, rows, Bootstrap(1000, 0), lambda task, metric: metric, None, current=False)
+    assert earlier.verdict == "not testable: both rows at trivial baseline" and earlier.reading == "inconclusive"
 
 
 def test_the_decision_rule_is_named_and_decides_on_its_own_metrics(rows):
@@ -254,9 +266,12 @@ def test_an_undecided_positive_control_heads_the_claims_table(rows):
 
     family = ClaimsFile.model_validate({"claims": [claim("same", positive_control=True), claim("strong")]})
     found = decide(family, rows, Bootstrap(1000, 0), lambda task, metric: metric, None)
-    assert found[0].verdict == "inconclusive" and found[1].verdict == "agrees"
+    # Serial gatekeeping: no other claim is read while the positive control does not agree.
+    assert found[0].verdict == "inconclusive"
+    assert found[1].verdict == "not read: positive control same-vs-vanilla not shown"
+    assert "would read 'agrees'" in found[1].note
     note = positive_control_note(found)
-    assert note.startswith("**Positive control not decided: same-vs-vanilla is 'inconclusive'")
+    assert note.startswith("**Positive control not shown: same-vs-vanilla is 'inconclusive'")
     assert claims_table(found, family).startswith(note)
     decided = ClaimsFile.model_validate({"claims": [claim("strong", positive_control=True)]})
     assert positive_control_note(decide(decided, rows, Bootstrap(1000, 0), lambda task, metric: metric, None)) == ""
@@ -283,3 +298,38 @@ def test_a_retention_claim_keeps_only_tasks_where_the_vanilla_model_clears_its_b
     (untestable,) = verdicts(guessing, claim("forgot", direction="decrease", **gate))
     assert untestable.verdict == "not testable: m vanilla clears its trivial baseline on none of the tasks"
     assert untestable.tasks == [] and untestable.p is None
+
+
+def bias_and_signal(signal: float, bias: float, seed: int) -> np.ndarray:
+    """Per-label log-likelihoods: ``signal`` nats toward the gold label, noise, and ``bias`` nats
+    against label 0 for every document (a label prior, not knowledge)."""
+    noise = np.random.default_rng(seed).normal(0, 1, (DOCS, 2))
+    return signal * np.eye(2)[GOLD] + noise - np.array([bias, 0.0])
+
+
+def test_a_treatment_that_only_moves_the_threshold_fails_the_positive_control(tmp_path):
+    """The planted label-bias fix: the treatment is the control with a constant added to label 0's
+    log-likelihood. Its argmax accuracy rises a lot; it ranks no document differently (AUC gain
+    exactly 0) and the batch-calibrated rule sees nothing. The rules before 2026-12-07 passed it."""
+    control = bias_and_signal(0.8, 2.0, 1)
+    fixed = control + np.array([2.0, 0.0])
+    rows = [row("vanilla", "", scored(tmp_path / "vanilla", None, logliks=control)),
+            row("single", "unbiased", scored(tmp_path / "unbiased", None, logliks=fixed))]
+    family = ClaimsFile.model_validate({"claims": [claim("unbiased", positive_control=True)]})
+    (found,) = decide(family, rows, Bootstrap(1000, 0), lambda task, metric: metric, None)
+    assert found.effect > 0.3 and found.p < 1e-6  # the argmax gain is large and "significant"
+    assert found.auc_gain.startswith("+0.000 [+0.000, +0.000]")
+    assert found.verdict == "agrees only through a moved threshold (no calibrated or AUC gain)"
+    (earlier,) = decide(family, rows, Bootstrap(1000, 0), lambda task, metric: metric, None, current=False)
+    assert earlier.verdict == "agrees" and earlier.reading == found.verdict
+
+
+def test_a_treatment_that_learned_passes_the_positive_control(tmp_path):
+    """The planted real gain: more signal toward the gold label, the same bias."""
+    rows = [row("vanilla", "", scored(tmp_path / "vanilla", None, logliks=bias_and_signal(0.8, 1.0, 1))),
+            row("single", "learned", scored(tmp_path / "learned", None, logliks=bias_and_signal(2.5, 1.0, 2)))]
+    family = ClaimsFile.model_validate({"claims": [claim("learned", positive_control=True)]})
+    (found,) = decide(family, rows, Bootstrap(1000, 0), lambda task, metric: metric, None)
+    assert found.verdict == "agrees"
+    low = float(found.auc_gain.split("[")[1].split(",")[0])
+    assert low > 0 and found.calibrated.startswith("+")

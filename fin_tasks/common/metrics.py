@@ -75,6 +75,10 @@ def _scores(gold: int, pred: int) -> dict:
 
 
 LENGTH_NORMALIZED = "_norm"  # suffix of the metrics of lm-eval's acc_norm rule
+# Suffix of the metrics of the batch-calibrated rule: each label's posterior divided by its
+# mean over the task's documents, then argmax (harness/calibration.py). Computed from the
+# logged per-label log-likelihoods, never logged by lm-eval itself.
+BATCH_CALIBRATED = "_cal"
 
 
 def process_results_mc(doc: dict, results: Sequence[tuple[float, bool]]) -> dict:
@@ -95,13 +99,16 @@ def process_results_mc_both(doc: dict, results: Sequence[tuple[float, bool]]) ->
 
 
 def decision_rule(metric: str) -> str:
-    """``per_char`` for a metric of the acc_norm rule, else ``sum``."""
+    """``per_char`` for a metric of the acc_norm rule, ``calibrated`` for the batch-calibrated
+    rule's, else ``sum``."""
+    if metric.endswith(BATCH_CALIBRATED):
+        return "calibrated"
     return "per_char" if metric.endswith(LENGTH_NORMALIZED) else "sum"
 
 
 def base_metric(metric: str) -> str:
     """The metric's formula without its decision rule: ``f1_macro_norm`` is ``f1_macro``."""
-    return metric.removesuffix(LENGTH_NORMALIZED)
+    return metric.removesuffix(BATCH_CALIBRATED).removesuffix(LENGTH_NORMALIZED)
 
 
 def process_results_gen(doc: dict, results: Sequence[str]) -> dict:
@@ -114,8 +121,9 @@ def process_results_gen(doc: dict, results: Sequence[str]) -> dict:
 
 # The metric -> corpus-level aggregation binding, beside the metrics: every finharness
 # metric not listed here is a per-document score averaged over documents.
-CORPUS_AGGREGATIONS = {"f1_macro": f1_macro, "f1_weighted": f1_weighted, "mcc": mcc,
-                       "f1_macro_norm": f1_macro, "f1_weighted_norm": f1_weighted, "mcc_norm": mcc}
+CORPUS_AGGREGATIONS = {f"{name}{rule}": fn for name, fn in (("f1_macro", f1_macro), ("f1_weighted", f1_weighted),
+                                                              ("mcc", mcc))
+                       for rule in ("", LENGTH_NORMALIZED, BATCH_CALIBRATED)}
 
 
 def confusion_matrices(golds: Sequence[int] | np.ndarray, preds: np.ndarray) -> np.ndarray:
