@@ -258,7 +258,7 @@ def folder_report(folder, model: str | None = None, tasks: Sequence[str] = (), n
     results = load_results(results_file(folder))
     record = results.get("finharness") or {}
     model = model or record.get("model")
-    lineage = read_lineage(model) if model else Lineage("unknown", why="the results name no model")
+    lineage = scored_lineage(model, record) if model else Lineage("unknown", why="the results name no model")
     scored = list(tasks) or [t for t in results.get("configs", {}) if t in results["results"]]
     manager = task_manager(record.get("include_paths") or [])
     samples = {task: read_sample_rows(samples_file(folder, task)) for task in scored}
@@ -267,6 +267,32 @@ def folder_report(folder, model: str | None = None, tasks: Sequence[str] = (), n
         {"model": model, "lineage": lineage.status, "lineage_note": lineage.describe(), "ngram": n,
          "tasks": {t: r.as_json() for t, r in reports.items()}}, indent=1))
     return lineage, reports
+
+
+def scored_lineage(model, record: Mapping[str, Any]) -> Lineage:
+    """The lineage of the checkpoint a results folder was scored on, read from ``model`` only
+    when it is still that checkpoint: its lineage file is the one the scoring recorded (its
+    sha256), or, for results made before scorings recorded it, its weights are the scored
+    revision. Anything else reads unknown, saying why (C4, C5): another checkpoint now at the
+    path would lend the results its training texts."""
+    from pathlib import Path
+
+    from harness.lm_cache import checkpoint_fingerprint
+    from plumbing.lineage import read_lineage
+
+    lineage = read_lineage(model)
+    if lineage.status != "known":
+        return lineage
+    pinned = (record.get("lineage") or {}).get("sha256") if isinstance(record.get("lineage"), Mapping) else None
+    if pinned:
+        if pinned != lineage.digest:
+            return Lineage("unknown", why=f"{model}: its lineage file changed since these results were scored")
+        return lineage
+    revision = str(record.get("revision") or "")
+    folder = Path(model)
+    if revision and folder.is_dir() and checkpoint_fingerprint(folder) not in revision.split("-"):
+        return Lineage("unknown", why=f"{model} now holds other weights than the ones scored (revision {revision})")
+    return lineage
 
 
 # --- the board's record of an entry ----------------------------------------------------------

@@ -13,7 +13,7 @@ from fin_tasks import HUB_TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_with_suite
 from fin_tasks.sandbox import refuse_code
 from fin_tasks.index import UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
-from harness.lm_cache import cache_path, model_fingerprint
+from harness.lm_cache import cache_path, model_fingerprint, quarantine_broken
 from harness.speed import cost_note, measured, record, work_kind
 from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, has_chat_template, is_instruct,
                                   resolve_model)
@@ -206,7 +206,8 @@ def contamination_record(samples: dict[str, list[dict]], manager, checkpoint: Pa
     from plumbing.lineage import read_lineage
 
     lineage = read_lineage(checkpoint)
-    out: dict[str, Any] = {"lineage": {"status": lineage.status, "note": lineage.describe()}}
+    out: dict[str, Any] = {"lineage": {"status": lineage.status, "note": lineage.describe(),
+                                       **({"sha256": lineage.digest} if lineage.digest else {})}}
     if lineage.status != "known" and not num_fewshot:
         return out
     tasks = {name: manager.load([name])["tasks"][name] for name in samples}  # once, for both figures
@@ -282,6 +283,8 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     # path and for the results' revision.
     fingerprint = req.revision or model_fingerprint(model.folders)
     cache = str(cache_path(fingerprint, req.backend, req.dtype, req.model_args)) if req.use_cache else None
+    for note in quarantine_broken(cache) if cache else ():
+        log.warning(note)
     # A speed is only this machine's when the answers are computed, not read from a cache.
     computes = cache is None or not any(Path(cache).parent.glob(f"{Path(cache).name}_rank*.db"))
     if req.limit is None:

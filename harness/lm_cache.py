@@ -71,3 +71,29 @@ def cache_path(fingerprint: str, backend: str, dtype: str, model_args: Mapping[s
         digest = hashlib.sha256(json.dumps(deciding, sort_keys=True, default=str).encode()).hexdigest()[:12]
         name += f"-{digest}"
     return cache_root() / fingerprint / name
+
+
+def quarantine_broken(cache: str | Path) -> list[str]:
+    """Every ``<cache>_rank<N>.db`` that SQLite cannot read whole (truncated, overwritten, not a
+    database) is moved aside to ``<name>.broken-<pid>`` so this run rebuilds it from the model;
+    returns one line per file moved. Without this, every later eval of the checkpoint failed
+    on a traceback naming no file until the file was deleted by hand."""
+    import sqlite3
+
+    moved = []
+    for db in sorted(Path(cache).parent.glob(f"{Path(cache).name}_rank*.db")):
+        connection = None
+        try:
+            connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            ok = connection.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        except sqlite3.DatabaseError:
+            ok = False
+        finally:
+            if connection is not None:
+                connection.close()
+        if not ok:
+            aside = db.with_name(f"{db.name}.broken-{os.getpid()}")
+            db.rename(aside)
+            moved.append(f"request cache {db} is damaged (not a whole SQLite database): moved to {aside}; "
+                         "this run computes its answers again")
+    return moved

@@ -58,6 +58,7 @@ def load_results(path: Path) -> dict[str, Any]:
         data = json.loads(Path(path).read_text())
         if not isinstance(data.get("results"), dict):
             raise KeyError("results")
-    except (OSError, ValueError, KeyError, AttributeError) as err:
-        raise ValueError(f"{path}: not an lm-eval results file ({err})") from None
+    except (OSError, ValueError, KeyError, AttributeError, RecursionError) as err:
+        # RecursionError: 100,000 nested brackets; ValueError: bad JSON, or an integer too long to read
+        raise ValueError(f"{path}: not an lm-eval results file ({type(err).__name__}: {str(err)[:200]})") from None
     return data

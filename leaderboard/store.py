@@ -9,6 +9,7 @@ someone submits.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -145,8 +146,13 @@ class Board:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        if self.path.is_dir():
+            raise ValueError(f"{self.path}: a folder, not a board file (give --board path/to/board.sqlite)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        except sqlite3.Error as err:
+            raise ValueError(f"{self.path}: cannot open the board ({err})") from None
         conn.row_factory = sqlite3.Row
         try:
             self._prepare(conn)
@@ -155,6 +161,9 @@ class Board:
             if isinstance(err, sqlite3.OperationalError) and ("locked" in str(err) or "busy" in str(err)):
                 raise BoardBusy(f"{self.path}: another writer held the board for over {self.timeout:g} s ({err}); "
                                 "nothing was written, try again") from None
+            if "disk is full" in str(err) or "disk I/O error" in str(err):
+                raise OSError(errno.ENOSPC, f"{self.path}: the disk is full ({err}); the board keeps its last "
+                                            "finished write, nothing of this one") from None
             raise ValueError(f"{self.path}: not a finharness board ({err})") from None
         finally:
             conn.close()

@@ -74,6 +74,18 @@ class Submission(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _names_print_as_written(self) -> "Submission":
+        """A name shown on the board holds no control or bidi-override character (BD12)."""
+        from plumbing.text import unsafe_characters
+
+        for name in ("model", "base_model", "reference", "revision"):
+            found = unsafe_characters(getattr(self, name) or "")
+            if found:
+                raise ValueError(f"`{name}` holds control or bidi-override characters ({', '.join(found)}): they "
+                                 "would rewrite the board's lines in a terminal or reorder its text on the page")
+        return self
+
+    @model_validator(mode="after")
     def _sources_and_base(self) -> "Submission":
         if (self.checkpoint is None) == (self.results is None):
             raise ValueError("give exactly one of `checkpoint` (scored by the board) or `results` "

@@ -148,8 +148,9 @@ def _lineage(sub: Submission, verified: VerifiedResults):
     """The scored checkpoint's training lineage: read from its folder when the board can see the
     very weights that were scored (a local checkpoint, or a results' model folder whose content
     fingerprint is the results' revision); unknown otherwise."""
+    from harness.contamination import scored_lineage
     from harness.lm_cache import model_fingerprint
-    from plumbing.lineage import Lineage, read_lineage
+    from plumbing.lineage import Lineage
 
     meta = verified.data.get("finharness") or {}
     folder = Path(sub.checkpoint or meta.get("model") or "")
@@ -157,7 +158,7 @@ def _lineage(sub: Submission, verified: VerifiedResults):
         return Lineage("unknown", why="the board cannot see the scored checkpoint's folder")
     if sub.checkpoint is None and model_fingerprint([folder]) != meta.get("revision"):
         return Lineage("unknown", why=f"{folder} is not the checkpoint the results were scored on")
-    return read_lineage(folder)
+    return scored_lineage(folder, meta)  # and its lineage file the one the scoring read (C5)
 
 
 def _contamination(sub: Submission, verified: VerifiedResults, include: list[str]) -> dict:

@@ -219,8 +219,10 @@ def show(entries: list[Entry], metric: str = "acc", sort: str = "unseen_norm", a
     columns = board_columns(tasks)
     if not all_columns:
         columns = [c for c in columns if c in TERMINAL_COLUMNS or c == sort]
-    return tabulate([[r[c] for c in columns] for r in rows], headers=columns, tablefmt=fmt,
-                    floatfmt=".4f", missingval="")
+    from plumbing.text import printable
+
+    shown = [[printable(v) if isinstance(v, str) else v for v in (r[c] for c in columns)] for r in rows]
+    return tabulate(shown, headers=[printable(c) for c in columns], tablefmt=fmt, floatfmt=".4f", missingval="")
 
 
 def _settings_text(entry: Entry) -> str:

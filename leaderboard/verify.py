@@ -78,8 +78,8 @@ def _declared_slice(data: dict[str, Any], path: Path) -> tuple[float | None, str
     method = recorded.get("method")
     if method in ("stratified", "random"):
         seed = recorded.get("seed")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TamperedResults(f"{path}: finharness.slice.seed is {seed!r}, not a whole number")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+            raise TamperedResults(f"{path}: finharness.slice.seed is {seed!r}, not a whole number in [0, 2**32)")
         rule = recorded.get("rule", "floor")
         if rule not in ("prior", "floor"):
             raise TamperedResults(f"{path}: finharness.slice.rule is {rule!r}, not prior or floor")
@@ -141,7 +141,7 @@ def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where
     aggregations = task.aggregation()
     for key, value in logged.items():
         metric = key.partition(",")[0]
-        if metric not in per_metric or "stderr" in metric or not isinstance(value, (int, float)):
+        if metric not in per_metric or "stderr" in metric:
             continue
         recomputed = float(aggregations.get(metric, aggregation_of(metric))(per_metric[metric]))
         if not _same(recomputed, value):
@@ -229,6 +229,17 @@ def _check_slice(name: str, task, seen: set[int], rows: int, where: Path, limit:
     chosen = sorted(selected)
     span = f"documents {chosen[0]}-{chosen[-1]}" if chosen == list(range(len(chosen))) else f"{len(chosen)} documents"
     raise TamperedResults(f"{where}: {said} selects {span} of {name}, but the log holds {rows} rows ({detail})")
+
+
+def _check_score_types(logged: dict[str, Any], name: str, path: Path) -> None:
+    """Every metric value of a task in the results file is a finite number (a string or a
+    10**400 would be skipped or overflow later, and a score dropped is a score hidden)."""
+    for key, value in logged.items():
+        if "," not in key or "stderr" in key:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (isinstance(value, int) and abs(value) > 1e300) or not math.isfinite(float(value)):
+            raise TamperedResults(f"{path}: results.{name}.{key} is {str(value)[:40]!r}, not a finite number")
 
 
 SHOT_ROWS_CHECKED = 20  # prompts counted per task: one forged setting shows in every row
@@ -342,6 +353,7 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
     for name in tasks:
         where = samples_file(Path(folder), name)
         rows = _read_rows(where)
+        _check_score_types(data["results"][name], name, path)
         shots[name] = _declared_shots(data, path, name)
         _check_shots_in_prompts(name, task_objects[name], rows, shots[name], where)
         scores[name] = _check_task(name, task_objects[name], rows, data["results"][name], where,

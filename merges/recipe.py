@@ -138,11 +138,15 @@ def check_point(point: MergePoint) -> None:
             raise RecipeError(f"{where}models.{i} ({model.model}): method {m.name} needs a density")
     weights = [model.weight for model in point.models if model.weight is not None]
     normalize = point.parameters.get("normalize", m.shared_defaults.get("normalize", False))
-    if "normalize" in m.shared_parameters and normalize and weights and abs(sum(weights)) < 1e-9:
-        # MergeKit divides by the sum of the weights: 0/0 in every tensor, a checkpoint of NaNs.
-        raise RecipeError(f"{where}models: the weights {weights} sum to 0 and {m.name} normalizes by their sum, "
-                          f"so every merged tensor would be 0/0; give weights that do not cancel, or "
-                          f"parameters.normalize: false")
+    # MergeKit divides by the sum of the weights: at 0 every tensor is 0/0; near 0 (0.5 and -0.4999)
+    # every weight is blown up thousands of times. Refused below a tenth of the weights' size.
+    if "normalize" in m.shared_parameters and normalize and weights and \
+            abs(sum(weights)) < NEAR_ZERO_SUM * sum(abs(w) for w in weights):
+        scale = sum(abs(w) for w in weights) / abs(sum(weights)) if sum(weights) else float("inf")
+        raise RecipeError(f"{where}models: the weights {weights} sum to {sum(weights):g} and {m.name} normalizes by "
+                          f"their sum, so every merged tensor would be "
+                          + ("0/0" if not sum(weights) else f"scaled up {scale:,.0f} times")
+                          + "; give weights that do not cancel, or parameters.normalize: false")
     for name in m.required_shared_parameters:
         if name not in point.parameters:
             raise RecipeError(f"{where}parameters.{name}: method {m.name} needs it")
@@ -152,6 +156,9 @@ def check_point(point: MergePoint) -> None:
     lam = point.parameters.get("lambda")
     if lam is not None and not 0 < lam <= 2:
         raise RecipeError(f"{where}parameters.lambda: {lam} is outside (0, 2]")
+
+
+NEAR_ZERO_SUM = 0.1  # |sum of weights| below this share of sum |weights|: normalization blows them up
 
 
 def parse_merge_recipe(data: object, source: str = "<recipe>") -> MergeRecipe:

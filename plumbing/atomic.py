@@ -1,8 +1,11 @@
 """Atomic writes: a reader sees the old file or the new one, never half of it."""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -23,3 +26,18 @@ def write_atomic(path: Path, text: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def weight_write_errors(where: Path) -> Iterator[None]:
+    """safetensors reports a full disk (or any I/O failure) as its own ``SafetensorError``
+    ("Error while serializing: I/O error: No space left on device (os error 28)"), which no
+    caller expects as an ``OSError``: it is raised here as the ``OSError`` it is, naming where
+    the weights were being written, so a command says one line and exits, keeping nothing half-written."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - only safetensors' own I/O error is translated
+        if type(err).__name__ != "SafetensorError" or "I/O error" not in str(err):
+            raise
+        code = errno.ENOSPC if "os error 28" in str(err) or "No space left" in str(err) else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} while writing weights under {where} ({err})") from None

@@ -140,11 +140,17 @@ class Fingerprint:
     def load(cls, path: str | Path) -> "Fingerprint":
         try:
             with np.load(Path(path), allow_pickle=False) as data:
-                return cls(data["texts"].astype(np.uint64),
-                           {int(k.split("_", 1)[1]): data[k].astype(np.uint64) for k in data.files
-                            if k.startswith("ngrams_")})
-        except (OSError, ValueError, KeyError) as err:
+                arrays = {k: data[k] for k in data.files}
+            found = cls(arrays["texts"].astype(np.uint64),
+                        {int(k.split("_", 1)[1]): arrays[k].astype(np.uint64) for k in arrays if k.startswith("ngrams_")})
+        except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: not a finharness lineage file ({err})") from None
+        # Sorted 1-D hash sets, as save() writes them: anything else answers membership wrongly (C1).
+        for name, array in [("texts", found.texts), *[(f"ngrams_{n}", a) for n, a in found.ngrams.items()]]:
+            if array.ndim != 1 or (len(array) > 1 and np.any(array[1:] < array[:-1])):
+                raise ValueError(f"{path}: not a finharness lineage file ({name} is not a sorted list of hashes, "
+                                 f"shape {array.shape})")
+        return found
 
 
 def _contains(sorted_set: np.ndarray, values: np.ndarray) -> np.ndarray:

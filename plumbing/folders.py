@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
-from plumbing.atomic import write_atomic
+from plumbing.atomic import weight_write_errors, write_atomic
 
 MANIFEST = "finharness.json"
 Kind = Literal["model", "training_run", "merge", "evaluation", "board_copy"]
@@ -222,7 +222,8 @@ def building(final: Path, kind: Kind, *, replace: bool = True) -> Iterator[Build
     final.parent.mkdir(parents=True, exist_ok=True)
     build = Build(scratch_dir(final))
     try:
-        yield build
+        with weight_write_errors(final):
+            yield build
         if build.record is None:
             raise FolderError(f"{final}: the {kind.replace('_', ' ')} ended without a record; nothing was kept")
         finish(build.path, final, kind, build.record, replace=replace)

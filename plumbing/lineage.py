@@ -26,6 +26,7 @@ class Lineage:
     fingerprint: Fingerprint | None = None
     record: dict[str, Any] = field(default_factory=dict)  # the manifest's summary
     why: str = ""  # for unknown: why
+    digest: str | None = None  # sha256 of the lineage file read (a scoring records it: the pin)
 
     def describe(self) -> str:
         if self.status == "unknown":
@@ -51,11 +52,16 @@ def read_lineage(checkpoint: str | Path) -> Lineage:
     if record.get("status") != "known":
         return Lineage("unknown", record=dict(record), why=str(record.get("why") or "its record says unknown"))
     path = folder / str(record.get("file", LINEAGE_FILE))
+    if not path.resolve().is_relative_to(folder.resolve()):  # C3: a record names a file of its own folder only
+        return Lineage("unknown", record=dict(record),
+                       why=f"{folder.name}'s lineage record names {record.get('file')!r}, outside its folder")
     try:
         fingerprint = Fingerprint.load(path)
     except (ValueError, FileNotFoundError) as err:
         return Lineage("unknown", record=dict(record), why=f"{path}: {err}")
-    return Lineage("known", fingerprint, dict(record))
+    import hashlib
+
+    return Lineage("known", fingerprint, dict(record), digest=hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def merge_lineage(inputs: Mapping[str, str | Path], work: Path) -> dict[str, Any]:

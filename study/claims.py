@@ -130,8 +130,29 @@ def load_claims(folder: str | Path) -> ClaimsFile | None:
     return parsed
 
 
+def _study_tasks(study) -> set[str]:
+    """Every task the study's evaluation sets score, groups expanded, as FinBen names (a
+    study in the paper's formats scores label_fin_fpb for fin_fpb)."""
+    from fin_tasks.index import finben_name, group_members, task_manager
+
+    index = task_manager(study.eval.include_paths, hub=True).task_index
+    return {finben_name(t) for step in study.evals for name in step.tasks if name in index
+            for t in group_members(name, index)}
+
+
 def check_claims(claims: ClaimsFile, study, path: str) -> None:
-    """Before any training: every selector names a study model and one of its runs or merges."""
+    """Before any training: every selector names a study model and one of its runs or merges,
+    and every task a claim lists is one the study's evaluations score (a typo such as
+    ``fin_fpbx`` fails here, not at table time after the lock recorded the file)."""
+    scored = _study_tasks(study)
+    for claim in claims.claims:
+        if isinstance(claim.tasks, list):
+            missing = [t for t in claim.tasks if t not in scored]
+            if missing:
+                from fin_tasks.index import near_names
+
+                raise RecipeError(f"{path}: claims.{claim.id}: tasks: {', '.join(missing)}: not scored by any of the "
+                                  f"study's evaluation sets{near_names(missing[0], sorted(scored))}")
     runs = {(c.model, c.role if c.role != "vanilla" else "vanilla", c.run) for c in study.checkpoints}
     models = {m.label for m in study.spec.models}
     # Models only the full (GPU) study has: their claims read "not run at this size" here.

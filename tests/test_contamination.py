@@ -250,3 +250,42 @@ def test_the_board_keeps_each_entrys_contamination_and_ranks_on_clean_subsets(ru
     assert all(isinstance(r["unseen_clean_norm"], float) for r in rows)
     ranked = sort_rows(rows, "unseen_clean_norm")
     assert ranked[0]["unseen_clean_norm"] >= ranked[1]["unseen_clean_norm"]
+
+
+# --- a lineage is data, pinned to what was scored (issue 48: C1, C3, C4, C5) ----------------
+
+def test_a_lineage_file_of_the_wrong_shape_is_named_not_a_numpy_error(runs, tmp_path):
+    import numpy as np
+
+    run = shutil.copytree(runs["leaky"], tmp_path / "run")
+    np.savez_compressed(run / "lineage.npz", texts=np.arange(12, dtype=np.uint64).reshape(3, 4))
+    lineage = read_lineage(run)
+    assert lineage.status == "unknown" and "lineage.npz: not a finharness lineage file (texts is not a sorted list" \
+        in lineage.why
+
+
+def test_a_lineage_record_naming_a_file_outside_its_folder_reads_unknown(runs, tmp_path):
+    from plumbing.folders import MANIFEST
+
+    run = shutil.copytree(runs["leaky"], tmp_path / "run")
+    shutil.copy(run / "lineage.npz", tmp_path / "elsewhere.npz")
+    manifest = json.loads((run / MANIFEST).read_text())
+    manifest["data"]["lineage"]["file"] = "../elsewhere.npz"
+    (run / MANIFEST).write_text(json.dumps(manifest))
+    lineage = read_lineage(run)
+    assert lineage.status == "unknown" and "names '../elsewhere.npz', outside its folder" in lineage.why
+
+
+def test_contamination_reads_the_lineage_the_scoring_read_not_whatever_sits_there_now(runs, leaky_task, tmp_path,
+                                                                                       capsys):
+    """C4/C5: after scoring, the run folder's lineage file is swapped for another run's: the
+    report must not lend the results the other run's training texts."""
+    from harness.contamination import folder_report
+
+    run = shutil.copytree(runs["leaky"], tmp_path / "run")
+    scored = evaluate(run, leaky_task, tmp_path / "scored")
+    before, _ = folder_report(scored)
+    assert before.status == "known"
+    shutil.copy(runs["clean"] / "lineage.npz", run / "lineage.npz")
+    after, reports = folder_report(scored)
+    assert after.status == "unknown" and "its lineage file changed since these results were scored" in after.why

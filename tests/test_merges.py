@@ -326,3 +326,8 @@ def test_weights_that_cancel_are_refused_where_mergekit_divides_by_their_sum(tin
     assert not any(tmp_path.rglob("*.safetensors"))
     # Without normalization the same weights are a plain (if odd) difference, and allowed.
     plan(parse_merge_recipe({**recipe, "parameters": {"normalize": False}}))
+    # M3: nearly cancelling weights are refused too: normalized, 0.5 / -0.4999 is 10,000x each.
+    recipe["models"][1]["weight"] = -0.4999
+    with pytest.raises(RecipeError, match=r"sum to 0.0001 and linear normalizes by their sum, so every merged "
+                                          r"tensor would be scaled up 9,999 times"):
+        plan(parse_merge_recipe(recipe))

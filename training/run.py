@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from plumbing.atomic import write_atomic
+from plumbing.atomic import weight_write_errors, write_atomic
 from plumbing.checkpoints import resolve_checkpoint
 from plumbing.folders import finish, is_finished, partial_dir
 from plumbing.logs import log as logger
@@ -127,16 +127,18 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
                 f"lr {log.lr:.2e}  {log.tokens / max(log.seconds, 1e-9):.0f} tok/s")
 
     started = time.perf_counter()
-    train_loop(model=trained, encoded=encoded, plan=plan, spec=spec, pad_id=tokenizer.pad_token_id,
-               work_dir=work, accelerator=accelerator, resume_from=checkpoint_dir, on_log=on_log,
-               steps_per_epoch=steps_per_epoch)
+    with weight_write_errors(work):  # its resumable checkpoints
+        train_loop(model=trained, encoded=encoded, plan=plan, spec=spec, pad_id=tokenizer.pad_token_id,
+                   work_dir=work, accelerator=accelerator, resume_from=checkpoint_dir, on_log=on_log,
+                   steps_per_epoch=steps_per_epoch)
     seconds = time.perf_counter() - started
     if tracking:
         accelerator.end_training()  # flush and close the writers before the folder is renamed
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _finish(recipe, recipe_text, work, final, trained, tokenizer, checkpoint, examples, encoded_all,
-                log_rows, seconds, accelerator, len(plan))
+        with weight_write_errors(work):
+            _finish(recipe, recipe_text, work, final, trained, tokenizer, checkpoint, examples, encoded_all,
+                    log_rows, seconds, accelerator, len(plan))
         say(f"finished: {final}")
     accelerator.wait_for_everyone()
     return final

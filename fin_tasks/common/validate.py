@@ -65,6 +65,21 @@ def read_config(path: Path) -> dict[str, Any]:
     return cfg
 
 
+def check_names(path: Path, cfg: dict[str, Any]) -> None:
+    """A task, group or tag name is one word a terminal and a page print as written (X8)."""
+    from plumbing.text import printable, unsafe_characters
+
+    tags = cfg.get("tag") or []
+    named = [("group", cfg.get("group"))] if "group" in cfg else [("task", cfg.get("task"))]  # a group lists tasks
+    for field, name in [*named, *[("tag", t) for t in (tags if isinstance(tags, list) else [tags])]]:
+        if not isinstance(name, str):
+            raise TaskYamlError(f"{path}: field {field} is {name!r}, not a name")
+        found = unsafe_characters(name)
+        if found or not name.strip() or any(c.isspace() for c in name):
+            raise TaskYamlError(f"{path}: field {field} {printable(name)!r} is not a plain name (no spaces, control "
+                                f"or bidi-override characters{': it holds ' + ', '.join(found) if found else ''})")
+
+
 def check_fields(path: Path, cfg: dict[str, Any]) -> None:
     if "group" in cfg:
         # lm-eval applies non-group keys of a group YAML to its member tasks.
@@ -172,6 +187,7 @@ def validate_file(path: Path, *, with_data: bool = True) -> dict[str, Any]:
     """Validate one YAML; returns a summary row. Raises :class:`TaskYamlError`."""
     cfg = read_config(path)
     check_fields(path, cfg)
+    check_names(path, cfg)
     row: dict[str, Any] = {"file": str(path), "name": cfg["group"] if "group" in cfg else cfg["task"]}
     if "group" in cfg or not is_finharness_task(cfg):
         row["kind"] = "group" if "group" in cfg else "task"

@@ -298,3 +298,48 @@ def test_a_model_name_that_reads_as_mathtext_renders_as_text(five_docs, tmp_path
     submit(load_submission(submission(tmp_path, model="m $\\frac{$ x", results=str(five_docs))), board)
     html = render_html(board.entries())
     assert "m $\\frac{$ x" in html
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["results"]["fin_fpb"].update({"acc,none": 10 ** 400}), r"results\.fin_fpb\.acc,none is '1000"),  # BD5
+    (lambda d: d["results"]["fin_fpb"].update({"acc,none": "0.9"}), r"results\.fin_fpb\.acc,none is '0\.9', not a "
+                                                                     r"finite number"),  # BD6
+    (lambda d: d["finharness"]["slice"].update(seed=-5), r"finharness\.slice\.seed is -5, not a whole number in "
+                                                         r"\[0, 2\*\*32\)"),  # BD8
+])
+def test_a_results_file_with_an_unreadable_value_is_named(five_docs, tmp_path, edit, message):
+    board = Board(tmp_path / "board.sqlite")
+    with pytest.raises(ValueError, match=message):
+        submit(load_submission(submission(tmp_path, results=str(_edit(five_docs, tmp_path, edit)))), board)
+    assert board.entries() == []
+
+
+def test_a_deeply_nested_results_file_is_named_not_a_recursion_error(five_docs, tmp_path):  # BD11
+    forged = shutil.copytree(five_docs, tmp_path / "forged")
+    results_file(forged).write_text('{"results": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ValueError, match=r"not an lm-eval results file \(RecursionError"):
+        submit(load_submission(submission(tmp_path, results=str(forged))), Board(tmp_path / "board.sqlite"))
+
+
+@pytest.mark.parametrize("field, value", [("model", "gpt\u202eevil"), ("model", "ok\x1b[2Kforged"),
+                                          ("revision", "abc\x07")])
+def test_a_name_that_would_rewrite_the_terminal_or_reorder_the_page_is_refused(five_docs, tmp_path, field, value):
+    """BD12: ANSI escapes and bidi overrides in a model name or revision reached `show` raw."""
+    with pytest.raises(SubmissionError, match=rf"`{field}` holds control or bidi-override characters"):
+        load_submission(submission(tmp_path, results=str(five_docs), **{field: value}))
+
+
+def test_show_escapes_what_an_older_board_holds(tmp_path):
+    from leaderboard.table import show
+
+    board = Board(tmp_path / "board.sqlite")
+    _entry(board, "gpt\u202eevil\x1b[2K")
+    table = show(board.entries())
+    assert "\u202e" not in table and "\x1b" not in table and "gpt\\u202eevil\\x1b[2K" in table
+
+
+def test_show_on_a_folder_says_it_is_a_folder(tmp_path, capsys):  # BD17
+    from finharness.main import main
+
+    assert main(["leaderboard", "show", "--board", str(tmp_path)]) == 2
+    assert f"{tmp_path}: a folder, not a board file" in capsys.readouterr().err

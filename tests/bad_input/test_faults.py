@@ -136,7 +136,10 @@ def disk_fills(monkeypatch):
             size = os.path.getsize(filename)
             with open(filename, "r+b") as handle:
                 handle.truncate(size // 2)
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(filename))
+            # What safetensors raises on a real full disk (T8/M7: faking an OSError hid that).
+            from safetensors import SafetensorError
+
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
         monkeypatch.setattr(module, name, write)
     return install
@@ -181,3 +184,59 @@ def test_a_disk_that_fills_while_a_run_saves_its_weights_can_be_resumed(tiny_che
     folder = train_recipe(recipe, resume=True)
     assert is_finished(folder, "training_run")
     assert json.loads((folder / "finharness.json").read_text())["data"]["steps"] == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "overwritten"])
+def test_a_damaged_request_cache_is_moved_aside_and_rebuilt(tiny_checkpoint, tmp_path, monkeypatch, caplog, damage):
+    """E4: a truncated or overwritten cache .db gave sqlite tracebacks naming no file, and every
+    later eval of the checkpoint failed until the file was deleted by hand."""
+    import logging
+
+    from harness.evaluate import EvalRequest, run_eval
+
+    monkeypatch.setenv("FINHARNESS_LM_CACHE", str(tmp_path / "cache"))
+    request = dict(model=str(tiny_checkpoint), tasks=["fin_fpb"], limit=8, chat_template="off")
+    run_eval(EvalRequest(**request, output_path=tmp_path / "first"))
+    (db,) = (tmp_path / "cache").rglob("*.db")
+    data = db.read_bytes()
+    db.write_bytes(data[: len(data) // 3] if damage == "truncated" else b"not a database at all " * 200)
+    with caplog.at_level(logging.WARNING, logger="finharness"):
+        run_eval(EvalRequest(**request, output_path=tmp_path / "second"))
+    assert f"request cache {db} is damaged" in caplog.text
+    assert list(db.parent.glob(f"{db.name}.broken-*")) and db.is_file()  # kept aside, and rebuilt
+    assert answers(tmp_path / "second") == answers(tmp_path / "first")
+
+
+def small_filesystem(path: Path, size: str) -> bool:
+    """A real tmpfs of ``size`` at ``path`` where the machine lets this process mount one."""
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_merge_onto_a_really_full_disk_says_so_and_keeps_nothing(tiny_checkpoint, tmp_path, capsys):
+    """T8/M7 on a real 128 KiB filesystem (the merged weights need 187 KB): one line, exit 1,
+    nothing finished, no scratch folder left."""
+    import yaml
+
+    from finharness.main import main
+
+    disk = tmp_path / "small"
+    if not small_filesystem(disk, "128k"):
+        pytest.skip("this machine does not let the tests mount a small tmpfs (the faked error is tested above)")
+    try:
+        models = [perturbed_copy(tiny_checkpoint, tmp_path / f"ft{i}", seed=i) for i in range(2)]
+        recipe = tmp_path / "ta.yaml"
+        recipe.write_text(yaml.safe_dump({"name": "ta", "method": "task_arithmetic", "base_model": str(tiny_checkpoint),
+                                          "models": [{"model": str(m), "weight": 0.5} for m in models],
+                                          "output_dir": str(disk / "merges")}))
+        capsys.readouterr()
+        assert main(["merge", str(recipe)]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        (line,) = [l for l in err.splitlines() if l.startswith("finharness: error:")]
+        assert "No space left on device while writing weights under" in line, err
+        assert not is_finished(disk / "merges" / "ta", "merge")
+        assert list((disk / "merges").iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)

@@ -70,3 +70,22 @@ def test_a_run_whose_loss_stops_being_finite_stops_and_is_never_finished(tiny_ch
     with pytest.raises(loop.TrainingDiverged, match=r"optimizer step 2: the loss is nan \(not finite\)"):
         train_recipe(recipe)
     assert not is_finished(tmp_path / "runs" / "fpb-tiny", "training_run")
+
+
+def test_a_claim_naming_a_task_the_study_never_scores_fails_the_dry_run(tmp_path, capsys):
+    """Q1: a typo in claims.yaml passed `study run --dry_run` and failed at table time, after the
+    lock had recorded the wrong file."""
+    import shutil
+    from pathlib import Path
+
+    from finharness.main import main
+
+    folder = shutil.copytree(Path(__file__).resolve().parents[2] / "recipes" / "studies" / "fin-instruct-merge",
+                             tmp_path / "study")
+    claims = folder / "claims.yaml"
+    claims.write_text(claims.read_text().replace("tasks: [fin_headlines]", "tasks: [fin_headlnes]", 1))
+    assert main(["study", "run", str(folder), "--dry_run", "--output_path", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "claims.yaml: claims.A0-ft-raises-own-task: tasks: fin_headlnes: not scored by any" in err
+    assert "did you mean: fin_headlines" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("claims.lock.json"))

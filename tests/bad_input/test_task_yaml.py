@@ -1,5 +1,7 @@
 """Bad task YAMLs and data folders get errors that name the file, field, row or value."""
 
+import json
+
 import pytest
 
 from fin_tasks import TASKS_DIR
@@ -122,3 +124,12 @@ def test_eval_runs_validates_checks_on_an_include_path_before_scoring(tmp_path, 
                  "-o", str(out)]) == 2
     assert "fin_demo.yaml: field metric_list names ['f1_macroo']" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["fin_demo\u202e", "fin\x1b[31mdemo", "fin demo"])
+def test_a_task_name_that_does_not_print_as_written_is_refused(tmp_path, name):
+    """X8: task names with bidi overrides or ANSI escapes passed validate and printed raw."""
+    path = write_task(tmp_path, GOOD_BODY, ALL_SPLITS)
+    path.write_text(path.read_text().replace("task: fin_demo", f"task: {json.dumps(name)}"))
+    with pytest.raises(TaskYamlError, match=r"field task .* is not a plain name"):
+        validate_file(path)
