@@ -141,8 +141,8 @@ class Fingerprint:
         try:
             with np.load(Path(path), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-            found = cls(arrays["texts"].astype(np.uint64),
-                        {int(k.split("_", 1)[1]): arrays[k].astype(np.uint64) for k in arrays if k.startswith("ngrams_")})
+            ngrams = {int(k.split("_", 1)[1]): arrays[k].astype(np.uint64) for k in arrays if k.startswith("ngrams_")}
+            found = cls(arrays["texts"].astype(np.uint64), ngrams)
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: not a finharness lineage file ({err})") from None
         # Sorted 1-D hash sets, as save() writes them: anything else answers membership wrongly (C1).
