@@ -12,7 +12,7 @@ imports whatever a ``!function`` tag names, first from a ``.py`` file beside the
   expression may build.
 - :func:`read_task_yaml` reads one YAML as data: ``!function`` tags become
   :class:`FunctionRef` (nothing imported), and a YAML whose aliases expand past
-  :data:`MAX_EXPANDED_NODES` (an alias bomb) is refused.
+  ``plumbing.yaml_data.MAX_EXPANDED_NODES`` (an alias bomb) is refused.
 - :func:`code_in_task_folders` lists every way a folder would run code of its own: a Python
   file, a ``!function`` naming anything outside the finharness package, remote dataset
   code, a template reaching for Python internals. The board refuses a folder with any
@@ -32,12 +32,12 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from fin_tasks import PACKAGE_DIR
+from plumbing.yaml_data import load_yaml_data
 
 # A ``!function`` in a folder that is not the user's own may name only the package's own
 # functions (the copied templates use fin_tasks.common.data.load, its samplers and metrics).
 PACKAGE_FUNCTIONS = "fin_tasks."
 CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".so")
-MAX_EXPANDED_NODES = 100_000  # the packaged suite's largest YAML expands to a few hundred
 MAX_RENDERED_CHARS = 1_000_000  # per expression: a few-shot prompt is a few thousand
 
 
@@ -62,13 +62,14 @@ class FunctionRef:
 class CodeUse:
     """One way a task folder would run code: the file, the line if known, and what. ``kind``
     says whose rule refuses it: the board refuses every kind; a user's own ``eval`` runs
-    ``file``, ``function`` and ``remote`` code (it is theirs) but never a ``template`` that
-    reaches Python's internals or a YAML it cannot read as data (``unreadable``)."""
+    ``file``, ``function`` and ``remote`` code (it is theirs) and reads data ``outside`` its
+    folder (a link, a data_dir elsewhere), but never a ``template`` that reaches Python's
+    internals or a folder it cannot read as data (``unreadable``)."""
 
     file: Path
     line: int | None
     what: str
-    kind: Literal["file", "function", "remote", "template", "unreadable"]
+    kind: Literal["file", "function", "remote", "template", "unreadable", "outside"]
 
     def __str__(self) -> str:
         return f"{self.file}{f':{self.line}' if self.line else ''}: {self.what}"
@@ -137,45 +138,19 @@ class _DataLoader(yaml.SafeLoader):
 
 
 def _function_ref(loader: _DataLoader, node: yaml.Node) -> FunctionRef:
+    # loader.source: the file load_yaml_data reads
     return FunctionRef(str(loader.construct_scalar(node)), loader.source, node.start_mark.line + 1)
 
 
 _DataLoader.add_constructor("!function", _function_ref)
 
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
-    """How many nodes the document becomes with every alias copied out (as a deep copy or a
-    JSON dump of lm-eval's config makes it); shared nodes are counted once per use."""
-    key = id(node)
-    if key not in memo:
-        memo[key] = 1  # a recursive alias counts once: the loader refuses nothing for it, the sum stays finite
-        if isinstance(node, yaml.SequenceNode):
-            memo[key] = 1 + sum(_expanded_size(child, memo) for child in node.value)
-        elif isinstance(node, yaml.MappingNode):
-            memo[key] = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
-        memo[key] = min(memo[key], MAX_EXPANDED_NODES + 1)
-    return memo[key]
-
-
 def read_task_yaml(path: Path) -> Any:
     """One task YAML as plain data (includes not followed); ``!function`` tags as
     :class:`FunctionRef`. Raises ``yaml.YAMLError`` for bad YAML and ``ValueError`` naming the
     file for an alias bomb."""
-    path = Path(path)
-    with path.open("rb") as fh:
-        loader = _DataLoader(fh)
-    loader.source = path
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        size = _expanded_size(node, {})
-        if size > MAX_EXPANDED_NODES:
-            raise ValueError(f"{path}: its YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes "
-                             "(an alias bomb?); write the values out")
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
+    with Path(path).open("rb") as fh:
+        return load_yaml_data(fh, path, _DataLoader)
 
 
 def load_task_config(path: Path, _seen: frozenset[Path] = frozenset()) -> dict[str, Any]:
@@ -252,6 +227,11 @@ def _template_reaches_internals(source: str) -> str | None:
 
 def _uses_in_yaml(path: Path, data: Any) -> list[CodeUse]:
     found = []
+    data_dir = ((data.get("dataset_kwargs") or {}) if isinstance(data, dict) else {}).get("data_dir")
+    if isinstance(data_dir, str) and not (path.parent / data_dir).resolve().is_relative_to(path.parent.resolve()):
+        # The board would read (and log into its store) whatever files sit there on its machine.
+        found.append(CodeUse(path, None, f"dataset_kwargs.data_dir {data_dir!r} reads data outside the task's "
+                                         "folder", "outside"))
     for trail, value in _walk(data):
         if isinstance(value, FunctionRef) and not value.packaged:
             found.append(CodeUse(path, value.line, f"{trail}: !function {value.spec} would import and run code "
@@ -266,14 +246,32 @@ def _uses_in_yaml(path: Path, data: Any) -> list[CodeUse]:
     return found
 
 
-def _code_files(folder: Path) -> list[CodeUse]:
-    return [CodeUse(p, None, "a code file (a task folder may hold YAML, templates and data only)", "file")
-            for p in sorted(folder.rglob("*")) if p.suffix in CODE_SUFFIXES and p.is_file()]
+MAX_FOLDER_FILES = 20_000  # a task folder holds a few files per task; "/" holds millions
 
 
-def _yaml_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and (p.suffix in (".yaml", ".yml") or p.name.endswith("_yaml")))
+class _TooLarge(Exception):
+    pass
+
+
+def _entries(folder: Path) -> list[Path]:
+    """Everything under ``folder``, stopping past :data:`MAX_FOLDER_FILES`."""
+    found = []
+    for p in folder.rglob("*"):
+        found.append(p)
+        if len(found) > MAX_FOLDER_FILES:
+            raise _TooLarge
+    return sorted(found)
+
+
+def _code_files(folder: Path, entries: list[Path]) -> list[CodeUse]:
+    found = [CodeUse(p, None, "a code file (a task folder may hold YAML, templates and data only)", "file")
+             for p in entries if p.suffix in CODE_SUFFIXES and p.is_file()]
+    return found + [CodeUse(p, None, "a link (the board reads task folders' own files only)", "outside")
+                    for p in entries if p.is_symlink()]
+
+
+def _yaml_files(entries: list[Path]) -> list[Path]:
+    return [p for p in entries if p.is_file() and (p.suffix in (".yaml", ".yml") or p.name.endswith("_yaml"))]
 
 
 def code_in_task_folders(folders: Iterable[str | Path]) -> list[CodeUse]:
@@ -285,8 +283,17 @@ def code_in_task_folders(folders: Iterable[str | Path]) -> list[CodeUse]:
     found: list[CodeUse] = []
     todo: list[Path] = []
     for folder in folders:
-        found += _code_files(folder) if folder.is_dir() else []
-        todo += _yaml_files(folder) if folder.is_dir() else [folder]
+        if not folder.is_dir():
+            todo.append(folder)
+            continue
+        try:
+            entries = _entries(folder)
+        except _TooLarge:
+            found.append(CodeUse(folder, None, f"holds more than {MAX_FOLDER_FILES:,} files: not a task folder",
+                                 "unreadable"))
+            continue
+        found += _code_files(folder, entries)
+        todo += _yaml_files(entries)
     seen: set[Path] = set()
     scanned_dirs = set(folders)
     while todo:
@@ -297,7 +304,11 @@ def code_in_task_folders(folders: Iterable[str | Path]) -> list[CodeUse]:
         if not any(path.is_relative_to(d) for d in scanned_dirs):
             # An include from elsewhere: lm-eval resolves its !function tags beside it first.
             scanned_dirs.add(path.parent)
-            found += _code_files(path.parent)
+            try:
+                found += _code_files(path.parent, _entries(path.parent))
+            except _TooLarge:
+                found.append(CodeUse(path.parent, None, f"holds more than {MAX_FOLDER_FILES:,} files: not a task "
+                                                        "folder", "unreadable"))
         try:
             data = read_task_yaml(path)
         except (yaml.YAMLError, OSError, RecursionError) as err:
@@ -318,7 +329,7 @@ BOARD_RULE = "the board reads task folders as data and runs none of them"
 
 
 def refuse_code(folders: Iterable[str | Path], where: str = "task folder",
-                kinds: Iterable[str] = ("file", "function", "remote", "template", "unreadable"),
+                kinds: Iterable[str] = ("file", "function", "remote", "template", "unreadable", "outside"),
                 why: str = BOARD_RULE) -> None:
     """Raise :class:`TaskFolderCode` naming the first file (and line) that would run code of
     one of ``kinds`` (by default every kind: the board's rule)."""

@@ -30,6 +30,17 @@ def shot_count(text: str) -> int:
     return value
 
 
+def seed_value(text: str) -> int:
+    """A seed numpy and torch both take: a whole number in [0, 2**32)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be a whole number, not {text!r}") from None
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), not {text}")
+    return value
+
+
 class _OldSpelling(argparse.Action):
     """An option's former spelling: still accepted, with a one-line notice naming the new one."""
 

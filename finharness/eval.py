@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lm_eval._cli.utils import MergeDictAction
 
-from finharness.arguments import positive_limit, shot_count
+from finharness.arguments import positive_limit, seed_value, shot_count
 from plumbing.ranks import group_size, leave_process_group
 from plumbing.vocabulary import (BACKENDS, CHAT_TEMPLATE_MODES, DEFAULT_BACKEND, DEFAULT_SEED, DEFAULT_SLICE,
                                  DEFAULT_TASKS, SLICE_METHODS, WEIGHT_TYPES)
@@ -75,7 +75,13 @@ def run(args: argparse.Namespace) -> int:
     from harness.evaluate import EvalRequest, run_eval
     from harness.report import docs_scored, score_table
 
-    tasks = [t for chunk in args.tasks or DEFAULT_TASKS for t in chunk.split(",") if t]
+    tasks = [t for chunk in args.tasks or DEFAULT_TASKS for t in chunk.split(",") if t.strip()]
+    if not tasks:
+        raise ValueError(f"--tasks {','.join(args.tasks)!r}: no task named (e.g. -t fin_fpb,fin_fomc; "
+                         "`finharness tasks` lists them)")
+    if args.output_path is not None and args.output_path.exists() and not args.output_path.is_dir():
+        # Checked now: lm-eval would find out after scoring every document.
+        raise ValueError(f"--output_path {args.output_path} is a file, not a folder; give a folder")
     backend, targets, extra = eval_targets(args)
     chat = args.chat_template
     if args.apply_chat_template is not None:
@@ -169,7 +175,7 @@ def register(sub) -> None:
     ev.add_argument("--log_samples", "-s", action="store_true",
                     help="write per-document logs (finharness always writes them with --output_path)")
     ev.add_argument(
-        "--seed", type=int, default=DEFAULT_SEED, help="seed of the --limit slice and of lm-eval's samplers"
+        "--seed", type=seed_value, default=DEFAULT_SEED, help="seed of the --limit slice and of lm-eval's samplers"
     )
     ev.add_argument("--split", choices=["test", "validation"], default="test",
                     help="validation: score each task's validation split (to choose merge weights or checkpoints)")

@@ -42,7 +42,7 @@ class SubmissionError(RecipeError):
 class Submission(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, description="the name shown on the board")
+    model: str = Field(min_length=1, max_length=200, description="the name shown on the board")
     model_type: ModelType
     weight_type: WeightType
     precision: Dtype
@@ -51,7 +51,8 @@ class Submission(BaseModel):
                                                      "(loaded under an adapter or delta)")
     reference: str | None = Field(None, description="the board entry (its model name) seen gain and forgetting "
                                                     "are measured against; default: base_model")
-    revision: str | None = Field(None, description="pinned by content fingerprint when finharness scores it")
+    revision: str | None = Field(None, max_length=200,
+                                 description="pinned by content fingerprint when finharness scores it")
     recipe: str | None = Field(None, description="training or merge recipe: a path (copied in) or a URL")
     checkpoint: str | None = None
     results: str | None = None
@@ -59,13 +60,14 @@ class Submission(BaseModel):
     include_paths: list[str] = Field(default_factory=list,
                                      description="folders of the submission's own task YAMLs (relative to this file)")
     num_fewshot: int = Field(0, ge=0)
-    limit: float | None = Field(None, gt=0, description="docs per task, as `finharness eval --limit`")
+    limit: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                description="docs per task, as `finharness eval --limit`")
     sample: SliceMethod = Field(
         DEFAULT_SLICE, description="how the limit picks documents, as `finharness eval --sample`")
-    seed: int = Field(DEFAULT_SEED, description="the slice's seed, as `finharness eval --seed`")
+    seed: int = Field(DEFAULT_SEED, ge=0, lt=2 ** 32, description="the slice's seed, as `finharness eval --seed`")
     # Accepted only as false: the board never runs a submission's own code.
     trust_remote_code: Literal[False] = False
-    notes: str = ""
+    notes: str = Field("", max_length=10_000)
     _folder: Path | None = PrivateAttr(None)  # the submission file's folder: where its recipe may live
 
     def beside(self, folder: str | Path) -> "Submission":

@@ -75,11 +75,16 @@ def _cross_check(sub: Submission, meta: dict, source: Path) -> None:
 
 def _refuse_links(folder: Path) -> None:
     """Nothing is read or copied through a link: a link in a submitted folder could point
-    at any file on the board's machine and land its content in the board's store."""
+    at any file on the board's machine and land its content in the board's store. Nor from
+    anything but a plain file: a FIFO named results_x.json would hang the board on its read."""
     links = [p for p in Path(folder).rglob("*") if p.is_symlink()]
     if links:
         raise SubmissionError(f"{folder}: symbolic link(s) {', '.join(str(p.relative_to(folder)) for p in links)}; "
                               "submit plain files only")
+    special = [p for p in Path(folder).rglob("*") if not (p.is_file() or p.is_dir())]
+    if special:
+        raise SubmissionError(f"{folder}: {', '.join(str(p.relative_to(folder)) for p in special)} is not a plain "
+                              "file (a pipe, socket or device); submit plain files only")
 
 
 def _copy_atomic(source: Path, target: Path, entry: dict) -> None:

@@ -41,7 +41,8 @@ def _format_errors(source: str, err: ValidationError) -> str:
         elif e["type"] == "missing":
             lines.append(f"{source}: {where}: required key is missing")
         else:
-            lines.append(f"{source}: {where}: {e['msg']} (got {e.get('input')!r})")
+            got = repr(e.get("input"))  # a value can be megabytes: the message names it, briefly
+            lines.append(f"{source}: {where}: {e['msg']} (got {got[:200] + ' ...' if len(got) > 200 else got})")
     return "\n".join(lines)
 
 
@@ -57,9 +58,13 @@ def validate_mapping(schema: type[BaseModel], data: object, source: str):
 
 def read_recipe_yaml(path: str | Path) -> object:
     """A recipe file's YAML; a missing file or a syntax error names the file and line."""
+    from plumbing.yaml_data import AliasBomb, load_yaml_data
+
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text())
+        return load_yaml_data(path.read_text(), path)
+    except AliasBomb as err:
+        raise RecipeError(str(err)) from None
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as err:

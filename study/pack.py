@@ -115,6 +115,8 @@ def _members(archive: Path) -> dict[str, bytes]:
                     raise ValueError(f"{archive}: member {name!r} is not a plain file inside the study")
                 if not MEMBER_NAMES.fullmatch(name):
                     raise ValueError(f"{archive}: member {name!r} is not one `finharness study pack` writes")
+                if name in found:  # a second copy would silently replace the first on extraction
+                    raise ValueError(f"{archive}: member {name!r} appears twice")
                 total += member.size
                 if member.size > MAX_MEMBER or total > MAX_TOTAL:
                     raise ValueError(f"{archive}: member {name!r} ({member.size:,} bytes) takes the archive past its "

@@ -343,3 +343,72 @@ def test_show_on_a_folder_says_it_is_a_folder(tmp_path, capsys):  # BD17
 
     assert main(["leaderboard", "show", "--board", str(tmp_path)]) == 2
     assert f"{tmp_path}: a folder, not a board file" in capsys.readouterr().err
+
+
+# --- cases of this round's own (beyond the probe's list) ------------------------------------
+
+def test_a_pipe_named_like_a_results_file_is_refused_before_it_is_read(five_docs, tmp_path):
+    """A FIFO named results_x.json would block the board's read forever."""
+    import os
+
+    submitted = shutil.copytree(five_docs, tmp_path / "submitted")
+    os.mkfifo(next(submitted.rglob("results_*.json")).with_name("results_2099-01-01T00-00-00.json"))
+    with pytest.raises(SubmissionError, match=r"is not a plain file \(a pipe, socket or device\)"):
+        submit(load_submission(submission(tmp_path, results=str(submitted))), Board(tmp_path / "board.sqlite"))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("limit", float("inf"), r"limit: Input should be a finite number"),
+    ("seed", -5, r"seed: Input should be greater than or equal to 0"),
+    ("model", "m" * 201, r"model: String should have at most 200 characters"),
+    ("notes", "n" * 10_001, r"notes: String should have at most 10000 characters"),
+])
+def test_submission_fields_out_of_range_are_named(five_docs, tmp_path, field, value, message):
+    with pytest.raises(SubmissionError, match=message):
+        load_submission(submission(tmp_path, results=str(five_docs), **{field: value}))
+
+
+def test_an_alias_bomb_in_a_submission_file_is_refused_before_it_expands(tmp_path):
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"] + [
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = tmp_path / "submission.yaml"
+    path.write_text("\n".join(levels) + "\nmodel: *a9\n")
+    with pytest.raises(SubmissionError, match=r"its YAML aliases expand to more than 100,000 nodes"):
+        load_submission(path)
+
+
+def test_an_include_path_that_is_not_a_task_folder_is_refused_without_walking_it(five_docs, tmp_path):
+    """include_paths: ['/'] made the board walk the whole filesystem."""
+    from fin_tasks import sandbox
+
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(12):
+        (big / f"f{i}").write_text("")
+    sandbox.MAX_FOLDER_FILES, old = 10, sandbox.MAX_FOLDER_FILES
+    try:
+        with pytest.raises(SubmissionError, match=r"big: holds more than 10 files: not a task folder"):
+            submit(load_submission(submission(tmp_path, results=str(five_docs), include_paths=["big"])),
+                   Board(tmp_path / "board.sqlite"))
+    finally:
+        sandbox.MAX_FOLDER_FILES = old
+
+
+@pytest.mark.parametrize("trick", ["link", "data_dir"])
+def test_a_task_folder_reading_files_outside_itself_is_refused_by_the_board(five_docs, tmp_path, trick):
+    """A link in the folder, or a data_dir elsewhere, would read the board machine's files into its logs."""
+    from tests.helpers.tasks import ALL_SPLITS, GOOD_BODY, write_task
+
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    folder = tmp_path / "tasks" / "fin_demo"
+    if trick == "link":
+        write_task(folder, GOOD_BODY, ALL_SPLITS)
+        (folder / "data" / "notes.txt").symlink_to(secret)
+        message = r"notes\.txt: a link"
+    else:
+        write_task(folder, GOOD_BODY.replace("dataset_kwargs:\n", f"dataset_kwargs:\n  data_dir: {secret}\n"))
+        message = r"dataset_kwargs\.data_dir .* reads data outside the task's folder"
+    with pytest.raises(SubmissionError, match=message):
+        submit(load_submission(submission(tmp_path, results=str(five_docs), include_paths=["tasks"])),
+               Board(tmp_path / "board.sqlite"))

@@ -1,6 +1,7 @@
 """The command line's own arguments, and errors that surface as one line naming the path or
 port (exit code 2), never a traceback."""
 import socket
+from contextlib import nullcontext
 
 import pytest
 
@@ -62,3 +63,28 @@ def test_a_request_word_outside_its_vocabulary_is_refused_where_the_request_is_m
                         ("sample", "head"), ("chat_template", "yes")):
         with pytest.raises(ValueError, match=rf"{field} must be one of .*; not '{word}'"):
             EvalRequest("m", **{field: word})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-5"], "--seed must be in [0, 2**32), not -5"),
+    (["-t", ""], "--tasks '': no task named"),
+])
+def test_eval_arguments_are_named_before_any_model_loads(args, message, capsys):
+    from finharness.main import main
+
+    with pytest.raises(SystemExit) if args[0] == "--seed" else nullcontext():
+        code = main(["eval", "-m", "nowhere", *args])
+        assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_output_path_that_is_a_file_is_named_before_scoring(tiny_checkpoint, tmp_path, capsys):
+    """It used to fail after every document was scored ("Could not save sample results")."""
+    from finharness.main import main
+
+    target = tmp_path / "results"
+    target.write_text("mine")
+    assert main(["eval", "-m", str(tiny_checkpoint), "-t", "fin_fpb", "--limit", "2", "--chat_template", "off",
+                 "-o", str(target)]) == 2
+    assert f"--output_path {target} is a file, not a folder" in capsys.readouterr().err
+    assert target.read_text() == "mine"

@@ -89,3 +89,19 @@ def test_a_claim_naming_a_task_the_study_never_scores_fails_the_dry_run(tmp_path
     assert "claims.yaml: claims.A0-ft-raises-own-task: tasks: fin_headlnes: not scored by any" in err
     assert "did you mean: fin_headlines" in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("claims.lock.json"))
+
+
+def test_an_alias_bomb_in_a_training_recipe_is_refused_and_errors_stay_short(tmp_path, tiny_checkpoint):
+    from training.recipe import load_recipe
+
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"] + [
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = tmp_path / "recipe.yaml"
+    path.write_text("\n".join(levels) + "\nname: *a9\n")
+    with pytest.raises(RecipeError, match=r"its YAML aliases expand to more than 100,000 nodes"):
+        load_recipe(path)
+    # A large (not exploding) wrong value is named briefly, not printed whole.
+    path.write_text(f"name: r\nbase_model: {tiny_checkpoint}\ntasks: [{{name: fin_fpb}}]\nseed: [{', '.join(['1'] * 5000)}]\n")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    assert "seed" in str(err.value) and len(str(err.value)) < 1000

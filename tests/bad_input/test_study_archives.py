@@ -113,3 +113,18 @@ def test_a_malformed_claims_lock_is_named(tmp_path, capsys):  # S18
     found = {**members(SHIPPED), "claims.lock.json": b"{not json"}
     code, err = table_from(archive_of(found, tmp_path / "logs.tar.gz"), tmp_path / "out", capsys)
     assert code == 2 and "claims.lock.json: not a claims lock" in err, err
+
+
+def test_an_archive_holding_a_member_twice_is_refused(tmp_path, capsys):
+    """A second copy of a member would silently replace the first on extraction."""
+    found = members(SHIPPED)
+    name = next(n for n in found if n.endswith("finharness.json"))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for member, data in [*found.items(), (name, b"{}")]:
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    archive = tmp_path / "logs.tar.gz"
+    archive.write_bytes(gzip.compress(buffer.getvalue()))
+    refused(archive, tmp_path, capsys, f"member {name!r} appears twice")
