@@ -283,6 +283,8 @@ def code_in_task_folders(folders: Iterable[str | Path]) -> list[CodeUse]:
     found: list[CodeUse] = []
     todo: list[Path] = []
     for folder in folders:
+        if folder.is_relative_to(PACKAGE_DIR):  # the packaged suite is finharness's own code and data
+            continue
         if not folder.is_dir():
             todo.append(folder)
             continue

@@ -245,11 +245,15 @@ def build_app(board: Board, metric: str = "acc", title: str = "finharness leader
     return app
 
 
+MAX_UPLOAD = "1kb"  # nothing of the board's is uploaded; Gradio's /upload answers every app
+
+
 def serve(board: Board, host: str = "127.0.0.1", port: int = 7860, metric: str = "acc") -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     app = build_app(board, metric)
     try:
-        app.launch(server_name=host, server_port=port, share=False, inbrowser=False)
+        # The app is read-only: Gradio's upload route still takes files, so cap them (V12).
+        app.launch(server_name=host, server_port=port, share=False, inbrowser=False, max_file_size=MAX_UPLOAD)
     except OSError as err:  # Gradio: "Cannot find empty port in range: 7860-7860"
         raise ValueError(f"leaderboard serve: cannot listen on {host}:{port} ({err}); "
                          "stop what holds the port or give --port") from None

@@ -130,22 +130,32 @@ def load_claims(folder: str | Path) -> ClaimsFile | None:
     return parsed
 
 
-def _study_tasks(study) -> set[str]:
+def _study_tasks(study) -> tuple[set[str], set[str]]:
     """Every task the study's evaluation sets score, groups expanded, as FinBen names (a
-    study in the paper's formats scores label_fin_fpb for fin_fpb)."""
+    study in the paper's formats scores label_fin_fpb for fin_fpb), and the metrics they report
+    (their YAMLs' metric_list, read without running any code)."""
     from fin_tasks.index import finben_name, group_members, task_manager
+    from fin_tasks.sandbox import load_task_config
 
     index = task_manager(study.eval.include_paths, hub=True).task_index
-    return {finben_name(t) for step in study.evals for name in step.tasks if name in index
-            for t in group_members(name, index)}
+    scored = {t for step in study.evals for name in step.tasks if name in index for t in group_members(name, index)}
+    metrics: set[str] = set()
+    for t in scored:
+        if index[t].yaml_path:
+            cfg = load_task_config(index[t].yaml_path)
+            metrics |= {m.get("metric") for m in cfg.get("metric_list") or [] if isinstance(m, dict)}
+    return {finben_name(t) for t in scored}, {m for m in metrics if isinstance(m, str)}
 
 
 def check_claims(claims: ClaimsFile, study, path: str) -> None:
     """Before any training: every selector names a study model and one of its runs or merges,
     and every task a claim lists is one the study's evaluations score (a typo such as
     ``fin_fpbx`` fails here, not at table time after the lock recorded the file)."""
-    scored = _study_tasks(study)
+    scored, metrics = _study_tasks(study)
     for claim in claims.claims:
+        if claim.metric is not None and metrics and claim.metric not in metrics:  # Q2: named here, not at table time
+            raise RecipeError(f"{path}: claims.{claim.id}: metric {claim.metric!r} is not one the study's tasks report "
+                              f"(they report: {', '.join(sorted(metrics))})")
         if isinstance(claim.tasks, list):
             missing = [t for t in claim.tasks if t not in scored]
             if missing:

@@ -105,3 +105,19 @@ def test_an_alias_bomb_in_a_training_recipe_is_refused_and_errors_stay_short(tmp
     with pytest.raises(RecipeError) as err:
         load_recipe(path)
     assert "seed" in str(err.value) and len(str(err.value)) < 1000
+
+
+def test_a_claim_naming_a_metric_no_task_reports_fails_the_dry_run(tmp_path, capsys):
+    """Q2: an unknown claim metric was blamed on a samples log at table time."""
+    import shutil
+    from pathlib import Path
+
+    from finharness.main import main
+
+    folder = shutil.copytree(Path(__file__).resolve().parents[2] / "recipes" / "studies" / "fin-instruct-merge",
+                             tmp_path / "study")
+    claims = folder / "claims.yaml"
+    claims.write_text(claims.read_text().replace("metric: f1_macro", "metric: f1_macr", 1))
+    assert main(["study", "run", str(folder), "--dry_run", "--output_path", str(tmp_path / "out")]) == 2
+    assert "claims.A0-ft-raises-own-task: metric 'f1_macr' is not one the study's tasks report" in \
+        capsys.readouterr().err

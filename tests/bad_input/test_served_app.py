@@ -78,3 +78,43 @@ def test_payloads_show_as_text_and_fetch_nothing_and_a_new_entry_appears_on_relo
         assert not browser.find_elements(By.CSS_SELECTOR, "#details img, #recipe img, #board img")
         time.sleep(2)  # any image the page would fetch has been asked for by now
     assert hits == [], f"the page fetched {hits}"
+
+
+def test_the_read_only_app_takes_no_upload_of_any_size(tmp_path):
+    """V12: Gradio's upload route answers every app; the board's took a 5 MB file with no cap."""
+    import urllib.error
+    import urllib.request
+
+    board = Board(tmp_path / "board.sqlite")
+    add(board, "m1", 0.5, 0.5)
+    def upload(url: str, size: int):
+        body = (b"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"f.bin\"\r\n"
+                b"Content-Type: application/octet-stream\r\n\r\n" + b"\0" * size + b"\r\n--x--\r\n")
+        request = urllib.request.Request(f"{url}gradio_api/upload", data=body, method="POST",
+                                         headers={"Content-Type": "multipart/form-data; boundary=x"})
+        return urllib.request.urlopen(request, timeout=60)
+
+    with serve_board(board) as url:
+        assert upload(url, 100).status == 200  # the route is there: it is the cap that refuses below
+        try:
+            upload(url, 5 << 20)
+            refused = None
+        except urllib.error.HTTPError as err:
+            refused = err.code
+        except urllib.error.URLError as err:  # the server may close the connection mid-body
+            refused = type(err.reason).__name__
+    assert refused in (400, 413, "ConnectionResetError", "BrokenPipeError"), refused
+
+
+def test_the_drill_down_draws_an_entry_whose_name_reads_as_mathtext(tmp_path):
+    """V4: `$\\frac{$` in a name stopped the served drill-down's lineage picture, which kept showing
+    the previous entry's text. The picture is drawn with the name as plain text."""
+    from leaderboard.serve import lineage_png
+
+    board = Board(tmp_path / "board.sqlite")
+    add(board, "m $\\frac{$ x", 0.5, 0.5, base_model="base $\\sqrt{$")
+    (entry,) = board.entries()
+    picture = lineage_png(entry, tmp_path)
+    assert picture is not None and picture.stat().st_size > 0
+    svg = picture.with_suffix(".svg").read_text()
+    assert "m $\\frac{$ x" in svg and "base $\\sqrt{$" in svg

@@ -182,3 +182,9 @@ def test_an_alias_bomb_is_refused_by_validate_and_eval_before_any_scoring(tmp_pa
                  "--chat_template", "off", "-o", "results"]) == 2
     assert "its YAML aliases expand" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+def test_the_packaged_suite_is_the_packages_own_code_and_is_not_reported():
+    from fin_tasks import HUB_TASKS_DIR
+
+    assert code_in_task_folders([TASKS_DIR, HUB_TASKS_DIR]) == []
