@@ -240,3 +240,24 @@ def test_a_merge_onto_a_really_full_disk_says_so_and_keeps_nothing(tiny_checkpoi
         assert list((disk / "merges").iterdir()) == []
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_board_on_a_full_disk_says_the_disk_is_full(tiny_checkpoint, tmp_path):
+    """BD16: a board on a full disk read as "not a finharness board"."""
+    disk = tmp_path / "small"
+    if not small_filesystem(disk, "64k"):
+        pytest.skip("this machine does not let the tests mount a small tmpfs")
+    try:
+        board = Board(disk / "board.sqlite")
+        assert board.entries() == []  # a fresh board fits
+        filler = disk / "filler"
+        with pytest.raises(OSError):
+            filler.write_bytes(b"\0" * (1 << 20))  # the disk is now full
+        with pytest.raises(OSError, match=r"board\.sqlite: the disk is full"):
+            for i in range(200):  # each entry grows the file until a page cannot be written
+                board.add(dict(model=f"m{i}", revision="r" * 40, precision="float32", weight_type="original",
+                               chat_template=False, settings="{}", model_type="pretrained", base_model=None,
+                               recipe=None, recipe_text=None, results_path="-", scores={"fin_fpb": {"acc": 0.5}},
+                               docs={"fin_fpb": 5}, metadata={"notes": "x" * 2000}))
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
