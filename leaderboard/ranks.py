@@ -6,7 +6,8 @@ best trivial answer, unclipped, over the role's tasks) is recomputed on bootstra
 of its documents (from the board's own copy of its per-sample logs, seeded by task name, so
 two entries scored on the same documents are redrawn together); on every resample the
 entries are ranked, and an entry's band is the 2.5th to 97.5th percentile of its ranks.
-Entries whose bands overlap are tied as far as the board can tell.
+Entries whose bands overlap are tied as far as the board can tell. Entries are ranked only
+among entries scored on the same tasks and documents (:func:`comparable`).
 """
 from __future__ import annotations
 
@@ -53,10 +54,32 @@ def entry_replicates(entry: Entry, tasks: set[str], resamples: int = RESAMPLES) 
     return normalized_replicates(found, resamples) if found else None
 
 
+def comparable(entry: Entry, tasks: set[str]) -> str:
+    """What an entry's rank is comparable on: the role's tasks it scored and the documents it
+    scored them on (shots, limit, slice and its seed). Entries rank only among entries alike:
+    a 5-task mean against 6-task means, or 100 documents against 50, ranks nothing."""
+    import json
+
+    settings = {k: v for k, v in (entry.settings or {}).items() if k not in ("tasks", "task_files")}
+    return json.dumps({"tasks": sorted(tasks & set(entry.scores)), **settings}, sort_keys=True, default=str)
+
+
 def rank_bands(entries: Sequence[Entry], tasks: set[str], resamples: int = RESAMPLES,
-               level: float = 0.95) -> dict[int, tuple[int, int, int]]:
-    """Entry id -> (rank on the point estimates, low, high of its rank band); entries without
+               level: float = 0.95) -> dict[int, tuple[int, int, int, int]]:
+    """Entry id -> (rank on the point estimates, low, high of its rank band, entries ranked
+    together), each entry ranked among the entries :func:`comparable` with it; entries without
     logs for the role's tasks are left out."""
+    groups: dict[str, list[Entry]] = {}
+    for e in entries:
+        groups.setdefault(comparable(e, tasks), []).append(e)
+    bands: dict[int, tuple[int, int, int, int]] = {}
+    for members in groups.values():
+        bands.update(_bands(members, tasks, resamples, level))
+    return bands
+
+
+def _bands(entries: Sequence[Entry], tasks: set[str], resamples: int,
+           level: float) -> dict[int, tuple[int, int, int, int]]:
     scored = {e.id: found for e in entries if (found := entry_replicates(e, tasks, resamples)) is not None}
     if not scored:
         return {}
@@ -71,12 +94,13 @@ def rank_bands(entries: Sequence[Entry], tasks: set[str], resamples: int = RESAM
     tail = (1 - level) / 2
     low = np.floor(np.quantile(ranks, tail, axis=1)).astype(int)
     high = np.ceil(np.quantile(ranks, 1 - tail, axis=1)).astype(int)
-    return {i: (int(point_ranks[k]), int(low[k]), int(high[k])) for k, i in enumerate(ids)}
+    return {i: (int(point_ranks[k]), int(low[k]), int(high[k]), len(ids)) for k, i in enumerate(ids)}
 
 
-def band_text(band: tuple[int, int, int] | None) -> str | None:
-    """``3 (1-7)``: the rank and its band; ``1`` alone when the band is one rank."""
+def band_text(band: tuple[int, int, int, int] | None) -> str | None:
+    """``3 (1-7) of 9``: the rank, its band, and how many comparable entries were ranked;
+    ``1 of 2`` when the band is one rank."""
     if band is None:
         return None
-    rank, low, high = band
-    return f"{rank}" if low == high else f"{rank} ({low}-{high})"
+    rank, low, high, among = band
+    return (f"{rank}" if low == high else f"{rank} ({low}-{high})") + f" of {among}"

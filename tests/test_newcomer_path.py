@@ -124,3 +124,22 @@ def test_leaderboard_show_says_what_its_columns_are_in_and_why_a_model_has_two_r
     assert "the board ranks on unseen_norm" in out
     assert ("acme/tiny has 2 entries (#1: 2 tasks, 0-shot, 12 documents per task, stratified slice, revision "
             in out) and "#2: 2 tasks, 0-shot, 9 documents per task" in out
+
+
+def test_board_ranks_compare_only_entries_scored_alike(scored, tmp_path):
+    """Issue 46: rank bands ranked a 12-document entry against a 9-document one. Each is now
+    ranked among entries with its own tasks and documents; two alike share one ranking."""
+    from leaderboard.store import Board
+    from leaderboard.table import board_rows
+    from tests.bad_input.forgery import submission
+
+    board = Board(tmp_path / "board.sqlite")
+    from leaderboard.submission import load_submission
+    from leaderboard.submit import submit
+
+    for name, folder in (("a", "tuned"), ("b", "base"), ("c", "other")):
+        (tmp_path / name).mkdir()
+        submit(load_submission(submission(tmp_path / name, model=name, results=str(scored / folder))), board)
+    ranks = {r["model"]: r["unseen_rank"] for r in board_rows(board.entries())[0]}
+    assert ranks["c"] == "1 of 1"  # scored on 9 documents: nothing alike to rank against
+    assert ranks["a"].endswith(" of 2") and ranks["b"].endswith(" of 2")
