@@ -127,6 +127,47 @@ class Bootstrap:
         found = record.get(scored_name(folder, task))
         return None if found is None else [int(d) for d in found.get("contaminated", [])]
 
+    def flagged(self, folder: Path, task: str, source: str) -> list[int] | None:
+        """Doc ids of the task the folder's evaluation flagged from one source ("lineage", "few-shot
+        pool", "other splits"); None when it recorded none."""
+        from harness.result_files import load_results, results_file
+
+        try:
+            record = (load_results(results_file(folder)).get("finharness") or {}).get("contamination") or {}
+        except ValueError:
+            return None
+        found = record.get(scored_name(folder, task))
+        if found is None or source not in (found.get("flagged") or {}):
+            return None
+        return [int(d) for d in found["flagged"][source]]
+
+    def dataset_duplicates(self, folder: Path, task: str) -> list[int] | None:
+        """Doc ids of the study's documents of the task whose text (or a word 8-gram of it) is in
+        the task's own few-shot pool or other splits: the dataset's duplicates, the same for every
+        model (computed from the task's data, not from a run's record); None where unknown."""
+        key = ("duplicates", task)
+        if key not in self._cache:
+            from fin_tasks.common.decontamination import task_text
+            from harness.contamination import flag, task_sources
+
+            found = None
+            name = scored_name(folder, task)
+            try:
+                if self._manager is None:
+                    from fin_tasks.index import task_manager
+
+                    self._manager = task_manager(self.include_paths)
+                loaded = self._manager.load([name])["tasks"][name]
+                docs = self._docs.get(task) or sorted(self.read(folder, task, PAIR_METRIC))
+                eval_docs = loaded.eval_docs
+                texts = [task_text(loaded, eval_docs[d]) for d in docs]
+                flags = flag(texts, task_sources(loaded))
+                found = [d for i, d in enumerate(docs) if any(bool(f[i]) for f in flags.values())]
+            except (ValueError, KeyError, IndexError):
+                found = None
+            self._cache[key] = found
+        return self._cache[key]
+
     def auc(self, folder: Path, task: str) -> tuple[float, np.ndarray] | None:
         """Macro one-vs-rest AUC of the label log-likelihoods in this folder, and its replicates
         on the study's document draws (harness/discrimination.py); None for a generation task."""

@@ -374,22 +374,29 @@ def _cell_section(rows: Sequence[Row], cell, title: str, caption: str) -> str:
 
 
 def contamination_section(boot: Bootstrap, rows: Sequence[Row]) -> str:
-    """Per cell, the share of scored documents the checkpoint may have seen (its training lineage,
-    the task's few-shot pool, its other splits), as each evaluation recorded it; '?' where the
-    lineage is unknown (a vanilla model: its pretraining is not known)."""
+    """Per cell, two shares of the scored documents: those in the checkpoint's training lineage
+    (as its evaluation recorded it; '?' where the lineage is unknown), and those duplicated in
+    the dataset's own few-shot pool or other splits (from the task's data: the same for every
+    row, vanilla included)."""
     recorded = []
 
     def cell(row: Row, task: str) -> str:
-        found = [boot.contaminated(f, task) for folders in row.sources[task].values() for f in folders]
-        shares = [len(ids) / boot.documents(task) for ids in found if ids is not None and boot.documents(task)]
-        recorded.append(bool(shares))
-        return f"{np.mean(shares):.0%}" if shares else "?"
+        folders = [f for folders in row.sources[task].values() for f in folders]
+        docs = boot.documents(task) or None
+        lineage = [boot.flagged(f, task, "lineage") for f in folders]
+        lineage_shares = [len(ids) / docs for ids in lineage if ids is not None and docs]
+        duplicates = boot.dataset_duplicates(folders[0], task) if folders else None
+        recorded.append(bool(lineage_shares) or duplicates is not None)
+        seen = f"{np.mean(lineage_shares):.0%}" if lineage_shares else "?"
+        dup = f"{len(duplicates) / docs:.0%}" if duplicates is not None and docs else "?"
+        return f"{seen} / {dup}"
 
     section = _cell_section(rows, cell, "What the checkpoints may have seen", (
-        "Share of each cell's scored documents whose text (or a word 8-gram of it) is in the checkpoint's "
-        "training lineage, the task's few-shot pool or its other splits (mean over seeds; `finharness "
-        "contamination` lists the documents). '?': lineage unknown (a model finharness did not train). A claim "
-        "with `subset: clean` leaves these documents out."))
+        "Two shares of each cell's scored documents: **in the checkpoint's training lineage** (its text, or a word "
+        "8-gram of it, was among the texts finharness fine-tuned it on; mean over seeds; '?': lineage unknown, "
+        "as for a vanilla model, whose pretraining is not known) / **duplicated in the dataset itself** (in the "
+        "task's few-shot pool or its other splits: a property of the data, the same for every row). `finharness "
+        "contamination` lists the documents; a claim with `subset: clean` leaves out both kinds."))
     return section if any(recorded) else ""
 
 
