@@ -206,6 +206,7 @@ class Verdict:
     mde: float | None = None
     paper: str = ""  # the paper's magnitude as it reports it
     paper_in_metric: float | None = None  # ... in the claim's metric (None: not comparable)
+    attainable: tuple[float, float] | None = None  # the range the effect can take, for display only
     documents_needed: int | None = None
     seeds_needed: int | None = None
     floor: dict[str, str] = field(default_factory=dict)  # row -> "clears" | "at floor" (with its interval)
@@ -399,6 +400,19 @@ def _gated(whole: Bootstrap, gate: Row, tasks: list[str], metric, claim_id: str)
     note = (f"tasks gated on {gate.model} {gate.name} clearing its trivial baseline on a seeded half of the "
             f"documents ({'; '.join(shown)}); the claim is read on the other half")
     return kept, whole.restricted({t: selection[t] for t in kept}), note
+
+
+def _attainable(boot: Bootstrap, control: Row, tasks: list[str], metric) -> tuple[float, float]:
+    """The effect's attainable range given the control's score: the treatment between scoring 0
+    on every task (normalized, -b / (1 - b)) and perfectly (1). Tables clip the interval to it
+    for display; inference never clips."""
+    floors = []
+    for t in tasks:
+        folder = next(f for fs in control.sources[t].values() for f in fs)
+        b = max(boot.baselines(folder, t, metric(t)).values())
+        floors.append(-b / (1 - b) if b < 1 else 0.0)
+    point = boot.estimate([(control, 1.0)], tasks, metric, normalized=True).point
+    return float(np.mean(floors)) - point, 1.0 - point
 
 
 def _untested(claim: Claim, note: str) -> Verdict:
@@ -606,6 +620,8 @@ def _measure(claim: Claim, claims: ClaimsFile, rows: list[Row], whole: Bootstrap
                 se=found.se, df=found.df, doc_sd=float(np.sqrt(found.doc_var)),
                 seed_sd=float(np.sqrt(found.seed_var)), p=found.p_value())
     v.subset, v.positive_control = claim.subset, claim.positive_control
+    if normalized and not claim.against:
+        v.attainable = _attainable(boot, control, tasks, metric)
     notes = [f"dropped {', '.join(dropped)}"] if dropped else []
     if subset_note:
         notes.append(subset_note)
@@ -764,10 +780,22 @@ def _size(n: int | None, target: float | None) -> str:
     return "never" if n is None else str(n)
 
 
+def _shown_effect(v: Verdict) -> str:
+    """Effect [95% CI] as tables show it: the interval clipped to the attainable range, a clipped
+    end marked ^ (the t-interval can run past what the rows can score; inference uses it whole)."""
+    if v.effect is None:
+        return ""
+    low, high = v.ci
+    lo, hi = v.attainable or (-np.inf, np.inf)
+    shown_low = f"{max(low, lo):+.3f}{'^' if low < lo else ''}"
+    shown_high = f"{min(high, hi):+.3f}{'^' if high > hi else ''}"
+    return f"{v.effect:+.3f} [{shown_low}, {shown_high}]"
+
+
 def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: str = "") -> str:
     rows = []
     for v in verdicts:
-        effect = f"{v.effect:+.3f} [{v.ci[0]:+.3f}, {v.ci[1]:+.3f}]" if v.effect is not None else ""
+        effect = _shown_effect(v)
         paper = (f"{v.paper_in_metric:+.3f}" if v.paper_in_metric is not None else "") if v.paper else "not given"
         reading = "" if v.rules == RULES else v.reading
         if v.p is None:  # no task left to test (a floor gate kept none)
@@ -818,7 +846,9 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
         f"(blank: reported in another metric, so no size verdict); 'docs needed' (per task, seeds kept) and "
         f"'seeds needed' (documents kept) are the sizes at which the MDE reaches it ('never': the other "
         f"component alone is too large). 'sd docs / seeds': the "
-        f"two components' standard deviations; 'seeds': the treatment's training seeds. 'calibrated': the "
+        f"two components' standard deviations; 'seeds': the treatment's training seeds. Intervals are shown "
+        f"clipped to the range the effect can take (^ marks a clipped end: the treatment scoring perfectly, or "
+        f"0, against the control's score); p-values and verdicts use them whole. 'calibrated': the "
         f"same contrast under batch calibration (each checkpoint's label posteriors divided by their mean over "
         f"the task's documents, then argmax; no gold label used), effect [95% CI] and p; 'AUC gain': the "
         f"treatment's macro one-vs-rest AUC minus the control's on the claim's tasks [95% CI over documents]. "
