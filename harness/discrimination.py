@@ -50,12 +50,20 @@ def _binary(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
         return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
+MIN_LABEL_DOCS = 5  # a label with fewer documents has a one-vs-rest AUC too noisy to average
+
+
 def macro_auc(golds: Sequence[int], logliks: np.ndarray, draws: np.ndarray | None = None) -> np.ndarray:
-    """Macro one-vs-rest AUC over the gold labels present: one value, or one per row of ``draws``."""
+    """Macro one-vs-rest AUC over the gold labels with at least :data:`MIN_LABEL_DOCS` documents
+    (all labels present when none has): one value, or one per row of ``draws``. FinRED's 26
+    labels, 18 of them with at most 3 documents, gave an interval that covered a chance model's
+    0.5 only 92% of the time and passed the chance gate 5% of the time instead of 2.5%
+    (tests/test_discrimination.py)."""
     golds = np.asarray(golds, dtype=np.int64)
     post = posteriors(np.asarray(logliks, dtype=float))
     index = np.arange(len(golds))[None, :] if draws is None else draws
-    present = np.unique(golds)
+    labels, counts = np.unique(golds, return_counts=True)
+    present = labels[counts >= MIN_LABEL_DOCS] if (counts >= MIN_LABEL_DOCS).any() else labels
     per_label = [_binary(post[index, k], golds[index] == k) for k in present]
     with np.errstate(invalid="ignore"):
         return np.nanmean(np.stack(per_label), axis=0) if per_label else np.full(len(index), np.nan)
