@@ -421,6 +421,50 @@ def discrimination_section(boot: Bootstrap, rows: Sequence[Row]) -> str:
         "no discrimination'."))
 
 
+def table_metric(study: Study):
+    """``(task, claim_metric) -> metric``: a claim's own metric, else the table's (the study's
+    metric, or in a views study each task type's)."""
+    if study.spec.table.kind == "seen_unseen":
+        def metric_of(task, metric=None):
+            return metric or study.spec.table.metric
+
+        return metric_of
+    views, places = _views_places()
+
+    def metric_of(task, metric=None):
+        if metric or task not in places:
+            return metric or study.spec.table.metric
+        return views.task_types[places[task].task_type].metric
+
+    return metric_of
+
+
+def calibrated_section(boot: Bootstrap, rows: Sequence[Row], metric_of) -> str:
+    """Per cell, the normalized score under the argmax rule and under batch calibration
+    (harness/calibration.py), side by side: a gain in the first that the second does not keep
+    is a moved decision threshold, not learning."""
+    from fin_tasks.common.metrics import BATCH_CALIBRATED, base_metric
+    from study.claims import RULE_METRICS
+
+    def cell(row: Row, task: str) -> str | None:
+        metric = base_metric(metric_of(task))
+        if metric not in RULE_METRICS:
+            return None
+        folders = [f for by_seed in row.sources[task].values() for f in by_seed]
+        try:
+            plain = np.mean([boot.score(f, task, metric, normalized=True)[0] for f in folders])
+            calibrated = np.mean([boot.score(f, task, metric + BATCH_CALIBRATED, normalized=True)[0] for f in folders])
+        except ValueError:  # no per-label log-likelihoods (a generated answer)
+            return None
+        return f"{plain:+.3f} / {calibrated:+.3f}"
+
+    return _cell_section(rows, cell, "Argmax and calibrated", (
+        "Per cell, the normalized score (0 = the best trivial answer; unclipped) under the argmax rule the tables "
+        "use / under batch calibration (each checkpoint's label posteriors divided by their mean over the task's "
+        "documents, then argmax; no gold label used), mean over seeds. A gain the calibrated column does not keep "
+        "came from moving the decision threshold. The Discrimination section above gives the threshold-free AUC."))
+
+
 def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
     """The study folder's claims.yaml decided on its rows (None when the folder has none)."""
     from study.claims import CLAIMS_FILE, decide, load_claims, locked_under_current_rules
@@ -428,6 +472,7 @@ def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
     claims = load_claims(study.folder)
     if claims is None:
         return None, []
+    metric_of = table_metric(study)
     if study.spec.table.kind == "seen_unseen":
         from harness.measures import seen_and_unseen
 
@@ -438,9 +483,6 @@ def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
                 raise RecipeError(f"{Path(study.folder) / CLAIMS_FILE}: tasks: {name} is a view of the views table; "
                                   f"this study's sets are seen and unseen")
             return sorted(seen if name == "seen" else unseen)
-
-        def metric_of(task, metric):
-            return metric or study.spec.table.metric
     else:
         from harness.views import view_of
 
@@ -454,9 +496,6 @@ def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
             return sorted(
                 {t for r in involved for t in r.tasks() if t in places and view_of(t, trained, places) == name}
             )
-
-        def metric_of(task, metric):
-            return metric or views.task_types[places[task].task_type].metric
 
     return claims, decide(claims, rows, boot, metric_of, task_sets, str(Path(study.folder) / CLAIMS_FILE),
                           current=locked_under_current_rules(study.root))
@@ -502,6 +541,7 @@ def write_tables(study: Study) -> Path:
     text, records, rows = (seen_unseen_table if spec.kind == "seen_unseen" else views_table)(study, boot)
     text += deviation_section(study)
     text += discrimination_section(boot, rows)
+    text += calibrated_section(boot, rows, table_metric(study))
     text += contamination_section(boot, rows)
     claims, verdicts = claim_verdicts(study, rows, boot)
     if claims is not None:
