@@ -26,27 +26,8 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from study.cells import Bootstrap, Row  # noqa: E402
-
-
-class InMemory(Bootstrap):
-    """A study's logs as arrays: (folder, task) -> (gold labels, predicted labels)."""
-
-    def __init__(self, data: dict, resamples: int = 400):
-        super().__init__(resamples, 0)
-        self.data = data
-
-    def read(self, folder, task, metric):
-        golds, preds = self.data[(folder, task)]
-        if metric == "acc":
-            return {i: float(g == p) for i, (g, p) in enumerate(zip(golds, preds))}
-        return {i: (int(g), int(p)) for i, (g, p) in enumerate(zip(golds, preds))}
-
-    def labels(self, folder, task):
-        return [str(i) for i in range(int(max(self.data[(folder, task)][0].max() + 1, 2)))]
-
-    def train_golds(self, folder, task):
-        return None
+from study.cells import Row  # noqa: E402
+from tests.helpers.simulation import InMemory  # noqa: E402
 
 
 def design(rng, task: str, data: dict, docs: int, level: float, seed_sd: float, difficulty_sd: float,

@@ -17,30 +17,11 @@ import numpy as np
 import pytest
 from scipy.stats import kstest
 
-from study.cells import Bootstrap, Row
+from study.cells import Row
 from study.claims import ClaimsFile, decide
+from tests.helpers.simulation import InMemory
 
 KS_BOUND = 0.08  # 500 uniform p-values exceed a KS distance of 0.061 one time in 20
-
-
-class InMemory(Bootstrap):
-    """A study's logs as arrays: (folder, task) -> (gold labels, predicted labels)."""
-
-    def __init__(self, data: dict, resamples: int = 400):
-        super().__init__(resamples, 0)
-        self.data = data
-
-    def read(self, folder, task, metric):
-        golds, preds = self.data[(folder, task)]
-        if metric == "acc":
-            return {i: float(g == p) for i, (g, p) in enumerate(zip(golds, preds))}
-        return {i: (int(g), int(p)) for i, (g, p) in enumerate(zip(golds, preds))}
-
-    def labels(self, folder, task):
-        return ["no", "yes"]
-
-    def train_golds(self, folder, task):
-        return None  # prior-matched guessing then draws with the slice's own label shares
 
 
 def design(rng, task: str, data: dict, docs: int, control: float, treatment: float, seed_sd: float,

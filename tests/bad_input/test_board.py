@@ -369,10 +369,10 @@ def test_submission_fields_out_of_range_are_named(five_docs, tmp_path, field, va
 
 
 def test_an_alias_bomb_in_a_submission_file_is_refused_before_it_expands(tmp_path):
-    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"] + [
-        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    from tests.helpers.tasks import alias_bomb
+
     path = tmp_path / "submission.yaml"
-    path.write_text("\n".join(levels) + "\nmodel: *a9\n")
+    path.write_text(alias_bomb() + "model: *a9\n")
     with pytest.raises(SubmissionError, match=r"its YAML aliases expand to more than 100,000 nodes"):
         load_submission(path)
 

@@ -94,10 +94,10 @@ def test_a_claim_naming_a_task_the_study_never_scores_fails_the_dry_run(tmp_path
 def test_an_alias_bomb_in_a_training_recipe_is_refused_and_errors_stay_short(tmp_path, tiny_checkpoint):
     from training.recipe import load_recipe
 
-    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"] + [
-        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    from tests.helpers.tasks import alias_bomb
+
     path = tmp_path / "recipe.yaml"
-    path.write_text("\n".join(levels) + "\nname: *a9\n")
+    path.write_text(alias_bomb() + "name: *a9\n")
     with pytest.raises(RecipeError, match=r"its YAML aliases expand to more than 100,000 nodes"):
         load_recipe(path)
     # A large (not exploding) wrong value is named briefly, not printed whole.

@@ -15,7 +15,7 @@ from fin_tasks.sandbox import code_in_task_folders, read_task_yaml, template_env
 from finharness.main import main
 from leaderboard.store import Board
 from tests.bad_input.forgery import submission
-from tests.helpers.tasks import HELD_OUT_TASK, readme_files
+from tests.helpers.tasks import HELD_OUT_TASK, alias_bomb, readme_files
 
 SHELL = "{{ cycler.__init__.__globals__.os.popen('touch %s').read() }}"
 
@@ -170,9 +170,7 @@ def test_an_alias_bomb_is_refused_by_validate_and_eval_before_any_scoring(tmp_pa
     """X6: nine levels of nine aliases under metadata: (9**9 nodes once expanded)."""
     folder = held_out_folder(tmp_path)
     path = task_yaml(folder)
-    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"] + [
-        f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
-    path.write_text(path.read_text() + "metadata:\n  " + "\n".join(levels) + "\n")
+    path.write_text(path.read_text() + "metadata:\n" + alias_bomb(indent="  "))
     with pytest.raises(ValueError, match=r"its YAML aliases expand to more than 100,000 nodes"):
         read_task_yaml(path)
     monkeypatch.chdir(tmp_path)

@@ -54,3 +54,10 @@ def write_results(folder, scores, groups=()):
         json.dumps({"results": results, "groups": {g: {} for g in groups}})
     )
     return folder
+
+
+def alias_bomb(indent: str = "") -> str:
+    """YAML lines of nine levels of nine aliases (9**9 values once expanded), ``a9`` the last."""
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"] + [
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return "\n".join(indent + line for line in levels) + "\n"
