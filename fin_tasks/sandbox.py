@@ -83,17 +83,18 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset(["*", "**"])
     COMPILED_KEPT = 1024
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._compiled: dict[str, object] = {}
+
     def from_string(self, source, globals=None, template_class=None):
         if globals is not None or template_class is not None or not isinstance(source, str):
             return super().from_string(source, globals, template_class)
-        compiled = getattr(self, "_compiled", None)
-        if compiled is None:
-            compiled = self._compiled = {}
-        template = compiled.get(source)
+        template = self._compiled.get(source)
         if template is None:
-            if len(compiled) >= self.COMPILED_KEPT:
-                compiled.clear()
-            template = compiled[source] = super().from_string(source)
+            if len(self._compiled) >= self.COMPILED_KEPT:
+                self._compiled.clear()
+            template = self._compiled[source] = super().from_string(source)
         return template
 
     def call_binop(self, context, operator_name: str, left, right):

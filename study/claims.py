@@ -218,7 +218,8 @@ class Verdict:
     # The reading under the current rules (RULES): see read_under_current_rules.
     rules: str = "before 2026-12-07"  # the rules that decided `verdict`
     reading: str = ""  # the claim's word under RULES
-    p_conservative: float | None = None  # p with the conservative df (Estimate.conservative_df)
+    df_reading: float | None = None  # Estimate.conservative_df
+    p_conservative: float | None = None  # p with the conservative df
     p_reading: float | None = None  # ... serially gatekept: a positive control at alpha, the rest Holm-corrected
     mde_reading: float | None = None  # the MDE at the reading's level, df and direction
     calibrated: str = ""  # the same contrast under the batch-calibrated rule: effect [95% CI], p
@@ -497,6 +498,7 @@ def read_under_current_rules(claims: ClaimsFile, measured: list[Measured], curre
     alpha = claims.alpha
     for claim, m in zip(claims.claims, measured):
         if m.found is not None:
+            m.verdict.df_reading = m.found.conservative_df
             m.verdict.p_conservative = m.found.p_value(m.found.conservative_df)
             _threshold_free(m, claim, alpha)
     controls = [(c, m) for c, m in zip(claims.claims, measured) if c.positive_control]
@@ -797,7 +799,8 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
     for v in verdicts:
         effect = _shown_effect(v)
         paper = (f"{v.paper_in_metric:+.3f}" if v.paper_in_metric is not None else "") if v.paper else "not given"
-        reading = "" if v.rules == RULES else v.reading
+        current = v.rules == RULES
+        reading = "" if current else v.reading
         if v.p is None:  # no task left to test (a floor gate kept none)
             rows.append([v.id, v.says, v.verdict, reading] + [""] * 11 + ["0", v.seeds or "-", v.metric])
             continue
@@ -811,10 +814,11 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
                 v.calibrated,
                 v.auc_gain,
                 f"{v.doc_sd:.3f} / {v.seed_sd:.3f}",
-                f"{v.df:.1f}",
-                f"{v.p:.3g}",
-                f"{v.p_holm:.3g}",
-                f"{v.mde:.3f}",
+                # A run decided by RULES shows the numbers its verdicts rest on.
+                f"{v.df_reading if current else v.df:.1f}",
+                f"{v.p_conservative if current else v.p:.3g}",
+                f"{v.p_reading if current else v.p_holm:.3g}",
+                f"{v.mde_reading if current and v.mde_reading is not None else v.mde:.3f}",
                 paper,
                 _size(v.documents_needed, v.paper_in_metric),
                 _size(v.seeds_needed, v.paper_in_metric if v.seed_sd > 0 else None),
@@ -835,8 +839,9 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
         if legacy else
         f"Verdicts by the rules of {RULES}: a positive control agrees only with a threshold-free gain on its own "
         "tasks (the batch-calibrated rule agrees, or the AUC gain's interval is above 0) and is tested alone at "
-        "alpha; the other claims are Holm-corrected among themselves and read only when every positive control "
-        "agrees; the seeds' own df where seeds carry over a quarter of the variance.")
+        "alpha ('p (Holm)' is its own p); the other claims are Holm-corrected among themselves and read only when "
+        "every positive control agrees; df is the seeds' own where seeds carry over a quarter of the variance; the "
+        "MDE is at the claim's own level and direction.")
     caption = (
         f"Claims ({len(verdicts)}), decided by code on unclipped normalized scores: t-type 95% interval and "
         f"two-sided p-value from two variance components (documents: paired bootstrap; training seeds: "
