@@ -77,11 +77,12 @@ def _refuse_links(folder: Path) -> None:
     """Nothing is read or copied through a link: a link in a submitted folder could point
     at any file on the board's machine and land its content in the board's store. Nor from
     anything but a plain file: a FIFO named results_x.json would hang the board on its read."""
-    links = [p for p in Path(folder).rglob("*") if p.is_symlink()]
+    entries = list(Path(folder).rglob("*"))
+    links = [p for p in entries if p.is_symlink()]
     if links:
         raise SubmissionError(f"{folder}: symbolic link(s) {', '.join(str(p.relative_to(folder)) for p in links)}; "
                               "submit plain files only")
-    special = [p for p in Path(folder).rglob("*") if not (p.is_file() or p.is_dir())]
+    special = [p for p in entries if not (p.is_file() or p.is_dir())]
     if special:
         raise SubmissionError(f"{folder}: {', '.join(str(p.relative_to(folder)) for p in special)} is not a plain "
                               "file (a pipe, socket or device); submit plain files only")

@@ -115,28 +115,30 @@ class Bootstrap:
         name = scored_name(folder, task)
         return train_golds(name, self._manager) if name in self._manager.task_index else None
 
+    def _contamination(self, folder: Path, task: str) -> dict | None:
+        """The folder's evaluation's contamination record of the task (its results file read once
+        per folder); None when it recorded none (lineage unknown)."""
+        key = ("contamination", folder)
+        if key not in self._cache:
+            from harness.result_files import load_results, results_file
+
+            try:
+                record = load_results(results_file(folder)).get("finharness") or {}
+            except ValueError:
+                record = {}
+            self._cache[key] = record.get("contamination") or {}
+        return self._cache[key].get(scored_name(folder, task))
+
     def contaminated(self, folder: Path, task: str) -> list[int] | None:
         """Doc ids of the task that the folder's evaluation flagged as possibly seen (its lineage,
         the few-shot pool, the task's other splits); None when it recorded none (lineage unknown)."""
-        from harness.result_files import load_results, results_file
-
-        try:
-            record = (load_results(results_file(folder)).get("finharness") or {}).get("contamination") or {}
-        except ValueError:
-            return None
-        found = record.get(scored_name(folder, task))
+        found = self._contamination(folder, task)
         return None if found is None else [int(d) for d in found.get("contaminated", [])]
 
     def flagged(self, folder: Path, task: str, source: str) -> list[int] | None:
         """Doc ids of the task the folder's evaluation flagged from one source ("lineage", "few-shot
         pool", "other splits"); None when it recorded none."""
-        from harness.result_files import load_results, results_file
-
-        try:
-            record = (load_results(results_file(folder)).get("finharness") or {}).get("contamination") or {}
-        except ValueError:
-            return None
-        found = record.get(scored_name(folder, task))
+        found = self._contamination(folder, task)
         if found is None or source not in (found.get("flagged") or {}):
             return None
         return [int(d) for d in found["flagged"][source]]
