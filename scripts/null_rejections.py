@@ -13,7 +13,10 @@ rules of 2026-12-07):
   this design at .05);
 - shared difficulty: every document has a difficulty all rows share (hard documents are hard
   for every checkpoint), seed effects on the logit scale;
-- imbalanced multi-class: four labels at 55/25/15/5%, macro-F1, shared difficulty.
+- imbalanced multi-class: four labels at 55/25/15/5%, macro-F1, shared difficulty;
+- shared seeds: two trained rows with the same three seeds (a merge of seed s against the
+  runs of seed s), whose seed effects move together (correlation 0.8) or trade off (-0.8);
+  the studies compare them seed by seed (``study.cells._paired_seeds``).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from study.cells import Row  # noqa: E402
-from tests.helpers.simulation import InMemory  # noqa: E402
+from tests.helpers.simulation import InMemory, shared_seed_design  # noqa: E402
 
 
 def design(rng, task: str, data: dict, docs: int, level: float, seed_sd: float, difficulty_sd: float,
@@ -55,6 +58,15 @@ DESIGNS = {  # name: (metric, documents, level, seed sd (logit), difficulty sd, 
 }
 
 
+def rejections(name: str, found) -> list[list[str]]:
+    rows = []
+    for rule, p_of in (("Welch-Satterthwaite df", lambda e: e.p_value()),
+                       ("seeds' df where seeds > 25%", lambda e: e.p_value(e.conservative_df))):
+        p = np.array([p_of(e) for e in found])
+        rows.append([name, rule, f"{np.mean(p < 0.05):.3f}", f"{np.mean(p < 0.01):.4f}"])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--designs", type=int, default=2000)
@@ -67,10 +79,16 @@ def main() -> None:
         boot = InMemory(data)
         found = [boot.estimate([(t, 1.0), (c, -1.0)], [f"t{i}"], lambda _: metric, normalized=True)
                  for i, (t, c) in enumerate(pairs)]
-        for rule, p_of in (("Welch-Satterthwaite df", lambda e: e.p_value()),
-                           ("seeds' df where seeds > 25%", lambda e: e.p_value(e.conservative_df))):
-            p = np.array([p_of(e) for e in found])
-            rows.append([name, rule, f"{np.mean(p < 0.05):.3f}", f"{np.mean(p < 0.01):.4f}"])
+        rows += rejections(name, found)
+    for correlation in (0.8, -0.8):
+        rng = np.random.default_rng(5)
+        data = {}
+        pairs = [shared_seed_design(rng, f"t{i}", data, docs=200, level=0.7, shared_sd=0.08, own_sd=0.01,
+                                    correlation=correlation) for i in range(args.designs)]
+        boot = InMemory(data)
+        found = [boot.estimate([(a, 1.0), (b, -1.0)], [f"t{i}"], lambda _: "acc", normalized=True)
+                 for i, (a, b) in enumerate(pairs)]
+        rows += rejections(f"shared seeds, correlation {correlation:+.1f}", found)
     print(tabulate(rows, headers=["design", "df", "rejections at .05", "at .01"], tablefmt="github"))
     print(f"\n{args.designs} null designs each (2 SE at .05: +/-{2 * (0.05 * 0.95 / args.designs) ** 0.5:.3f})")
 

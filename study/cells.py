@@ -65,6 +65,8 @@ class RowScore:
     doc_reps: np.ndarray
     trained: bool  # has training noise (a vanilla row has none)
     interaction: float = 0.0  # the seed x document part of the per-seed scores' spread
+    seeds: tuple = ()  # the training seed of each entry of per_seed (None: untrained)
+    seed_reps: tuple = ()  # each seed's document replicates, in the order of ``seeds``
 
 
 class Bootstrap:
@@ -322,7 +324,7 @@ class Bootstrap:
         doc_reps = np.mean(seed_reps, axis=0)
         spread = interaction([float(r.var(ddof=1)) for r in seed_reps], float(doc_reps.var(ddof=1)))
         return RowScore(float(per_seed.mean()), per_seed, doc_reps, trained=any(s is not None for s in seeds),
-                        interaction=spread)
+                        interaction=spread, seeds=tuple(seeds), seed_reps=tuple(seed_reps))
 
     def mean_over(self, row: Row, tasks: Sequence[str], metric_of, normalized: bool = False
                   ) -> tuple[float, np.ndarray] | None:
@@ -339,7 +341,8 @@ class Bootstrap:
             return None
         point = sum(sign * score.point for score, sign in scores)
         reps = sum(sign * score.doc_reps for score, sign in scores)
-        trained = [SeedScores(score.per_seed, score.interaction) for score, _ in scores if score.trained]
+        trained = _paired_seeds(scores) or [SeedScores(score.per_seed, score.interaction)
+                                            for score, _ in scores if score.trained]
         docs = (
             min(self.documents(t) for t in tasks if self.documents(t)) if any(self.documents(t) for t in tasks) else 1
         )
@@ -349,6 +352,30 @@ class Bootstrap:
         """The labels a row's checkpoints collapsed onto for a task (one per collapsed folder)."""
         folders = [f for by_seed in row.sources.get(task, {}).values() for f in by_seed]
         return [label for f in folders if (label := self.collapsed(f, task))]
+
+
+def _paired_seeds(scores: Sequence[tuple[RowScore, float]]) -> list[SeedScores] | None:
+    """The seed component of a contrast whose trained rows share their training seeds (a merge
+    of seed s and the runs of seed s; one checkpoint scored in two settings): the contrast per
+    seed, one component with S - 1 df. Summing the rows' components as if independent misses
+    that the seeds' effects are shared (2026-12-07 audit: B3's seed term 9x understated, B2's
+    2.6x overstated). None where fewer than two trained rows, or their seeds differ."""
+    trained = [(score, sign) for score, sign in scores if score.trained]
+    if len(trained) < 2:
+        return None
+    seeds = trained[0][0].seeds
+    if len(seeds) < 2 or any(score.seeds != seeds for score, _ in trained):
+        return None
+    from harness.stats import interaction
+
+    points = np.array([sum(sign * score.per_seed[i] for score, sign in trained) for i in range(len(seeds))])
+    # Each seed's document replicates of the whole contrast (an untrained row's are the same for
+    # every seed), for the seed x document interaction that the document component already holds.
+    fixed = sum((sign * score.doc_reps for score, sign in scores if not score.trained), 0.0)
+    per_seed_reps = [fixed + sum(sign * score.seed_reps[i] for score, sign in trained) for i in range(len(seeds))]
+    mean_reps = np.mean(per_seed_reps, axis=0)
+    part = interaction([float(r.var(ddof=1)) for r in per_seed_reps], float(mean_reps.var(ddof=1)))
+    return [SeedScores(points, part)]
 
 
 @lru_cache(maxsize=4096)

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from scipy.stats import kstest
 
+from harness.stats import Estimate, SeedScores, components
 from study.cells import Row
 from study.claims import ClaimsFile, decide
-from tests.helpers.simulation import InMemory
+from tests.helpers.simulation import InMemory, shared_seed_design
 
 KS_BOUND = 0.08  # 500 uniform p-values exceed a KS distance of 0.061 one time in 20
 
@@ -119,3 +120,40 @@ def test_the_seeds_own_df_keeps_a_seed_dominated_null_at_its_level():
     kept = np.mean([e.p_value(e.conservative_df) < 0.05 for e in found])
     assert welch > 0.065  # the bias this rule removes is there
     assert kept <= 0.055
+
+
+def shared_seed_nulls(designs: int, seed: int, correlation: float) -> list[tuple[Estimate, Estimate]]:
+    """Per design: the estimate the studies make (seeds paired) and the one made before
+    2026-12-07's audit (each row's seed spread summed as if the rows' seeds were unrelated)."""
+    rng = np.random.default_rng(seed)
+    data: dict = {}
+    rows = [shared_seed_design(rng, f"t{i}", data, docs=200, level=0.7, shared_sd=0.08, own_sd=0.01,
+                               correlation=correlation) for i in range(designs)]
+    boot = InMemory(data)
+    found = []
+    for i, (a, b) in enumerate(rows):
+        paired = boot.estimate([(a, 1.0), (b, -1.0)], [f"t{i}"], lambda _: "acc", normalized=True)
+        scores = [boot.row_score(r, [f"t{i}"], lambda _: "acc", normalized=True) for r in (a, b)]
+        summed = components(paired.point, scores[0].doc_reps - scores[1].doc_reps,
+                            [SeedScores(s.per_seed, s.interaction) for s in scores], 200)
+        found.append((paired, summed))
+    return found
+
+
+@pytest.mark.parametrize("correlation", [-0.8, 0.8])
+def test_rows_that_share_seeds_are_compared_seed_by_seed(correlation):
+    """A merge of seed s and the runs of seed s share that seed's luck. Summing the two rows' seed
+    spreads as if independent misses it: with effects that move together (0.8) it overstates the
+    contrast's variance about 3x (a test far too cautious), with effects that trade off (-0.8) it
+    understates it (Welch's df then rejects a true null 14% of the time at .05). Taken seed by
+    seed, the estimated variance matches the spread of the estimates over 2,000 null designs, and
+    the test holds its level (the bound of .062 fails a 1.3x inflation, .065)."""
+    found = shared_seed_nulls(2000, seed=21, correlation=correlation)
+
+    def honesty(estimates) -> float:  # true variance of the estimate / its estimated variance
+        return float(np.var([e.point for e in estimates]) / np.mean([e.se ** 2 for e in estimates]))
+
+    paired, summed = [p for p, _ in found], [s for _, s in found]
+    assert honesty(paired) == pytest.approx(1.0, abs=0.15)
+    assert honesty(summed) > 1.5 if correlation < 0 else honesty(summed) < 0.5
+    assert 0.02 <= np.mean([e.p_value(e.conservative_df) < 0.05 for e in paired]) <= 0.062

@@ -3,7 +3,9 @@ scripts/null_rejections.py): a ``Bootstrap`` whose reads serve arrays instead of
 logs, so thousands of designs take seconds and go through the studies' own code."""
 from __future__ import annotations
 
-from study.cells import Bootstrap
+import numpy as np
+
+from study.cells import Bootstrap, Row
 
 
 class InMemory(Bootstrap):
@@ -24,3 +26,23 @@ class InMemory(Bootstrap):
 
     def train_golds(self, folder, task):
         return None  # prior-matched guessing then draws with the slice's own label shares
+
+
+def shared_seed_design(rng, task: str, data: dict, docs: int, level: float, shared_sd: float, own_sd: float,
+                       correlation: float, seeds: int = 3) -> tuple[Row, Row]:
+    """Two trained rows with the same seeds (a merge of seed s against the runs of seed s): each
+    seed moves both rows' accuracy, by effects with the given correlation, plus each row's own
+    small noise. Both rows have the same true score: every rejection is a false one."""
+    golds = rng.permutation(np.arange(docs) % 2)
+
+    def answers(p: float) -> np.ndarray:
+        return np.where(rng.random(docs) < float(np.clip(p, 0, 1)), golds, 1 - golds)
+
+    cov = shared_sd ** 2 * np.array([[1.0, correlation], [correlation, 1.0]])
+    for s in range(seeds):
+        first, second = rng.multivariate_normal([0.0, 0.0], cov)
+        data[(f"a{s}", task)] = (golds, answers(level + first + rng.normal(0, own_sd)))
+        data[(f"b{s}", task)] = (golds, answers(level + second + rng.normal(0, own_sd)))
+    merged = Row("m", "merged", "merge", "zero-shot", "merge", {task: {s: [f"a{s}"] for s in range(seeds)}})
+    multi = Row("m", "multi", "multi", "zero-shot", "multi", {task: {s: [f"b{s}"] for s in range(seeds)}})
+    return merged, multi
