@@ -236,6 +236,10 @@ class Bootstrap:
     def documents(self, task: str) -> int:
         return len(self._docs.get(task, []))
 
+    def scored_documents(self) -> dict[str, list[int]]:
+        """Task -> the document ids every row read (after any exclusion), so far."""
+        return {task: list(ids) for task, ids in self._docs.items()}
+
     def pairs(self, folder: Path, task: str) -> list[tuple[int, int]] | None:
         """The task's (gold, predicted) pairs, or None for a task that logs none (a summary)."""
         try:

@@ -899,10 +899,10 @@ def design_digests(folder: str | Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).glob("*.y*ml"))}
 
 
-def record_claims(folder: str | Path, root: str | Path) -> None:
+def record_claims(folder: str | Path, root: str | Path, run: int = 1) -> None:
     """The design's hashes (the claims file's and every other file of the study folder), the
-    rules the verdicts will be decided by, and the date: written once, when the study's first
-    evaluation starts."""
+    rules the verdicts will be decided by, the date and the run's number among the study's runs
+    on record (study/record.py): written once, when the study's first evaluation starts."""
     import json
     from datetime import datetime, timezone
 
@@ -914,7 +914,7 @@ def record_claims(folder: str | Path, root: str | Path) -> None:
         return
     write_atomic(lock, json.dumps({"sha256": digest, "recorded": datetime.now(timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%SZ"), "file": str(Path(folder) / CLAIMS_FILE), "design": design_digests(folder),
-        "rules": RULES}, indent=2) + "\n")
+        "rules": RULES, "run": run}, indent=2) + "\n")
 
 
 def read_lock(root: str | Path) -> dict | None:
@@ -955,6 +955,10 @@ def preregistration_note(folder: str | Path, root: str | Path) -> str:
         changed = sorted(name for name in set(design) | set(now) if design.get(name) != now.get(name))
     scope = ("the claims file only: the rest of the design was not hashed by runs before 2026-12-07"
              if changed is None else "every file of the study folder")
+    number = recorded.get("run")
+    if isinstance(number, int) and number > 1:
+        scope += (f". This is run {number} of this study: {number - 1} earlier run(s) were on record when it "
+                  "started (listed below)")
     if recorded.get("sha256") == digest and not changed:
         return (f"Preregistration: claims.yaml (sha256 {digest[:16]}) is the file recorded when the first "
                 f"evaluation started ({recorded.get('recorded')}); the lock covers {scope}.")

@@ -112,10 +112,11 @@ def plan_steps(study: Study, device: str | None = None, board: Path | None = Non
                                   lambda p=point: deviation_file(study.root, p).is_file(),
                                   lambda p=point: run_deviation_step(study, p)))
     from study.claims import record_claims
+    from study.record import next_run_number
 
     def evaluate(step: EvalStep) -> None:
-        if rank == 0:
-            record_claims(study.folder, study.root)  # the claims in force when the first evaluation starts
+        if rank == 0:  # the design in force when the first evaluation starts, numbered after the record's runs
+            record_claims(study.folder, study.root, next_run_number(study.spec.name, study.full))
         run_eval_step(step, study.eval.batch_size, device, online, rank)
 
     for step in study.evals:

@@ -23,7 +23,7 @@ import numpy as np
 from tabulate import tabulate
 
 from plumbing.atomic import write_atomic
-from plumbing.folders import read_manifest
+from plumbing.folders import is_finished, read_manifest
 from plumbing.logs import log
 from plumbing.recipes import RecipeError
 from study.cells import Bootstrap, Row, study_rows
@@ -501,6 +501,25 @@ def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
                           current=locked_under_current_rules(study.root))
 
 
+def run_record(study: Study, boot: Bootstrap, verdicts):
+    """This run for the record: its lock, the documents its claims read, its evaluations, its verdicts."""
+    from plumbing.folders import MANIFEST
+    from study.claims import read_lock
+    from study.record import RunRecord, documents_digest, evidence_digest
+
+    lock = read_lock(study.root) or {}
+    root = Path(study.root)
+    manifests = {str(Path(step.folder).relative_to(root)): (Path(step.folder) / MANIFEST).read_bytes()
+                 for step in study.evals if is_finished(step.folder, "evaluation")}
+    finished = [json.loads(data).get("finished_at") for data in manifests.values()]
+    rules = verdicts[0].rules if verdicts else str(lock.get("rules") or "")
+    return RunRecord(study=study.spec.name, full=study.full, recorded=lock.get("recorded"), rules=rules,
+                     documents=documents_digest(boot.scored_documents()), evidence=evidence_digest(manifests),
+                     verdicts={v.id: v.verdict for v in verdicts},
+                     readings={v.id: v.reading for v in verdicts if v.reading}, run=lock.get("run"),
+                     finished=max((f for f in finished if isinstance(f, str)), default=None))
+
+
 TABLES_KEY = "tables.key"
 
 
@@ -511,7 +530,7 @@ def tables_key(study: Study) -> str:
 
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for code in ("tables.py", "cells.py", "claims.py"):
+    for code in ("tables.py", "cells.py", "claims.py", "record.py"):
         digest.update((here / code).read_bytes())
     claims = Path(study.folder) / "claims.yaml"
     digest.update(claims.read_bytes() if claims.is_file() else b"no claims")
@@ -520,6 +539,10 @@ def tables_key(study: Study) -> str:
     deviations = Path(study.root) / "deviation"
     for measured in sorted(deviations.glob("*.json")) if deviations.is_dir() else ():
         digest.update(measured.name.encode() + measured.read_bytes())
+    from study.record import record_files
+
+    for name, data in record_files().items():  # a run newly put on the record is listed
+        digest.update(name.encode() + b"\0" + data)
     digest.update(json.dumps([study.spec.name, study.spec.paper, study.full,
                               study.spec.table.model_dump(mode="json")], sort_keys=True).encode())
     for step in study.evals:
@@ -544,12 +567,16 @@ def write_tables(study: Study) -> Path:
     text += calibrated_section(boot, rows, table_metric(study))
     text += contamination_section(boot, rows)
     claims, verdicts = claim_verdicts(study, rows, boot)
+    root = Path(study.root)
     if claims is not None:
         from study.claims import claims_table, preregistration_note
+        from study.record import others, record_section, write_run
 
+        this = run_record(study, boot, verdicts)
         text = ("## Claims\n\n" + claims_table(verdicts, claims, preregistration_note(study.folder, study.root))
+                + "\n\n### Every run on record\n\n" + record_section(this, others(this))
                 + "\n\n## Tables\n\n" + text)
-    root = Path(study.root)
+        write_run(root, this)
     from study.plots import forest_plot, forgetting_arrows, loss_curves
     from training.run_folder import read_log
 
