@@ -46,7 +46,11 @@ class EvalRequest:
     base_model: str | None = None  # for an adapter or delta weights
     weight_type: Literal["auto"] | WeightType = "auto"
     model_args: dict[str, Any] = field(default_factory=dict)  # passed through to the lm-eval backend
-    split: Literal["test", "validation"] = "test"  # validation: for choosing merge weights, never on test
+    # validation: for choosing merge weights, never on test. development: a study's gate rows, the
+    # validation split's rows that repeat no test document, or (a task without one) the test
+    # split's documents outside the slices of ``development_outside``'s limits.
+    split: Literal["test", "validation", "development"] = "test"
+    development_outside: tuple[int | float | None, ...] = ()
     include_paths: list[Path] = field(default_factory=list)  # the user's task folders (lm-eval --include_path)
     revision: str | None = None  # the weights' fingerprint when the caller has hashed them already
     # Passed through to lm-eval as its own CLI passes them:
@@ -140,6 +144,8 @@ def slice_record(manager, req: EvalRequest, doc_slice: dict[str, list[int]] | No
     per task the labels that got no document (a slice that keeps the prior can miss rare ones)."""
     record: dict[str, Any] = {"method": req.sample if req.limit is not None else None, "seed": req.seed,
                               "limit": req.limit}
+    if req.split == "development":  # rows outside these test slices (tasks without a validation split)
+        record["development_outside"] = list(req.development_outside)
     if doc_slice is not None and req.sample == "stratified":
         from harness.slices import RULE, unsampled_labels
 
@@ -156,8 +162,9 @@ def use_chat_template(mode: ChatTemplate, checkpoint: Path) -> bool:
     return is_instruct(checkpoint) if mode == "auto" else mode == "on"
 
 
-def score_on_validation(manager) -> None:
-    """Make ``manager`` load every task with its validation split as the scored split.
+def score_on_validation(manager, required: bool = True) -> None:
+    """Make ``manager`` load every task with its validation split as the scored split
+    (``required=False``: the tasks that have one; the others keep their test split).
 
     lm-eval scores a task's ``test_split``; choosing among checkpoints (a merge sweep's
     points) must not look at it, so the loaded tasks are pointed at ``validation_split``.
@@ -170,11 +177,38 @@ def score_on_validation(manager) -> None:
         for name, task in loaded["tasks"].items():
             split = task.config.validation_split
             if not split:
+                if not required:
+                    continue
                 raise ValueError(f"task {name} has no validation split to score (--split validation)")
             task.set_config(key="test_split", value=split)
         return loaded
 
     manager.load = load_validation
+
+
+def development_documents(manager, tasks: list[str], req: "EvalRequest") -> dict[str, list[int]]:
+    """lm-eval ``samples`` for ``split: development`` (the manager already scores validation
+    splits where tasks have them): per task, rows that no test slice scores and that repeat no
+    test document, drawn as ``--limit`` draws."""
+    from fin_tasks.common.decontamination import POOL_MARK
+    from harness.slices import development_slice, select, task_golds
+
+    out = {}
+    for name, task in manager.load(tasks)["tasks"].items():
+        golds = task_golds(task)
+        if task.config.validation_split:
+            docs = list(task.eval_docs)
+            excluded = {i for i, d in enumerate(docs) if isinstance(d, dict) and d.get(POOL_MARK)}
+        else:
+            if not req.development_outside or None in req.development_outside:
+                raise ValueError(f"task {name} has no validation split, and its test documents are all scored "
+                                 "(no limit): no development rows remain; give the test sets a limit")
+            excluded = {i for limit in req.development_outside for i in select(golds, limit, req.sample, req.seed)}
+        chosen = development_slice(golds, req.limit, excluded, req.sample, req.seed)
+        if not chosen:
+            raise ValueError(f"task {name}: no development rows remain outside its test documents")
+        out[name] = chosen
+    return out
 
 
 def backend_model_args(req: EvalRequest, model: ResolvedModel) -> dict[str, Any]:
@@ -275,7 +309,11 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     tasks = select_tasks(requested, list(manager.all_tasks), skipped)
     if req.split == "validation":
         score_on_validation(manager)
-    doc_slice = slice_documents(manager, tasks, req.limit, req.sample, req.seed)
+    if req.split == "development":
+        score_on_validation(manager, required=False)
+        doc_slice = development_documents(manager, tasks, req)
+    else:
+        doc_slice = slice_documents(manager, tasks, req.limit, req.sample, req.seed)
     chat = use_chat_template(req.chat_template, model.checkpoint)
     device = req.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tracker, wandb = _loggers(req)

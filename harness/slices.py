@@ -101,3 +101,15 @@ def task_golds(task) -> list[Any]:
     """Each scored document's gold label (``doc["gold"]``), or None for tasks without one."""
     docs = list(task.eval_docs)
     return [doc.get("gold") if isinstance(doc, dict) else None for doc in docs]
+
+
+def development_slice(golds: Sequence[Any], limit: float | None, excluded: set[int], method: str = DEFAULT_SLICE,
+                      seed: int = DEFAULT_SEED) -> list[int]:
+    """Development rows: ``limit`` documents (all, without one) drawn as :func:`select` draws,
+    from the split's documents outside ``excluded`` (the study's test slices, or the rows that
+    repeat a test document). Indices into the whole split, ascending."""
+    rest = [i for i in range(len(golds)) if i not in excluded]
+    if limit is None:
+        return rest
+    chosen = select([golds[i] for i in rest], limit, method, seed)
+    return [rest[j] for j in chosen]

@@ -33,8 +33,8 @@ def submit_study(study: Study, board: Board | None = None) -> list[int]:
     # Vanilla entries first, so each fine-tuned or merged entry finds its reference on the board.
     for step in sorted(study.evals, key=lambda s: s.checkpoint.role != "vanilla"):
         folder = Path(step.folder)
-        if not is_finished(folder, "evaluation"):
-            continue
+        if step.split != "test" or not is_finished(folder, "evaluation"):
+            continue  # development rows are the gates' alone: never on the board
         point = step.checkpoint
         vanilla = models[point.model]
         results = load_results(results_file(folder))

@@ -402,14 +402,15 @@ def scored_name(folder: Path, task: str) -> str:
     return variants[0] if variants else task
 
 
-def scored_folders(study: Study) -> dict[tuple[str, str], dict[str, Path]]:
-    """(checkpoint label, setting) -> task -> results folder of the finished evaluations; a
-    group in an eval set stands for its member tasks (those with a per-sample log). Format and
-    generated variants of a financial task are keyed by the FinBen task they belong to."""
+def scored_folders(study: Study, split: str = "test") -> dict[tuple[str, str], dict[str, Path]]:
+    """(checkpoint label, setting) -> task -> results folder of the finished evaluations of
+    ``split`` (test: the tables and claims; development: the claims' gates); a group in an eval
+    set stands for its member tasks (those with a per-sample log). Format and generated variants
+    of a financial task are keyed by the FinBen task they belong to."""
     found: dict[tuple[str, str], dict[str, Path]] = {}
     for step in study.evals:
         folder = Path(step.folder)
-        if not is_finished(folder, "evaluation"):
+        if step.split != split or not is_finished(folder, "evaluation"):
             continue
         tasks = found.setdefault((step.checkpoint.label, step.setting), {})
         for task in _logged_tasks(folder):
@@ -424,8 +425,9 @@ def _group(points: Iterable, key) -> dict[Any, list]:
     return out
 
 
-def study_rows(study: Study, seen: set[str] | None = None) -> list[Row]:
-    """Every row of a study, checkpoints of one run pooled over their training seeds.
+def study_rows(study: Study, seen: set[str] | None = None, split: str = "test") -> list[Row]:
+    """Every row of a study (of its ``split``'s evaluations), checkpoints of one run pooled over
+    their training seeds.
 
     With ``seen`` (the seen_unseen layout), the single-task runs of a model form one
     "FT single" row: each seen task from the runs that specialise in it (``covers``), each
@@ -433,8 +435,9 @@ def study_rows(study: Study, seen: set[str] | None = None) -> list[Row]:
     fine-tuned score per task. Without it, every run is its own row."""
     from study.spec import setting_name, setting_shots
 
-    scored = scored_folders(study)
-    settings = sorted({step.setting for step in study.evals}, key=lambda s: setting_shots(s, study.eval.sets))
+    scored = scored_folders(study, split)
+    settings = sorted({step.setting for step in study.evals if step.split == split},
+                      key=lambda s: setting_shots(s, study.eval.sets))
 
     def shown(setting: str) -> str:
         return setting_name(setting, study.eval.sets)

@@ -131,14 +131,15 @@ def load_claims(folder: str | Path) -> ClaimsFile | None:
 
 
 def _study_tasks(study) -> tuple[set[str], set[str]]:
-    """Every task the study's evaluation sets score, groups expanded, as FinBen names (a
+    """Every task the study's test sets score, groups expanded, as FinBen names (a
     study in the paper's formats scores label_fin_fpb for fin_fpb), and the metrics they report
     (their YAMLs' metric_list, read without running any code)."""
     from fin_tasks.index import finben_name, group_members, task_manager
     from fin_tasks.sandbox import load_task_config
 
     index = task_manager(study.eval.include_paths, hub=True).task_index
-    scored = {t for step in study.evals for name in step.tasks if name in index for t in group_members(name, index)}
+    scored = {t for step in study.evals if step.split == "test"  # development rows are the gates' alone
+              for name in step.tasks if name in index for t in group_members(name, index)}
     metrics: set[str] = set()
     for t in scored:
         if index[t].yaml_path:
@@ -372,6 +373,54 @@ def _floor(boot: Bootstrap, row: Row, tasks: list[str], metric) -> tuple[bool, s
     return low > 0, f"{found.point:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
+@dataclass
+class Development:
+    """A study's development rows (eval sets with ``split: development``: never a test document)
+    and their own bootstrap: the gates read them, so no test document decides which claim is read."""
+
+    rows: list[Row]
+    boot: Bootstrap
+
+    def like(self, row: Row) -> Row | None:
+        """The development counterpart of a test row: the same model, kind, run and setting."""
+        return next((r for r in self.rows if (r.model, r.kind, r.run, r.setting) == (row.model, row.kind, row.run,
+                                                                                      row.setting)), None)
+
+
+def _gated_on_development(development: Development | None, gate: Row, tasks: list[str],
+                          metric) -> tuple[list[str], str] | None:
+    """Tasks where ``gate`` clears its trivial baseline on its development rows (the claim then
+    reads every test document); None where the study has no development counterpart of the gate."""
+    counterpart = development.like(gate) if development is not None else None
+    if counterpart is None:
+        return None
+    kept, shown = [], []
+    for task in tasks:
+        if not counterpart.sources.get(task):
+            shown.append(f"{task}: no development rows (left out)")
+            continue
+        clears, figure = _floor(development.boot, counterpart, [task], metric)
+        shown.append(f"{task} {'clears' if clears else 'at floor'} {figure} on {development.boot.documents(task)}")
+        if clears:
+            kept.append(task)
+    return kept, (f"tasks gated on {gate.model} {gate.name} clearing its trivial baseline on development rows, "
+                  f"no test document ({'; '.join(shown)}); the claim reads all its test documents")
+
+
+def _learned_on(development: Development | None, whole: Bootstrap, treatment: Row,
+                among: list[str] | None = None) -> tuple[str, bool] | None:
+    """The discrimination gate on the treatment's development rows where it has them (its
+    trained tasks among them), else on the test documents, said in the figure."""
+    counterpart = development.like(treatment) if development is not None else None
+    if counterpart is not None:
+        found = _learned(development.boot, counterpart, among)
+        if found is not None:
+            return f"{found[0]} (development rows)", found[1]
+    found = _learned(whole, treatment, among)
+    return None if found is None else (f"{found[0]} (test documents: no development rows)"
+                                       if development is not None else found[0], found[1])
+
+
 def _gated(whole: Bootstrap, gate: Row, tasks: list[str], metric, claim_id: str) -> tuple[list[str], Bootstrap, str]:
     """Tasks where ``gate`` (the vanilla model) clears its trivial baseline, decided on one half of
     each task's documents (a seeded split); the claim is then read on the other half. Selecting
@@ -423,13 +472,15 @@ def _untested(claim: Claim, note: str) -> Verdict:
 
 
 def decide(claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, task_sets,
-           path: str = CLAIMS_FILE, current: bool = True) -> list[Verdict]:
+           path: str = CLAIMS_FILE, current: bool = True, development: Development | None = None) -> list[Verdict]:
     """Every claim's effect, corrected p-value, MDE and verdict, and its reading under RULES
     (``current``: the run was locked under RULES, so the verdict is that reading).
 
     ``metric_of(task, claim_metric)`` gives a task's metric; ``task_sets(name, rows)`` the
-    tasks of a named set (seen, unseen, a view of the rows' training data)."""
-    measured = [_measure(claim, claims, rows, whole, metric_of, task_sets, path) for claim in claims.claims]
+    tasks of a named set (seen, unseen, a view of the rows' training data). ``development``:
+    the study's development rows, which the gates then read instead of test documents."""
+    measured = [_measure(claim, claims, rows, whole, metric_of, task_sets, path, development)
+                for claim in claims.claims]
     verdicts = [m.verdict for m in measured]
     tested = [v for v in verdicts if v.p is not None]  # a claim left with no task has no test
     for v, p_holm in zip(tested, holm([v.p for v in tested], claims.alpha)):
@@ -467,6 +518,7 @@ class Measured:
     boot: Bootstrap | None = None
     calibrated_sign: float = 0.0  # the calibrated rule's decided direction at alpha (0: undecided)
     auc_sign: float = 0.0  # the side of 0 the AUC gain's interval lies on (0: it covers 0)
+    development: Development | None = None  # the rows the gates read, where the study has them
 
 
 # --- The current rules (RULES): what a verdict means ------------------------------------
@@ -529,7 +581,7 @@ def _reading(claim: Claim, m: Measured, alpha: float, level: float, power: float
     treatment = m.resolved[0][0]
     own = [t for t in m.tasks if t in treatment.trained_on]
     if own and set(own) != set(treatment.trained_on):  # the claim's own trained tasks, not the row's mean
-        learned = _learned(m.boot, treatment, own)
+        learned = _learned_on(m.development, m.boot, treatment, own)
         if learned is not None:
             v.note = "; ".join(filter(None, [v.note, f"AUC on the claim's own tasks: {learned[0]}"]))
             if not learned[1]:
@@ -584,7 +636,7 @@ def _threshold_free(m: Measured, claim: Claim, alpha: float) -> None:
 
 
 def _measure(claim: Claim, claims: ClaimsFile, rows: list[Row], whole: Bootstrap, metric_of, task_sets,
-             path: str) -> Measured:
+             path: str, development: Development | None = None) -> Measured:
     """One claim's estimate, power and gates; the flag is a verdict that no p-value can change."""
     pairs = [(claim.treatment, claim.control)] + ([(claim.against.treatment, claim.against.control)]
                                                   if claim.against else [])
@@ -601,7 +653,12 @@ def _measure(claim: Claim, claims: ClaimsFile, rows: list[Row], whole: Bootstrap
         return _metric(claim, t, metric_of, path)
 
     if claim.floor_gate is not None:
-        tasks, boot, subset_note = _gated(whole, _find(rows, claim.floor_gate, claim, path), tasks, metric, claim.id)
+        gate_row = _find(rows, claim.floor_gate, claim, path)
+        on_development = _gated_on_development(development, gate_row, tasks, metric)
+        if on_development is not None:
+            tasks, subset_note = on_development
+        else:  # a study without development rows: a seeded half of the test documents decides
+            tasks, boot, subset_note = _gated(whole, gate_row, tasks, metric, claim.id)
         if not tasks:
             return Measured(_untested(claim, subset_note), f"not testable: {claim.floor_gate.model} "
                             f"{claim.floor_gate.kind} clears its trivial baseline on none of the tasks", "no_task")
@@ -630,9 +687,9 @@ def _measure(claim: Claim, claims: ClaimsFile, rows: list[Row], whole: Bootstrap
     if found.unestimated:
         notes.append("a trained row has one seed: its training noise is not in the interval")
     notes += _power(v, claim, claims, boot, found, resolved, tasks, metric)
-    flag, gate_notes, gate = _gate(v, claim, whole, boot, resolved, involved, tasks, metric)
+    flag, gate_notes, gate = _gate(v, claim, whole, boot, resolved, involved, tasks, metric, development)
     v.note = "; ".join(notes + gate_notes)
-    return Measured(v, flag, gate, found, resolved, tasks, metric, boot)
+    return Measured(v, flag, gate, found, resolved, tasks, metric, boot, development=development)
 
 
 def _power(v: Verdict, claim: Claim, claims: ClaimsFile, boot: Bootstrap, found: Estimate,
@@ -689,11 +746,13 @@ def _mde(k: float, doc_var_at, found: Estimate) -> float:
 
 
 def _gate(v: Verdict, claim: Claim, whole: Bootstrap, boot: Bootstrap, resolved: list[tuple[Row, Row]],
-          involved: list[Row], tasks: list[str], metric) -> tuple[str, list[str], str]:
-    """The discrimination gate (the treatment learned its tasks), then the floor check (the rows
-    clear their trivial baselines); a failed gate is the claim's verdict, with its note and kind."""
+          involved: list[Row], tasks: list[str], metric,
+          development: Development | None = None) -> tuple[str, list[str], str]:
+    """The discrimination gate (the treatment learned its tasks: on its development rows where
+    the study has them), then the floor check (the rows clear their trivial baselines); a
+    failed gate is the claim's verdict, with its note and kind."""
     treatment, control = resolved[0]
-    learned = _learned(whole, treatment)
+    learned = _learned_on(development, whole, treatment)
     if learned is not None:
         v.auc, clears = learned
         if not clears:

@@ -185,19 +185,35 @@ def tables_from(archive: Path, study: Study) -> tuple[Path, str | None]:
 
 def rescore(root: Path, include_paths) -> None:
     """Every unpacked row whose responses were packed is rescored with its task's own
-    ``process_results``, as the board verifies a submission: an archive whose metrics do not
-    follow from its responses is refused, naming the member and the document."""
+    ``process_results``, as the board verifies a submission, against the split the folder's
+    results say it scored (a study's development rows: validation rows where a task has them):
+    an archive whose metrics do not follow from its responses is refused, naming the member
+    and the document."""
     from fin_tasks.index import task_manager
-    from harness.result_files import logged_tasks, samples_file
+    from harness.evaluate import score_on_validation
+    from harness.result_files import load_results, logged_tasks, results_file, samples_file
     from leaderboard.verify import TamperedResults, rescore_compact_rows
     from plumbing.jsonl import jsonl_rows
 
     folders = sorted({p.parent for p in Path(root).rglob("samples_*.jsonl")})
-    names = sorted({t for folder in folders for t in logged_tasks(folder)})
-    manager = task_manager(include_paths)
-    tasks = manager.load([t for t in names if t in manager.all_tasks])["tasks"]
-    docs = {name: list(task.eval_docs) for name, task in tasks.items()}
+    loaded: dict[str, tuple[dict, dict]] = {}  # split -> (tasks, their scored documents)
+
+    def tasks_of(split: str) -> tuple[dict, dict]:
+        if split not in loaded:
+            manager = task_manager(include_paths)
+            if split in ("validation", "development"):
+                score_on_validation(manager, required=split == "validation")
+            names = sorted({t for folder in folders for t in logged_tasks(folder)})
+            tasks = manager.load([t for t in names if t in manager.all_tasks])["tasks"]
+            loaded[split] = tasks, {name: list(task.eval_docs) for name, task in tasks.items()}
+        return loaded[split]
+
     for folder in folders:
+        try:
+            split = (load_results(results_file(folder)).get("finharness") or {}).get("split") or "test"
+        except (OSError, ValueError):
+            split = "test"  # a folder without a readable results file is checked as a test slice
+        tasks, docs = tasks_of(split if split in ("validation", "development") else "test")
         for name in logged_tasks(folder):
             if name not in tasks:
                 continue

@@ -67,7 +67,8 @@ def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None, onl
         return run_eval(EvalRequest(
             model=step.checkpoint.path, tasks=step.tasks, num_fewshot=step.shots, limit=step.limit,
             batch_size=batch_size, device=device, output_path=output_path, log_samples=True, online=online,
-            include_paths=[Path(p) for p in step.include_paths]))
+            include_paths=[Path(p) for p in step.include_paths], split=step.split,
+            development_outside=tuple(step.development_outside)))
 
     if rank != 0:
         score(None)
@@ -76,7 +77,7 @@ def run_eval_step(step: EvalStep, batch_size: int | str, device: str | None, onl
         outcome = score(build.path)
         build.record = {
             "checkpoint": step.checkpoint.model_dump(), "setting": step.setting, "shots": step.shots,
-            "tasks": step.tasks, "limit": step.limit, "seconds": outcome.seconds,
+            "tasks": step.tasks, "limit": step.limit, "seconds": outcome.seconds, "split": step.split,
         }
 
 

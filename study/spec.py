@@ -139,6 +139,12 @@ class EvalSet(_Strict):
         "'5-shot', ... instead of 'few-shot')")
     settings: list[Literal["zero-shot", "few-shot"]] = Field(
         default=["zero-shot", "few-shot"], description="the settings this set is scored in")
+    split: Literal["test", "development"] = Field(
+        default="test", description="development: rows for the claims' gates, never a test document (each "
+        "task's validation rows that repeat no test document; a task without a validation split: test-split "
+        "documents outside every test set's slice); no table, claim or board entry reads them")
+    roles: list[Literal["vanilla", "single", "multi", "merged"]] | None = Field(
+        default=None, description="the checkpoints that score this set (default: every one its settings reach)")
 
 
     @model_validator(mode="after")
@@ -220,6 +226,8 @@ def deviation_file(root: str | Path, point: Checkpoint) -> Path:
 class EvalStep(_Strict):
     checkpoint: Checkpoint
     setting: str  # zero-shot | few-shot | <k>-shot (a shot grid)
+    split: Literal["test", "development"] = "test"
+    development_outside: list[int | None] = []  # the test sets' limits a development set stays outside
     set_index: int
     set_name: str
     tasks: list[str]
@@ -420,11 +428,13 @@ def _eval_steps(checkpoints: list[Checkpoint], evals: EvalFile, spec: StudyFile,
                 root: Path) -> list[EvalStep]:
     """One evaluation per checkpoint, setting (zero-shot, each few-shot count) and task set."""
     steps = []
+    # A development set stays outside the documents of every test set (their slices at these limits).
+    outside = sorted({s.limit for s in evals.sets if s.split == "test"}, key=lambda v: (v is None, v or 0))
     for point in checkpoints:
         settings = {"vanilla": evals.vanilla, "merged": evals.merged}.get(point.role, evals.trained)
         for setting in settings:
             for i, eval_set in enumerate(evals.sets):
-                if setting not in eval_set.settings:
+                if setting not in eval_set.settings or (eval_set.roles is not None and point.role not in eval_set.roles):
                     continue
                 variants = [("zero-shot", 0)] if setting == "zero-shot" else eval_set.few_shot_settings()
                 fmt = models[point.model].prompt_format
@@ -434,7 +444,8 @@ def _eval_steps(checkpoints: list[Checkpoint], evals: EvalFile, spec: StudyFile,
                         checkpoint=point, setting=name, set_index=i, set_name=eval_set.name or f"set{i}",
                         tasks=tasks, limit=eval_set.limit, shots=shots,
                         folder=str(root / "evals" / point.label.replace("/", "--") / f"{name}-set{i}"),
-                        include_paths=evals.include_paths))
+                        include_paths=evals.include_paths, split=eval_set.split,
+                        development_outside=outside if eval_set.split == "development" else []))
     return steps
 
 

@@ -498,7 +498,24 @@ def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
             )
 
     return claims, decide(claims, rows, boot, metric_of, task_sets, str(Path(study.folder) / CLAIMS_FILE),
-                          current=locked_under_current_rules(study.root))
+                          current=locked_under_current_rules(study.root), development=development_rows(study))
+
+
+def development_rows(study: Study):
+    """The study's development rows (eval sets with ``split: development``) with their own
+    bootstrap, or None when it has none finished: its gates then fall back to the test documents."""
+    from study.claims import Development
+
+    if not any(step.split == "development" for step in study.evals):
+        return None
+    seen = None
+    if study.spec.table.kind == "seen_unseen":
+        from harness.measures import seen_and_unseen
+
+        seen = seen_and_unseen(study.eval.include_paths)[0]
+    rows = study_rows(study, seen=seen, split="development")
+    spec = study.spec.table
+    return Development(rows, Bootstrap(spec.resamples, spec.seed, study.eval.include_paths)) if rows else None
 
 
 def run_record(study: Study, boot: Bootstrap, verdicts):

@@ -333,3 +333,52 @@ def test_a_treatment_that_learned_passes_the_positive_control(tmp_path):
     assert found.verdict == "agrees"
     low = float(found.auc_gain.split("[")[1].split(",")[0])
     assert low > 0 and found.calibrated.startswith("+")
+
+
+def test_a_study_with_development_rows_gates_on_them_and_reads_every_test_document(tmp_path):
+    """With development rows (an eval set with `split: development`), the retention gate is
+    decided on them: the vanilla model clears its baseline on task t's development rows and
+    guesses on u's, whatever its test documents say, and the claim then reads all its test
+    documents of t, not a half."""
+    from study.claims import Development
+
+    def two_tasks(root: Path, name: str, t_share: float, u_share: float, seed: int) -> Row:
+        folders = {task: scored(root / f"{name}-{seed}" / task, right_on(share, seed + i), task=task)
+                   for i, (task, share) in enumerate((("t", t_share), ("u", u_share)))}
+        kind, run = ("vanilla", "") if name == "vanilla" else ("single", name)
+        return Row("m", kind, run, "zero-shot", name, {task: {None: [f]} for task, f in folders.items()})
+
+    # On the test documents the vanilla model is as good on u as on t; only the development rows differ.
+    panel = [two_tasks(tmp_path / "test", "vanilla", 0.75, 0.75, 10),
+             two_tasks(tmp_path / "test", "forgot", 0.55, 0.55, 20)]
+    development = Development([two_tasks(tmp_path / "dev", "vanilla", 0.75, 0.5, 50)], Bootstrap(1000, 1))
+    family = ClaimsFile.model_validate({"claims": [claim("forgot", direction="decrease", floor_gate={"model": "m"},
+                                                         tasks=["t", "u"])]})
+    (gated,) = decide(family, panel, Bootstrap(1000, 0), lambda task, metric: metric, None, development=development)
+    assert gated.tasks == ["t"] and gated.documents == DOCS
+    assert "on development rows, no test document" in gated.note and "u at floor" in gated.note
+    assert "reads all its test documents" in gated.note
+    (halves,) = decide(family, panel, Bootstrap(1000, 0), lambda task, metric: metric, None)
+    assert halves.tasks == ["t", "u"] and halves.documents < DOCS  # without them: a half of the test documents
+
+
+def test_the_discrimination_gate_reads_the_treatments_development_rows(tmp_path):
+    """A treatment that ranks its own task's development rows at chance is "learned nothing",
+    even where its test rows look learned; where it has no development rows the test documents
+    decide, and the figure says which rows it came from."""
+    from study.claims import Development
+
+    def trained(root: Path, logliks: np.ndarray) -> Row:
+        r = row("single", "ft", scored(root, None, logliks=logliks))
+        return Row(r.model, r.kind, r.run, r.setting, r.name, r.sources, trained_on=["t"])
+
+    vanilla = row("vanilla", "", scored(tmp_path / "vanilla", None, logliks=bias_and_signal(0.3, 0.0, 1)))
+    treatment = trained(tmp_path / "ft", bias_and_signal(2.5, 0.0, 2))
+    chance = Development([trained(tmp_path / "dev-ft", bias_and_signal(0.0, 0.0, 3))], Bootstrap(1000, 1))
+    family = ClaimsFile.model_validate({"claims": [claim("ft")]})
+    (on_dev,) = decide(family, [vanilla, treatment], Bootstrap(1000, 0), lambda t, m: m, None, development=chance)
+    assert on_dev.verdict.startswith("not testable: the treatment learned no discrimination")
+    assert "(development rows)" in on_dev.auc
+    (on_test,) = decide(family, [vanilla, treatment], Bootstrap(1000, 0), lambda t, m: m, None,
+                        development=Development([], Bootstrap(1000, 1)))
+    assert on_test.verdict == "agrees" and "(test documents: no development rows)" in on_test.auc

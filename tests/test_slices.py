@@ -78,3 +78,40 @@ def test_finharness_eval_and_plain_lm_eval_score_the_same_documents(tiny_checkpo
     theirs = [json.loads(line)["doc_id"] for line in next((tmp_path / "plain").rglob("samples_fin_fincausal_*.jsonl"))
               .read_text().splitlines()]
     assert sorted(theirs) == sorted(ours)
+
+
+def test_development_rows_are_never_a_scored_test_document():
+    """A study's gates read `split: development` rows. SST-2 has no validation split: its
+    development rows are test-split documents outside every test slice the study scores (here
+    at 100 and 50). Headlines has one: its validation rows that repeat no test sentence."""
+    from fin_tasks.common.decontamination import query_text
+    from harness.evaluate import EvalRequest, development_documents, score_on_validation
+
+    manager = task_manager()
+    score_on_validation(manager, required=False)
+    req = EvalRequest(model="m", limit=80, split="development", development_outside=(100, 50))
+    chosen = development_documents(manager, ["gen_sentiment_sst2_mc", "fin_headlines"], req)
+
+    sst2 = manager.load(["gen_sentiment_sst2_mc"])["tasks"]["gen_sentiment_sst2_mc"]
+    golds = task_golds(sst2)
+    scored = set(select(golds, 100)) | set(select(golds, 50))
+    assert len(chosen["gen_sentiment_sst2_mc"]) == 80 and not scored & set(chosen["gen_sentiment_sst2_mc"])
+    shares = Counter(golds[i] for i in chosen["gen_sentiment_sst2_mc"])
+    assert set(shares) == set(golds)  # stratified, as a test slice is
+
+    headlines = manager.load(["fin_headlines"])["tasks"]["fin_headlines"]
+    assert headlines.config.test_split == "validation"  # development reads the validation split
+    rows = list(headlines.eval_docs)
+    test = {query_text(d).strip().lower() for d in headlines.dataset["test"]}
+    picked = [query_text(rows[i]).strip().lower() for i in chosen["fin_headlines"]]
+    assert len(picked) == 80 and not test & set(picked)
+
+
+def test_a_development_set_beside_unlimited_test_sets_is_refused_naming_the_task():
+    from harness.evaluate import EvalRequest, development_documents, score_on_validation
+
+    manager = task_manager()
+    score_on_validation(manager, required=False)
+    req = EvalRequest(model="m", limit=10, split="development", development_outside=(None,))
+    with pytest.raises(ValueError, match="gen_sentiment_sst2_mc has no validation split"):
+        development_documents(manager, ["gen_sentiment_sst2_mc"], req)

@@ -91,7 +91,7 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     # Two seen tasks and one unseen keep the suite fast; the study's own set is finharness_all.
     folder = shrink("fin-instruct-merge", tmp_path / "recipes", tiny_models,
                     tasks=[["fin_fpb", "fin_fomc", "fin_finarg_auc"], ["fin_fpb", "fin_finarg_auc"],
-                           ["gen_sentiment_sst2_mc"]])
+                           ["gen_sentiment_sst2_mc"], ["gen_sentiment_sst2_mc"], ["fin_fpb", "fin_fomc"]])
     board = tmp_path / "board.sqlite"
     study = run_study(folder, output_dir=tmp_path / "out", board=board)
     root = Path(study.root)
@@ -151,7 +151,20 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     assert a5["verdict"] == "not run at this size: no base model"
     # The retention variants are gated on the vanilla model clearing its baseline.
     a2r = next(v for v in verdicts if v["id"] == "A2r-ft-costs-retention")
-    assert "tasks gated on instruct zero-shot clearing its trivial baseline" in a2r["note"]
+    assert "tasks gated on instruct zero-shot clearing its trivial baseline on development rows" in a2r["note"]
+    # Those rows are the study's development sets: scored outside every test slice, on no table or board.
+    development = [s for s in study.evals if s.split == "development"]
+    assert len(development) == 7  # the vanilla model on the retention gate; 4 single, multi, merge on the seen one
+    from harness.result_files import load_results, results_file
+
+    sst2 = load_results(results_file(Path(development[0].folder)))
+    assert sst2["finharness"]["split"] == "development"
+    assert sst2["finharness"]["slice"]["development_outside"] == [3]
+    test_docs = {r["doc_id"] for r in map(json.loads, samples_file(
+        root / "evals" / "instruct" / "zero-shot-set2", "gen_sentiment_sst2_mc").read_text().splitlines())}
+    dev_docs = {r["doc_id"] for r in map(json.loads, samples_file(
+        Path(development[0].folder), "gen_sentiment_sst2_mc").read_text().splitlines())}
+    assert len(dev_docs) == 3 and not test_docs & dev_docs
     assert tables.index("## Claims") < tables.index("## Tables")
 
     # The study's compact logs rebuild every number without a model: the same claims and tables.
@@ -170,7 +183,7 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
 
     # Every scored checkpoint is on the board.
     entries = Board(board).entries()
-    assert len(entries) == len(study.evals) == 15
+    assert len(entries) == len(study.evals) - len(development) == 15
     # ... and a merged entry's forgetting is measured against the vanilla instruct model on the same set.
     from leaderboard.table import board_rows
 
@@ -184,7 +197,7 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     capsys.readouterr()
     run_study(folder, output_dir=tmp_path / "out", board=board)
     out = capsys.readouterr().out
-    assert out.count("already done") == 5 + 1 + 15 + 1  # trainings, merges, evaluations, tables
+    assert out.count("already done") == 5 + 1 + 22 + 1  # trainings, merges, evaluations, tables
     assert len(Board(board).entries()) == 15
 
     # A changed table spec makes the tables stale: only they are redone.
@@ -193,7 +206,7 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     (folder / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     run_study(folder, output_dir=tmp_path / "out", board=board)
     out = capsys.readouterr().out
-    assert out.count("already done") == 5 + 1 + 15 and "tables.md / tables.json: done in" in out
+    assert out.count("already done") == 5 + 1 + 22 and "tables.md / tables.json: done in" in out
     assert "(60 resamples" in (root / "tables.md").read_text()
 
 
