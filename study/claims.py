@@ -98,13 +98,19 @@ class Claim(_Strict):
     positive_control: bool = Field(
         default=False, description="a claim the study must decide (agrees or contradicts) at its size; if it "
                                    "does not, the study's training is too small and no other verdict is read")
+    arm: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="the part of the study the claim belongs to (sentiment, summary, ...): a positive control "
+                    "with an arm licenses only the claims of that arm (an Amazon control says nothing about "
+                    "XSum runs); one without an arm gates every claim, and a claim without one is gated by all")
     subset: Literal["all", "clean"] = Field(
         default="all", description="clean: only the documents no involved checkpoint may have seen (its lineage, "
                                    "the few-shot pool, the task's other splits; finharness contamination)")
     floor_gate: Selector | None = Field(
         default=None, description="keep only the tasks where this row (the vanilla model) clears its trivial "
-                                  "baseline, decided on a seeded half of each task's documents; the claim is read on "
-                                  "the other half (a forgetting claim needs something to lose)")
+                                  "baseline, decided on the study's development rows (without them: on a seeded half "
+                                  "of each task's documents, the claim read on the other half); a forgetting claim "
+                                  "needs something to lose")
 
     @model_validator(mode="after")
     def _one_document_filter(self):
@@ -563,12 +569,13 @@ def read_under_current_rules(claims: ClaimsFile, measured: list[Measured], curre
     for claim, m in controls + others:
         level = alpha if claim.positive_control else alpha / max(len(tested), 1)
         m.verdict.reading = _reading(claim, m, alpha, level, claims.power)
-    unshown = [m.verdict.id for _, m in controls if m.verdict.reading != "agrees"]
-    if unshown:
-        for _, m in others:
-            if m.verdict.reading in ("agrees", "contradicts", "inconclusive", "not testable at this size"):
-                m.verdict.note = "; ".join(filter(None, [m.verdict.note, f"would read '{m.verdict.reading}'"]))
-                m.verdict.reading = f"not read: positive control {', '.join(unshown)} not shown"
+    unshown = [(c, m.verdict.id) for c, m in controls if m.verdict.reading != "agrees"]
+    for claim, m in others:
+        # A control gates the claims of its own arm (or every claim, when it or the claim names none).
+        blocking = [vid for c, vid in unshown if c.arm is None or claim.arm is None or c.arm == claim.arm]
+        if blocking and m.verdict.reading in ("agrees", "contradicts", "inconclusive", "not testable at this size"):
+            m.verdict.note = "; ".join(filter(None, [m.verdict.note, f"would read '{m.verdict.reading}'"]))
+            m.verdict.reading = f"not read: positive control {', '.join(blocking)} not shown"
     if current:
         for m in measured:
             m.verdict.verdict, m.verdict.rules = m.verdict.reading, RULES
@@ -592,7 +599,8 @@ def _reading(claim: Claim, m: Measured, alpha: float, level: float, power: float
     if v.p_reading <= alpha:
         wanted = 1 if claim.direction == "increase" else -1
         word = "agrees" if np.sign(v.effect) == wanted else "contradicts"
-        if claim.positive_control and np.sign(v.effect) not in (m.calibrated_sign, m.auc_sign):
+        thresholded = bool(v.calibrated or v.auc_gain)  # generated answers have no decision threshold to move
+        if claim.positive_control and thresholded and np.sign(v.effect) not in (m.calibrated_sign, m.auc_sign):
             return f"{word} only through a moved threshold (no calibrated or AUC gain)"
         return word
     if v.paper_in_metric is not None and not v.mde_reading <= abs(v.paper_in_metric):
@@ -797,7 +805,7 @@ def _learned(boot: Bootstrap, treatment: Row, among: list[str] | None = None) ->
     return f"{point:.3f} [{low:.3f}, {high:.3f}] on {', '.join(trained)}", discriminates(reps)
 
 
-def positive_control_note(verdicts: list[Verdict]) -> str:
+def positive_control_note(verdicts: list[Verdict], claims: ClaimsFile | None = None) -> str:
     """The lines the claims table opens with when a positive control does not agree (only
     "agrees" shows that the study can see the effect it must see), by the run's rules and,
     for an earlier run, by the current ones."""
@@ -809,9 +817,13 @@ def positive_control_note(verdicts: list[Verdict]) -> str:
                        "verdict below can be read as evidence either way.**")
     reread = [v for v in verdicts if v.positive_control and v.rules != RULES and v.reading != "agrees"]
     if reread:
+        arms = {c.id: c.arm for c in claims.claims} if claims is not None else {}
+        scoped = sorted({arms[v.id] for v in reread if arms.get(v.id)})
+        gated = ("no other claim of this run" if len(scoped) < len(reread) else
+                 f"no other claim of the {', '.join(scoped)} arm{'s' if len(scoped) > 1 else ''}")
         lines.append(f"**Under the rules of {RULES}, the positive control is not shown: "
                      + "; ".join(f"{v.id} reads '{v.reading}'" for v in reread)
-                     + ", so no other claim of this run is read by those rules.**")
+                     + f", so {gated} is read by those rules.**")
     return "\n\n".join(lines)
 
 
@@ -920,7 +932,7 @@ def claims_table(verdicts: list[Verdict], claims: ClaimsFile, preregistration: s
     )
     if preregistration:
         caption = preregistration + "\n\n" + caption
-    control = positive_control_note(verdicts)
+    control = positive_control_note(verdicts, claims)
     if control:
         caption = control + "\n\n" + caption
     details = "\n".join(

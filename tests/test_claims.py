@@ -382,3 +382,51 @@ def test_the_discrimination_gate_reads_the_treatments_development_rows(tmp_path)
     (on_test,) = decide(family, [vanilla, treatment], Bootstrap(1000, 0), lambda t, m: m, None,
                         development=Development([], Bootstrap(1000, 1)))
     assert on_test.verdict == "agrees" and "(test documents: no development rows)" in on_test.auc
+
+
+def test_a_positive_control_licenses_only_the_claims_of_its_arm(tmp_path):
+    """Study B's Amazon control says nothing about its XSum runs: with arms, a control that is
+    not shown holds back the claims of its own arm only; a claim of another arm is read under
+    that arm's own control. A control or claim without an arm keeps the study-wide gate."""
+    control = bias_and_signal(0.8, 2.0, 1)
+    rows = [row("vanilla", "", scored(tmp_path / "vanilla", None, logliks=control)),
+            row("single", "threshold", scored(tmp_path / "threshold", None, logliks=control + np.array([2.0, 0.0]))),
+            row("single", "learned", scored(tmp_path / "learned", None, logliks=bias_and_signal(2.5, 2.0, 2)))]
+
+    def family(*arms):
+        pc_arm, pc2_arm, claim_arm = arms
+        return ClaimsFile.model_validate({"claims": [
+            {**claim("threshold", positive_control=True), "id": "pc-sentiment", **pc_arm},
+            {**claim("learned", positive_control=True), "id": "pc-summary", **pc2_arm},
+            {**claim("learned"), "id": "summary-claim", **claim_arm}]})
+
+    scoped = decide(family({"arm": "sentiment"}, {"arm": "summary"}, {"arm": "summary"}), rows,
+                    Bootstrap(1000, 0), lambda t, m: m, None)
+    assert [v.verdict for v in scoped] == ["agrees only through a moved threshold (no calibrated or AUC gain)",
+                                           "agrees", "agrees"]
+    everywhere = decide(family({}, {"arm": "summary"}, {"arm": "summary"}), rows, Bootstrap(1000, 0),
+                        lambda t, m: m, None)
+    assert everywhere[2].verdict == "not read: positive control pc-sentiment not shown"
+    unscoped_claim = decide(family({"arm": "sentiment"}, {"arm": "summary"}, {}), rows, Bootstrap(1000, 0),
+                            lambda t, m: m, None)
+    assert unscoped_claim[2].verdict == "not read: positive control pc-sentiment not shown"
+
+
+def test_a_generation_positive_control_needs_no_threshold_free_gain(tmp_path):
+    """A summary has no decision threshold to move: a ROUGE-L positive control that agrees is
+    "agrees", where a classification control also needs a calibrated or AUC gain."""
+    def summaries(folder: Path, mean: float, seed: int) -> Path:
+        folder.mkdir(parents=True)
+        (folder / f"results_{STAMP}.json").write_text(json.dumps({"results": {}}))
+        values = np.clip(np.random.default_rng(seed).normal(mean, 0.05, DOCS), 0, 1)
+        (folder / f"samples_t_{STAMP}.jsonl").write_text("".join(
+            json.dumps({"doc_id": i, "doc": {"summary": "s"}, "filtered_resps": ["x"], "rougeL": float(v)}) + "\n"
+            for i, v in enumerate(values)))
+        return folder
+
+    rows = [row("vanilla", "", summaries(tmp_path / "vanilla", 0.15, 1)),
+            row("single", "xsum", summaries(tmp_path / "xsum", 0.25, 2))]
+    family = ClaimsFile.model_validate({"claims": [
+        {**claim("xsum", positive_control=True), "metric": "rougeL", "normalized": False}]})
+    (found,) = decide(family, rows, Bootstrap(1000, 0), lambda task, metric: metric, None)
+    assert found.verdict == "agrees" and not found.calibrated and not found.auc_gain
