@@ -177,8 +177,10 @@ def register(sub) -> None:
     ev.add_argument(
         "--seed", type=seed_value, default=DEFAULT_SEED, help="seed of the --limit slice and of lm-eval's samplers"
     )
-    ev.add_argument("--split", choices=["test", "validation"], default="test",
-                    help="validation: score each task's validation split (to choose merge weights or checkpoints)")
+    ev.add_argument("--split", choices=["test", "validation", "development"], default="test",
+                    help="validation: score each task's validation split (to choose merge weights or checkpoints); "
+                         "development: its validation rows that repeat no test document (for choices that must "
+                         "not see a test document: budgets, rates, gates)")
     ev.add_argument("--backend", choices=BACKENDS, default=None,
                     help="lm-eval model backend: hf-shared-prefix scores each context once (default); "
                          "hf is lm-eval's own; vllm for GPU machines (pip install 'finharness[vllm]')")

@@ -8,12 +8,15 @@
 
 For each seen task family (Headlines, FPB, FOMC, FinRED) and each training budget, one LoRA
 run (one seed, one epoch, batch 4, lr 2e-4, r 16; the loss logged every step) is trained with
-`finharness train` and scored zero-shot with `finharness eval` on a seeded, prior-keeping
-slice of the test split; the vanilla model is scored on the same slice. Per point: the macro
+`finharness train` and scored zero-shot with `finharness eval --split development` on a
+seeded, prior-keeping slice of each task's validation rows that repeat no test document (the
+curve chooses a study's budget, so it never looks at a test document; the shipped
+`docs/results/learning-curve/` was made before this, on test slices); the vanilla model is
+scored on the same slice. Per point: the macro
 one-vs-rest AUC of the label log-likelihoods with its 95% bootstrap interval
 (harness/discrimination.py), MCC, macro-F1 normalized to the best trivial answer (unclipped),
 and the wall time of training and scoring. Writes ``curve.json``, ``curve.md`` and
-``curve.png``/``curve.svg`` to ``--out``; work folders go under ``studies/learning-curve``.
+``curve.png``/``curve.svg`` to ``--out``; work folders go under ``studies/learning-curve-development``.
 Each point is skipped when its results exist, so a killed run resumes.
 
 ``--setting amazon-base`` is Study B's training (ft-generalization/train.yaml: Gemma-3-270M
@@ -49,7 +52,7 @@ from plumbing.atomic import write_atomic
 
 TASKS = {"headlines": "fin_headlines", "fpb": "fin_fpb", "fomc": "fin_fomc", "finred": "fin_finred"}
 MODEL = "smollm2-135m-instruct"
-WORK = Path("studies/learning-curve")
+WORK = Path("studies/learning-curve-development")  # the curve on development rows (earlier: on test slices)
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {
     "instruct-financial": {
@@ -57,7 +60,9 @@ SETTINGS = {
         "lora": {"r": 16, "alpha": 32, "dropout": 0.05},
         "training": {"lr": 2.0e-4, "epochs": 1, "batch_size": 4, "warmup_ratio": 0.03, "max_length": 512,
                      "logging_steps": 1},
-        "title": "SmolLM2-135M-Instruct, one seed, scored zero-shot on {limit} prior-keeping test documents per task",
+        "title": "SmolLM2-135M-Instruct, one seed, scored zero-shot on {limit} prior-keeping development rows per task "
+                 "(validation rows that repeat no test document)",
+        "split": "development",
     },
     "amazon-base": {
         "model": "gemma3-270m", "prompt_format": "base", "work": Path("studies/learning-curve-amazon"),
@@ -192,11 +197,11 @@ def scored(folder: Path, task: str, metric: str | None = None) -> dict:
 
 
 def evaluate(model: str, task: str, out: Path, limit: int, include: list[Path] = (),
-             metric: str | None = None) -> tuple[dict, float]:
+             metric: str | None = None, split: str = "test") -> tuple[dict, float]:
     seconds = 0.0
     if not any(out.rglob("results_*.json")):
         out.parent.mkdir(parents=True, exist_ok=True)
-        extra = [arg for folder in include for arg in ("--include_path", str(folder))]
+        extra = [arg for folder in include for arg in ("--include_path", str(folder))] + ["--split", split]
         seconds = run(["finharness", "eval", "-m", model, "-t", task, "--limit", str(limit), "-o", str(out), *extra],
                       out.parent / f"{out.name}.log")
     return scored(out, task, metric), seconds
@@ -220,7 +225,8 @@ def main() -> None:
     points = []
     for family in args.tasks or list(setting["tasks"]):
         task = setting["tasks"][family]
-        found, seconds = evaluate(model, task, work / "evals" / f"vanilla-{family}", args.limit, include, metric)
+        found, seconds = evaluate(model, task, work / "evals" / f"vanilla-{family}", args.limit, include, metric,
+                                  setting.get("split", "test"))
         vanilla = found.pop("per_doc", None)
         points.append({"task": task, "budget": 0, "lr": None, "train_seconds": 0.0, "eval_seconds": seconds, **found})
         print(json.dumps(points[-1]), flush=True)
@@ -254,7 +260,8 @@ def train_and_score(setting: dict, family: str, task: str, budget: int, lr: floa
     manifest = json.loads((run_dir / "finharness.json").read_text())["data"]
     if setting.get("metric"):
         check_unseen(run_dir, work)
-    found, seconds = evaluate(str(run_dir), task, work / "evals" / name, limit, include, setting.get("metric"))
+    found, seconds = evaluate(str(run_dir), task, work / "evals" / name, limit, include, setting.get("metric"),
+                              setting.get("split", "test"))
     return {"task": task, "budget": budget, "lr": lr, "steps": manifest["steps"],
             "train_seconds": manifest["seconds"] if not train_seconds else train_seconds,
             "final_loss": manifest["final_loss"], "eval_seconds": seconds, **found}

@@ -70,7 +70,13 @@ def add_lora(model, lora: LoraSpec, gradient_checkpointing: bool = False):
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         target_modules=lora.target_modules, bias="none", task_type="CAUSAL_LM",
     )
-    peft_model = get_peft_model(model, config)
+    import warnings
+
+    with warnings.catch_warnings():
+        # PEFT 0.21 reads transformers' deprecated `is_gradient_checkpointing` attribute: a
+        # FutureWarning on every run that no recipe can act on (PEFT's to change, not ours).
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = get_peft_model(model, config)
     trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
     touched = [n for n in trainable if "embed" in n or "lm_head" in n]
     if touched:  # PEFT's all-linear skips the output layer; a custom list must too
