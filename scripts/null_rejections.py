@@ -29,33 +29,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from study.cells import Row  # noqa: E402
-from tests.helpers.simulation import InMemory, shared_seed_design  # noqa: E402
-
-
-def design(rng, task: str, data: dict, docs: int, level: float, seed_sd: float, difficulty_sd: float,
-           shares: list[float], seeds: int = 3) -> tuple[Row, Row]:
-    golds = rng.choice(len(shares), size=docs, p=shares)
-    difficulty = rng.normal(0, difficulty_sd, docs)  # shared by every row
-
-    def answers(shift: float) -> np.ndarray:
-        p = 1 / (1 + np.exp(-(np.log(level / (1 - level)) + shift - difficulty)))
-        wrong = (golds + rng.integers(1, len(shares), docs)) % len(shares)
-        return np.where(rng.random(docs) < p, golds, wrong)
-
-    data[("vanilla", task)] = (golds, answers(0.0))
-    for s in range(seeds):
-        data[(f"seed{s}", task)] = (golds, answers(rng.normal(0, seed_sd)))
-    trained = Row("m", "single", "ft", "zero-shot", "ft", {task: {s: [f"seed{s}"] for s in range(seeds)}})
-    vanilla = Row("m", "vanilla", "", "zero-shot", "zero-shot", {task: {None: ["vanilla"]}})
-    return trained, vanilla
-
-
-DESIGNS = {  # name: (metric, documents, level, seed sd (logit), difficulty sd, label shares)
-    "seed-dominated": ("acc", 400, 0.7, 0.4, 0.0, [0.5, 0.5]),
-    "shared difficulty": ("acc", 200, 0.7, 0.3, 1.5, [0.5, 0.5]),
-    "imbalanced multi-class": ("f1_macro", 200, 0.6, 0.2, 1.5, [0.55, 0.25, 0.15, 0.05]),
-}
+from tests.helpers.simulation import DESIGNS, InMemory, difficulty_design, shared_seed_design  # noqa: E402
 
 
 def rejections(name: str, found) -> list[list[str]]:
@@ -75,7 +49,8 @@ def main() -> None:
     for name, (metric, docs, level, seed_sd, difficulty_sd, shares) in DESIGNS.items():
         rng = np.random.default_rng(5)
         data: dict = {}
-        pairs = [design(rng, f"t{i}", data, docs, level, seed_sd, difficulty_sd, shares) for i in range(args.designs)]
+        pairs = [difficulty_design(rng, f"t{i}", data, docs, level, seed_sd, difficulty_sd, shares)
+                 for i in range(args.designs)]
         boot = InMemory(data)
         found = [boot.estimate([(t, 1.0), (c, -1.0)], [f"t{i}"], lambda _: metric, normalized=True)
                  for i, (t, c) in enumerate(pairs)]

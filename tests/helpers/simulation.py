@@ -46,3 +46,30 @@ def shared_seed_design(rng, task: str, data: dict, docs: int, level: float, shar
     merged = Row("m", "merged", "merge", "zero-shot", "merge", {task: {s: [f"a{s}"] for s in range(seeds)}})
     multi = Row("m", "multi", "multi", "zero-shot", "multi", {task: {s: [f"b{s}"] for s in range(seeds)}})
     return merged, multi
+
+
+def difficulty_design(rng, task: str, data: dict, docs: int, level: float, seed_sd: float, difficulty_sd: float,
+                      shares: list[float], seeds: int = 3) -> tuple[Row, Row]:
+    """A vanilla control and a three-seed treatment from the same distribution: documents with a
+    difficulty every row shares, seed effects on the logit scale, gold labels in ``shares``."""
+    golds = rng.choice(len(shares), size=docs, p=shares)
+    difficulty = rng.normal(0, difficulty_sd, docs)  # shared by every row
+
+    def answers(shift: float) -> np.ndarray:
+        p = 1 / (1 + np.exp(-(np.log(level / (1 - level)) + shift - difficulty)))
+        wrong = (golds + rng.integers(1, len(shares), docs)) % len(shares)
+        return np.where(rng.random(docs) < p, golds, wrong)
+
+    data[("vanilla", task)] = (golds, answers(0.0))
+    for s in range(seeds):
+        data[(f"seed{s}", task)] = (golds, answers(rng.normal(0, seed_sd)))
+    trained = Row("m", "single", "ft", "zero-shot", "ft", {task: {s: [f"seed{s}"] for s in range(seeds)}})
+    vanilla = Row("m", "vanilla", "", "zero-shot", "zero-shot", {task: {None: ["vanilla"]}})
+    return trained, vanilla
+
+
+DESIGNS = {  # name: (metric, documents, level, seed sd (logit), difficulty sd, label shares)
+    "seed-dominated": ("acc", 400, 0.7, 0.4, 0.0, [0.5, 0.5]),
+    "shared difficulty": ("acc", 200, 0.7, 0.3, 1.5, [0.5, 0.5]),
+    "imbalanced multi-class": ("f1_macro", 200, 0.6, 0.2, 1.5, [0.55, 0.25, 0.15, 0.05]),
+}
