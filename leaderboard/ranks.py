@@ -1,13 +1,15 @@
-"""Rank bands: the range of ranks an entry takes when its documents are redrawn.
+"""Ranks with what the board can tell apart: 1 + the entries significantly better.
 
-A board that ranks on a score whose 95% interval is [0.000, 0.449] ranks noise. Like
-Chatbot Arena's rank intervals, each entry's normalized mean (macro-F1 normalized to the
-best trivial answer, unclipped, over the role's tasks) is recomputed on bootstrap resamples
-of its documents (from the board's own copy of its per-sample logs, seeded by task name, so
-two entries scored on the same documents are redrawn together); on every resample the
-entries are ranked, and an entry's band is the 2.5th to 97.5th percentile of its ranks.
-Entries whose bands overlap are tied as far as the board can tell. Entries are ranked only
-among entries scored on the same tasks and documents (:func:`comparable`).
+A board that ranks on a score whose 95% interval is [0.000, 0.449] ranks noise. Each entry's
+normalized mean (macro-F1 normalized to the best trivial answer, unclipped, over the role's
+tasks) is recomputed on bootstrap resamples of its documents (from the board's own copy of its
+per-sample logs, seeded by task name, so two entries scored on the same documents are redrawn
+together and their differences are paired). For every pair of entries, the paired difference's
+two-sided bootstrap p-value; per entry, Holm over its comparisons at 0.05. An entry's rank band
+runs from 1 + the number of entries significantly better to N - the number significantly worse
+(as Chatbot Arena's upper-bound rank counts the models significantly better); its rank is the
+rank of its point estimate. Entries are ranked only among entries scored on the same tasks and
+documents (:func:`comparable`). Board entries are single checkpoints: no seed component.
 """
 from __future__ import annotations
 
@@ -84,17 +86,38 @@ def _bands(entries: Sequence[Entry], tasks: set[str], resamples: int,
     if not scored:
         return {}
     ids = list(scored)
-    points = np.array([scored[i][0] for i in ids])
-    reps = np.stack([scored[i][1] for i in ids])  # entries x resamples
+    found = ranks_from(np.array([scored[i][0] for i in ids]), np.stack([scored[i][1] for i in ids]), level)
+    return dict(zip(ids, found))
+
+
+def ranks_from(points: np.ndarray, reps: np.ndarray, level: float = 0.95) -> list[tuple[int, int, int, int]]:
+    """Per entry (points: one per entry; reps: entries x resamples, paired draws): its rank on the
+    points, 1 + the entries significantly better, N - those significantly worse, and N."""
     from scipy.stats import rankdata
 
-    # Rank 1 + the number of entries strictly above ("min" ranks), on the points and on every resample.
-    point_ranks = rankdata(-points, method="min")
-    ranks = rankdata(-reps, method="min", axis=0)
-    tail = (1 - level) / 2
-    low = np.floor(np.quantile(ranks, tail, axis=1)).astype(int)
-    high = np.ceil(np.quantile(ranks, 1 - tail, axis=1)).astype(int)
-    return {i: (int(point_ranks[k]), int(low[k]), int(high[k]), len(ids)) for k, i in enumerate(ids)}
+    from harness.stats import holm
+
+    point_ranks = rankdata(-points, method="min")  # 1 + the entries strictly above
+    alpha, n = 1 - level, len(points)
+    out = []
+    for k in range(n):
+        others = [j for j in range(n) if j != k]
+        adjusted = holm([paired_p(reps[j] - reps[k]) for j in others], alpha)
+        better = sum(1 for j, p in zip(others, adjusted) if p <= alpha and points[j] > points[k])
+        worse = sum(1 for j, p in zip(others, adjusted) if p <= alpha and points[j] < points[k])
+        out.append((int(point_ranks[k]), 1 + better, n - worse, n))
+    return out
+
+
+def paired_p(differences: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "the paired difference is 0": twice the smaller share of
+    resamples on either side of 0 (each share counted with the observed sample, so never 0)."""
+    finite = differences[np.isfinite(differences)]
+    if not len(finite):
+        return 1.0
+    below = (1 + np.sum(finite <= 0)) / (len(finite) + 1)
+    above = (1 + np.sum(finite >= 0)) / (len(finite) + 1)
+    return float(min(1.0, 2 * min(below, above)))
 
 
 def band_text(band: tuple[int, int, int, int] | None) -> str | None:

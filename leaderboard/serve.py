@@ -187,8 +187,9 @@ class LiveBoard:
     def header(self, title: str) -> str:
         return (f"# {md(title)}\n{len(self.entries)} entries (board read {self.read_at}; reload the page to read it "
                 f"again), ranked by unseen macro-F1 normalized to the best trivial answer (0 = no better than a "
-                f"trivial answer; unclipped). `unseen_rank` gives each rank with its 95% band over document "
-                f"resamples: entries whose bands overlap are tied. Each task shows `{self.metric}`.")
+                f"trivial answer; unclipped). `unseen_rank` gives each rank with its band: from 1 + the entries "
+                f"significantly better to N - those significantly worse (paired bootstrap, Holm), among entries "
+                f"scored on the same tasks and documents. Each task shows `{self.metric}`.")
 
 
 def build_app(board: Board, metric: str = "acc", title: str = "finharness leaderboard"):

@@ -17,9 +17,9 @@
   (*_ci*, computed when the entry was verified), and *collapsed*: the tasks where the
   answers' label shares are far from the gold ones with MCC about 0; both recomputed from
   the verified per-sample rows (harness/baselines.py).
-- *unseen_rank* / *seen_rank*: the entry's rank on the normalized score and its 95% rank
-  band over document resamples (leaderboard/ranks.py): entries whose bands overlap are tied
-  as far as the board can tell. The board ranks on *unseen_norm*; it never falls back to a
+- *unseen_rank* / *seen_rank*: the entry's rank on the normalized score and its rank band,
+  among entries scored on the same tasks and documents: from 1 + the entries significantly
+  better to N - those significantly worse (paired bootstrap, Holm; leaderboard/ranks.py). The board ranks on *unseen_norm*; it never falls back to a
   raw score, which answering a task's majority label can win.
 - *lineage* (known: finharness trained or merged it and recorded what it was fine-tuned on;
   unknown otherwise, never "clean"), *contaminated* (per task, the share of scored documents

@@ -438,3 +438,25 @@ def test_the_old_column_names_still_sort_with_a_notice(caplog):
     rows = [{"id": 1, "unseen_norm": 0.1, "unseen_change": -0.2}, {"id": 2, "unseen_norm": 0.2, "unseen_change": 0.1}]
     assert [r["id"] for r in sort_rows(rows, "forgetting")] == [2, 1]
     assert "column forgetting is now unseen_change" in caplog.text
+
+
+def test_a_rank_counts_the_entries_significantly_better_on_paired_draws():
+    """Three entries on the same documents: A is clearly ahead; B and C differ by 0.01 on
+    documents that move all three together. B and C share ranks 2-3; A is 1 of 3. A pair whose
+    scores move together is told apart by its paired difference where marginal rank bands
+    (the board's rule before 2026-12-07) would overlap."""
+    import numpy as np
+
+    from leaderboard.ranks import band_text, ranks_from
+
+    rng = np.random.default_rng(0)
+    shared = rng.normal(0, 0.05, 1000)  # the documents' draw moves every entry alike
+    points = np.array([0.60, 0.30, 0.29])
+    reps = np.stack([p + shared + rng.normal(0, 0.01, 1000) for p in points])
+    assert [band_text(r) for r in ranks_from(points, reps)] == ["1 of 3", "2 (2-3) of 3", "3 (2-3) of 3"]
+
+    close = np.array([0.31, 0.29])  # 0.02 apart, always in the same order on every draw
+    together = np.stack([p + shared + rng.normal(0, 0.002, 1000) for p in close])
+    assert [band_text(r) for r in ranks_from(close, together)] == ["1 of 2", "2 of 2"]
+    marginal = np.stack([np.quantile(together[k], [0.025, 0.975]) for k in range(2)])
+    assert marginal[1, 1] > marginal[0, 0]  # their marginal intervals overlap
