@@ -50,6 +50,7 @@ class MergeMethod:
     shared_defaults: dict  # MergeKit's default of each shared parameter that has a plain one
     required_shared_parameters: tuple[str, ...]
     random: bool  # draws random masks (DARE): the merge seed matters
+    sparsifies: bool  # reads ``density`` (MergeKit lists it for task_arithmetic too, which ignores it)
     policy: Policy
 
 
@@ -77,6 +78,7 @@ def _row(name: str, policy: Policy) -> MergeMethod:
         shared_parameters=tuple(p.name for p in shared), required_shared_parameters=required(shared),
         shared_defaults={p.name: p.default for p in shared if isinstance(p.default, (bool, int, float, str))},
         random=getattr(sparsify, "value", None) == "random", policy=policy,
+        sparsifies="density" in (p.name for p in per_model) and sparsify is not None,
     )
 
 

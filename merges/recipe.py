@@ -78,18 +78,27 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
+def _takes(method: str) -> dict[str, bool]:
+    """Which swept parameters a method takes (MergeKit's registry: task_arithmetic has no density)."""
+    m = lookup(method)
+    return {"density": m.sparsifies, "lambda": "lambda" in m.shared_parameters,
+            "t": "t" in m.shared_parameters}
+
+
 def expand(recipe: MergeRecipe) -> list[MergePoint]:
-    """Every sweep point (one point without a sweep), each checked for range errors."""
+    """Every sweep point (one point without a sweep), each checked for range errors. A method
+    that does not take a swept parameter gets one point per value of the others, not one per
+    value of that parameter (task_arithmetic in a density sweep: the same merge each time)."""
     sweep = recipe.sweep or Sweep()
-    axes = {
-        "method": sweep.method or [recipe.method],
-        "weight": sweep.weight or [None],
-        "density": sweep.density or [None],
-        "lambda": sweep.lambda_ or [None],
-        "t": sweep.t or [None],
-    }
+    swept = {"density": sweep.density, "lambda": sweep.lambda_, "t": sweep.t}
+    combos = []
+    for method in sweep.method or [recipe.method]:
+        takes = _takes(method)
+        # An axis the method does not take stays unset, where the recipe had it swept.
+        own = {k: (v if v and takes[k] else [None]) for k, v in swept.items()}
+        combos += [(method, *rest) for rest in itertools.product(sweep.weight or [None], *own.values())]
     points = []
-    for method, weight, density, lam, t in itertools.product(*axes.values()):
+    for method, weight, density, lam, t in combos:
         models = [m.model_copy(update={k: v for k, v in (("weight", weight), ("density", density)) if v is not None})
                   for m in recipe.models]
         params = dict(recipe.parameters)

@@ -331,3 +331,16 @@ def test_weights_that_cancel_are_refused_where_mergekit_divides_by_their_sum(tin
     with pytest.raises(RecipeError, match=r"sum to 0.0001 and linear normalizes by their sum, so every merged "
                                           r"tensor would be scaled up 9,999 times"):
         plan(parse_merge_recipe(recipe))
+
+
+def test_a_sweep_does_not_repeat_a_merge_for_a_parameter_its_method_ignores():
+    """The shipped TIES/DARE sweep crosses three methods with three weights and two densities;
+    task_arithmetic takes no density, so it gets three points, not six copies of three merges."""
+    from merges.recipe import expand, load_merge_recipe
+
+    points = expand(load_merge_recipe(Path(__file__).resolve().parents[1] / "recipes" / "merges" / "ties_dare_sweep.yaml"))
+    labels = [p.label for p in points]
+    assert len(labels) == len(set(labels)) == 3 + 6 + 6
+    assert [lb for lb in labels if lb.startswith("task_arithmetic")] == [
+        "task_arithmetic-w0.25", "task_arithmetic-w0.5", "task_arithmetic-w1"]
+    assert "ties-w0.5-d0.3" in labels and "dare_ties-w1-d0.6" in labels
