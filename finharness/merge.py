@@ -1,4 +1,4 @@
-"""``finharness merge RECIPE.yaml``: MergeKit merges, optionally chosen on validation."""
+"""``finharness merge RECIPE.yaml``: MergeKit merges, optionally chosen on development rows."""
 from __future__ import annotations
 
 import argparse
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         selection = select_point(folders, tasks, metric=args.metric, limit=args.limit)
         print(tabulate([{k: v for k, v in r.items() if k != "folder"} for r in selection["points"]],
                        headers="keys", tablefmt="github", floatfmt=".4f"))
-        print(f"best on validation ({args.metric}): {selection['best']}")
+        print(f"best on development rows ({args.metric}; no test document read): {selection['best']}")
     return 0
 
 
@@ -48,8 +48,8 @@ def register(sub) -> None:
     old_spelling(me, "--dry-run", "--dry_run", "dry_run", flag=True)
     old_spelling(me, "--select-on", "--select_on", "select_on")
     me.add_argument("--select_on", default=None, metavar="TASKS",
-                    help="score every merged point on these tasks' validation split and record the best "
-                         "(selection.json); comma-separated tasks or groups")
+                    help="score every merged point on these tasks' development rows (validation rows that repeat "
+                         "no test document) and record the best (selection.json); comma-separated tasks or groups")
     me.add_argument("--metric", default="acc", help="the metric --select_on maximizes (task mean)")
     me.add_argument("--limit", type=positive_limit, default=None,
                     help="--select_on: validation documents per task (a seeded, label-stratified slice, "

@@ -201,8 +201,9 @@ def development_documents(manager, tasks: list[str], req: "EvalRequest") -> dict
             excluded = {i for i, d in enumerate(docs) if isinstance(d, dict) and d.get(POOL_MARK)}
         else:
             if not req.development_outside or None in req.development_outside:
-                raise ValueError(f"task {name} has no validation split, and its test documents are all scored "
-                                 "(no limit): no development rows remain; give the test sets a limit")
+                raise ValueError(f"task {name} has no validation split, so its development rows would be test "
+                                 "documents outside the test slices, and no limited test slice was given to stay "
+                                 "outside (a study's test sets need a limit)")
             excluded = {i for limit in req.development_outside for i in select(golds, limit, req.sample, req.seed)}
         chosen = development_slice(golds, req.limit, excluded, req.sample, req.seed)
         if not chosen:

@@ -19,7 +19,8 @@
   the verified per-sample rows (harness/baselines.py).
 - *unseen_rank* / *seen_rank*: the entry's rank on the normalized score and its rank band,
   among entries scored on the same tasks and documents: from 1 + the entries significantly
-  better to N - those significantly worse (paired bootstrap, Holm; leaderboard/ranks.py). The board ranks on *unseen_norm*; it never falls back to a
+  better to N - those significantly worse (paired bootstrap, Holm; leaderboard/ranks.py).
+  The board ranks on *unseen_norm*; it never falls back to a
   raw score, which answering a task's majority label can win.
 - *lineage* (known: finharness trained or merged it and recorded what it was fine-tuned on;
   unknown otherwise, never "clean"), *contaminated* (per task, the share of scored documents

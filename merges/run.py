@@ -150,5 +150,6 @@ def merge_recipe(recipe: MergeRecipe | str | Path, *, output_dir: str | Path | N
     if len(folders) > 1:
         index = folders[0].parent / "sweep.json"
         write_atomic(index, json.dumps({"points": [str(f) for f in folders]}, indent=2))
-        log.info(f"{len(folders)} merges; choose one on validation with: finharness merge <recipe> --select_on <tasks>")
+        log.info(f"{len(folders)} merges; choose one on development rows (never a test document) with: "
+                 "finharness merge <recipe> --select_on <tasks>")
     return folders

@@ -1,7 +1,9 @@
-"""Choose a sweep's point on the validation split, never on the test split.
+"""Choose a sweep's point on development rows, never on a test document.
 
-Each merged point is scored with ``finharness eval --split validation`` on the chosen
-tasks; the point with the highest mean (tasks averaged, as the papers do) is recorded in
+Each merged point is scored with ``finharness eval --split development`` on the chosen
+tasks (each task's validation rows that repeat no test document: the packaged splits
+overlap, and a weight chosen on a row that is also a test document has seen the test); the
+point with the highest mean (tasks averaged, as the papers do) is recorded in
 ``<sweep>/selection.json`` with every point's scores. The test split is then scored once,
 on the chosen point only.
 """
@@ -16,36 +18,36 @@ from plumbing.atomic import write_atomic
 from plumbing.folders import building, is_finished
 
 
-def score_on_validation(folder: Path, out: Path, tasks: list[str], limit: int | None,
+def score_on_development(folder: Path, out: Path, tasks: list[str], limit: int | None,
                         batch_size: int | str, device: str | None) -> Path:
-    """Validation results of one merged checkpoint in ``out`` (kept: a re-run reuses them)."""
+    """Development-row results of one merged checkpoint in ``out`` (kept: a re-run reuses them)."""
     from harness.evaluate import EvalRequest, run_eval
 
     if is_finished(out, "evaluation"):
         return out
     with building(out, "evaluation") as build:
         run_eval(EvalRequest(model=str(folder), tasks=tasks, limit=limit, batch_size=batch_size, device=device,
-                             output_path=build.path, split="validation"))
-        build.record = {"model": str(folder), "tasks": tasks, "limit": limit, "split": "validation"}
+                             output_path=build.path, split="development"))
+        build.record = {"model": str(folder), "tasks": tasks, "limit": limit, "split": "development"}
     return out
 
 
 def select_point(folders: list[Path], tasks: list[str], metric: str = "acc", limit: int | None = None,
                  batch_size: int | str = 8, device: str | None = None) -> dict:
-    """Score every point on validation; write and return the selection."""
+    """Score every point on development rows; write and return the selection."""
     if len(folders) < 2:
         raise ValueError("--select_on needs a sweep (a recipe with `sweep:`): there is one merge, nothing to choose")
     root = folders[0].parent
     rows = []
     for folder in folders:
-        out = score_on_validation(folder, root / "validation" / folder.name, tasks, limit, batch_size, device)
+        out = score_on_development(folder, root / "development" / folder.name, tasks, limit, batch_size, device)
         scores = read_scores(out, metric)
         if not scores:
             raise ValueError(f"{out}: no task reported {metric!r}")
         rows.append({"point": folder.name, "folder": str(folder), **point_parameters(folder),
                      f"mean {metric}": mean(scores.values()), **scores})
     best = max(rows, key=lambda r: r[f"mean {metric}"])
-    selection = {"split": "validation", "metric": metric, "tasks": tasks, "limit": limit,
+    selection = {"split": "development", "metric": metric, "tasks": tasks, "limit": limit,
                  "best": best["folder"], "points": rows}
     write_atomic(root / "selection.json", json.dumps(selection, indent=2))
     sweep_curves(selection, root / "sweep")
@@ -95,6 +97,6 @@ def sweep_curves(selection: dict, path: Path) -> list[Path] | None:
             ax.plot(best[key], best[f"mean {metric}"], "o", markersize=14, markerfacecolor="none",
                     markeredgecolor="black", label="chosen")
         ax.set_xlabel(key)
-        ax.set_ylabel(f"validation mean {metric}")
+        ax.set_ylabel(f"development mean {metric}")
         ax.legend(fontsize=7)
     return save(fig, path)

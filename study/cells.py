@@ -362,8 +362,8 @@ def _paired_seeds(scores: Sequence[tuple[RowScore, float]]) -> list[SeedScores] 
     """The seed component of a contrast whose trained rows share their training seeds (a merge
     of seed s and the runs of seed s; one checkpoint scored in two settings): the contrast per
     seed, one component with S - 1 df. Summing the rows' components as if independent misses
-    that the seeds' effects are shared (2026-12-07 audit: B3's seed term 9x understated, B2's
-    2.6x overstated). None where fewer than two trained rows, or their seeds differ."""
+    that the seeds' effects are shared (paired, Study B's seed sd moved 0.005 -> 0.009 for B3 and
+    0.030 -> 0.003 for B2). None where fewer than two trained rows, or their seeds differ."""
     trained = [(score, sign) for score, sign in scores if score.trained]
     if len(trained) < 2:
         return None

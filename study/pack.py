@@ -5,7 +5,8 @@
 evaluation its manifest, results file and per-sample logs cut down to what the tables read
 (document id, label set, per-label log-likelihoods, every per-document metric value), each
 training run's loss log, the deviation measures and the claims lock; beside it the tables it
-produced (``tables.md``, ``tables.json``, ``claims.json``, the run's record ``run.json``) and its pictures (claims, losses).
+produced (``tables.md``, ``tables.json``, ``claims.json``, the run's record ``run.json``) and
+its pictures (claims, losses).
 ``table --from`` unpacks it into a fresh output folder and renders the tables again from it,
 with no model and no training: every number in the study's tables can be re-derived from the
 repository.

@@ -135,8 +135,8 @@ def record_section(this: RunRecord, earlier_and_later: Sequence[RunRecord], reco
         notes.append(f"**{len(shared)} other run(s) share this run's lock ({this.recorded}): the design changed "
                      "under one preregistration** (their evaluations differ from this run's).")
     return (" ".join(notes) + "\n\n"
-            + tabulate(rows, headers=["#", "run", "locked", "last evaluation", "rules", "documents", *claims], tablefmt="github",
-                       disable_numparse=True))
+            + tabulate(rows, headers=["#", "run", "locked", "last evaluation", "rules", "documents", *claims],
+                       tablefmt="github", disable_numparse=True))
 
 
 def _word(r: RunRecord, claim: str) -> str:

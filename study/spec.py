@@ -434,7 +434,8 @@ def _eval_steps(checkpoints: list[Checkpoint], evals: EvalFile, spec: StudyFile,
         settings = {"vanilla": evals.vanilla, "merged": evals.merged}.get(point.role, evals.trained)
         for setting in settings:
             for i, eval_set in enumerate(evals.sets):
-                if setting not in eval_set.settings or (eval_set.roles is not None and point.role not in eval_set.roles):
+                scored_by = eval_set.roles is None or point.role in eval_set.roles
+                if setting not in eval_set.settings or not scored_by:
                     continue
                 variants = [("zero-shot", 0)] if setting == "zero-shot" else eval_set.few_shot_settings()
                 fmt = models[point.model].prompt_format

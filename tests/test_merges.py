@@ -226,7 +226,7 @@ def test_an_interrupted_merge_leaves_nothing_that_looks_finished(tiny_checkpoint
 
 # --- choosing a sweep point on validation ------------------------------------------------
 
-def test_sweep_point_is_chosen_on_the_validation_split(tiny_checkpoint, full_models, tmp_path):
+def test_sweep_point_is_chosen_on_development_rows_never_a_test_document(tiny_checkpoint, full_models, tmp_path):
     from harness.measures import read_scores
     from harness.result_files import samples_file
     from merges.select import select_point
@@ -236,24 +236,27 @@ def test_sweep_point_is_chosen_on_the_validation_split(tiny_checkpoint, full_mod
     folders = merge_recipe(parse_merge_recipe(recipe))
     selection = select_point(folders, ["fin_fpb", "fin_fomc"], metric="acc", limit=4)
 
-    # Every point was scored on the tasks' validation documents, not on their test documents.
+    # Every point was scored on the tasks' validation rows that repeat no test document.
+    from fin_tasks.common.decontamination import POOL_MARK
+
     validation = [json.loads(line) for line in
                   (Path(__file__).parents[1] / "fin_tasks/tasks/fpb/data/validation.jsonl").open()]
     for folder in folders:
-        out = folder.parent / "validation" / folder.name
+        out = folder.parent / "development" / folder.name
         rows = [json.loads(line) for line in samples_file(out, "fin_fpb").read_text().splitlines()]
         assert len(rows) == 4 and all(r["doc"]["text"] == validation[r["doc_id"]]["text"] for r in rows)
-    # The best point is the one with the highest task-mean validation score, and it is recorded.
+        assert not any(r["doc"].get(POOL_MARK) for r in rows)
+    # The best point is the one with the highest task-mean score there, and it is recorded.
     means = {Path(p["folder"]): p["mean acc"] for p in selection["points"]}
     assert selection["best"] == str(max(means, key=means.get))
     for folder in folders:
-        scores = read_scores(folder.parent / "validation" / folder.name, "acc")
+        scores = read_scores(folder.parent / "development" / folder.name, "acc")
         assert means[folder] == pytest.approx((scores["fin_fpb"] + scores["fin_fomc"]) / 2)
-    assert json.loads((folders[0].parent / "selection.json").read_text())["split"] == "validation"
+    assert json.loads((folders[0].parent / "selection.json").read_text())["split"] == "development"
     # The sweep's curve: validation score against the swept weight, the chosen point circled.
     assert sorted(p["weight"] for p in selection["points"]) == [0.2, 1.0]
     svg = (folders[0].parent / "sweep.svg").read_text()
-    assert ">weight<" in svg and ">chosen<" in svg and ">validation mean acc<" in svg
+    assert ">weight<" in svg and ">chosen<" in svg and ">development mean acc<" in svg
     assert (folders[0].parent / "sweep.png").stat().st_size > 1000
 
 
