@@ -101,6 +101,17 @@ def paired_bootstrap(
     return Interval(point_a - point_b, low, high, level, resamples)
 
 
+def bootstrap_p_value(differences: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "the paired difference is 0": twice the smaller share of
+    resamples on either side of 0 (each share counted with the observed sample, so never 0)."""
+    finite = differences[np.isfinite(differences)]
+    if not len(finite):
+        return 1.0
+    below = (1 + np.sum(finite <= 0)) / (len(finite) + 1)
+    above = (1 + np.sum(finite >= 0)) / (len(finite) + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
 def paired_permutation_test(
     a: Sequence[Any], b: Sequence[Any], aggregate: Aggregate = mean,
     resamples: int = 5000, seed: int = 0,

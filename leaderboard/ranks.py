@@ -95,29 +95,18 @@ def ranks_from(points: np.ndarray, reps: np.ndarray, level: float = 0.95) -> lis
     points, 1 + the entries significantly better, N - those significantly worse, and N."""
     from scipy.stats import rankdata
 
-    from harness.stats import holm
+    from harness.stats import bootstrap_p_value, holm
 
     point_ranks = rankdata(-points, method="min")  # 1 + the entries strictly above
     alpha, n = 1 - level, len(points)
     out = []
     for k in range(n):
         others = [j for j in range(n) if j != k]
-        adjusted = holm([paired_p(reps[j] - reps[k]) for j in others], alpha)
+        adjusted = holm([bootstrap_p_value(reps[j] - reps[k]) for j in others], alpha)
         better = sum(1 for j, p in zip(others, adjusted) if p <= alpha and points[j] > points[k])
         worse = sum(1 for j, p in zip(others, adjusted) if p <= alpha and points[j] < points[k])
         out.append((int(point_ranks[k]), 1 + better, n - worse, n))
     return out
-
-
-def paired_p(differences: np.ndarray) -> float:
-    """Two-sided bootstrap p-value of "the paired difference is 0": twice the smaller share of
-    resamples on either side of 0 (each share counted with the observed sample, so never 0)."""
-    finite = differences[np.isfinite(differences)]
-    if not len(finite):
-        return 1.0
-    below = (1 + np.sum(finite <= 0)) / (len(finite) + 1)
-    above = (1 + np.sum(finite >= 0)) / (len(finite) + 1)
-    return float(min(1.0, 2 * min(below, above)))
 
 
 def band_text(band: tuple[int, int, int, int] | None) -> str | None:
