@@ -121,7 +121,8 @@ def plan_steps(study: Study, device: str | None = None, board: Path | None = Non
         run_eval_step(step, study.eval.batch_size, device, online, rank)
 
     for step in study.evals:
-        label = f"{step.checkpoint.label} {step.setting} ({step.shots}-shot) on set {step.set_index}"
+        label = (f"{step.checkpoint.label} {step.setting} ({step.shots}-shot) on set {step.set_index}"
+                 + (" (development rows, for the gates)" if step.split == "development" else ""))
         steps.append(Step("eval", label, lambda s=step: eval_done(s), lambda s=step: evaluate(s)))
 
     from study.tables import tables_current, write_tables
