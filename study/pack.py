@@ -197,6 +197,7 @@ def rescore(root: Path, include_paths) -> None:
     from plumbing.jsonl import jsonl_rows
 
     folders = sorted({p.parent for p in Path(root).rglob("samples_*.jsonl")})
+    names = sorted({t for folder in folders for t in logged_tasks(folder)})
     loaded: dict[str, tuple[dict, dict]] = {}  # split -> (tasks, their scored documents)
 
     def tasks_of(split: str) -> tuple[dict, dict]:
@@ -204,7 +205,6 @@ def rescore(root: Path, include_paths) -> None:
             manager = task_manager(include_paths)
             if split in ("validation", "development"):
                 score_on_validation(manager, required=split == "validation")
-            names = sorted({t for folder in folders for t in logged_tasks(folder)})
             tasks = manager.load([t for t in names if t in manager.all_tasks])["tasks"]
             loaded[split] = tasks, {name: list(task.eval_docs) for name, task in tasks.items()}
         return loaded[split]
