@@ -94,18 +94,45 @@ def _merge_tags(manager) -> None:
             entry.tags = names
 
 
+_INDEXED: dict[tuple, Any] = {}  # one built index per folder set and state of its files, per process
+
+
+def _folder_state(paths: Sequence[Path]) -> tuple:
+    """Every file under ``paths`` by name, size and modification time: an edited, added or
+    removed task file makes a new index."""
+    state = []
+    for root in paths:
+        for file in sorted(root.rglob("*")) if root.is_dir() else [root]:
+            if file.is_file():
+                stat = file.stat()
+                state.append((str(file), stat.st_size, stat.st_mtime_ns))
+    return tuple(state)
+
+
 def task_manager(include_paths: Sequence[str | Path] = (), hub: bool = False, include_defaults: bool = False):
     """lm-eval's TaskManager over the packaged tasks and ``include_paths`` (lm-eval's own
-    ~14,700 built-in tasks only when asked: indexing them costs ~10 s)."""
+    ~14,700 built-in tasks only when asked: indexing them costs ~10 s).
+
+    Indexing reads every YAML (~0.25 s for the packaged suite), and one command asks for the
+    index many times (a study's evaluations, each board submission's checks), so a process
+    builds it once per folder set while the folders' files are unchanged. Each caller gets
+    its own copy of the manager: what one sets on it (``score_on_validation``) stays its own.
+    """
+    import copy
+
     from lm_eval.tasks import TaskManager
 
     from fin_tasks.sandbox import sandbox_templates
 
     sandbox_templates()  # every prompt this process renders from these tasks, in Jinja's sandbox
     paths = index_paths([Path(p) for p in include_paths], hub)
-    manager = TaskManager(include_path=[str(p) for p in paths], include_defaults=include_defaults)
-    _merge_tags(manager)
-    return manager
+    key = (tuple(str(p) for p in paths), include_defaults, _folder_state(paths))
+    manager = _INDEXED.get(key)
+    if manager is None:
+        manager = TaskManager(include_path=[str(p) for p in paths], include_defaults=include_defaults)
+        _merge_tags(manager)
+        _INDEXED[key] = manager
+    return copy.copy(manager)
 
 
 def deprecated_alias(name: str) -> str:

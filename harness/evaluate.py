@@ -272,6 +272,22 @@ def _documents(manager, tasks: list[str]) -> tuple[int, int, list[str]]:
             [getattr(task, "OUTPUT_TYPE", None) or task.config.output_type for task in loaded.values()])
 
 
+_ENVIRONMENTS: dict[str, dict[str, Any]] = {}
+
+
+def _env_info_once(storage: dict[str, Any]) -> None:
+    """lm-eval's ``add_env_info``, run once per process and working folder: it asks torch's
+    ``collect_env``, which starts about ten child processes (0.7 s on 2 cores) whose answers
+    do not change while the process runs. The values are lm-eval's."""
+    from lm_eval.loggers.utils import add_env_info
+
+    cwd = os.getcwd()  # the "upper_git_hash" it records is the working folder's parent's
+    if cwd not in _ENVIRONMENTS:
+        _ENVIRONMENTS[cwd] = {}
+        add_env_info(_ENVIRONMENTS[cwd])
+    storage.update(_ENVIRONMENTS[cwd])
+
+
 def _quiet_git_hash() -> str | None:
     """lm-eval's own commit probe (``git describe --always``) with the process's stderr sent to
     /dev/null while it runs: outside a git checkout git prints "fatal: not a git repository" in
@@ -386,6 +402,7 @@ def _simple_evaluate(req: EvalRequest, model_args: dict[str, Any], tasks: list[s
     import lm_eval.evaluator
 
     lm_eval.evaluator.get_git_commit_hash = _quiet_git_hash  # the same value, without git's stderr
+    lm_eval.evaluator.add_env_info = _env_info_once  # the same values, computed once per process
     multiturn = bool(chat and req.num_fewshot) if req.fewshot_as_multiturn is None else req.fewshot_as_multiturn
     return lm_eval.simple_evaluate(
         model=req.backend,

@@ -99,7 +99,9 @@ def unsampled_labels(task, chosen: Sequence[int]) -> list[str]:
 
 def task_golds(task) -> list[Any]:
     """Each scored document's gold label (``doc["gold"]``), or None for tasks without one."""
-    docs = list(task.eval_docs)
+    docs = task.eval_docs
+    if "gold" in (getattr(docs, "column_names", None) or ()):
+        return list(docs["gold"][:])  # one column read: a Dataset (or its Column) iterates row by row
     return [doc.get("gold") if isinstance(doc, dict) else None for doc in docs]
 
 

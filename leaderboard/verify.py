@@ -165,7 +165,7 @@ def _rescored_rows(name: str, task, rows: list[dict], logged: dict[str, Any], wh
                    logged_version: Any, check_docs: bool = True, docs: list | None = None) -> dict[str, list]:
     """Each row is the task's own document, once, and its logged metrics are what its responses
     score; returns every metric's per-document values."""
-    docs = list(task.eval_docs) if docs is None else docs
+    docs = task.eval_docs if docs is None else docs  # indexed by doc_id: a slice reads only its rows
     seen: set[int] = set()
     per_metric: dict[str, list] = {}
     # A metric the task gained after the log was written (an older task version: BLEU came

@@ -72,11 +72,29 @@ def split_texts(task, split: str) -> list[str]:
     return docs_texts(task, task.dataset[split])
 
 
+_TEXTS: dict[tuple, list[str]] = {}
+
+
 def docs_texts(task, docs) -> list[str]:
-    """The texts of a task's documents (a ``datasets.Dataset`` is read by column where it can be)."""
+    """The texts of a task's documents (a ``datasets.Dataset`` is read by column where it can be).
+
+    Rendering a templated query row by row is slow (seconds for a training split), and a board
+    submission, a study or a training run asks for the same documents again and again, so a
+    process keeps a Dataset's texts by its content (``datasets``' fingerprint) and the task's query.
+    """
+    content = getattr(docs, "_fingerprint", None)
+    if content is None:
+        return _render_texts(task, docs)
+    key = (task.config.task, content, repr(task.config.doc_to_decontamination_query), task.should_decontaminate())
+    if key not in _TEXTS:
+        _TEXTS[key] = _render_texts(task, docs)
+    return list(_TEXTS[key])
+
+
+def _render_texts(task, docs) -> list[str]:
     query = task.config.doc_to_decontamination_query if task.should_decontaminate() else None
     if isinstance(query, str) and query in getattr(docs, "column_names", ()):
-        return [str(x) for x in docs[query]]
+        return [str(x) for x in docs[query][:]]  # one column read, not row by row
     return [task_text(task, d) for d in docs]
 
 
