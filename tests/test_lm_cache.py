@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from harness.evaluate import EvalRequest, run_eval
-from harness.lm_cache import cache_path, checkpoint_fingerprint, model_fingerprint
+from harness.lm_cache import TimedCommits, cache_path, checkpoint_fingerprint, model_fingerprint
 from harness.backend.shared_prefix_lm import SharedPrefixLM
 from tests.helpers.checkpoints import build_tiny_checkpoint
 
@@ -85,3 +85,35 @@ def test_a_truncating_max_length_never_serves_its_answers_to_a_full_length_run(t
 
     assert lls(full) == lls(fresh)
     assert lls(cut) != lls(fresh)
+
+
+def test_answers_are_committed_together_and_none_is_lost(tmp_path):
+    """The backend's cache hook writes each answer as it comes but commits at most once per
+    interval; lm-eval's closing commit (or the next interval) makes every answer durable."""
+    import sqlite3
+
+    from lm_eval.api.model import LM, CachingLM, hash_args
+
+    class Stub(LM):
+        def loglikelihood(self, requests): ...
+        def loglikelihood_rolling(self, requests): ...
+        def generate_until(self, requests): ...
+
+    def durable() -> int:
+        with sqlite3.connect(tmp_path / "cache.db") as other:
+            return other.execute("SELECT COUNT(*) FROM unnamed").fetchone()[0]
+
+    stub = Stub()
+    caching = CachingLM(stub, str(tmp_path / "cache.db"))
+    hook = TimedCommits(stub.cache_hook, seconds=3600)
+    for i in range(50):
+        hook.add_partial("loglikelihood", (f"context {i}", " yes"), (-1.0 * i, True))
+    assert durable() == 0  # written, not yet committed
+    caching.dbdict.commit()  # what lm-eval does when its call returns
+    assert durable() == 50
+    assert caching.dbdict[hash_args("loglikelihood", ("context 7", " yes"))] == (-7.0, True)
+
+    every_time = TimedCommits(stub.cache_hook, seconds=0)
+    every_time.add_partial("loglikelihood", ("context 50", " yes"), (-50.0, True))
+    assert durable() == 51
+    caching.dbdict.close()
