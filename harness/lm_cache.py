@@ -5,16 +5,14 @@ not by the model (lm-eval issue #4063), so one shared cache would serve model A'
 to model B. Here the cache file lives under a fingerprint of the checkpoint's bytes
 (weights, config, tokenizer, chat template) plus the backend and dtype, so a re-written
 checkpoint at the same path gets a fresh cache. Both backends record each answer as it is
-computed (``cache_hook.add_partial``), committed at least once a second
-(:class:`TimedCommits`), so a killed run keeps what it had finished and the re-run only
-computes the rest.
+computed (``cache_hook.add_partial``, each committed as SQLite runs it), so a killed run
+keeps what it had finished and the re-run only computes the rest.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -101,31 +99,21 @@ def quarantine_broken(cache: str | Path) -> list[str]:
     return moved
 
 
-class TimedCommits:
-    """lm-eval's cache hook, committing at most once every ``seconds`` instead of once per answer.
 
-    lm-eval opens the cache with SQLite autocommit, so each answer waited for its own commit,
-    and sqlitedict captured the caller's stack for each statement (for its error messages):
-    about 2 ms an answer on 2 cores, as long as scoring one with a tiny model. Here the
-    answers are written as they come and committed together; lm-eval commits what is left
-    when its call returns, so a killed run loses at most ``seconds`` of answers.
+def write_without_waiting(hook) -> None:
+    """Let lm-eval's cache hook write each answer without waiting for it to be committed.
+
+    lm-eval opens the cache as a ``SqliteDict`` with ``autocommit=True``: its writer thread
+    runs SQLite in autocommit mode, so every statement is committed as it runs, and on top of
+    that each write queued a blocking commit and captured the caller's stack (for sqlitedict's
+    error text): about 2 ms an answer on 2 cores, as long as scoring one with a tiny model.
+    Without the wait, each answer is still committed by the writer thread as it comes (a
+    killed run loses only the few still queued), and lm-eval's own ``commit()`` when its call
+    returns waits for all of them.
     """
-
-    def __init__(self, hook, seconds: float = 1.0):
-        self.dbdict = getattr(hook, "dbdict", None)
-        self.seconds = seconds
-        self._committed = time.monotonic()
-        if self.dbdict is not None:
-            self.dbdict.autocommit = False
-            if hasattr(self.dbdict.conn, "_outer_stack"):
-                self.dbdict.conn._outer_stack = False  # sqlitedict's per-statement stack, for its error text
-
-    def add_partial(self, attr: str, req: Iterable[Any], res: Any) -> None:
-        if self.dbdict is None:
-            return
-        from lm_eval.api.model import hash_args
-
-        self.dbdict[hash_args(attr, req)] = res
-        if time.monotonic() - self._committed >= self.seconds:
-            self.dbdict.commit()
-            self._committed = time.monotonic()
+    dbdict = getattr(hook, "dbdict", None)
+    if dbdict is None:
+        return
+    dbdict.autocommit = False  # the dict's switch only: the writer thread still commits each statement
+    if hasattr(dbdict.conn, "_outer_stack"):
+        dbdict.conn._outer_stack = False

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from harness.evaluate import EvalRequest, run_eval
-from harness.lm_cache import TimedCommits, cache_path, checkpoint_fingerprint, model_fingerprint
+from harness.lm_cache import cache_path, checkpoint_fingerprint, model_fingerprint, write_without_waiting
 from harness.backend.shared_prefix_lm import SharedPrefixLM
 from tests.helpers.checkpoints import build_tiny_checkpoint
 
@@ -87,10 +87,13 @@ def test_a_truncating_max_length_never_serves_its_answers_to_a_full_length_run(t
     assert lls(cut) != lls(fresh)
 
 
-def test_answers_are_committed_together_and_none_is_lost(tmp_path):
-    """The backend's cache hook writes each answer as it comes but commits at most once per
-    interval; lm-eval's closing commit (or the next interval) makes every answer durable."""
+
+def test_answers_are_written_without_waiting_and_each_lands_on_disk(tmp_path):
+    """The backend's cache writes queue each answer without a blocking commit; SQLite commits
+    each one as its writer thread runs it, so another process sees them before lm-eval's
+    closing commit (a killed run keeps them)."""
     import sqlite3
+    import time
 
     from lm_eval.api.model import LM, CachingLM, hash_args
 
@@ -99,21 +102,22 @@ def test_answers_are_committed_together_and_none_is_lost(tmp_path):
         def loglikelihood_rolling(self, requests): ...
         def generate_until(self, requests): ...
 
-    def durable() -> int:
+    def on_disk() -> int:
         with sqlite3.connect(tmp_path / "cache.db") as other:
             return other.execute("SELECT COUNT(*) FROM unnamed").fetchone()[0]
 
     stub = Stub()
     caching = CachingLM(stub, str(tmp_path / "cache.db"))
-    hook = TimedCommits(stub.cache_hook, seconds=3600)
+    write_without_waiting(stub.cache_hook)
+    waits = []
+    real_commit = caching.dbdict.commit
+    caching.dbdict.commit = lambda *a, **k: (waits.append(1), real_commit(*a, **k))[1]
     for i in range(50):
-        hook.add_partial("loglikelihood", (f"context {i}", " yes"), (-1.0 * i, True))
-    assert durable() == 0  # written, not yet committed
-    caching.dbdict.commit()  # what lm-eval does when its call returns
-    assert durable() == 50
+        stub.cache_hook.add_partial("loglikelihood", (f"context {i}", " yes"), (-1.0 * i, True))
+    assert waits == []  # no write waited for a commit
+    deadline = time.monotonic() + 10
+    while on_disk() < 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert on_disk() == 50  # committed by SQLite as they ran, before any closing commit
     assert caching.dbdict[hash_args("loglikelihood", ("context 7", " yes"))] == (-7.0, True)
-
-    every_time = TimedCommits(stub.cache_hook, seconds=0)
-    every_time.add_partial("loglikelihood", ("context 50", " yes"), (-50.0, True))
-    assert durable() == 51
     caching.dbdict.close()

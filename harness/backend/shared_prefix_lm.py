@@ -56,7 +56,7 @@ from tqdm import tqdm
 
 from harness.backend.continuous_decode import Prompt, decode_greedily, plain_greedy
 from harness.backend.prefix_cache import PrefixGroup, PrefixKV, group_by_shared_prefix
-from harness.lm_cache import TimedCommits
+from harness.lm_cache import write_without_waiting
 from harness.progress import DocProgress, by_documents
 from harness.backend.row_packing import PackedRow, Request, TreeRow, build_rows, pack_batch, tree_row, tree_rows
 
@@ -87,8 +87,9 @@ class SharedPrefixLM(HFLM):
         self._decoded: dict[tuple, list[int]] | None = None
 
     def set_cache_hook(self, cache_hook) -> None:
-        """lm-eval's request cache, committed once a second rather than once per answer."""
-        super().set_cache_hook(TimedCommits(cache_hook))
+        """lm-eval's request cache, written without waiting on each answer's commit."""
+        super().set_cache_hook(cache_hook)
+        write_without_waiting(cache_hook)
 
     def _split_across_cpu_ranks(self) -> None:
         """Data parallelism on CPU processes too. lm-eval's ``hf`` takes its rank from accelerate
