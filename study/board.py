@@ -2,14 +2,15 @@
 
 The board verifies each folder (it re-scores the logged samples with lm-eval's own
 metric code) like any other submission; an entry already on the board is left as it is,
-so re-running a study does not duplicate its rows.
+so re-running a study does not duplicate its rows (and a folder whose results the board
+already holds, byte for byte, under its entry's name is not verified again).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from harness.result_files import load_results, results_file
-from leaderboard.store import Board, DuplicateEntry
+from leaderboard.store import Board, DuplicateEntry, Entry
 from leaderboard.submission import Submission
 from leaderboard.submit import submit
 from plumbing.logs import log
@@ -30,6 +31,7 @@ def submit_study(study: Study, board: Board | None = None) -> list[int]:
     models = {m.label: m for m in study.spec.models}
     vanillas = {c.model: c for c in study.checkpoints if c.role == "vanilla"}
     added = []
+    on_board = board.entries()
     # Vanilla entries first, so each fine-tuned or merged entry finds its reference on the board.
     for step in sorted(study.evals, key=lambda s: s.checkpoint.role != "vanilla"):
         folder = Path(step.folder)
@@ -37,9 +39,12 @@ def submit_study(study: Study, board: Board | None = None) -> list[int]:
             continue  # development rows are the gates' alone: never on the board
         point = step.checkpoint
         vanilla = models[point.model]
+        name = entry_name(study, point, step.set_name)
+        if _already_submitted(on_board, name, folder):
+            continue
         results = load_results(results_file(folder))
         sub = Submission(
-            model=entry_name(study, point, step.set_name),
+            model=name,
             model_type=MODEL_TYPE.get(point.role, "instruct" if vanilla.prompt_format == "instruct" else "pretrained"),
             weight_type="original", precision=results.get("finharness", {}).get("dtype", "float32"),
             chat_template=bool(results.get("finharness", {}).get("chat_template")),
@@ -56,3 +61,18 @@ def submit_study(study: Study, board: Board | None = None) -> list[int]:
             continue
     log.info(f"leaderboard {board.path}: {len(added)} new entries from {study.spec.name}")
     return added
+
+
+def _already_submitted(entries: list[Entry], name: str, folder: Path) -> bool:
+    """The board keeps a byte copy of every results folder it accepts: an entry of this name
+    holding this very results file is this evaluation, verified when it was submitted."""
+    ours = results_file(folder).read_bytes()
+    for entry in entries:
+        if entry.model != name:
+            continue
+        try:
+            if results_file(Path(entry.results_path)).read_bytes() == ours:
+                return True
+        except (OSError, ValueError):  # the board's copy is gone: submit, and let the board decide
+            continue
+    return False

@@ -87,7 +87,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.slow
-def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path, capsys, progress):
+def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path, capsys, progress, monkeypatch):
     # Two seen tasks and one unseen keep the suite fast; the study's own set is finharness_all.
     folder = shrink("fin-instruct-merge", tmp_path / "recipes", tiny_models,
                     tasks=[["fin_fpb", "fin_fomc", "fin_finarg_auc"], ["fin_fpb", "fin_finarg_auc"],
@@ -193,9 +193,16 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     assert merged["reference_id"] == vanilla["id"]
     assert merged["unseen_change"] == pytest.approx(merged["unseen"] - vanilla["unseen"])
 
-    # A second run finds everything done and redoes nothing.
+    # A second run finds everything done and redoes nothing: not even the board's verification
+    # of results it already holds.
     capsys.readouterr()
+    verified = []
+    import leaderboard.submit
+
+    real_verify = leaderboard.submit.verify_results
+    monkeypatch.setattr(leaderboard.submit, "verify_results", lambda *a, **k: verified.append(a) or real_verify(*a, **k))
     run_study(folder, output_dir=tmp_path / "out", board=board)
+    assert verified == []
     out = capsys.readouterr().out
     assert out.count("already done") == 5 + 1 + 22 + 1  # trainings, merges, evaluations, tables
     assert len(Board(board).entries()) == 15
