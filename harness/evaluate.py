@@ -127,19 +127,19 @@ def select_tasks(requested: list[str], known: list[str], skipped: dict[str, str]
     return selected
 
 
-def slice_documents(manager, tasks: list[str], limit: int | float | None, method: str,
+def slice_documents(loaded: dict[str, Any], limit: int | float | None, method: str,
                     seed: int) -> dict[str, list[int]] | None:
-    """lm-eval ``samples`` (task -> document indices) for a ``--limit`` run: seeded and
-    stratified by gold label unless ``method`` is ``first`` (lm-eval's own ``--limit``)."""
+    """lm-eval ``samples`` (task -> document indices) for a ``--limit`` run of the ``loaded``
+    tasks: seeded and stratified by gold label unless ``method`` is ``first`` (lm-eval's own
+    ``--limit``)."""
     if limit is None or method == "first":
         return None
     from harness.slices import select, task_golds
 
-    loaded = manager.load(tasks)["tasks"]
     return {name: select(task_golds(task), limit, method, seed) for name, task in loaded.items()}
 
 
-def slice_record(manager, req: EvalRequest, doc_slice: dict[str, list[int]] | None) -> dict[str, Any]:
+def slice_record(loaded: dict[str, Any], req: EvalRequest, doc_slice: dict[str, list[int]] | None) -> dict[str, Any]:
     """What the results say about the slice: method, seed, limit, the stratified rule, and
     per task the labels that got no document (a slice that keeps the prior can miss rare ones)."""
     record: dict[str, Any] = {"method": req.sample if req.limit is not None else None, "seed": req.seed,
@@ -149,7 +149,6 @@ def slice_record(manager, req: EvalRequest, doc_slice: dict[str, list[int]] | No
     if doc_slice is not None and req.sample == "stratified":
         from harness.slices import RULE, unsampled_labels
 
-        loaded = manager.load(list(doc_slice))["tasks"]
         record["rule"] = RULE
         record["unsampled_labels"] = {t: missing for t, chosen in doc_slice.items()
                                       if (missing := unsampled_labels(loaded[t], chosen))}
@@ -186,19 +185,21 @@ def score_on_validation(manager, required: bool = True) -> None:
     manager.load = load_validation
 
 
-def development_documents(manager, tasks: list[str], req: "EvalRequest") -> dict[str, list[int]]:
-    """lm-eval ``samples`` for ``split: development`` (the manager already scores validation
-    splits where tasks have them): per task, rows that no test slice scores and that repeat no
-    test document, drawn as ``--limit`` draws."""
+def development_documents(loaded: dict[str, Any], req: "EvalRequest") -> dict[str, list[int]]:
+    """lm-eval ``samples`` for ``split: development`` (``loaded`` by a manager that already
+    scores validation splits where tasks have them): per task, rows that no test slice scores
+    and that repeat no test document, drawn as ``--limit`` draws."""
     from fin_tasks.common.decontamination import POOL_MARK
     from harness.slices import development_slice, select, task_golds
 
     out = {}
-    for name, task in manager.load(tasks)["tasks"].items():
+    for name, task in loaded.items():
         golds = task_golds(task)
         if task.config.validation_split:
-            docs = list(task.eval_docs)
-            excluded = {i for i, d in enumerate(docs) if isinstance(d, dict) and d.get(POOL_MARK)}
+            docs = task.eval_docs
+            marks = docs[POOL_MARK][:] if POOL_MARK in (getattr(docs, "column_names", None) or ()) else \
+                [isinstance(d, dict) and d.get(POOL_MARK) for d in docs]
+            excluded = {i for i, mark in enumerate(marks) if mark}
         else:
             if not req.development_outside or None in req.development_outside:
                 raise ValueError(f"task {name} has no validation split, so its development rows would be test "
@@ -233,7 +234,8 @@ def backend_model_args(req: EvalRequest, model: ResolvedModel) -> dict[str, Any]
     return {**args, **req.model_args, "trust_remote_code": False}
 
 
-def contamination_record(samples: dict[str, list[dict]], manager, checkpoint: Path, num_fewshot: int | None) -> dict:
+def contamination_record(samples: dict[str, list[dict]], manager, loaded: dict[str, Any], checkpoint: Path,
+                         num_fewshot: int | None) -> dict:
     """The checkpoint's lineage; when it is known, each scored task's overlap with it (and with
     the task's few-shot pool and other splits) and clean-subset scores; with few-shot
     prompts, how many pool rows the leak-free sampler skipped."""
@@ -245,7 +247,7 @@ def contamination_record(samples: dict[str, list[dict]], manager, checkpoint: Pa
                                        **({"sha256": lineage.digest} if lineage.digest else {})}}
     if lineage.status != "known" and not num_fewshot:
         return out
-    tasks = {name: manager.load([name])["tasks"][name] for name in samples}  # once, for both figures
+    tasks = {name: loaded[name] for name in samples}
     if lineage.status == "known":
         from harness.contamination import run_contamination
 
@@ -262,12 +264,9 @@ def contamination_record(samples: dict[str, list[dict]], manager, checkpoint: Pa
     return out
 
 
-def _documents(manager, tasks: list[str]) -> tuple[int, int, list[str]]:
-    """Test documents (validation where a task has no test split) of the tasks, groups
-    expanded; how many tasks; their output types."""
-    from fin_tasks.index import load_members
-
-    loaded = load_members(manager, tasks)
+def _documents(loaded: dict[str, Any]) -> tuple[int, int, list[str]]:
+    """Test documents (validation where a task has no test split) of the loaded tasks (groups
+    expanded); how many tasks; their output types."""
     return (sum(len(task.eval_docs) for task in loaded.values() if hasattr(task, "eval_docs")), len(loaded),
             [getattr(task, "OUTPUT_TYPE", None) or task.config.output_type for task in loaded.values()])
 
@@ -328,9 +327,13 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         score_on_validation(manager)
     if req.split == "development":
         score_on_validation(manager, required=False)
-        doc_slice = development_documents(manager, tasks, req)
+    # Loaded once for what finharness reads (the slice, its record, the contamination figures);
+    # lm-eval loads its own copies to run.
+    loaded = manager.load(tasks)["tasks"]
+    if req.split == "development":
+        doc_slice = development_documents(loaded, req)
     else:
-        doc_slice = slice_documents(manager, tasks, req.limit, req.sample, req.seed)
+        doc_slice = slice_documents(loaded, req.limit, req.sample, req.seed)
     chat = use_chat_template(req.chat_template, model.checkpoint)
     device = req.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tracker, wandb = _loggers(req)
@@ -343,7 +346,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     # A speed is only this machine's when the answers are computed, not read from a cache.
     computes = cache is None or not any(Path(cache).parent.glob(f"{Path(cache).name}_rank*.db"))
     if req.limit is None:
-        docs, count, output_types = _documents(manager, tasks)
+        docs, count, output_types = _documents(loaded)
         work = work_kind(output_types, req.num_fewshot)
         note = cost_note(docs, count, measured(fingerprint, req.backend, req.dtype, device, work), work)
         if note:
@@ -360,14 +363,15 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         work = work_kind([(c or {}).get("output_type", "") for c in (results.get("configs") or {}).values()],
                          req.num_fewshot)
         record(fingerprint, req.backend, req.dtype, device, work, docs_scored(results), seconds)
-    results["finharness"] = _run_record(req, model, fingerprint, chat, tasks, manager, doc_slice, results)
+    results["finharness"] = _run_record(req, model, fingerprint, chat, tasks, manager, loaded, doc_slice, results)
     samples = results.pop("samples", None)
     if samples:
         from harness.baselines import run_baselines
 
         results["finharness"]["baselines"] = {
             task: found.as_json() for task, found in run_baselines(results, samples, manager).items()}
-        results["finharness"].update(contamination_record(samples, manager, model.checkpoint, req.num_fewshot))
+        results["finharness"].update(contamination_record(samples, manager, loaded, model.checkpoint,
+                                                          req.num_fewshot))
     _save(req, results, samples, doc_slice, tracker, wandb)
     if req.log_samples and samples is not None:
         results["samples"] = samples
@@ -429,7 +433,8 @@ def _simple_evaluate(req: EvalRequest, model_args: dict[str, Any], tasks: list[s
 
 
 def _run_record(req: EvalRequest, model: ResolvedModel, fingerprint: str, chat: bool, tasks: list[str],
-                manager, doc_slice: dict[str, list[int]] | None, results: dict[str, Any]) -> dict[str, Any]:
+                manager, loaded: dict[str, Any], doc_slice: dict[str, list[int]] | None,
+                results: dict[str, Any]) -> dict[str, Any]:
     """The results' ``finharness`` block: what was scored, by content. The leaderboard pins a
     local checkpoint by this fingerprint as the Hub pins a revision by its commit, and a task
     from the user's folders by the hashes of its files. The limit lives in ``slice``."""
@@ -439,7 +444,7 @@ def _run_record(req: EvalRequest, model: ResolvedModel, fingerprint: str, chat: 
         "architecture": architecture(model.checkpoint),
         "revision": fingerprint, "backend": req.backend, "dtype": req.dtype,
         "chat_template": chat, "num_fewshot": req.num_fewshot, "tasks": tasks,
-        "slice": slice_record(manager, req, doc_slice),
+        "slice": slice_record(loaded, req, doc_slice),
         "split": req.split, "include_paths": [str(p) for p in req.include_paths],
         "external_tasks": external_fingerprints(scored, manager.task_index),
     }

@@ -88,11 +88,11 @@ def _allocate(sizes: dict[Any, int], n: int, floor: bool = False) -> dict[Any, i
 
 def unsampled_labels(task, chosen: Sequence[int]) -> list[str]:
     """The task's labels (of its scored split) that no chosen document has."""
-    docs = list(task.eval_docs)
+    docs = task.eval_docs
     golds = task_golds(task)
     present = {golds[i] for i in chosen}
     missing = sorted({g for g in golds if g is not None} - present, key=str)
-    first = docs[0] if docs and isinstance(docs[0], dict) else {}
+    first = docs[0] if len(docs) and isinstance(docs[0], dict) else {}
     choices = first.get("choices") if isinstance(first.get("choices"), list) else None
     return [str(choices[g]) if choices and isinstance(g, int) and 0 <= g < len(choices) else str(g) for g in missing]
 

@@ -90,7 +90,7 @@ def test_development_rows_are_never_a_scored_test_document():
     manager = task_manager()
     score_on_validation(manager, required=False)
     req = EvalRequest(model="m", limit=80, split="development", development_outside=(100, 50))
-    chosen = development_documents(manager, ["gen_sentiment_sst2_mc", "fin_headlines"], req)
+    chosen = development_documents(manager.load(["gen_sentiment_sst2_mc", "fin_headlines"])["tasks"], req)
 
     sst2 = manager.load(["gen_sentiment_sst2_mc"])["tasks"]["gen_sentiment_sst2_mc"]
     golds = task_golds(sst2)
@@ -114,4 +114,4 @@ def test_a_development_set_beside_unlimited_test_sets_is_refused_naming_the_task
     score_on_validation(manager, required=False)
     req = EvalRequest(model="m", limit=10, split="development", development_outside=(None,))
     with pytest.raises(ValueError, match="gen_sentiment_sst2_mc has no validation split"):
-        development_documents(manager, ["gen_sentiment_sst2_mc"], req)
+        development_documents(manager.load(["gen_sentiment_sst2_mc"])["tasks"], req)
