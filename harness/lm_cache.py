@@ -99,7 +99,6 @@ def quarantine_broken(cache: str | Path) -> list[str]:
     return moved
 
 
-
 def write_without_waiting(hook) -> None:
     """Let lm-eval's cache hook write each answer without waiting for it to be committed.
 
