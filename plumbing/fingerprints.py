@@ -95,6 +95,9 @@ class Fingerprint:
 
     texts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
     ngrams: dict[int, np.ndarray] = field(default_factory=dict)
+    # What it was derived from (plumbing/derived.py's key), where that is known: lookups
+    # against it can then be kept on disk too.
+    key: str | None = None
 
     @classmethod
     def of(cls, texts: Iterable[str], ns: Sequence[int] = NGRAMS) -> "Fingerprint":
@@ -133,7 +136,7 @@ class Fingerprint:
         from plumbing.atomic import write_atomic
 
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, texts=self.texts, **{f"ngrams_{n}": v for n, v in self.ngrams.items()})
+        np.savez_compressed(buffer, **self.arrays())
         write_atomic(Path(path), buffer.getvalue())
 
     @classmethod
@@ -141,8 +144,7 @@ class Fingerprint:
         try:
             with np.load(Path(path), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-            ngrams = {int(k.split("_", 1)[1]): arrays[k].astype(np.uint64) for k in arrays if k.startswith("ngrams_")}
-            found = cls(arrays["texts"].astype(np.uint64), ngrams)
+            found = cls.from_arrays(arrays)
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: not a finharness lineage file ({err})") from None
         # Sorted 1-D hash sets, as save() writes them: anything else answers membership wrongly (C1).
@@ -151,6 +153,16 @@ class Fingerprint:
                 raise ValueError(f"{path}: not a finharness lineage file ({name} is not a sorted list of hashes, "
                                  f"shape {array.shape})")
         return found
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Its hash sets by name, as :meth:`save` writes them and :meth:`from_arrays` reads them."""
+        return {"texts": self.texts, **{f"ngrams_{n}": v for n, v in self.ngrams.items()}}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], key: str | None = None) -> "Fingerprint":
+        return cls(arrays["texts"].astype(np.uint64),
+                   {int(k.split("_", 1)[1]): v.astype(np.uint64) for k, v in arrays.items() if k.startswith("ngrams_")},
+                   key)
 
 
 def _contains(sorted_set: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -156,7 +156,9 @@ def leak_free_rows(task, docs, extra_tests: Sequence[Any] = ()) -> list[int]:
 
 @lru_cache(maxsize=64)
 def _overlapping(texts: tuple[str, ...], fingerprint) -> tuple[bool, ...]:
-    return tuple(bool(f) for f in fingerprint.overlaps(texts))
+    from fin_tasks.common.decontamination import overlap_flags
+
+    return overlap_flags(fingerprint, texts)
 
 
 def split_docs(task, spec: TaskSpec):

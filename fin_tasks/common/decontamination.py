@@ -20,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import plumbing.fingerprints
+from plumbing.derived import content_key, remembered_arrays, source_of
 from plumbing.fingerprints import DEFAULT_N, Fingerprint
 from plumbing.jsonl import jsonl_rows
 
@@ -37,9 +39,28 @@ def query_text(doc: Mapping[str, Any]) -> str:
     raise KeyError(f"a row needs one of the text fields {[list(g) for g in QUERY_FIELDS]}; it has {sorted(doc)}")
 
 
+# The code a derived fingerprint or flag depends on: part of every key plumbing/derived.py keeps.
+_CODE = source_of(plumbing.fingerprints.__file__, __file__)
+
+
+def texts_key(texts: tuple[str, ...], *more: str) -> str:
+    """The on-disk key of a value derived from ``texts`` (and ``more``) by this module's code."""
+    return content_key([*_CODE, *more, str(len(texts)), *texts])
+
+
+def overlap_flags(fingerprint: Fingerprint, texts: tuple[str, ...]) -> tuple[bool, ...]:
+    """For each text: does it overlap ``fingerprint`` (its normalized text or a word 8-gram)?
+    Kept on disk where the fingerprint's content is known."""
+    if fingerprint.key is None:
+        return tuple(bool(f) for f in fingerprint.overlaps(texts, DEFAULT_N))
+    key = content_key([fingerprint.key, texts_key(texts, f"overlaps n={DEFAULT_N}")])
+    flags = remembered_arrays("overlaps", key, lambda: {"flags": fingerprint.overlaps(texts, DEFAULT_N)})["flags"]
+    return tuple(bool(f) for f in flags)
+
+
 @lru_cache(maxsize=256)
 def _pool_flags(test: tuple[str, ...], pool: tuple[str, ...]) -> tuple[bool, ...]:
-    return tuple(bool(f) for f in fingerprint_of(test).overlaps(pool, DEFAULT_N))
+    return overlap_flags(fingerprint_of(test), pool)
 
 
 def mark_pool(splits: dict[str, list[dict]]) -> dict[str, list[dict]]:
@@ -100,8 +121,10 @@ def _render_texts(task, docs) -> list[str]:
 
 @lru_cache(maxsize=256)
 def fingerprint_of(texts: tuple[str, ...], n: int = DEFAULT_N) -> Fingerprint:
-    """A cached fingerprint (n-grams of one length) of a set of texts."""
-    return Fingerprint.of(texts, ns=(n,))
+    """A cached fingerprint (n-grams of one length) of a set of texts (kept on disk too)."""
+    key = texts_key(texts, f"fingerprint n={n}")
+    arrays = remembered_arrays("fingerprint", key, lambda: Fingerprint.of(texts, ns=(n,)).arrays())
+    return Fingerprint.from_arrays(arrays, key)
 
 
 def task_test_fingerprint(task) -> Fingerprint:
@@ -124,11 +147,16 @@ def read_texts(path: Path) -> list[str]:
 
 @lru_cache(maxsize=4)
 def _suite_fingerprint(stamp: tuple) -> Fingerprint:
-    texts = [t for folder in packaged_data_dirs() for t in read_texts(folder / "test.jsonl")]
-    return Fingerprint.of(texts, ns=(DEFAULT_N,))
+    files = [folder / "test.jsonl" for folder in packaged_data_dirs()]
+    # Keyed by the files' bytes (one read of a few MB), so reading it back needs no parse.
+    key = content_key([*_CODE, "suite test fingerprint", *(f.read_bytes() for f in files)])
+    arrays = remembered_arrays("fingerprint", key, lambda: Fingerprint.of(
+        [t for f in files for t in read_texts(f)], ns=(DEFAULT_N,)).arrays())
+    return Fingerprint.from_arrays(arrays, key)
 
 
 def suite_test_fingerprint() -> Fingerprint:
-    """Every packaged task's test documents, fingerprinted (cached while the files are unchanged)."""
+    """Every packaged task's test documents, fingerprinted (kept in the process while the files
+    are unchanged, and on disk by their content)."""
     stamp = tuple((str(p), (p / "test.jsonl").stat().st_mtime_ns) for p in packaged_data_dirs())
     return _suite_fingerprint(stamp)
