@@ -17,7 +17,11 @@ for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     import torch
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    torch.set_num_threads(share)
+    # The commands a test launches (finharness, lm_eval, torchrun) take the same share: two
+    # workers' children each spinning two OpenMP threads on two cores slow each other far more than 2x.
+    os.environ.setdefault("OMP_NUM_THREADS", str(share))
 # Request caches of this session stay in a scratch folder, not in the user's cache.
 os.environ["FINHARNESS_LM_CACHE"] = tempfile.mkdtemp(prefix="finharness-lm-cache-")
 

@@ -37,32 +37,33 @@ def _split(items: Sequence[Pair]) -> tuple[list[int], list[int]]:
 
 def f1_macro(items: Sequence[Pair]) -> float:
     """Unweighted mean of per-class F1 over the gold classes."""
-    if not items:
-        return float("nan")
-    from sklearn.metrics import f1_score  # imported when aggregating: a second of start-up otherwise
-
-    golds, preds = _split(items)
-    return float(f1_score(golds, preds, labels=sorted(set(golds)), average="macro", zero_division=0))
+    return _one_score("f1_macro", items)
 
 
 def f1_weighted(items: Sequence[Pair]) -> float:
     """Per-class F1 weighted by gold support (FinBen's headline "F1")."""
-    if not items:
-        return float("nan")
-    from sklearn.metrics import f1_score
-
-    golds, preds = _split(items)
-    return float(f1_score(golds, preds, labels=sorted(set(golds)), average="weighted", zero_division=0))
+    return _one_score("f1_weighted", items)
 
 
 def mcc(items: Sequence[Pair]) -> float:
     """Multi-class Matthews correlation; a missing answer (-1) is its own wrong class."""
+    return _one_score("mcc", items)
+
+
+def _one_score(metric: str, items: Sequence[Pair]) -> float:
+    """sklearn's ``f1_score(labels=<gold classes>, zero_division=0)`` and ``matthews_corrcoef``,
+    bit for bit (tests/test_metrics.py), from one confusion matrix in sklearn's order of
+    summation: sklearn's input checks cost ~5 ms a call, and a study scores thousands."""
     if not items:
         return float("nan")
-    from sklearn.metrics import matthews_corrcoef
-
     golds, preds = _split(items)
-    return float(matthews_corrcoef(golds, preds))
+    matrix = confusion_matrices(golds, [preds])
+    if metric == "mcc":
+        return float(from_confusion(metric, matrix)[0])
+    true, f1 = _class_f1(matrix)
+    present = true[0] > 0  # F1 over the gold classes only
+    weights = true[0][present] if metric == "f1_weighted" else None
+    return float(np.average(f1[0][present], weights=weights))
 
 
 def _scores(gold: int, pred: int) -> dict:
@@ -142,18 +143,17 @@ def from_confusion(metric: str, matrices: np.ndarray) -> np.ndarray:
     """``f1_macro``, ``f1_weighted`` or ``mcc`` of each confusion matrix, with the formulas and
     conventions of the functions above (F1 over the gold classes, zero division 0; sklearn's
     multi-class MCC): the bootstrap and the random baseline score thousands of resamples with it."""
-    true = matrices.sum(axis=2).astype(float)
-    pred = matrices.sum(axis=1).astype(float)
-    hits = np.diagonal(matrices, axis1=1, axis2=2).astype(float)
     metric = base_metric(metric)
     if metric in ("f1_macro", "f1_weighted"):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            f1 = np.where(true + pred > 0, 2 * hits / (true + pred), 0.0)
+        true, f1 = _class_f1(matrices)
         present = true > 0
         if metric == "f1_macro":
             return (f1 * present).sum(axis=1) / present.sum(axis=1)
         return (f1 * true).sum(axis=1) / true.sum(axis=1)
     if metric == "mcc":
+        true = matrices.sum(axis=2).astype(float)
+        pred = matrices.sum(axis=1).astype(float)
+        hits = np.diagonal(matrices, axis1=1, axis2=2).astype(float)
         n = true.sum(axis=1)
         cov_ytyp = hits.sum(axis=1) * n - (pred * true).sum(axis=1)
         cov_ypyp = n * n - (pred * pred).sum(axis=1)
@@ -162,6 +162,15 @@ def from_confusion(metric: str, matrices: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(denom > 0, cov_ytyp / np.sqrt(denom), 0.0)
     raise ValueError(f"{metric}: not a confusion-matrix metric (f1_macro, f1_weighted, mcc)")
+
+
+def _class_f1(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per matrix and class: the gold count, and F1 = 2 tp / (gold count + predicted count), 0 where both are 0."""
+    true = matrices.sum(axis=2).astype(float)
+    pred = matrices.sum(axis=1).astype(float)
+    hits = np.diagonal(matrices, axis1=1, axis2=2).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return true, np.where(true + pred > 0, 2 * hits / (true + pred), 0.0)
 
 
 def document_mean(values: Sequence[Any]) -> float:
