@@ -108,7 +108,7 @@ def study_work(study: Study) -> list[Work]:
 
     manager = task_manager(study.eval.include_paths)
     tokenizers = {m.label: _tokenizer(m.model, _fallback(m.prompt_format)) for m in study.spec.models}
-    labels = {r.name: next(m.label for m in study.spec.models if r.base_model == m.model) for r in study.train_recipes}
+    labels = {r.name: study.trained_model(r) for r in study.train_recipes}
     work = [train_work(r, labels[r.name], *tokenizers[labels[r.name]]) for r in study.train_recipes]
     work += [Work("merge", r.name, r.name.split("-", 1)[0], len(r.models), 0) for r in study.merge_recipes]
     counted: dict[tuple, Work] = {}  # every checkpoint of a model scores the same documents

@@ -86,6 +86,10 @@ class TrainRun(_Strict):
     fticl: FticlSpec = FticlSpec()
     models: list[str] | None = Field(default=None, description="study model labels; None: every model")
     kind: Literal["single", "multi"] = "single"
+    after: str | None = Field(
+        default=None, description="a run listed before this one: this run fine-tunes that run's model (the same "
+                                  "study model and seed) instead of the study model, as sequential fine-tuning does. "
+                                  "Its lineage holds both runs' texts; its trained tasks (the gates') are its own")
     covers: list[str] = Field(default_factory=list,
                               description="seen tasks this single-task run is the specialist for (tables)")
     training: dict[str, Any] = Field(
@@ -251,6 +255,10 @@ class Study(_Strict):
     checkpoints: list[Checkpoint]
     evals: list[EvalStep]
 
+    def trained_model(self, recipe: TrainRecipe) -> str:
+        """The study model (label) a training recipe fine-tunes, directly or after another run."""
+        return next(c.model for c in self.checkpoints if c.path == str(recipe.run_dir()))
+
 
 def _deep_merge(base: Any, override: Any) -> Any:
     if isinstance(base, dict) and isinstance(override, dict):
@@ -370,6 +378,9 @@ def _training_runs(folder: Path, spec: StudyFile, train: TrainFile, models: Mapp
                 raise RecipeError(f"{folder / 'train.yaml'}: runs.{run.name}.models: unknown model {label!r} "
                                   f"(study models: {sorted(models)})")
             model = models[label]
+            if run.after is not None and (label, run.after, seeds[0]) not in points:
+                raise RecipeError(f"{folder / 'train.yaml'}: runs.{run.name}.after: {run.after!r} is not a run listed "
+                                  f"before it for model {label} (sequential fine-tuning starts from a finished run)")
             tasks = [t if t.samples or train.samples is None else t.model_copy(update={"samples": train.samples})
                      for t in run.tasks]
             # The paper's formats train on the same documents, in the model's prompt format.
@@ -378,7 +389,8 @@ def _training_runs(folder: Path, spec: StudyFile, train: TrainFile, models: Mapp
             for seed in seeds:
                 # One seed keeps the plain names; several give every run and merge a -s<seed> suffix.
                 recipe = parse_recipe({
-                    "name": seeded_name(f"{label}-{run.name}", seed, seeds), "base_model": model.model,
+                    "name": seeded_name(f"{label}-{run.name}", seed, seeds),
+                    "base_model": points[(label, run.after, seed)].path if run.after else model.model,
                     "prompt_format": model.prompt_format,
                     "tasks": [t.model_dump() for t in tasks], "fticl": run.fticl.model_dump(),
                     "method": train.method, **({"lora": train.lora.model_dump()} if train.method == "lora" else {}),

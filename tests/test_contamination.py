@@ -150,6 +150,20 @@ def test_a_merge_with_an_input_of_unknown_lineage_is_unknown(runs, tiny_checkpoi
     assert lineage.status == "unknown" and str(stranger) in lineage.why
 
 
+def test_a_run_fine_tuned_on_top_of_another_keeps_what_the_first_saw(runs, leaky_task, tmp_path):
+    """Sequential fine-tuning: a leak-free run on top of the leaky one has seen the leaked test
+    sentences through its base, and its lineage says so."""
+    leaked = json.loads((leaky_task / "leaked.json").read_text())
+    after = train_recipe(parse_recipe(recipe(runs["leaky"], tmp_path / "runs", "after-leaky")),
+                         include_paths=[str(leaky_task)])
+    record = read_manifest(after).data["lineage"]
+    assert record["status"] == "known" and record["base_checkpoint"] == str(runs["leaky"])
+    assert record["tasks"][TASK]["skipped_overlapping_test"] == 10  # its own rows are leak-free
+    assert record["base_lineage"]["tasks"] == read_manifest(runs["leaky"]).data["lineage"]["tasks"]
+    _, reports = folder_report(evaluate(after, leaky_task, tmp_path / "after"))
+    assert reports[TASK].flagged["lineage"] == leaked
+
+
 def test_leak_free_training_skips_the_test_sentences_and_says_so(runs, leaky_task, tmp_path):
     record = read_manifest(runs["clean"]).data["lineage"]
     assert record["leak_free"] is True

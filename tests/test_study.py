@@ -331,6 +331,33 @@ def test_a_run_can_change_the_training_block_for_its_own_task(tmp_path, tiny_mod
         load_study(folder)
 
 
+def test_a_run_after_another_fine_tunes_that_runs_model_seed_by_seed(tmp_path, tiny_models):
+    """Sequential fine-tuning (`after:`): the held-out specialist's model, then the seen tasks on top."""
+    folder = shrink("fin-instruct-merge", tmp_path, tiny_models)
+    train = yaml.safe_load((folder / "train.yaml").read_text())
+    train.pop("seed", None)
+    train["seeds"] = [1, 2]
+    seen = next(r for r in train["runs"] if r["name"] == "multi")["tasks"]
+    train["runs"] += [{"name": "heldout", "tasks": [{"name": "fin_finarg_auc"}, {"name": "fin_fincausal"}],
+                       "covers": ["fin_finarg_auc", "fin_fincausal"]},
+                      {"name": "heldout-then-seen", "kind": "multi", "after": "heldout", "tasks": seen}]
+    (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
+    study = load_study(folder)
+    recipes = {r.name: r for r in study.train_recipes}
+    for seed in (1, 2):
+        after = recipes[f"instruct-heldout-then-seen-s{seed}"]
+        assert after.base_model == str(recipes[f"instruct-heldout-s{seed}"].run_dir())
+        assert study.trained_model(after) == "instruct"  # the dry run counts its tokens with the study model's
+    point = next(c for c in study.checkpoints if c.run == "heldout-then-seen" and c.seed == 1)
+    assert point.trained_on == [t["name"] for t in seen]  # its own tasks: the gates ask whether it learned those
+
+    train["runs"].insert(0, train["runs"].pop())  # listed before the run it follows: refused, naming the field
+    (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
+    with pytest.raises(RecipeError, match=r"train.yaml: runs.heldout-then-seen.after: 'heldout' is not a run listed "
+                                          r"before it for model instruct"):
+        load_study(folder)
+
+
 def test_a_training_recipe_with_seeds_is_one_run_per_seed():
     from training.recipe import parse_recipe
 

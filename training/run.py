@@ -225,21 +225,46 @@ def _finish(recipe, recipe_text, work, final, trained, tokenizer, checkpoint, ex
 
 
 def _write_lineage(work: Path, recipe, examples, encoded_all, checkpoint: Path) -> dict:
-    """Fingerprint every text the run showed the model (its documents and FTICL demonstrations)."""
+    """Fingerprint every text the run showed the model (its documents and FTICL demonstrations),
+    joined with its base's lineage where the base is itself a finharness run or merge (sequential
+    fine-tuning): a lineage is everything finharness showed the model, not only the last run."""
     from plumbing.fingerprints import LINEAGE_FILE, NGRAMS, Fingerprint
 
     shown = [ex for ex, enc in zip(examples, encoded_all) if enc is not None]
     fingerprint = Fingerprint.of(text for ex in shown for text in ex.texts)
-    fingerprint.save(work / LINEAGE_FILE)
     per_task = {}
     for spec in recipe.tasks:
         mine = [ex for ex in shown if ex.task == spec.name]
         per_task[spec.name] = {"split": spec.split or "train", "documents": len({ex.doc_index for ex in mine}),
                                "demonstrations": len({d for ex in mine for d in ex.demos}),
                                "skipped_overlapping_test": examples.skipped.get(spec.name, 0)}
+    where = {"base_model": recipe.base_model, "base_checkpoint": str(checkpoint)}
+    base = _base_lineage(checkpoint)
+    if base is not None and base.status != "known":
+        return {"status": "unknown", "why": f"its base {checkpoint} was fine-tuned on what finharness cannot "
+                                            f"tell ({base.why})", "tasks": per_task, **where}
+    if base is not None:
+        fingerprint = fingerprint.union(base.fingerprint)
+        where["base_lineage"] = {"texts": len(base.fingerprint), "sha256": base.digest,
+                                 "tasks": dict(base.record.get("tasks") or {})}
+    fingerprint.save(work / LINEAGE_FILE)
     return {"status": "known", "file": LINEAGE_FILE, "texts": len(fingerprint), "ngrams": list(NGRAMS),
-            "leak_free": recipe.leak_free, "tasks": per_task, "base_model": recipe.base_model,
-            "base_checkpoint": str(checkpoint)}
+            "leak_free": recipe.leak_free, "tasks": per_task, **where}
+
+
+def _base_lineage(checkpoint: Path):
+    """The lineage of a base that finharness fine-tuned or merged (None: a pretrained base,
+    whose pretraining no one here can see)."""
+    from plumbing.folders import FolderError, read_manifest
+    from plumbing.lineage import Lineage, read_lineage
+
+    try:
+        manifest = read_manifest(checkpoint)
+    except FolderError as err:
+        return Lineage("unknown", why=str(err))
+    if manifest is None or manifest.kind not in ("training_run", "merge"):
+        return None
+    return read_lineage(checkpoint)
 
 
 def _merged(peft_model, recipe: TrainRecipe, checkpoint: Path, adapter: Path):
