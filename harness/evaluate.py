@@ -367,9 +367,13 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     samples = results.pop("samples", None)
     if samples:
         from harness.baselines import run_baselines
+        from harness.generation_baselines import run_lead_baselines
 
         results["finharness"]["baselines"] = {
             task: found.as_json() for task, found in run_baselines(results, samples, manager).items()}
+        leads = run_lead_baselines(results, samples)
+        if leads:
+            results["finharness"]["generation_baselines"] = leads
         results["finharness"].update(contamination_record(samples, manager, loaded, model.checkpoint,
                                                           req.num_fewshot))
     _save(req, results, samples, doc_slice, tracker, wandb)

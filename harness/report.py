@@ -38,6 +38,7 @@ def score_rows(results: dict[str, Any], metrics: list[str] | None = None) -> lis
     its trivial answers score on the same documents (harness/baselines.py)."""
     metrics = metric_columns(results) if metrics is None else metrics
     baselines = (results.get("finharness") or {}).get("baselines") or {}
+    leads = (results.get("finharness") or {}).get("generation_baselines") or {}
     rows = []
     entries = {**results.get("groups", {}), **results.get("results", {})}
     n_docs = {name: info.get("effective") for name, info in results.get("n-samples", {}).items()}
@@ -54,6 +55,8 @@ def score_rows(results: dict[str, Any], metrics: list[str] | None = None) -> lis
             answer = (found.get("answers") or {}).get(baseline)
             rows.append([f"· {baseline}" + (f": {answer}" if answer else ""), ""]
                         + [scores.get(m) for m in metrics] + [None])
+        for baseline, scores in leads.get(name, {}).get("baselines", {}).items():  # a generation task's
+            rows.append([f"· {baseline} of the input", ""] + [scores.get(m) for m in metrics] + [None])
     return rows
 
 
@@ -103,6 +106,9 @@ def score_table(results: dict[str, Any], fmt: str = "github") -> str:
         if notes:
             table += ("\nCollapsed (answers far from the gold labels, total-variation distance >= 0.3, with "
                       "MCC < 0.1):\n" + "\n".join(f"- {n}" for n in notes))
+    if (results.get("finharness") or {}).get("generation_baselines"):
+        table += ("\n\nUnder each generation task: what copying the input's first sentence, or its first three, "
+                  "scores on the same documents (harness/generation_baselines.py).")
     missing = unsampled_notes(results)
     if missing:
         table += "\nThe slice keeps each task's label prior, so rare labels can be absent:\n" + "\n".join(

@@ -74,8 +74,9 @@ class Bootstrap:
     whatever order the rows ask in; baselines and collapse flags recomputed from the logs."""
 
     def __init__(self, resamples: int, seed: int, include_paths: Sequence[str | Path] = (),
-                 exclude: Mapping[str, set[int]] | None = None):
+                 exclude: Mapping[str, set[int]] | None = None, generation_baseline: str = "none"):
         self.resamples, self.seed = resamples, seed
+        self.generation_baseline = generation_baseline  # lead: ROUGE and BLEU get trivial answers too
         self.include_paths = [Path(p) for p in include_paths]
         self.exclude = {t: set(ids) for t, ids in (exclude or {}).items()}  # task -> doc ids left out
         self._docs: dict[str, list[int]] = {}
@@ -212,7 +213,7 @@ class Bootstrap:
 
     def restricted(self, exclude: Mapping[str, set[int]]) -> "Bootstrap":
         """The same study read on fewer documents (a claim's clean subset): its own draws and caches."""
-        other = Bootstrap(self.resamples, self.seed, self.include_paths, exclude)
+        other = Bootstrap(self.resamples, self.seed, self.include_paths, exclude, self.generation_baseline)
         other._manager = self._manager
         return other
 
@@ -250,18 +251,33 @@ class Bootstrap:
 
     def baselines(self, folder: Path, task: str, metric: str) -> dict[str, float]:
         """Trivial answers' scores on the task's documents (majority, train prior, uniform and
-        prior-matched random), recomputed from the logged gold labels; empty for a task whose
-        metric is not a classification score."""
+        prior-matched random), recomputed from the logged gold labels; for a generation task,
+        with ``generation_baseline: lead``, the input's first sentence(s)
+        (harness/generation_baselines.py); otherwise empty."""
         key = (task, metric)
         if key not in self._trivial:
             pairs = self.pairs(folder, task)
             labels = self.labels(folder, task) if pairs else None
             if not pairs or not labels:
-                self._trivial[key] = {}
+                self._trivial[key] = self._leads(folder, task, metric) if self.generation_baseline == "lead" else {}
             else:
                 found = trivial_scores([g for g, _ in pairs], len(labels), self.train_golds(folder, task), [metric])
                 self._trivial[key] = {name: scores[metric] for name, scores in found.items() if metric in scores}
         return self._trivial[key]
+
+    def _leads(self, folder: Path, task: str, metric: str) -> dict[str, float]:
+        """The lead answers' scores on the documents the study's rows read (empty for a metric
+        that is not ROUGE or BLEU, or a task whose rows hold no input and reference)."""
+        from harness.contamination import read_sample_rows
+        from harness.generation_baselines import GENERATION_METRICS, lead_scores
+
+        if metric not in GENERATION_METRICS:
+            return {}
+        self.values(folder, task, metric)  # fixes the study's documents of the task
+        docs = set(self._docs[task])
+        rows = [r for r in read_sample_rows(samples_file(folder, scored_name(folder, task)))
+                if int(r["doc_id"]) in docs]
+        return {name: scores[metric] for name, scores in lead_scores(rows, [metric]).items()}
 
     def check(self, folder: Path, task: str) -> TaskBaselines | None:
         """The task's label shares, distance from gold, MCC and collapse flag in this folder."""

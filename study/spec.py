@@ -42,6 +42,10 @@ class StudyModel(_Strict):
 class TableSpec(_Strict):
     kind: Literal["seen_unseen", "views"]
     metric: str = "f1_weighted"  # seen_unseen: the per-task metric (views use each task type's own)
+    generation_baseline: Literal["none", "lead"] = Field(
+        default="none", description="lead: ROUGE and BLEU are normalized to the input's first sentence(s), as "
+                                    "classification scores are to the best trivial label (none: raw, as studies "
+                                    "run before 2026-12-07 read them)")
     resamples: int = Field(default=1000, gt=0)
     seed: int = 0
 

@@ -89,6 +89,13 @@ def collapse_footnotes(boot: Bootstrap, rows: Sequence[Row], tasks: Sequence[str
     return "\n".join(lines)
 
 
+def study_bootstrap(study: Study) -> Bootstrap:
+    """The study's one reader of scores: its table's resamples, seed and trivial answers."""
+    spec = study.spec.table
+    return Bootstrap(spec.resamples, spec.seed, study.eval.include_paths,
+                     generation_baseline=spec.generation_baseline)
+
+
 def seen_unseen_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[dict], list[Row]]:
     """arXiv 2411.02476's Table 3 shape: per-task scores, seen and unseen means with intervals and
     their change against the zero-shot vanilla row, trivial baselines first; then the same rows on
@@ -98,7 +105,7 @@ def seen_unseen_table(study: Study, boot: Bootstrap | None = None) -> tuple[str,
     spec = study.spec.table
     seen_all, unseen_all = seen_and_unseen(study.eval.include_paths)
     rows = study_rows(study, seen=seen_all)
-    boot = boot or Bootstrap(spec.resamples, spec.seed, study.eval.include_paths)
+    boot = boot or study_bootstrap(study)
     tasks = sorted({t for r in rows for t in r.tasks()}, key=lambda t: (t not in seen_all, t not in unseen_all, t))
     seen = [t for t in tasks if t in seen_all]
     unseen = [t for t in tasks if t in unseen_all]
@@ -228,7 +235,7 @@ def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[
     spec = study.spec.table
     views, places = _views_places()
     rows = study_rows(study)
-    boot = boot or Bootstrap(spec.resamples, spec.seed, study.eval.include_paths)
+    boot = boot or study_bootstrap(study)
 
     def metric_of(task: str) -> str:
         return views.task_types[places[task].task_type].metric
@@ -514,8 +521,7 @@ def development_rows(study: Study):
 
         seen = seen_and_unseen(study.eval.include_paths)[0]
     rows = study_rows(study, seen=seen, split="development")
-    spec = study.spec.table
-    return Development(rows, Bootstrap(spec.resamples, spec.seed, study.eval.include_paths)) if rows else None
+    return Development(rows, study_bootstrap(study)) if rows else None
 
 
 def run_record(study: Study, boot: Bootstrap, verdicts):
@@ -577,7 +583,7 @@ def tables_current(study: Study) -> bool:
 
 def write_tables(study: Study) -> Path:
     spec = study.spec.table
-    boot = Bootstrap(spec.resamples, spec.seed, study.eval.include_paths)
+    boot = study_bootstrap(study)
     text, records, rows = (seen_unseen_table if spec.kind == "seen_unseen" else views_table)(study, boot)
     text += deviation_section(study)
     text += discrimination_section(boot, rows)
