@@ -50,6 +50,13 @@ def plan(recipe: MergeRecipe, output_dir: str | Path | None = None) -> list[Plan
     return planned
 
 
+def merge_folders(recipe: MergeRecipe, output_dir: str | Path | None = None) -> list[Path]:
+    """The folder of every point of ``recipe`` (the recipe's own folder, or one per sweep point
+    under it), without resolving any model: a plan before the inputs exist."""
+    root = Path(output_dir or recipe.output_dir) / recipe.name
+    return [root / point.label if point.label else root for point in expand(recipe)]
+
+
 def run_mergekit(config, yaml_text: str, out: Path, seed: int) -> None:
     from mergekit.merge import run_merge
     from mergekit.options import MergeOptions

@@ -110,8 +110,23 @@ def study_work(study: Study) -> list[Work]:
     tokenizers = {m.label: _tokenizer(m.model, _fallback(m.prompt_format)) for m in study.spec.models}
     labels = {r.name: study.trained_model(r) for r in study.train_recipes}
     work = [train_work(r, labels[r.name], *tokenizers[labels[r.name]]) for r in study.train_recipes]
-    work += [Work("merge", r.name, r.name.split("-", 1)[0], len(r.models), 0) for r in study.merge_recipes]
+    from merges.run import merge_folders
+
+    # A tuned merge's candidates are one recipe of several merges.
+    work += [Work("merge", r.name, r.name.split("-", 1)[0], len(r.models) * len(merge_folders(r)), 0)
+             for r in study.merge_recipes]
     counted: dict[tuple, Work] = {}  # every checkpoint of a model scores the same documents
+    for tuned in study.tuned:  # each candidate weight scored on development rows, then one merge per seed
+        final = next(c for c in study.checkpoints if c.role == "merged" and c.run == tuned.entry)
+        for weight in tuned.select.weights:
+            candidate = final.model_copy(update={"label": f"{final.model}/{tuned.entry} weight {weight:g}"})
+            study_step = EvalStep(checkpoint=candidate, setting="zero-shot", split="development", set_index=-1,
+                                  set_name="select", tasks=tuned.select.tasks, limit=tuned.select.limit, shots=0,
+                                  folder="")
+            found = eval_work(study_step, tokenizers[final.model][0], manager, tokenizers[final.model][1])
+            work.append(Work("eval", f"{candidate.label} (development rows)", final.model, found.items, found.tokens,
+                             found.note))
+        work += [Work("merge", d["name"], final.model, len(d["models"]), 0) for d in tuned.recipes]
     for s in study.evals:
         key = (s.checkpoint.model, tuple(s.tasks), s.shots, s.limit)
         if key not in counted:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from merges.mergekit_yaml import to_yaml
-from study.spec import Checkpoint, EvalStep, Study, check_families, deviation_file, load_study
+from study.spec import Checkpoint, EvalStep, Study, TunedMerge, check_families, deviation_file, load_study
 from training.recipe import dump_recipe
 from plumbing.atomic import write_atomic
 from plumbing.folders import building, is_finished
@@ -32,7 +32,7 @@ ALL_RANKS = ("train", "eval")  # steps every process of a multi-process launch r
 
 @dataclass
 class Step:
-    kind: str  # train | merge | deviate | eval | table | submit
+    kind: str  # train | merge | select | deviate | eval | table | submit
     label: str
     done: Callable[[], bool]
     run: Callable[[], None]
@@ -93,9 +93,41 @@ def run_deviation_step(study: Study, point: Checkpoint) -> None:
     write(result, deviation_file(study.root, point))
 
 
+def select_weight(study: Study, tuned: TunedMerge, device: str | None) -> None:
+    """Score the candidates on development rows and write the choice (merges/select.py). The
+    design is recorded first, as before any evaluation: the choice is part of the run."""
+    from merges.run import merge_folders
+    from merges.select import select_point
+    from study.claims import record_claims
+    from study.record import next_run_number
+
+    record_claims(study.folder, study.root, next_run_number(study.spec.name, study.full))
+    sweep = next(r for r in study.merge_recipes if r.name == tuned.sweep)
+    select_point(merge_folders(sweep), tuned.select.tasks, tuned.select.metric, tuned.select.limit,
+                 study.eval.batch_size, device)
+
+
+def chosen_weight(tuned: TunedMerge) -> float:
+    """The weight the development rows chose for a tuned merge (its selection file)."""
+    from merges.select import point_parameters
+
+    selection = json.loads(Path(tuned.selection).read_text())
+    return float(point_parameters(Path(selection["best"]))["weight"])
+
+
+def merge_tuned(study: Study, tuned: TunedMerge, i: int) -> None:
+    """One seed's merge at the chosen weight, its expanded recipe kept beside the others."""
+    from merges.run import merge_recipe
+
+    recipe = tuned.recipe(i, chosen_weight(tuned))
+    write_atomic(Path(study.root) / "recipes" / "merge" / f"{recipe.name}.yaml",
+                 to_yaml(recipe.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    merge_recipe(recipe)
+
+
 def plan_steps(study: Study, device: str | None = None, board: Path | None = None, online: bool = False,
                rank: int = 0) -> list[Step]:
-    from merges.run import merge_recipe
+    from merges.run import merge_folders, merge_recipe
     from training.run import train_recipe
 
     steps = []
@@ -103,9 +135,17 @@ def plan_steps(study: Study, device: str | None = None, board: Path | None = Non
         steps.append(Step("train", recipe.name, lambda r=recipe: is_finished(r.run_dir(), "training_run"),
                           lambda r=recipe: train_recipe(r, resume=True, online=online)))
     for recipe in study.merge_recipes:
-        folder = Path(recipe.output_dir) / recipe.name
-        steps.append(Step("merge", recipe.name, lambda f=folder: is_finished(f, "merge"),
+        folders = merge_folders(recipe)  # a tuned merge's candidates: one folder per weight
+        steps.append(Step("merge", recipe.name, lambda fs=folders: all(is_finished(f, "merge") for f in fs),
                           lambda r=recipe: merge_recipe(r)))
+    for tuned in study.tuned:
+        steps.append(Step("select", f"{tuned.entry}: weight on development rows of {', '.join(tuned.select.tasks)}",
+                          lambda t=tuned: Path(t.selection).is_file(),
+                          lambda t=tuned: select_weight(study, t, device)))
+        for i, data in enumerate(tuned.recipes):
+            steps.append(Step("merge", f"{data['name']} (the chosen weight)",
+                              lambda n=data["name"]: is_finished(Path(study.root) / "merges" / n, "merge"),
+                              lambda t=tuned, i=i: merge_tuned(study, t, i)))
     if study.spec.deviation:
         for point in study.checkpoints:
             if point.role != "vanilla":

@@ -122,6 +122,16 @@ class TrainFile(_Strict):
         return self.seeds or [self.seed]
 
 
+class MergeSelection(_Strict):
+    """A merge weight chosen on development rows, before any test document is scored."""
+
+    weights: list[float] = Field(min_length=2, description="the candidate weights (every run gets the same)")
+    tasks: list[str] = Field(min_length=1, description="scored on their development rows: validation rows that "
+                                                       "repeat no test document (merges/select.py)")
+    metric: str = "f1_macro"
+    limit: int | None = Field(default=50, gt=0, description="development documents per task")
+
+
 class MergeEntry(_Strict):
     name: str = Name
     model: str = Field(description="the study model (label) merged into, the vanilla base")
@@ -131,6 +141,32 @@ class MergeEntry(_Strict):
     density: float | None = None
     parameters: dict[str, float | bool] = {}
     seed: int = 0
+    select: MergeSelection | None = Field(
+        default=None, description="choose the weight on development rows: each candidate is merged from the first "
+                                  "training seed's runs and scored there, and every seed is merged at the best one")
+
+    @model_validator(mode="after")
+    def _one_weight(self):
+        if self.select is not None and self.weight is not None:
+            raise ValueError("give weight or select, not both (select chooses the weight)")
+        return self
+
+
+class TunedMerge(_Strict):
+    """A merge entry whose weight ``select`` chooses: its candidates (one sweep recipe on the
+    first seed's runs), where the choice is written, and each seed's merge without its weight."""
+
+    entry: str
+    sweep: str = Field(description="name of the candidates' merge recipe (study.merge_recipes)")
+    selection: str = Field(description="the choice, written by merges/select.py: <sweep folder>/selection.json")
+    select: MergeSelection
+    recipes: list[dict[str, Any]] = Field(description="per seed: the merge recipe, its models' weight left out")
+
+    def recipe(self, i: int, weight: float) -> MergeRecipe:
+        """The ``i``-th seed's merge at the chosen weight."""
+        data = copy.deepcopy(self.recipes[i])
+        data["models"] = [{**m, "weight": weight} for m in data["models"]]
+        return parse_merge_recipe(data, f"merge {self.entry} (weight {weight:g}, chosen on development rows)")
 
 
 class MergeFile(_Strict):
@@ -256,6 +292,7 @@ class Study(_Strict):
     full: bool
     train_recipes: list[TrainRecipe]
     merge_recipes: list[MergeRecipe]
+    tuned: list[TunedMerge] = []  # merges whose weight development rows choose (after merge_recipes)
     checkpoints: list[Checkpoint]
     evals: list[EvalStep]
 
@@ -320,7 +357,7 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
         raise RecipeError(f"{folder / 'study.yaml'}: models: two models share a label")
     vanilla = [Checkpoint(label=f"{m.label}", model=m.label, role="vanilla", path=m.model) for m in spec.models]
     train_recipes, trained = _training_runs(folder, spec, train, by_label, root)
-    merge_recipes, merged = _merges(folder, merge, by_label, trained, train.training_seeds(), root)
+    merge_recipes, merged, tuned = _merges(folder, merge, by_label, trained, train.training_seeds(), root)
     checkpoints = vanilla + list(trained.values()) + merged
     return Study(
         folder=str(folder),
@@ -333,6 +370,7 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
         full=full,
         train_recipes=train_recipes,
         merge_recipes=merge_recipes,
+        tuned=tuned,
         checkpoints=checkpoints,
         evals=_eval_steps(checkpoints, evals, spec, by_label, root),
     )
@@ -412,9 +450,10 @@ def _training_runs(folder: Path, spec: StudyFile, train: TrainFile, models: Mapp
 
 def _merges(folder: Path, merge: MergeFile, models: Mapping[str, Any],
             runs_of: Mapping[tuple[str, str, int], Checkpoint], seeds: list[int],
-            root: Path) -> tuple[list, list[Checkpoint]]:
-    """One merge recipe and checkpoint per merge and training seed (that seed's runs merged)."""
-    recipes, points = [], []
+            root: Path) -> tuple[list, list[Checkpoint], list[TunedMerge]]:
+    """One merge recipe and checkpoint per merge and training seed (that seed's runs merged); for
+    a merge whose weight ``select`` chooses, the candidates' sweep recipe and a :class:`TunedMerge`."""
+    recipes, points, tuned = [], [], []
     for entry in merge.merges:
         if entry.model not in models:
             raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.model: unknown model {entry.model!r}")
@@ -423,21 +462,35 @@ def _merges(folder: Path, merge: MergeFile, models: Mapping[str, Any],
             raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.runs: no training run {missing} "
                               f"for model {entry.model}")
         extra = {k: v for k, v in (("weight", entry.weight), ("density", entry.density)) if v is not None}
+        where = f"{folder / 'merge.yaml'} (merge {entry.name})"
+
+        def mapping(name: str, seed: int) -> dict[str, Any]:
+            return {"name": name, "base_model": models[entry.model].model, "method": entry.method,
+                    "models": [{"model": runs_of[(entry.model, r, seed)].path, **extra} for r in entry.runs],
+                    "parameters": entry.parameters, "dtype": merge.dtype, "seed": entry.seed,
+                    "output_dir": str(root / "merges")}
+
+        finals = []
         for seed in seeds:
-            recipe = parse_merge_recipe({
-                "name": seeded_name(f"{entry.model}-{entry.name}", seed, seeds),
-                "base_model": models[entry.model].model, "method": entry.method,
-                "models": [{"model": runs_of[(entry.model, r, seed)].path, **extra} for r in entry.runs],
-                "parameters": entry.parameters, "dtype": merge.dtype, "seed": entry.seed,
-                "output_dir": str(root / "merges"),
-            }, f"{folder / 'merge.yaml'} (merge {entry.name})")
-            recipes.append(recipe)
+            data = mapping(seeded_name(f"{entry.model}-{entry.name}", seed, seeds), seed)
+            if entry.select is None:
+                recipes.append(parse_merge_recipe(data, where))
+            else:  # checked now with a candidate weight; merged at the chosen one
+                weighted = [{**m, "weight": entry.select.weights[0]} for m in data["models"]]
+                parse_merge_recipe({**data, "models": weighted}, where)
+            finals.append(data)
             points.append(Checkpoint(
                 label=seeded_name(f"{entry.model}/{entry.name}", seed, seeds), model=entry.model, role="merged",
-                path=str(Path(recipe.output_dir) / recipe.name), run=entry.name, seed=seed,
-                recipe=str(root / "recipes" / "merge" / f"{recipe.name}.yaml"),
+                path=str(root / "merges" / data["name"]), run=entry.name, seed=seed,
+                recipe=str(root / "recipes" / "merge" / f"{data['name']}.yaml"),
                 trained_on=sorted({t for r in entry.runs for t in runs_of[(entry.model, r, seed)].trained_on})))
-    return recipes, points
+        if entry.select is not None:
+            sweep = parse_merge_recipe({**mapping(f"{entry.model}-{entry.name}-candidates", seeds[0]),
+                                        "sweep": {"weight": entry.select.weights}}, where)
+            recipes.append(sweep)
+            tuned.append(TunedMerge(entry=entry.name, sweep=sweep.name, select=entry.select, recipes=finals,
+                                    selection=str(root / "merges" / sweep.name / "selection.json")))
+    return recipes, points, tuned
 
 
 def _eval_steps(checkpoints: list[Checkpoint], evals: EvalFile, spec: StudyFile, models: Mapping[str, Any],

@@ -17,7 +17,7 @@ import yaml
 from finharness.main import main
 from plumbing.folders import is_finished, read_manifest
 from harness.measures import read_scores
-from harness.result_files import samples_file
+from harness.result_files import load_results, results_file, samples_file
 from harness.stats import read_samples
 from leaderboard.store import Board
 from study.run import run_study
@@ -355,6 +355,58 @@ def test_a_run_after_another_fine_tunes_that_runs_model_seed_by_seed(tmp_path, t
     (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
     with pytest.raises(RecipeError, match=r"train.yaml: runs.heldout-then-seen.after: 'heldout' is not a run listed "
                                           r"before it for model instruct"):
+        load_study(folder)
+
+
+def test_a_merge_weight_chosen_on_development_rows_merges_every_seed_at_it(tiny_models, tmp_path):
+    """merge.yaml's `select:`: the candidates are merged from the first seed's runs, scored on
+    development rows only, and every seed is merged at the best weight; the candidates are no
+    study row and no test document is scored before the choice."""
+    folder = shrink("fin-instruct-merge", tmp_path / "recipes", tiny_models, tasks=[["fin_fpb"]] * 5, leaderboard=False)
+    (folder / "claims.yaml").unlink()
+    train = yaml.safe_load((folder / "train.yaml").read_text())
+    train["runs"] = [r for r in train["runs"] if r["name"] in ("sentiment", "fomc")]
+    train.pop("seed", None)
+    train["seeds"] = [1, 2]
+    (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
+    evals = yaml.safe_load((folder / "eval.yaml").read_text())
+    evals["sets"], evals["vanilla"] = evals["sets"][:1], ["zero-shot"]
+    (folder / "eval.yaml").write_text(yaml.safe_dump(evals, sort_keys=False))
+    (folder / "merge.yaml").write_text(yaml.safe_dump({"merges": [{
+        "name": "ta-tuned", "model": "instruct", "method": "task_arithmetic", "runs": ["sentiment", "fomc"],
+        "select": {"weights": [0.25, 1.0], "tasks": ["fin_fpb"], "limit": 3}}]}))
+
+    study = run_study(folder, output_dir=tmp_path / "out")
+    root = Path(study.root)
+    selection = json.loads((root / "merges" / "instruct-ta-tuned-candidates" / "selection.json").read_text())
+    assert selection["split"] == "development" and [p["weight"] for p in selection["points"]] == [0.25, 1.0]
+    chosen = next(p["weight"] for p in selection["points"] if p["folder"] == selection["best"])
+    for seed in (1, 2):
+        made = yaml.safe_load((root / "merges" / f"instruct-ta-tuned-s{seed}" / "mergekit.yaml").read_text())
+        assert {m["parameters"]["weight"] for m in made["models"]} == {chosen}
+        assert all(f"-s{seed}" in m["model"] for m in made["models"])
+        assert (root / "recipes" / "merge" / f"instruct-ta-tuned-s{seed}.yaml").is_file()
+    # The candidates were scored on development rows alone; the tables show the chosen merge only.
+    for point in selection["points"]:
+        assert load_results(results_file(Path(point["folder"]).parent / "development" / Path(point["folder"]).name)
+                            )["finharness"]["split"] == "development"
+    rows = {r["row"] for r in json.loads((root / "tables.json").read_text())}
+    assert "merged: ta-tuned" in rows and not any("candidates" in r for r in rows)
+    chosen_at = (root / "merges" / "instruct-ta-tuned-candidates" / "selection.json").stat().st_mtime
+    assert all(chosen_at < results_file(Path(s.folder)).stat().st_mtime for s in study.evals)
+    # The dry run's plan counts the choice: each candidate's development rows and every seed's merge.
+    from study.estimate import study_work
+
+    planned = [(w.kind, w.label, w.items) for w in study_work(study)
+               if "ta-tuned" in w.label and (w.kind == "merge" or "development" in w.label)]
+    assert planned == [("merge", "instruct-ta-tuned-candidates", 4),
+                       ("eval", "instruct/ta-tuned weight 0.25 (development rows)", 3),
+                       ("eval", "instruct/ta-tuned weight 1 (development rows)", 3),
+                       ("merge", "instruct-ta-tuned-s1", 2), ("merge", "instruct-ta-tuned-s2", 2)]
+    with pytest.raises(RecipeError, match="give weight or select, not both"):
+        (folder / "merge.yaml").write_text(yaml.safe_dump({"merges": [{
+            "name": "x", "model": "instruct", "method": "task_arithmetic", "runs": ["fomc"], "weight": 0.5,
+            "select": {"weights": [0.25, 1.0], "tasks": ["fin_fpb"]}}]}))
         load_study(folder)
 
 
