@@ -7,7 +7,7 @@
         --budgets 32 --lrs 2e-5 2e-4 2e-3 --limit 100
 
 For each seen task family (Headlines, FPB, FOMC, FinRED) and each training budget, one LoRA
-run (one seed, one epoch, batch 4, lr 2e-4, r 16; the loss logged every step) is trained with
+run (one seed; Study A's LoRA and training blocks from its train.yaml) is trained with
 `finharness train` and scored zero-shot with `finharness eval --split development` on a
 seeded, prior-keeping slice of each task's validation rows that repeat no test document (the
 curve chooses a study's budget, so it never looks at a test document; the shipped
@@ -18,6 +18,10 @@ one-vs-rest AUC of the label log-likelihoods with its 95% bootstrap interval
 and the wall time of training and scoring. Writes ``curve.json``, ``curve.md`` and
 ``curve.png``/``curve.svg`` to ``--out``; work folders go under ``studies/learning-curve-development``.
 Each point is skipped when its results exist, so a killed run resumes.
+
+Study A's budget is chosen from this curve by a rule fixed before it runs (2026-12-07, for the
+confirmatory run): the cheapest of ``--budgets 128 256 512`` at which every family's AUC interval
+lies above 0.5 on the development rows; 512 (the most the 3-hour CPU size allows) if none does.
 
 ``--setting amazon-base`` is Study B's training (ft-generalization/train.yaml: Gemma-3-270M
 base, base prompt format, Amazon reviews from ``train_2000``, bf16, max length 1024) with a
@@ -52,16 +56,17 @@ from plumbing.atomic import write_atomic
 
 TASKS = {"headlines": "fin_headlines", "fpb": "fin_fpb", "fomc": "fin_fomc", "finred": "fin_finred"}
 MODEL = "smollm2-135m-instruct"
-WORK = Path("studies/learning-curve-development")  # the curve on development rows (earlier: on test slices)
+WORK = Path("studies/learning-curve-study-a")  # the curve on development rows (earlier: on test slices)
 REPO = Path(__file__).resolve().parents[1]
+STUDY_A_TRAIN = yaml.safe_load((REPO / "recipes/studies/fin-instruct-merge/train.yaml").read_text())
 SETTINGS = {
     "instruct-financial": {
         "model": MODEL, "prompt_format": "instruct", "tasks": TASKS, "work": WORK, "include": [],
-        "lora": {"r": 16, "alpha": 32, "dropout": 0.05},
-        "training": {"lr": 2.0e-4, "epochs": 1, "batch_size": 4, "warmup_ratio": 0.03, "max_length": 512,
-                     "logging_steps": 1},
-        "title": "SmolLM2-135M-Instruct, one seed, scored zero-shot on {limit} prior-keeping development rows per task "
-                 "(validation rows that repeat no test document)",
+        # Study A's own LoRA and training blocks, so the budget it chooses is the study's.
+        "lora": STUDY_A_TRAIN["lora"], "training": STUDY_A_TRAIN["training"],
+        "title": "SmolLM2-135M-Instruct with Study A's training block (recipes/studies/fin-instruct-merge/train.yaml), "
+                 "one seed, scored zero-shot on {limit} prior-keeping development rows per task (validation rows "
+                 "that repeat no test document)",
         "split": "development",
     },
     "amazon-base": {
