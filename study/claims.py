@@ -111,6 +111,12 @@ class Claim(_Strict):
                                   "baseline, decided on the study's development rows (without them: on a seeded half "
                                   "of each task's documents, the claim read on the other half); a forgetting claim "
                                   "needs something to lose")
+    gate_rule: Literal["argmax", "threshold_free"] = Field(
+        default="argmax", description="how floor_gate decides that a task has something to lose. argmax: the row's "
+                                      "normalized score clears 0 (claims written before 2026-12-07). threshold_free: "
+                                      "it ranks the labels above chance (AUC interval above 0.5) or its "
+                                      "batch-calibrated answers clear the trivial ones; a generation task, its score "
+                                      "clears the input's lead (study.yaml's generation_baseline)")
 
     @model_validator(mode="after")
     def _one_document_filter(self):
@@ -325,8 +331,8 @@ def _alternative(boot: Bootstrap, control: Row, tasks: list[str], metric, normal
         from harness.stats import replicates
 
         point, reps = replicates(values, aggregation_of(m), boot.draws(t))
-        if b is not None:
-            point, reps = (point - b) / (1 - b), (reps - b) / (1 - b)
+        if b is not None:  # a slice a trivial answer gets all right normalizes to 0, as cells.Bootstrap.score does
+            point, reps = ((point - b) / (1 - b), (reps - b) / (1 - b)) if b < 1 else (0.0, np.zeros_like(reps))
         return point, reps
 
     controls = [scored(v, m, t, b) for t, m, v, _, b, _ in bases]
@@ -393,8 +399,29 @@ class Development:
                                                                                       row.setting)), None)
 
 
+def _has_something_to_lose(boot: Bootstrap, row: Row, task: str, metric, rule: str) -> tuple[bool, str]:
+    """Whether ``row`` clears its trivial answer on ``task`` by the claim's gate rule, and the
+    figure that says so (the rule is ``Claim.gate_rule``)."""
+    if rule == "argmax":
+        return _floor(boot, row, [task], metric)
+    from harness.discrimination import discriminates
+    from harness.stats import percentile_interval
+
+    found = boot.row_auc(row, [task])
+    if found is None:  # a generation task: its score against the lead's
+        return _floor(boot, row, [task], metric)
+    point, reps = found
+    finite = reps[np.isfinite(reps)]
+    low, high = percentile_interval(finite) if len(finite) else (float("nan"), float("nan"))
+    auc = f"AUC {point:.3f} [{low:.3f}, {high:.3f}]"
+    if len(finite) and discriminates(reps):
+        return True, auc
+    clears, figure = _floor(boot, row, [task], lambda t: base_metric(metric(t)) + BATCH_CALIBRATED)
+    return clears, f"{auc}, calibrated {figure}"
+
+
 def _gated_on_development(development: Development | None, gate: Row, tasks: list[str],
-                          metric) -> tuple[list[str], str] | None:
+                          metric, rule: str = "argmax") -> tuple[list[str], str] | None:
     """Tasks where ``gate`` clears its trivial baseline on its development rows (the claim then
     reads every test document); None where the study has no development counterpart of the gate."""
     counterpart = development.like(gate) if development is not None else None
@@ -405,7 +432,7 @@ def _gated_on_development(development: Development | None, gate: Row, tasks: lis
         if not counterpart.sources.get(task):
             shown.append(f"{task}: no development rows (left out)")
             continue
-        clears, figure = _floor(development.boot, counterpart, [task], metric)
+        clears, figure = _has_something_to_lose(development.boot, counterpart, task, metric, rule)
         shown.append(f"{task} {'clears' if clears else 'at floor'} {figure} on {development.boot.documents(task)}")
         if clears:
             kept.append(task)
@@ -427,7 +454,8 @@ def _learned_on(development: Development | None, whole: Bootstrap, treatment: Ro
                                        if development is not None else found[0], found[1])
 
 
-def _gated(whole: Bootstrap, gate: Row, tasks: list[str], metric, claim_id: str) -> tuple[list[str], Bootstrap, str]:
+def _gated(whole: Bootstrap, gate: Row, tasks: list[str], metric, claim_id: str,
+           rule: str = "argmax") -> tuple[list[str], Bootstrap, str]:
     """Tasks where ``gate`` (the vanilla model) clears its trivial baseline, decided on one half of
     each task's documents (a seeded split); the claim is then read on the other half. Selecting
     on the same documents the claim tests would bias a loss toward agreeing: a control picked
@@ -449,7 +477,7 @@ def _gated(whole: Bootstrap, gate: Row, tasks: list[str], metric, claim_id: str)
         if task not in selection:
             shown.append(f"{task} not scored by {gate.model} {gate.name}")
             continue
-        clears, figure = _floor(choose, gate, [task], metric)
+        clears, figure = _has_something_to_lose(choose, gate, task, metric, rule)
         shown.append(f"{task} {'clears' if clears else 'at floor'} {figure}")
         if clears:
             kept.append(task)
@@ -662,11 +690,11 @@ def _measure(claim: Claim, claims: ClaimsFile, rows: list[Row], whole: Bootstrap
 
     if claim.floor_gate is not None:
         gate_row = _find(rows, claim.floor_gate, claim, path)
-        on_development = _gated_on_development(development, gate_row, tasks, metric)
+        on_development = _gated_on_development(development, gate_row, tasks, metric, claim.gate_rule)
         if on_development is not None:
             tasks, subset_note = on_development
         else:  # a study without development rows: a seeded half of the test documents decides
-            tasks, boot, subset_note = _gated(whole, gate_row, tasks, metric, claim.id)
+            tasks, boot, subset_note = _gated(whole, gate_row, tasks, metric, claim.id, claim.gate_rule)
         if not tasks:
             return Measured(_untested(claim, subset_note), f"not testable: {claim.floor_gate.model} "
                             f"{claim.floor_gate.kind} clears its trivial baseline on none of the tasks", "no_task")

@@ -362,6 +362,38 @@ def test_a_study_with_development_rows_gates_on_them_and_reads_every_test_docume
     assert halves.tasks == ["t", "u"] and halves.documents < DOCS  # without them: a half of the test documents
 
 
+def test_a_threshold_free_retention_gate_keeps_a_task_the_vanilla_model_ranks_but_answers_with_one_label(tmp_path):
+    """gate_rule: threshold_free. On task t the vanilla model ranks the documents well (AUC far
+    above 0.5) but a label bias makes it answer one label almost everywhere, so its argmax score
+    sits at the trivial answer's: the argmax gate says there is nothing to lose, the
+    threshold-free gate (AUC above chance, or calibrated answers above the trivial ones) keeps
+    it. On task u it guesses, and both gates leave it out."""
+    from study.claims import Development
+
+    def two_tasks(root: Path, name: str, t_logliks: np.ndarray, u_seed: int) -> Row:
+        folders = {"t": scored(root / name / "t", None, task="t", logliks=t_logliks),
+                   "u": scored(root / name / "u", None, task="u", logliks=bias_and_signal(0.0, 0.0, u_seed))}
+        kind, run = ("vanilla", "") if name == "vanilla" else ("single", name)
+        return Row("m", kind, run, "zero-shot", name, {task: {None: [f]} for task, f in folders.items()})
+
+    biased = bias_and_signal(2.0, 4.0, 1)  # ranks well, answers label 1 nearly always
+    assert np.mean(np.argmax(biased, axis=1) == 1) > 0.9
+    panel = [two_tasks(tmp_path / "test", "vanilla", biased, 2), two_tasks(tmp_path / "test", "forgot",
+                                                                            bias_and_signal(0.3, 4.0, 3), 4)]
+    development = Development([two_tasks(tmp_path / "dev", "vanilla", bias_and_signal(2.0, 4.0, 5), 6)],
+                              Bootstrap(1000, 1))
+
+    def gated(rule: str):
+        family = ClaimsFile.model_validate({"claims": [claim("forgot", direction="decrease", tasks=["t", "u"],
+                                                             floor_gate={"model": "m"}, gate_rule=rule)]})
+        return decide(family, panel, Bootstrap(1000, 0), lambda task, metric: metric, None,
+                      development=development)[0]
+
+    argmax, threshold_free = gated("argmax"), gated("threshold_free")
+    assert argmax.tasks == [] and argmax.verdict.startswith("not testable: m vanilla clears its trivial baseline")
+    assert threshold_free.tasks == ["t"] and "t clears AUC" in threshold_free.note and "u at floor" in threshold_free.note
+
+
 def test_the_discrimination_gate_reads_the_treatments_development_rows(tmp_path):
     """A treatment that ranks its own task's development rows at chance is "learned nothing",
     even where its test rows look learned; where it has no development rows the test documents
