@@ -410,6 +410,27 @@ def test_a_merge_weight_chosen_on_development_rows_merges_every_seed_at_it(tiny_
         load_study(folder)
 
 
+def test_the_confirmatory_design_names_its_rows_and_chooses_everything_before_a_test_document():
+    """Study A's confirmatory design (not yet run): its claims name rows the study makes, the
+    forgetting arm's runs are a held-out specialist and a sequential fine-tune of it, the tuned
+    merge's weight is chosen (on development rows) before the first test evaluation."""
+    from study.claims import check_claims, load_claims
+    from study.run import plan_steps
+
+    folder = RECIPES / "fin-instruct-merge-confirmatory"
+    study = load_study(folder)
+    check_claims(load_claims(folder), study, "claims.yaml")
+    recipes = {r.name: r for r in study.train_recipes}
+    assert recipes["instruct-heldout-then-seen-s1"].base_model == str(recipes["instruct-heldout-s1"].run_dir())
+    assert {t.name for t in recipes["instruct-heldout-s1"].tasks} == {"fin_finarg_auc", "fin_fincausal"}
+    arms = {c.id: (c.arm, c.positive_control) for c in load_claims(folder).claims}
+    assert arms["F0-heldout-specialist-learns"] == arms["F1-sequential-ft-forgets"] == ("forgetting", True)
+    assert arms["A0-ft-raises-own-task"] == ("gains", True) and all(arm for arm, _ in arms.values())
+    kinds = [s.kind for s in plan_steps(study)]
+    assert kinds.index("select") < kinds.index("eval") and kinds.count("select") == 1
+    assert study.spec.table.generation_baseline == "lead"
+
+
 def test_a_training_recipe_with_seeds_is_one_run_per_seed():
     from training.recipe import parse_recipe
 
