@@ -1,7 +1,7 @@
 """What a trivial answer scores on a generation task: the start of its own input.
 
-A ROUGE-L of 0.12 on XSum means nothing until one sees that copying the article's first
-sentence scores 0.14. The summarization literature's trivial answers are the input's first
+A ROUGE-L score means nothing until one sees what copying the article's first sentence
+scores on the same documents. The summarization literature's trivial answers are the input's first
 sentence (Lead-1, XSum's) and its first three (Lead-3, CNN/DailyMail's); for question
 generation the first sentence of the context is the answer a model that only copies gives.
 Each is scored per document by the task's own scorer (``fin_tasks.common.rouge``: ROUGE-1/2/L

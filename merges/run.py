@@ -45,7 +45,7 @@ def plan(recipe: MergeRecipe, output_dir: str | Path | None = None) -> list[Plan
         where = f"[{point.label}] " if point.label else ""
         config = validate(config_dict, where)
         refusal = "fast_path: off" if point.fast_path == "off" else fast_path_refusal(point, paths)
-        folder = root / point.label if point.label else root
+        folder = _point_folder(root, point)
         planned.append(PlannedMerge(point, folder, to_yaml(config_dict), config, paths, refusal))
     return planned
 
@@ -54,7 +54,12 @@ def merge_folders(recipe: MergeRecipe, output_dir: str | Path | None = None) -> 
     """The folder of every point of ``recipe`` (the recipe's own folder, or one per sweep point
     under it), without resolving any model: a plan before the inputs exist."""
     root = Path(output_dir or recipe.output_dir) / recipe.name
-    return [root / point.label if point.label else root for point in expand(recipe)]
+    return [_point_folder(root, point) for point in expand(recipe)]
+
+
+def _point_folder(root: Path, point: MergePoint) -> Path:
+    """A merge point's folder: the recipe's own, or its sweep label's under it."""
+    return root / point.label if point.label else root
 
 
 def run_mergekit(config, yaml_text: str, out: Path, seed: int) -> None:

@@ -19,7 +19,7 @@ from functools import lru_cache
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -74,7 +74,8 @@ class Bootstrap:
     whatever order the rows ask in; baselines and collapse flags recomputed from the logs."""
 
     def __init__(self, resamples: int, seed: int, include_paths: Sequence[str | Path] = (),
-                 exclude: Mapping[str, set[int]] | None = None, generation_baseline: str = "none"):
+                 exclude: Mapping[str, set[int]] | None = None,
+                 generation_baseline: Literal["none", "lead"] = "none"):
         self.resamples, self.seed = resamples, seed
         self.generation_baseline = generation_baseline  # lead: ROUGE and BLEU get trivial answers too
         self.include_paths = [Path(p) for p in include_paths]
