@@ -40,7 +40,7 @@ def free_port() -> int:
 
 
 def answers(folder: Path, tasks: list[str]) -> dict:
-    from harness.result_files import sample_rows, samples_file
+    from evidence.result_files import sample_rows, samples_file
 
     return {(task, row["doc_id"]): [float(r[0][0]) for r in row["resps"]]
             for task in tasks for _, row in sample_rows(samples_file(folder, task))}

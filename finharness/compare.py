@@ -8,7 +8,7 @@ from pathlib import Path
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from harness.stats import compare
+    from evidence.stats import compare
 
     rows = [compare(args.a, args.b, task, args.metric, args.resamples, args.level, args.seed)
             for entry in args.tasks for task in entry.split(",") if task]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.contamination import folder_report, report_table, suite_overlap, suite_table
+    from evidence.contamination import folder_report, report_table, suite_overlap, suite_table
 
     if args.suite:
         print(suite_table(suite_overlap(args.ngram), args.ngram))
@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     tasks = [t for entry in args.tasks or () for t in entry.split(",") if t]
     lineage, reports = folder_report(args.results, args.model, tasks, args.ngram, args.metric or ("acc", "f1_macro"))
     print(report_table(reports, lineage))
-    from harness.result_files import results_file
+    from evidence.result_files import results_file
 
     print(f"\nFlagged document ids: {results_file(args.results).parent / 'contamination.json'}")
     return 0

@@ -71,9 +71,9 @@ def processes_note(results: dict, backend: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from evidence.report import docs_scored, score_table
     from fin_tasks.index import include_paths
     from harness.evaluate import EvalRequest, run_eval
-    from harness.report import docs_scored, score_table
 
     tasks = [t for chunk in args.tasks or DEFAULT_TASKS for t in chunk.split(",") if t.strip()]
     if not tasks:

@@ -8,9 +8,9 @@ from pathlib import Path
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
+    from evidence.forgetting import ROLE_FORMATS, TASK_FORMATS, forgetting_report
+    from evidence.measures import recorded_include_paths, task_roles
     from fin_tasks.index import include_paths
-    from harness.forgetting import ROLE_FORMATS, TASK_FORMATS, forgetting_report
-    from harness.measures import recorded_include_paths, task_roles
 
     # The roles of a user's tasks come from their YAMLs: the folders each evaluation recorded.
     folders = include_paths([*recorded_include_paths(args.entry), *recorded_include_paths(args.reference),

@@ -37,7 +37,7 @@ def push(folder: Path, repo: str, results: Path | None = None, online: bool = Fa
         raise ValueError(f"--repo {repo!r}: expected ORG/NAME")
     card = folder / "README.md"
     if results is not None:
-        from harness.model_index import eval_results
+        from evidence.model_index import eval_results
 
         write_atomic(card, with_eval_results(card, repo, eval_results(results)))
     if not online:

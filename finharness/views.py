@@ -10,9 +10,9 @@ from finharness.arguments import old_spelling
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
+    from evidence.result_files import load_results
+    from evidence.views import load_views, place_tasks, view_of, view_table
     from fin_tasks.index import task_manager
-    from harness.result_files import load_results
-    from harness.views import load_views, place_tasks, view_of, view_table
 
     if not args.trained_on:
         raise ValueError("views: give --trained_on, the task(s) the model was fine-tuned on")

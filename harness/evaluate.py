@@ -9,15 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from evidence.records import RUN_RECORD_KEY, LineageRecord, RunRecord, SliceRecord
 from fin_tasks import HUB_TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_with_suite
-from fin_tasks.sandbox import refuse_code
 from fin_tasks.index import UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
-from harness.lm_cache import cache_path, model_fingerprint, quarantine_broken
+from fin_tasks.sandbox import refuse_code
+from harness.lm_cache import cache_path, quarantine_broken
 from harness.speed import cost_note, measured, record, work_kind
-from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, has_chat_template, is_instruct,
-                                  resolve_model)
 from plumbing.atomic import write_atomic
+from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, has_chat_template, is_instruct,
+                                  model_fingerprint, resolve_model)
 from plumbing.logs import log
 from plumbing.offline import set_offline
 from plumbing.vocabulary import (DEFAULT_BACKEND, DEFAULT_SEED, DEFAULT_SLICE,
@@ -139,11 +140,10 @@ def slice_documents(loaded: dict[str, Any], limit: int | float | None, method: s
     return {name: select(task_golds(task), limit, method, seed) for name, task in loaded.items()}
 
 
-def slice_record(loaded: dict[str, Any], req: EvalRequest, doc_slice: dict[str, list[int]] | None) -> dict[str, Any]:
+def slice_record(loaded: dict[str, Any], req: EvalRequest, doc_slice: dict[str, list[int]] | None) -> SliceRecord:
     """What the results say about the slice: method, seed, limit, the stratified rule, and
     per task the labels that got no document (a slice that keeps the prior can miss rare ones)."""
-    record: dict[str, Any] = {"method": req.sample if req.limit is not None else None, "seed": req.seed,
-                              "limit": req.limit}
+    record = SliceRecord(method=req.sample if req.limit is not None else None, seed=req.seed, limit=req.limit)
     if req.split == "development":  # rows outside these test slices (tasks without a validation split)
         record["development_outside"] = list(req.development_outside)
     if doc_slice is not None and req.sample == "stratified":
@@ -235,7 +235,7 @@ def backend_model_args(req: EvalRequest, model: ResolvedModel) -> dict[str, Any]
 
 
 def contamination_record(samples: dict[str, list[dict]], manager, loaded: dict[str, Any], checkpoint: Path,
-                         num_fewshot: int | None) -> dict:
+                         num_fewshot: int | None) -> RunRecord:
     """The checkpoint's lineage; when it is known, each scored task's overlap with it (and with
     the task's few-shot pool and other splits) and clean-subset scores; with few-shot
     prompts, how many pool rows the leak-free sampler skipped."""
@@ -243,13 +243,13 @@ def contamination_record(samples: dict[str, list[dict]], manager, loaded: dict[s
     from plumbing.lineage import read_lineage
 
     lineage = read_lineage(checkpoint)
-    out: dict[str, Any] = {"lineage": {"status": lineage.status, "note": lineage.describe(),
-                                       **({"sha256": lineage.digest} if lineage.digest else {})}}
+    out = RunRecord(lineage=LineageRecord(status=lineage.status, note=lineage.describe(),
+                                          **({"sha256": lineage.digest} if lineage.digest else {})))
     if lineage.status != "known" and not num_fewshot:
         return out
     tasks = {name: loaded[name] for name in samples}
     if lineage.status == "known":
-        from harness.contamination import run_contamination
+        from evidence.contamination import run_contamination
 
         out["contamination"] = {t: r.as_json() for t, r in
                                 run_contamination(samples, manager, lineage, tasks=tasks).items()}
@@ -358,24 +358,24 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
     if results is None:  # a non-zero rank of a data-parallel run: rank 0 reports
         return EvalOutcome(None, seconds, model)
     if computes:
-        from harness.report import docs_scored
+        from evidence.report import docs_scored
 
         work = work_kind([(c or {}).get("output_type", "") for c in (results.get("configs") or {}).values()],
                          req.num_fewshot)
         record(fingerprint, req.backend, req.dtype, device, work, docs_scored(results), seconds)
-    results["finharness"] = _run_record(req, model, fingerprint, chat, tasks, manager, loaded, doc_slice, results)
+    record = _run_record(req, model, fingerprint, chat, tasks, manager, loaded, doc_slice, results)
     samples = results.pop("samples", None)
     if samples:
-        from harness.baselines import run_baselines
-        from harness.generation_baselines import run_lead_baselines
+        from evidence.baselines import run_baselines
+        from evidence.generation_baselines import run_lead_baselines
 
-        results["finharness"]["baselines"] = {
+        record["baselines"] = {
             task: found.as_json() for task, found in run_baselines(results, samples, manager).items()}
         leads = run_lead_baselines(results, samples)
         if leads:
-            results["finharness"]["generation_baselines"] = leads
-        results["finharness"].update(contamination_record(samples, manager, loaded, model.checkpoint,
-                                                          req.num_fewshot))
+            record["generation_baselines"] = leads
+        record.update(contamination_record(samples, manager, loaded, model.checkpoint, req.num_fewshot))
+    results[RUN_RECORD_KEY] = record
     _save(req, results, samples, doc_slice, tracker, wandb)
     if req.log_samples and samples is not None:
         results["samples"] = samples
@@ -438,20 +438,21 @@ def _simple_evaluate(req: EvalRequest, model_args: dict[str, Any], tasks: list[s
 
 def _run_record(req: EvalRequest, model: ResolvedModel, fingerprint: str, chat: bool, tasks: list[str],
                 manager, loaded: dict[str, Any], doc_slice: dict[str, list[int]] | None,
-                results: dict[str, Any]) -> dict[str, Any]:
-    """The results' ``finharness`` block: what was scored, by content. The leaderboard pins a
-    local checkpoint by this fingerprint as the Hub pins a revision by its commit, and a task
-    from the user's folders by the hashes of its files. The limit lives in ``slice``."""
+                results: dict[str, Any]) -> RunRecord:
+    """The results' ``finharness`` block (evidence.records.RunRecord): what was scored, by
+    content. The leaderboard pins a local checkpoint by this fingerprint as the Hub pins a
+    revision by its commit, and a task from the user's folders by the hashes of its files. The
+    limit lives in ``slice``."""
     scored = list(results.get("configs", {}))
-    return {
-        "model": req.model, "weight_type": model.weight_type, "base_model": req.base_model,
-        "architecture": architecture(model.checkpoint),
-        "revision": fingerprint, "backend": req.backend, "dtype": req.dtype,
-        "chat_template": chat, "num_fewshot": req.num_fewshot, "tasks": tasks,
-        "slice": slice_record(loaded, req, doc_slice),
-        "split": req.split, "include_paths": [str(p) for p in req.include_paths],
-        "external_tasks": external_fingerprints(scored, manager.task_index),
-    }
+    return RunRecord(
+        model=req.model, weight_type=model.weight_type, base_model=req.base_model,
+        architecture=architecture(model.checkpoint),
+        revision=fingerprint, backend=req.backend, dtype=req.dtype,
+        chat_template=chat, num_fewshot=req.num_fewshot, tasks=tasks,
+        slice=slice_record(loaded, req, doc_slice),
+        split=req.split, include_paths=[str(p) for p in req.include_paths],
+        external_tasks=external_fingerprints(scored, manager.task_index),
+    )
 
 
 def _save(req: EvalRequest, results: dict[str, Any], samples: dict[str, list[dict]] | None,

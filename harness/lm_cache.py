@@ -13,44 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from plumbing.checkpoints import finharness_home
 
-FINGERPRINTED = {
-    "config.json",
-    "adapter_config.json",
-    "generation_config.json",
-    "chat_template.jinja",
-    "special_tokens_map.json",
-}
-CHUNK = 1 << 22
-
 
 def cache_root() -> Path:
     return Path(os.environ.get("FINHARNESS_LM_CACHE", finharness_home() / "lm_cache"))
-
-
-def _fingerprinted(path: Path) -> bool:
-    return path.suffix == ".safetensors" or path.name in FINGERPRINTED or path.name.startswith("tokenizer")
-
-
-def checkpoint_fingerprint(checkpoint: Path) -> str:
-    """sha256 over the names and bytes of the files that decide the model's answers."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(checkpoint).iterdir() if p.is_file() and _fingerprinted(p)):
-        digest.update(path.name.encode() + b"\0")
-        with path.open("rb") as fh:
-            while chunk := fh.read(CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()[:20]
-
-
-def model_fingerprint(folders: Iterable[Path]) -> str:
-    """One checkpoint's fingerprint, or base + adapter (or delta) fingerprints joined."""
-    return "-".join(checkpoint_fingerprint(f) for f in folders)
 
 
 # Model args that cannot change an answer: where the model runs, not what it computes.
@@ -59,7 +30,8 @@ PLACEMENT_ARGS = {"pretrained", "peft", "delta", "trust_remote_code", "paralleli
 
 
 def cache_path(fingerprint: str, backend: str, dtype: str, model_args: Mapping[str, Any] | None = None) -> Path:
-    """The ``use_cache`` prefix for lm-eval (it appends ``_rank<N>.db``), from :func:`model_fingerprint`.
+    """The ``use_cache`` prefix for lm-eval (it appends ``_rank<N>.db``), from
+    :func:`plumbing.checkpoints.model_fingerprint`.
 
     lm-eval keys a cached answer by the request alone, so every backend argument that can
     change an answer (``max_length`` truncates contexts, ``revision`` picks other weights)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.baselines import NORMALIZED, PAIR_METRIC, normalized_replicates
+from evidence.baselines import NORMALIZED, PAIR_METRIC, normalized_replicates
 from leaderboard.store import Entry
 
 RESAMPLES = 1000
@@ -33,8 +33,8 @@ def _best(entry: Entry, task: str) -> float | None:
 
 @lru_cache(maxsize=1024)
 def _pairs(results_path: str, task: str, stamp: float) -> tuple[tuple[int, int], ...] | None:
-    from harness.result_files import samples_file
-    from harness.stats import read_samples
+    from evidence.result_files import samples_file
+    from evidence.stats import read_samples
 
     try:
         values = read_samples(samples_file(Path(results_path), task), PAIR_METRIC)
@@ -95,7 +95,7 @@ def ranks_from(points: np.ndarray, reps: np.ndarray, level: float = 0.95) -> lis
     points, 1 + the entries significantly better, N - those significantly worse, and N."""
     from scipy.stats import rankdata
 
-    from harness.stats import bootstrap_p_value, holm
+    from evidence.stats import bootstrap_p_value, holm
 
     point_ranks = rankdata(-points, method="min")  # 1 + the entries strictly above
     alpha, n = 1 - level, len(points)

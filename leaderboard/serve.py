@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.measures import shown_metric
+from evidence.measures import shown_metric
 from leaderboard.render import FILTERS, facets
 from leaderboard.store import Board, Entry
 from leaderboard.table import board_columns, board_rows, sort_rows
@@ -58,9 +58,9 @@ def filter_rows(rows: list[dict], search: str = "", **chosen: str) -> list[dict]
 def task_intervals(entry: Entry, metric: str, resamples: int = 1000) -> dict[str, tuple[float, float, float]]:
     """Per task: the score and its 95% bootstrap interval over documents, from the board's own
     copy of the per-sample logs, on the metric the board's table shows (one rule: ``shown_metric``)."""
+    from evidence.result_files import samples_file
+    from evidence.stats import percentile_interval, read_samples, replicates, task_draws
     from fin_tasks.common.metrics import aggregation_of
-    from harness.result_files import samples_file
-    from harness.stats import percentile_interval, read_samples, replicates, task_draws
 
     out = {}
     for task, scores in sorted(entry.scores.items()):

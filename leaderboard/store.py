@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from evidence.records import EntryMetadata, entry_metadata
 from plumbing.checkpoints import finharness_home
 
 # What makes two entries the same: model, revision, precision, weight type, chat template
@@ -59,7 +60,7 @@ class TaskRedefined(ValueError):
     """A task from a user's folder submitted under a name the board pinned to other files."""
 
 
-def pinned_tasks(entries: list[tuple[int, dict[str, Any]]]) -> dict[str, tuple[int, dict[str, str]]]:
+def pinned_tasks(entries: list[tuple[int, EntryMetadata]]) -> dict[str, tuple[int, dict[str, str]]]:
     """Per external task name: the first entry that scored it and the files it was scored on.
     The first accepted definition pins the name: whoever came later with other files (other gold
     labels) would otherwise share its column and its unseen average."""
@@ -114,7 +115,7 @@ class Entry:
     results_path: str
     scores: dict[str, dict[str, float]]
     docs: dict[str, int]
-    metadata: dict[str, Any]
+    metadata: EntryMetadata  # the submission as accepted and what verification found
 
 
 def settings_key(tasks: list[str], num_fewshot: int | None, limit: float | None,
@@ -209,7 +210,8 @@ class Board:
         if not external:
             return
         rows = conn.execute("SELECT id, metadata FROM entries ORDER BY id").fetchall()
-        check_pins(pinned_tasks([(r["id"], json.loads(r["metadata"])) for r in rows]), external, str(self.path))
+        check_pins(pinned_tasks([(r["id"], entry_metadata(json.loads(r["metadata"]))) for r in rows]), external,
+                   str(self.path))
 
     def _duplicate(self, fields: dict[str, Any], entry_id: int | None = None) -> DuplicateEntry:
         which = f"entry {entry_id}" if entry_id is not None else "an entry"
@@ -257,4 +259,5 @@ class Board:
         for key in ("settings", "scores", "docs", "metadata"):
             values[key] = json.loads(values[key])
         values["chat_template"] = bool(values["chat_template"])
+        values["metadata"] = entry_metadata(values["metadata"])
         return Entry(**values)

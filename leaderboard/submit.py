@@ -20,6 +20,7 @@ import re
 import shutil
 from pathlib import Path
 
+from evidence.records import EntryMetadata, run_record
 from leaderboard.store import Board, settings_key
 from leaderboard.submission import Submission, SubmissionError, read_recipe
 from leaderboard.verify import VerifiedResults, verify_results
@@ -102,7 +103,7 @@ def _copy_atomic(source: Path, target: Path, entry: dict) -> None:
 def _score(sub: Submission, board: Board, include: list[str],
            eval_options: dict) -> tuple[Path, str, VerifiedResults]:
     from harness.evaluate import EvalRequest, run_eval
-    from harness.lm_cache import model_fingerprint
+    from plumbing.checkpoints import model_fingerprint
 
     weight = sub.weight_type
     # For original weights the base model is the forgetting reference, not something to load.
@@ -127,7 +128,7 @@ def _score(sub: Submission, board: Board, include: list[str],
     out = _results_dir(board, sub.model, revision, json.dumps({**request, "include": include}, sort_keys=True))
     try:  # scored already (an earlier submit that stopped after scoring): reuse it
         verified = verify_results(out, include)
-        if verified.data.get("finharness", {}).get("revision") == revision:
+        if run_record(verified.data).get("revision") == revision:
             log.info(f"{sub.model}: already scored in {out}")
             return out, revision, verified
     except ValueError:
@@ -154,11 +155,11 @@ def _lineage(sub: Submission, verified: VerifiedResults):
     """The scored checkpoint's training lineage: read from its folder when the board can see the
     very weights that were scored (a local checkpoint, or a results' model folder whose content
     fingerprint is the results' revision); unknown otherwise."""
-    from harness.contamination import scored_lineage
-    from harness.lm_cache import model_fingerprint
+    from evidence.contamination import scored_lineage
+    from plumbing.checkpoints import model_fingerprint
     from plumbing.lineage import Lineage
 
-    meta = verified.data.get("finharness") or {}
+    meta = run_record(verified.data)
     folder = Path(sub.checkpoint or meta.get("model") or "")
     if not (str(folder) and folder.is_dir()):
         return Lineage("unknown", why="the board cannot see the scored checkpoint's folder")
@@ -169,8 +170,8 @@ def _lineage(sub: Submission, verified: VerifiedResults):
 
 def _contamination(sub: Submission, verified: VerifiedResults, include: list[str]) -> dict:
     """Per task: the share of scored documents the model may have seen, and the clean subset's scores."""
+    from evidence.contamination import board_contamination
     from fin_tasks.index import task_manager
-    from harness.contamination import board_contamination
 
     lineage = _lineage(sub, verified)
     manager = task_manager([Path(p) for p in include])
@@ -198,7 +199,7 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
         source = Path(sub.results)
         _refuse_links(source)
         verified = verify_results(source, include)
-        meta = verified.data.get("finharness", {})
+        meta = run_record(verified.data)
         _cross_check(sub, meta, verified.path)
         revision = meta.get("revision") or sub.revision
         if not revision:
@@ -220,11 +221,11 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
         scores=verified.scores, docs=verified.docs,
         # The roles and file hashes of the tasks, as verified: the board places a user's
         # held-out task without its folder, and says which files it was scored on.
-        metadata={**sub.model_dump(mode="json"), "include_paths": include,
-                  "roles": verified.roles, "external_tasks": verified.external, "baselines": verified.baselines,
-                  "intervals": verified.intervals, "contamination": contamination,
-                  # The model family, as the evaluation recorded it (descriptive: a filter, not a score).
-                  "architecture": (verified.data.get("finharness") or {}).get("architecture")},
+        metadata=EntryMetadata(**{**sub.model_dump(mode="json"), "include_paths": include},
+                               roles=verified.roles, external_tasks=verified.external, baselines=verified.baselines,
+                               intervals=verified.intervals, contamination=contamination,
+                               # The model family, as the evaluation recorded it (a filter, not a score).
+                               architecture=run_record(verified.data).get("architecture")),
     )
     board.check_new(fields)  # before the copy below
     if results_dir is None:

@@ -8,7 +8,7 @@
 - *unseen_change* (negative = forgetting): the change of the entry's unseen average against its ``reference``
   entry (a submission's ``reference:``, else its ``base_model``) scored with the same
   settings, over the tasks both scored (negative = lost ground;
-  ``harness.measures.role_changes``, the rule ``finharness forgetting`` prints);
+  ``evidence.measures.role_changes``, the rule ``finharness forgetting`` prints);
   *seen_change* and *retention_change* likewise. Empty when the base model is not on the
   board with those settings.
 - *seen_norm* / *unseen_norm*: the mean macro-F1 normalized to the best trivial answer on
@@ -16,7 +16,7 @@
   0 = no better, below 0 = worse), unclipped, with its 95% bootstrap interval over documents
   (*_ci*, computed when the entry was verified), and *collapsed*: the tasks where the
   answers' label shares are far from the gold ones with MCC about 0; both recomputed from
-  the verified per-sample rows (harness/baselines.py).
+  the verified per-sample rows (evidence/baselines.py).
 - *unseen_rank* / *seen_rank*: the entry's rank on the normalized score and its rank band,
   among entries scored on the same tasks and documents: from 1 + the entries significantly
   better to N - those significantly worse (paired bootstrap, Holm; leaderboard/ranks.py).
@@ -25,12 +25,12 @@
 - *lineage* (known: finharness trained or merged it and recorded what it was fine-tuned on;
   unknown otherwise, never "clean"), *contaminated* (per task, the share of scored documents
   whose text is in the entry's lineage, the task's few-shot pool or its other splits:
-  harness/contamination.py) and *seen_clean_norm* / *unseen_clean_norm* (the normalized
+  evidence/contamination.py) and *seen_clean_norm* / *unseen_clean_norm* (the normalized
   macro-F1 on the documents no known source flags, against trivial answers on those same
   documents); ``show --sort unseen_clean_norm`` ranks on them.
 - Each task shows one metric: ``--metric`` (default ``acc``) where the task reports it,
   else ROUGE-L (summaries), else the first metric of the task's own ``metric_list`` (a
-  user task's own metric): ``harness.measures.shown_metric``, the rule every table uses.
+  user task's own metric): ``evidence.measures.shown_metric``, the rule every table uses.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from collections.abc import Mapping
 from statistics import mean
 from typing import Any
 
-from harness.baselines import NORMALIZED
-from harness.measures import members_by_role, role_changes, shown_metric, task_roles
+from evidence.baselines import NORMALIZED
+from evidence.measures import members_by_role, role_changes, shown_metric, task_roles
 from leaderboard.store import Entry
 from plumbing.logs import log
 
@@ -52,7 +52,7 @@ SUMMARY_COLUMNS = ("unseen_rank", "seen", "unseen", "seen_norm", "seen_norm_ci",
 
 
 def task_score(scores: dict[str, float], metric: str) -> float | None:
-    """The score of the metric :func:`harness.measures.shown_metric` picks (scores keep metric_list order)."""
+    """The score of the metric :func:`evidence.measures.shown_metric` picks (scores keep metric_list order)."""
     name = shown_metric(metric, scores)
     return scores[name] if name is not None else None
 
@@ -90,7 +90,7 @@ def _normalized(entry: Entry, tasks: set[str]) -> float | None:
     """Mean over ``tasks`` of the entry's macro-F1 normalized to the best trivial answer (0: no
     better), unclipped: recomputed from the verified score and baselines (entries verified before
     the board stopped clipping stored a clipped value)."""
-    from harness.baselines import best_baseline, normalize
+    from evidence.baselines import best_baseline, normalize
 
     values = []
     for task, found in (entry.metadata.get("baselines") or {}).items():

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.baselines import PAIR_METRIC
-from harness.result_files import load_results, results_file, samples_file
+from evidence.baselines import PAIR_METRIC
+from evidence.records import run_record
+from evidence.result_files import load_results, results_file, samples_file
 from fin_tasks.common.metrics import aggregation_of
 
 TOLERANCE = 1e-6
@@ -74,7 +75,7 @@ def _declared_slice(data: dict[str, Any], path: Path) -> tuple[float | None, str
     """(limit, method, seed, rule): a finharness slice where the results record one, else
     lm-eval's own ``--limit`` (the first N). Checked below against every task's logged
     documents. A stratified slice recorded without a rule was drawn by the old one (``floor``)."""
-    recorded = (data.get("finharness") or {}).get("slice") or {}
+    recorded = run_record(data).get("slice") or {}
     method = recorded.get("method")
     if method in ("stratified", "random"):
         seed = recorded.get("seed")
@@ -117,7 +118,7 @@ PROMPT_PARTS = ("instruction", "input")  # fin_tasks.common.data.attach_prompt_p
 
 
 def _read_rows(path: Path) -> list[dict]:
-    from harness.result_files import sample_rows
+    from evidence.result_files import sample_rows
 
     try:
         return [row for _, row in sample_rows(path, ("doc_id", "doc", "filtered_resps", "arguments"))]
@@ -252,7 +253,7 @@ def _declared_shots(data: dict[str, Any], path: Path, name: str) -> int:
     said = {
         f"n-shot.{name}": (data.get("n-shot") or {}).get(name),
         f"configs.{name}.num_fewshot": ((data.get("configs") or {}).get(name) or {}).get("num_fewshot"),
-        "finharness.num_fewshot": (data.get("finharness") or {}).get("num_fewshot"),
+        "finharness.num_fewshot": run_record(data).get("num_fewshot"),
     }
     for field_name, value in said.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
@@ -311,7 +312,7 @@ def _check_external(path: Path, data: dict[str, Any], tasks: list[str], index) -
     from fin_tasks.index import external_fingerprints, fingerprint_mismatch
 
     current = external_fingerprints(tasks, index)
-    recorded = (data.get("finharness") or {}).get("external_tasks") or {}
+    recorded = run_record(data).get("external_tasks") or {}
     for task, fingerprint in current.items():
         if task not in recorded:
             raise TamperedResults(f"{path}: task {task} comes from {fingerprint['yaml']}, but the results record no "
@@ -372,7 +373,7 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
 
 def _intervals(baselines: dict[str, dict], pairs: dict[str, list], role_of: dict[str, str]) -> dict[str, list[float]]:
     """Per role, the 95% interval of the mean normalized macro-F1 over the role's tasks."""
-    from harness.baselines import NORMALIZED, normalized_interval
+    from evidence.baselines import NORMALIZED, normalized_interval
 
     out = {}
     for role in sorted(set(role_of.values())):
@@ -387,7 +388,7 @@ def _intervals(baselines: dict[str, dict], pairs: dict[str, list], role_of: dict
 def _baselines(name: str, rows: list[dict], scores: dict[str, float], manager) -> dict | None:
     """Trivial baselines and the collapse flag, recomputed from the verified rows (never read
     from the results file)."""
-    from harness.baselines import from_rows
+    from evidence.baselines import from_rows
 
     found = from_rows(name, rows, scores, manager)
     return None if found is None else found.as_json()

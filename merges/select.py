@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from statistics import mean
 
-from harness.measures import read_scores
+from evidence.measures import read_scores
 from plumbing.atomic import write_atomic
 from plumbing.folders import building, is_finished
 

@@ -8,11 +8,13 @@ finharness accepts into a local folder lm-eval can load.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -120,6 +122,39 @@ def embedded_tokenizer(name: str):
     with tempfile.TemporaryDirectory(prefix="finharness-gguf-") as scratch:
         gguf = EMBEDDED[name].locate_gguf(Path(scratch))
         return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+# --- a checkpoint's identity ------------------------------------------------------------------
+
+FINGERPRINTED = {
+    "config.json",
+    "adapter_config.json",
+    "generation_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+}
+CHUNK = 1 << 22
+
+
+def _fingerprinted(path: Path) -> bool:
+    return path.suffix == ".safetensors" or path.name in FINGERPRINTED or path.name.startswith("tokenizer")
+
+
+def checkpoint_fingerprint(checkpoint: Path) -> str:
+    """sha256 over the names and bytes of the files that decide the model's answers: the
+    checkpoint's identity for the request cache, results records and the board's cross-check."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(checkpoint).iterdir() if p.is_file() and _fingerprinted(p)):
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()[:20]
+
+
+def model_fingerprint(folders: Iterable[Path]) -> str:
+    """One checkpoint's fingerprint, or base + adapter (or delta) fingerprints joined."""
+    return "-".join(checkpoint_fingerprint(f) for f in folders)
 
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")

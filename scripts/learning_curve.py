@@ -14,7 +14,7 @@ curve chooses a study's budget, so it never looks at a test document; the shippe
 `docs/results/learning-curve/` was made before this, on test slices); the vanilla model is
 scored on the same slice. Per point: the macro
 one-vs-rest AUC of the label log-likelihoods with its 95% bootstrap interval
-(harness/discrimination.py), MCC, macro-F1 normalized to the best trivial answer (unclipped),
+(evidence/discrimination.py), MCC, macro-F1 normalized to the best trivial answer (unclipped),
 and the wall time of training and scoring. Writes ``curve.json``, ``curve.md`` and
 ``curve.png``/``curve.svg`` to ``--out``; work folders go under ``studies/learning-curve-development``.
 Each point is skipped when its results exist, so a killed run resumes.
@@ -52,10 +52,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from harness.contamination import read_sample_rows
-from harness.discrimination import rows_auc
-from harness.result_files import load_results, results_file, samples_file
-from harness.stats import align, paired_bootstrap, percentile_interval, read_samples
+from evidence.contamination import read_sample_rows
+from evidence.discrimination import rows_auc
+from evidence.records import run_record
+from evidence.result_files import load_results, results_file, samples_file
+from evidence.stats import align, paired_bootstrap, percentile_interval, read_samples
 from plumbing.atomic import write_atomic
 
 TASKS = {"headlines": "fin_headlines", "fpb": "fin_fpb", "fomc": "fin_fomc", "finred": "fin_finred"}
@@ -211,7 +212,7 @@ def scored(folder: Path, task: str, metric: str | None = None) -> dict:
     rows = read_sample_rows(samples_file(folder, task))
     point, reps = rows_auc(rows, task)
     low, high = percentile_interval(reps[np.isfinite(reps)])
-    found = results["finharness"]["baselines"][task]
+    found = run_record(results)["baselines"][task]
     return {"docs": len(rows), "auc": point, "auc_ci": [low, high], "mcc": results["results"][task]["mcc,none"],
             "acc": results["results"][task]["acc,none"], "f1_macro": results["results"][task]["f1_macro,none"],
             "f1_macro_normalized": found["normalized"]["f1_macro"], "collapsed": found["collapsed"]}

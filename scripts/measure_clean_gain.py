@@ -4,7 +4,7 @@
 
 Both folders are ``finharness eval --output_path`` folders scored on the same documents. The
 fine-tune's folder names its checkpoint, whose lineage flags what it trained on; the task's
-other splits and few-shot pool flag the rest (harness/contamination.py). Prints, for accuracy
+other splits and few-shot pool flag the rest (evidence/contamination.py). Prints, for accuracy
 and macro-F1, both models' full and clean-subset scores and the gain on each subset, with a
 paired bootstrap interval of (clean gain - full gain) for accuracy (a per-document mean); writes
 a compact per-document log (gold, both answers, flags) and the table to ``--out``.
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from evidence.contamination import clean_score, folder_report, read_sample_rows
+from evidence.result_files import samples_file
 from fin_tasks.common.metrics import aggregation_of
-from harness.contamination import clean_score, folder_report, read_sample_rows
-from harness.result_files import samples_file
 from plumbing.atomic import write_atomic
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.result_files import load_results, results_file
+from evidence.records import run_record
+from evidence.result_files import load_results, results_file
 from leaderboard.store import Board, DuplicateEntry, Entry
 from leaderboard.submission import Submission
 from leaderboard.submit import submit
-from plumbing.logs import log
 from plumbing.folders import is_finished
+from plumbing.logs import log
 from study.spec import Checkpoint, Study
 
 MODEL_TYPE = {"single": "fine-tuned", "multi": "fine-tuned", "merged": "merged"}
@@ -46,8 +47,8 @@ def submit_study(study: Study, board: Board | None = None) -> list[int]:
         sub = Submission(
             model=name,
             model_type=MODEL_TYPE.get(point.role, "instruct" if vanilla.prompt_format == "instruct" else "pretrained"),
-            weight_type="original", precision=results.get("finharness", {}).get("dtype", "float32"),
-            chat_template=bool(results.get("finharness", {}).get("chat_template")),
+            weight_type="original", precision=run_record(results).get("dtype", "float32"),
+            chat_template=bool(run_record(results).get("chat_template")),
             # What the weights came from, and (not the same thing) the board entry the
             # seen gain and forgetting are measured against: the vanilla model on the same set.
             base_model=None if point.role == "vanilla" else vanilla.model,

@@ -6,11 +6,11 @@ of each training seed (a vanilla row has the one seed ``None``).
 
 Scores come from lm-eval's per-sample logs, never from typed-in numbers. Every row draws
 the same documents of a task (one bootstrap draw per task), so a difference between two
-rows is paired on documents. Uncertainty has two components (``harness.stats.Estimate``):
+rows is paired on documents. Uncertainty has two components (``evidence.stats.Estimate``):
 the documents (those paired replicates) and the training seeds (each trained row's
 between-seed variance over its seed count), combined into a t-type interval whose degrees of
 freedom reflect how few seeds there are. Normalized scores are ``(s - b) / (1 - b)``, ``b``
-the best trivial answer recomputed from the logged gold labels (``harness.baselines``), and
+the best trivial answer recomputed from the logged gold labels (``evidence.baselines``), and
 never clipped here: tables clip them for display only.
 """
 from __future__ import annotations
@@ -23,11 +23,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from evidence.baselines import PAIR_METRIC, TaskBaselines, normalize, task_baselines, trivial_scores
+from evidence.records import run_record
+from evidence.result_files import logged_tasks, sample_rows, samples_file
+from evidence.stats import Estimate, SeedScores, components, read_samples, replicates, task_draws
 from fin_tasks.common.metrics import BATCH_CALIBRATED, aggregation_of
-from harness.baselines import PAIR_METRIC, TaskBaselines, normalize, task_baselines, trivial_scores
 from fin_tasks.index import finben_name
-from harness.result_files import logged_tasks, sample_rows, samples_file
-from harness.stats import Estimate, SeedScores, components, read_samples, replicates, task_draws
 from plumbing.folders import is_finished
 from study.spec import Study
 
@@ -90,11 +91,11 @@ class Bootstrap:
     # -- what the logs hold (the two reads a test double replaces) --------------------------
     def read(self, folder: Path, task: str, metric: str) -> dict[int, Any]:
         """``doc_id -> value`` of ``metric`` from the folder's per-sample log of the task (a
-        batch-calibrated metric computed from its per-label log-likelihoods: harness/calibration.py)."""
+        batch-calibrated metric computed from its per-label log-likelihoods: evidence/calibration.py)."""
         path = samples_file(folder, scored_name(folder, task))
         if metric.endswith(BATCH_CALIBRATED):
-            from harness.calibration import calibrated_values
-            from harness.contamination import read_sample_rows
+            from evidence.calibration import calibrated_values
+            from evidence.contamination import read_sample_rows
 
             rows = read_sample_rows(path)
             if self.exclude.get(task):  # the calibration is estimated on the documents the claim reads
@@ -111,7 +112,7 @@ class Bootstrap:
 
     def train_golds(self, folder: Path, task: str) -> list[int] | None:
         """The task's training-split gold labels (its prior), where the task has a training split."""
-        from harness.baselines import train_golds
+        from evidence.baselines import train_golds
         from fin_tasks.index import task_manager
 
         if self._manager is None:
@@ -124,10 +125,10 @@ class Bootstrap:
         per folder); None when it recorded none (lineage unknown)."""
         key = ("contamination", folder)
         if key not in self._cache:
-            from harness.result_files import load_results, results_file
+            from evidence.result_files import load_results, results_file
 
             try:
-                record = load_results(results_file(folder)).get("finharness") or {}
+                record = run_record(load_results(results_file(folder)))
             except ValueError:
                 record = {}
             self._cache[key] = record.get("contamination") or {}
@@ -153,8 +154,8 @@ class Bootstrap:
         model (computed from the task's data, not from a run's record); None where unknown."""
         key = ("duplicates", task)
         if key not in self._cache:
+            from evidence.contamination import flag, task_sources
             from fin_tasks.common.decontamination import task_text
-            from harness.contamination import flag, task_sources
 
             found = None
             name = scored_name(folder, task)
@@ -176,11 +177,11 @@ class Bootstrap:
 
     def auc(self, folder: Path, task: str) -> tuple[float, np.ndarray] | None:
         """Macro one-vs-rest AUC of the label log-likelihoods in this folder, and its replicates
-        on the study's document draws (harness/discrimination.py); None for a generation task."""
+        on the study's document draws (evidence/discrimination.py); None for a generation task."""
         key = ("auc", folder, task)
         if key not in self._cache:
-            from harness.contamination import read_sample_rows
-            from harness.discrimination import label_logliks, macro_auc
+            from evidence.contamination import read_sample_rows
+            from evidence.discrimination import label_logliks, macro_auc
 
             found = None
             try:
@@ -254,7 +255,7 @@ class Bootstrap:
         """Trivial answers' scores on the task's documents (majority, train prior, uniform and
         prior-matched random), recomputed from the logged gold labels; for a generation task,
         with ``generation_baseline: lead``, the input's first sentence(s)
-        (harness/generation_baselines.py); otherwise empty."""
+        (evidence/generation_baselines.py); otherwise empty."""
         key = (task, metric)
         if key not in self._trivial:
             pairs = self.pairs(folder, task)
@@ -269,8 +270,8 @@ class Bootstrap:
     def _leads(self, folder: Path, task: str, metric: str) -> dict[str, float]:
         """The lead answers' scores on the documents the study's rows read (empty for a metric
         that is not ROUGE or BLEU, or a task whose rows hold no input and reference)."""
-        from harness.contamination import read_sample_rows
-        from harness.generation_baselines import GENERATION_METRICS, lead_scores
+        from evidence.contamination import read_sample_rows
+        from evidence.generation_baselines import GENERATION_METRICS, lead_scores
 
         if metric not in GENERATION_METRICS:
             return {}
@@ -333,7 +334,7 @@ class Bootstrap:
         tasks = [t for t in tasks if row.sources.get(t) and any(row.sources[t].values())]
         if not tasks:
             return None
-        from harness.stats import interaction
+        from evidence.stats import interaction
 
         parts = [self.task_parts(row.sources[t], t, metric_of(t), normalized) for t in tasks]
         seeds = sorted({s for points, _ in parts for s in points}, key=lambda s: (s is None, s))
@@ -387,7 +388,7 @@ def _paired_seeds(scores: Sequence[tuple[RowScore, float]]) -> list[SeedScores] 
     seeds = trained[0][0].seeds
     if len(seeds) < 2 or any(score.seeds != seeds for score, _ in trained):
         return None
-    from harness.stats import interaction
+    from evidence.stats import interaction
 
     points = np.array([sum(sign * score.per_seed[i] for score, sign in trained) for i in range(len(seeds))])
     # Each seed's document replicates of the whole contrast (an untrained row's are the same for

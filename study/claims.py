@@ -8,7 +8,7 @@ the direction the paper reports and the paper's own magnitude with its source. F
   normalized scores ``(s - b) / (1 - b)`` (``b`` the best trivial answer: a linear map, so
   the effect is unbiased even at the floor), over the tasks every row of the claim scored;
   a task no row of the claim scored is an error naming it;
-- its **standard error** has two components (``harness.stats.Estimate``): the documents
+- its **standard error** has two components (``evidence.stats.Estimate``): the documents
   (paired bootstrap, the same draws for every row) and the training seeds (each trained
   row's between-seed variance over its seed count); the **interval** is t-type and the
   two-sided **p-value** comes from the t distribution with Welch-Satterthwaite degrees of
@@ -41,8 +41,8 @@ import numpy as np
 from pydantic import Field, model_validator
 from tabulate import tabulate
 
+from evidence.stats import Estimate, documents_needed, holm, power_multiplier, seeds_needed
 from fin_tasks.common.metrics import BATCH_CALIBRATED, LENGTH_NORMALIZED, base_metric
-from harness.stats import Estimate, documents_needed, holm, power_multiplier, seeds_needed
 from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
 from study.cells import Bootstrap, Row
@@ -89,7 +89,7 @@ class Claim(_Strict):
     )
     rule: Literal["sum", "per_char", "calibrated"] = Field(
         default="sum", description="decision rule of multiple-choice tasks: summed log-likelihood, lm-eval's "
-                                   "acc_norm (per character), or batch-calibrated (harness/calibration.py)")
+                                   "acc_norm (per character), or batch-calibrated (evidence/calibration.py)")
     normalized: bool = Field(default=True, description="score to the best trivial baseline, (s - b) / (1 - b)")
     direction: Literal["increase", "decrease"]
     paper_effect: PaperEffect | None = None
@@ -327,8 +327,8 @@ def _alternative(boot: Bootstrap, control: Row, tasks: list[str], metric, normal
         bases.append((t, m, values, order, b, n_labels))
 
     def scored(values, m, t, b):
+        from evidence.stats import replicates
         from fin_tasks.common.metrics import aggregation_of
-        from harness.stats import replicates
 
         point, reps = replicates(values, aggregation_of(m), boot.draws(t))
         if b is not None:  # a slice a trivial answer gets all right normalizes to 0, as cells.Bootstrap.score does
@@ -404,8 +404,8 @@ def _has_something_to_lose(boot: Bootstrap, row: Row, task: str, metric, rule: s
     figure that says so (the rule is ``Claim.gate_rule``)."""
     if rule == "argmax":
         return _floor(boot, row, [task], metric)
-    from harness.discrimination import discriminates
-    from harness.stats import percentile_interval
+    from evidence.discrimination import discriminates
+    from evidence.stats import percentile_interval
 
     found = boot.row_auc(row, [task])
     if found is None:  # a generation task: its score against the lead's
@@ -564,7 +564,7 @@ class Measured:
 # 1. Serial gatekeeping: each positive control is tested on its own at alpha; the other claims
 #    are Holm-corrected among themselves, and read only when every positive control agrees.
 # 2. A positive control agrees only with a threshold-free gain on its own tasks: the
-#    batch-calibrated rule agrees too (harness/calibration.py), or the treatment's AUC gain over
+#    batch-calibrated rule agrees too (evidence/calibration.py), or the treatment's AUC gain over
 #    the control has a 95% interval above 0. A gain in argmax accuracy alone can be a moved
 #    decision threshold.
 # 3. Degrees of freedom: the seeds' own (S - 1) where the seeds carry more than a quarter of
@@ -661,7 +661,7 @@ def _threshold_free(m: Measured, claim: Claim, alpha: float) -> None:
         if a is None or b is None:
             return
         gains.append((s * (a[0] - b[0]), s * (a[1] - b[1])))
-    from harness.stats import percentile_interval
+    from evidence.stats import percentile_interval
 
     point, reps = sum(g for g, _ in gains), sum(r for _, r in gains)
     finite = reps[np.isfinite(reps)]
@@ -816,8 +816,8 @@ def _learned(boot: Bootstrap, treatment: Row, among: list[str] | None = None) ->
     """The treatment's AUC [95% interval] on the tasks it was trained on (those it scored; with
     ``among``, only those of them), and whether it clears chance; None for an untrained row or
     one without log-likelihoods."""
-    from harness.discrimination import discriminates
-    from harness.stats import percentile_interval
+    from evidence.discrimination import discriminates
+    from evidence.stats import percentile_interval
 
     trained = [t for t in treatment.trained_on if treatment.sources.get(t) and (among is None or t in among)]
     if treatment.kind == "vanilla" or not trained:

@@ -21,6 +21,7 @@ import tarfile
 import zlib
 from pathlib import Path
 
+from evidence.records import run_record
 from plumbing.atomic import write_atomic
 from plumbing.folders import MANIFEST, is_finished
 from study.spec import Study
@@ -40,7 +41,7 @@ DROPPED = {"arguments", "resps", "doc_hash", "prompt_hash", "target_hash", "filt
 def compact_row(row: dict) -> dict:
     """One per-sample row with what the tables read: the label set of the document, the
     per-label log-likelihoods (multiple choice), and every per-document metric value."""
-    from harness.discrimination import label_logliks
+    from evidence.discrimination import label_logliks
 
     out = {k: v for k, v in row.items() if k not in DROPPED and k not in ("doc", "filtered_resps")}
     choices = (row.get("doc") or {}).get("choices") if isinstance(row.get("doc"), dict) else None
@@ -51,7 +52,7 @@ def compact_row(row: dict) -> dict:
 
 
 def _compact_log(path: Path) -> bytes:
-    from harness.contamination import read_sample_rows
+    from evidence.contamination import read_sample_rows
 
     return "".join(json.dumps(compact_row(r)) + "\n" for r in read_sample_rows(path)).encode()
 
@@ -190,9 +191,9 @@ def rescore(root: Path, include_paths) -> None:
     results say it scored (a study's development rows: validation rows where a task has them):
     an archive whose metrics do not follow from its responses is refused, naming the member
     and the document."""
+    from evidence.result_files import load_results, logged_tasks, results_file, samples_file
     from fin_tasks.index import task_manager
     from harness.evaluate import score_on_validation
-    from harness.result_files import load_results, logged_tasks, results_file, samples_file
     from leaderboard.verify import TamperedResults, rescore_compact_rows
     from plumbing.jsonl import jsonl_rows
 
@@ -211,7 +212,7 @@ def rescore(root: Path, include_paths) -> None:
 
     for folder in folders:
         try:
-            split = (load_results(results_file(folder)).get("finharness") or {}).get("split") or "test"
+            split = run_record(load_results(results_file(folder))).get("split") or "test"
         except (OSError, ValueError):
             split = "test"  # a folder without a readable results file is checked as a test slice
         tasks, docs = tasks_of(split if split in ("validation", "development") else "test")

@@ -71,7 +71,7 @@ COLLAPSE_NOTE = ("† collapsed: the answers' label shares are far from the gold
 
 def collapse_footnotes(boot: Bootstrap, rows: Sequence[Row], tasks: Sequence[str]) -> str:
     """Per collapsed cell: the predicted and the gold label shares side by side."""
-    from harness.report import shares
+    from evidence.report import shares
 
     lines = []
     for row in rows:
@@ -100,7 +100,7 @@ def seen_unseen_table(study: Study, boot: Bootstrap | None = None) -> tuple[str,
     """arXiv 2411.02476's Table 3 shape: per-task scores, seen and unseen means with intervals and
     their change against the zero-shot vanilla row, trivial baselines first; then the same rows on
     macro-F1, MCC and the normalized score. Returns the text, one record per row, and the rows."""
-    from harness.measures import seen_and_unseen
+    from evidence.measures import seen_and_unseen
 
     spec = study.spec.table
     seen_all, unseen_all = seen_and_unseen(study.eval.include_paths)
@@ -131,7 +131,7 @@ def _seen_unseen_record(boot: Bootstrap, rows: list[Row], row: Row, seen: list[s
                         metric: str) -> dict[str, Any]:
     """One row's per-task scores, and per part (seen, unseen) its mean, other metrics, normalized
     score and change against the zero-shot vanilla row of its model, each with an interval."""
-    from harness.baselines import NORMALIZED
+    from evidence.baselines import NORMALIZED
 
     reference = next((r for r in rows if r.model == row.model and r.kind == "vanilla"
                       and r.setting == "zero-shot"), None)
@@ -196,7 +196,7 @@ def _scores_table(boot: Bootstrap, rows: list[Row], records: list[dict], seen: l
 
 def _beside_table(records: list[dict], metric: str) -> str:
     """Each row's part means on the other metrics, and the normalized score (clipped for display only)."""
-    from harness.baselines import NORMALIZED, for_display
+    from evidence.baselines import NORMALIZED, for_display
 
     def shown(value, ci):
         return "" if value is None else f"{for_display(value):.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
@@ -213,8 +213,8 @@ def _beside_table(records: list[dict], metric: str) -> str:
 
 
 def _views_places():
+    from evidence.views import load_views, place_tasks
     from fin_tasks.index import task_manager
-    from harness.views import load_views, place_tasks
 
     views = load_views()
     return views, place_tasks(views, task_manager().task_index)
@@ -229,8 +229,8 @@ def _mean_or_blank(boot: Bootstrap, row: Row, tasks: Sequence[str], metric: str)
 
 
 def views_table(study: Study, boot: Bootstrap | None = None) -> tuple[str, list[dict], list[Row]]:
-    from harness.baselines import for_display
-    from harness.views import VIEWS, view_of
+    from evidence.baselines import for_display
+    from evidence.views import VIEWS, view_of
 
     spec = study.spec.table
     views, places = _views_places()
@@ -409,8 +409,8 @@ def contamination_section(boot: Bootstrap, rows: Sequence[Row]) -> str:
 
 def discrimination_section(boot: Bootstrap, rows: Sequence[Row]) -> str:
     """Per cell, the macro one-vs-rest AUC of the label log-likelihoods with its 95% interval
-    (harness/discrimination.py): 0.5 ranks documents no better than chance, whatever the score."""
-    from harness.stats import percentile_interval
+    (evidence/discrimination.py): 0.5 ranks documents no better than chance, whatever the score."""
+    from evidence.stats import percentile_interval
 
     def cell(row: Row, task: str) -> str | None:
         found = boot.row_auc(row, [task])
@@ -448,7 +448,7 @@ def table_metric(study: Study):
 
 def calibrated_section(boot: Bootstrap, rows: Sequence[Row], metric_of) -> str:
     """Per cell, the normalized score under the argmax rule and under batch calibration
-    (harness/calibration.py), side by side: a gain in the first that the second does not keep
+    (evidence/calibration.py), side by side: a gain in the first that the second does not keep
     is a moved decision threshold, not learning."""
     from fin_tasks.common.metrics import BATCH_CALIBRATED, base_metric
     from study.claims import RULE_METRICS
@@ -481,7 +481,7 @@ def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
         return None, []
     metric_of = table_metric(study)
     if study.spec.table.kind == "seen_unseen":
-        from harness.measures import seen_and_unseen
+        from evidence.measures import seen_and_unseen
 
         seen, unseen = seen_and_unseen(study.eval.include_paths)
 
@@ -491,7 +491,7 @@ def claim_verdicts(study: Study, rows: list[Row], boot: Bootstrap):
                                   f"this study's sets are seen and unseen")
             return sorted(seen if name == "seen" else unseen)
     else:
-        from harness.views import view_of
+        from evidence.views import view_of
 
         views, places = _views_places()
 
@@ -517,7 +517,7 @@ def development_rows(study: Study):
         return None
     seen = None
     if study.spec.table.kind == "seen_unseen":
-        from harness.measures import seen_and_unseen
+        from evidence.measures import seen_and_unseen
 
         seen = seen_and_unseen(study.eval.include_paths)[0]
     rows = study_rows(study, seen=seen, split="development")

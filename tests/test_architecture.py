@@ -11,12 +11,13 @@ REPO = Path(__file__).resolve().parents[1]
 FLOORS = {
     "plumbing": 0,      # recipe loading, atomic writes, checkpoints, the Hub switch
     "fin_tasks": 1,     # the task suite and its index
-    "harness": 2,       # evaluation: lm-eval runs, backends, measures, statistics
+    "evidence": 2,      # reading what lm-eval wrote: result files, baselines, measures, statistics, contamination
     "training": 2,      # LoRA / FTICL runs
-    "merges": 3,        # MergeKit merges (choosing a point scores it: harness)
-    "leaderboard": 4,   # verified submissions (scoring one: harness; its recipe: training, merges)
-    "study": 5,         # the papers' studies: train, merge, score, tabulate, submit
-    "finharness": 6,    # the command line
+    "harness": 3,       # running models: lm-eval runs, backends, the request cache (records: evidence)
+    "merges": 4,        # MergeKit merges (choosing a point scores it: harness)
+    "leaderboard": 5,   # verified submissions (scoring one: harness; its recipe: training, merges)
+    "study": 6,         # the papers' studies: train, merge, score, tabulate, submit
+    "finharness": 7,    # the command line
 }
 
 
@@ -102,7 +103,7 @@ def test_the_small_vocabularies_are_defined_once():
 
 def test_jsonl_lines_and_lm_eval_output_names_are_parsed_in_one_place_each():
     """Task data, per-sample logs and training logs are read by plumbing/jsonl.py (errors name
-    file:line); lm-eval's results/samples file names are matched by harness/result_files.py."""
+    file:line); lm-eval's results/samples file names are matched by evidence/result_files.py."""
     import re
 
     def owners(pattern: str) -> list[str]:

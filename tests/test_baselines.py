@@ -3,7 +3,9 @@ import json
 
 import pytest
 
-from harness.baselines import normalize, task_baselines
+from evidence.baselines import normalize, task_baselines
+from evidence.records import RunRecord
+from tests.helpers.records import undeclared
 
 LABELS = ["negative", "neutral", "positive"]
 GOLDS = [1, 1, 0, 2]  # majority: neutral (2 of 4)
@@ -64,7 +66,7 @@ def test_partial_collapse_onto_the_wrong_label_is_flagged():
 
 
 def test_prior_matched_guessing_beats_uniform_guessing_where_labels_are_imbalanced():
-    from harness.baselines import guess_scores, label_shares, random_scores
+    from evidence.baselines import guess_scores, label_shares, random_scores
 
     golds = [0] * 30 + [1] * 8 + [2] * 2  # an imbalanced slice (FPB-like)
     metrics = ["acc", "f1_macro", "f1_weighted"]
@@ -84,21 +86,22 @@ def test_a_model_that_learned_something_is_credited_and_not_flagged():
 
 
 def test_normalization_is_linear_and_only_display_clips():
-    from harness.baselines import for_display
+    from evidence.baselines import for_display
 
     assert normalize(0.3, 0.5) == pytest.approx(-0.4) and normalize(1.0, 0.5) == 1.0 and normalize(1.0, 1.0) == 0.0
     assert for_display(normalize(0.3, 0.5)) == 0.0 and for_display(0.25) == 0.25
 
 
 def test_eval_writes_histograms_and_prints_baseline_rows(tiny_checkpoint, tmp_path):
+    from evidence.report import score_table
     from finharness.main import main
-    from harness.report import score_table
 
     assert main(["eval", "-m", str(tiny_checkpoint), "-t", "fin_fpb,generative_fin_fomc", "--limit", "6",
                  "--chat_template", "off", "-o", str(tmp_path / "r")]) == 0
     results = json.loads(next((tmp_path / "r").rglob("results_*.json")).read_text())
     found = results["finharness"]["baselines"]
     assert set(found) == {"fin_fpb", "generative_fin_fomc"}
+    assert undeclared(results["finharness"], RunRecord) == []  # evidence/records.py declares every key
     for task, entry in found.items():
         assert sum(entry["predicted"].values()) == entry["docs"] == 6
         assert set(entry["baselines"]) == {"majority", "train prior", "uniform random", "prior-matched random"}
@@ -113,7 +116,7 @@ def test_eval_writes_histograms_and_prints_baseline_rows(tiny_checkpoint, tmp_pa
 def test_the_vectorized_random_baseline_is_the_metrics_own_arithmetic():
     import numpy as np
 
-    from harness.baselines import RANDOM_DRAWS, _score, guess_scores
+    from evidence.baselines import RANDOM_DRAWS, _score, guess_scores
 
     golds = [0, 0, 1, 2, 2, 2, 1, 0, 0, 0, 2, 1]
     shares = [0.5, 0.2, 0.3]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.stats import holm
+from evidence.stats import holm
 from plumbing.recipes import RecipeError
 from study.cells import Bootstrap, Row
 from study.claims import ClaimsFile, decide, load_claims

@@ -10,14 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evidence.contamination import clean_score, folder_report, suite_overlap
+from evidence.records import RunRecord
 from fin_tasks import TASKS_DIR
 from finharness.main import main
-from harness.contamination import clean_score, folder_report, suite_overlap
 from merges.recipe import parse_merge_recipe
 from merges.run import merge_recipe
 from plumbing.fingerprints import Fingerprint, normalize
 from plumbing.folders import read_manifest
 from plumbing.lineage import read_lineage
+from tests.helpers.records import undeclared
 from training.recipe import parse_recipe
 from training.run import train_recipe
 
@@ -125,6 +127,7 @@ def test_a_run_trained_on_10_test_sentences_has_exactly_those_flagged(runs, leak
     # finharness eval wrote the same figures into the results, since the lineage is known.
     results = json.loads(next(out.rglob("results_*.json")).read_text())
     assert results["finharness"]["contamination"][TASK]["flagged"]["lineage"] == leaked
+    assert undeclared(results["finharness"], RunRecord) == []  # lineage and contamination included
 
 
 def test_a_merge_inherits_its_inputs_lineage(runs, leaky_task, tiny_checkpoint, tmp_path):
@@ -294,7 +297,7 @@ def test_contamination_reads_the_lineage_the_scoring_read_not_whatever_sits_ther
                                                                                        capsys):
     """C4/C5: after scoring, the run folder's lineage file is swapped for another run's: the
     report must not lend the results the other run's training texts."""
-    from harness.contamination import folder_report
+    from evidence.contamination import folder_report
 
     run = shutil.copytree(runs["leaky"], tmp_path / "run")
     scored = evaluate(run, leaky_task, tmp_path / "scored")

@@ -1,5 +1,5 @@
 """Did the fine-tune learn to rank documents, or only the prior? The AUC of the label
-log-likelihoods (harness/discrimination.py), checked against scikit-learn and on models
+log-likelihoods (evidence/discrimination.py), checked against scikit-learn and on models
 whose answer is known by construction."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from harness.discrimination import discriminates, macro_auc, rows_auc
-from harness.stats import draw_indices
+from evidence.discrimination import discriminates, macro_auc, rows_auc
+from evidence.stats import draw_indices
 
 rng = np.random.default_rng(0)
 GOLDS = rng.integers(0, 3, 300)
@@ -53,8 +53,8 @@ def test_the_auc_interval_holds_its_level_on_finred_like_label_counts():
     labels under 5 documents left out of the macro average it covers at least 94% and passes
     about 2.5% (200 seeded chance models: 95% and 2.5% here; averaging every label gives 91% and
     5% on the same models, so both bounds below fail it)."""
-    from harness.discrimination import macro_auc
-    from harness.stats import percentile_interval, task_draws
+    from evidence.discrimination import macro_auc
+    from evidence.stats import percentile_interval, task_draws
 
     rng = np.random.default_rng(0)
     counts = [13, 11, 11, 8, 8, 7, 7, 5] + [3] * 4 + [2] * 6 + [1] * 8

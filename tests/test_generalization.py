@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from lm_eval.tasks import TaskManager
 
+from evidence.records import RunRecord
+from evidence.views import load_views, place_tasks, view_of, view_table
 from fin_tasks import TASKS_DIR
 from fin_tasks.common import generalization_data
 from fin_tasks.common.data import TaskDataError
@@ -18,7 +20,7 @@ from fin_tasks.common.metrics import f1_macro, process_results_gen, process_resu
 from fin_tasks.common.rouge import bleu, process_results_rouge, rouge
 from fin_tasks.common.validate import validate_paths
 from harness.evaluate import EvalRequest, run_eval
-from harness.views import load_views, place_tasks, view_of, view_table
+from tests.helpers.records import undeclared
 
 SUITE = TASKS_DIR / "generalization"
 REPO = Path(__file__).resolve().parents[1]
@@ -214,6 +216,8 @@ def test_tiny_model_runs_a_generation_and_a_classification_task(tiny_checkpoint,
         model=str(tiny_checkpoint), tasks=["gen_summary_xsum", "gen_sentiment_sst2", "gen_sentiment_sst2_mc"],
         limit=3, batch_size=3, output_path=tmp_path, num_fewshot=1))
     scores = outcome.results["results"]
+    record = outcome.results["finharness"]
+    assert {"generation_baselines", "fewshot_pool_skipped"} <= set(record) and undeclared(record, RunRecord) == []
     for metric in ("rouge1", "rouge2", "rougeL", "bleu"):
         assert 0.0 <= scores["gen_summary_xsum"][f"{metric},none"] <= 1.0
     for task in ("gen_sentiment_sst2", "gen_sentiment_sst2_mc"):

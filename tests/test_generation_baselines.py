@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evidence.generation_baselines import lead, lead_scores, sentences
 from fin_tasks.common.rouge import process_results_rouge
-from harness.generation_baselines import lead, lead_scores, sentences
 from study.cells import Bootstrap
 
 ARTICLES = [
@@ -68,8 +68,8 @@ def test_a_study_reads_rouge_normalized_to_the_lead_only_where_it_asks(tmp_path:
 
 
 def test_an_eval_records_the_leads_and_its_table_shows_them_under_the_task():
-    from harness.generation_baselines import run_lead_baselines
-    from harness.report import score_table
+    from evidence.generation_baselines import run_lead_baselines
+    from evidence.report import score_table
 
     logged = rows(["Acme rose.", "Rates held.", "Storm."])
     model = {m: float(np.mean([r[m] for r in logged])) for m in ("rouge1", "rouge2", "rougeL", "bleu")}

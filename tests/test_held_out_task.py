@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from evidence.measures import read_scores
+from evidence.records import RunRecord
 from fin_tasks import TASKS_DIR
 from finharness.main import main
-from harness.measures import read_scores
 from leaderboard.store import Board
 from leaderboard.submission import load_submission
 from leaderboard.submit import submit
 from leaderboard.table import board_rows
 from tests.helpers.checkpoints import build_tiny_checkpoint, perturbed_copy
+from tests.helpers.records import undeclared
 from tests.helpers.tasks import HELD_OUT_TASK, readme_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +74,7 @@ def test_eval_scores_it_and_records_its_files(workspace, scored):
     assert set(files) == {f"{TASK}.yaml", "_multiple_choice_yaml", "data/test.jsonl", "data/validation.jsonl",
                           "data/train.jsonl"}
     assert "fin_fpb" not in record["external_tasks"]  # packaged tasks are pinned by the package
+    assert undeclared(record, RunRecord) == []
 
 
 def test_forgetting_counts_it_as_unseen_without_being_told(workspace, scored, capsys):
@@ -163,7 +166,7 @@ def test_packaged_template_copy_is_the_packaged_one(workspace):
 
 
 def test_a_task_with_its_own_metric_gets_its_own_column():
-    from harness.report import score_table
+    from evidence.report import score_table
 
     results = {"results": {
         "fin_fpb": {"alias": "fin_fpb", "acc,none": 0.5, "acc_stderr,none": 0.1, "f1_macro,none": 0.4},

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy.stats import kstest
 
-from harness.stats import Estimate, SeedScores, components
+from evidence.stats import Estimate, SeedScores, components
 from study.cells import Row
 from study.claims import ClaimsFile, decide
 from tests.helpers.simulation import DESIGNS, InMemory, difficulty_design, shared_seed_design

@@ -10,15 +10,17 @@ from statistics import mean
 import pytest
 import yaml
 
+from evidence.measures import read_scores
+from evidence.records import EntryMetadata
+from evidence.result_files import results_file, samples_file
 from finharness.main import main
 from harness.evaluate import EvalRequest, run_eval
-from harness.measures import read_scores
-from harness.result_files import results_file, samples_file
 from leaderboard.store import Board, DuplicateEntry, settings_key
 from leaderboard.submission import SubmissionError, load_submission
 from leaderboard.submit import submit
 from leaderboard.table import board_rows, show
 from tests.helpers.checkpoints import build_tiny_checkpoint, perturbed_copy
+from tests.helpers.records import undeclared
 
 TASKS = ["fin_fpb", "fin_fomc", "fin_finarg_auc", "fin_fincausal"]  # two seen, two unseen
 SEEN, UNSEEN = ["fin_fpb", "fin_fomc"], ["fin_finarg_auc", "fin_fincausal"]
@@ -371,7 +373,7 @@ def test_the_board_flags_collapse_and_normalizes_from_the_verified_rows(scored, 
     assert row["unseen_norm"] == pytest.approx(sum(stored[t]["normalized"]["f1_macro"] for t in UNSEEN) / len(UNSEEN))
     assert "unseen_norm" in show(board.entries(), roles=ROLES)
     # Its interval, from the verified rows with the harness's own bootstrap (seeded by task name).
-    from harness.baselines import normalized_interval
+    from evidence.baselines import normalized_interval
 
     pairs = {t: ([tuple(json.loads(line)["f1_macro"]) for line in
                   samples_file(scored["results"]["base"], t).read_text().splitlines()],
@@ -426,6 +428,7 @@ def test_show_formats_are_data_and_export_writes_dataset_files(scored, tmp_path,
     assert written["config"]["model_name"] == "org/tiny-base" and written["config"]["model_sha"] == entry.revision
     assert written["results"] == entry.scores
     assert written["finharness"]["baselines"] == entry.metadata["baselines"]
+    assert undeclared(entry.metadata, EntryMetadata) == []  # evidence/records.py declares every key
     for task in TASKS:
         copied = samples_file(out / "details" / "org__tiny-base" / str(base_id), task)
         assert copied.read_bytes() == samples_file(Path(entry.results_path), task).read_bytes()

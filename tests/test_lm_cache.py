@@ -3,9 +3,10 @@ import shutil
 
 import pytest
 
-from harness.evaluate import EvalRequest, run_eval
-from harness.lm_cache import cache_path, checkpoint_fingerprint, model_fingerprint, write_without_waiting
 from harness.backend.shared_prefix_lm import SharedPrefixLM
+from harness.evaluate import EvalRequest, run_eval
+from harness.lm_cache import cache_path, write_without_waiting
+from plumbing.checkpoints import checkpoint_fingerprint, model_fingerprint
 from tests.helpers.checkpoints import build_tiny_checkpoint
 
 

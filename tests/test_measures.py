@@ -4,8 +4,8 @@ import re
 
 import pytest
 
+from evidence.measures import change_table, read_scores
 from finharness.main import main
-from harness.measures import change_table, read_scores
 from tests.helpers.tasks import write_results
 
 
@@ -44,7 +44,7 @@ def test_finharness_forgetting_prints_seen_and_unseen(tmp_path, capsys):
 def test_one_rule_picks_the_metric_every_table_shows(tmp_path):
     """A summary task reports rouge1 first and no acc: the CLI's forgetting table, the board's
     table and the served app's intervals all show ROUGE-L; a user task shows its own first metric."""
-    from harness.measures import shown_metric
+    from evidence.measures import shown_metric
     from leaderboard.table import task_score
 
     assert shown_metric("acc", ["acc", "f1_macro"]) == "acc"

@@ -9,12 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from plumbing.folders import read_manifest
 from merges import run as merge_run
 from merges.recipe import parse_merge_recipe
 from merges.run import merge_recipe, plan
-from tests.helpers.checkpoints import build_tiny_checkpoint, perturbed_copy
+from plumbing.folders import read_manifest
 from plumbing.recipes import RecipeError
+from tests.helpers.checkpoints import build_tiny_checkpoint, perturbed_copy
 from training.recipe import parse_recipe
 from training.run import train_recipe
 
@@ -227,8 +227,8 @@ def test_an_interrupted_merge_leaves_nothing_that_looks_finished(tiny_checkpoint
 # --- choosing a sweep point on validation ------------------------------------------------
 
 def test_sweep_point_is_chosen_on_development_rows_never_a_test_document(tiny_checkpoint, full_models, tmp_path):
-    from harness.measures import read_scores
-    from harness.result_files import samples_file
+    from evidence.measures import read_scores
+    from evidence.result_files import samples_file
     from merges.select import select_point
 
     recipe = recipe_for("task_arithmetic", tiny_checkpoint, full_models[:2], tmp_path,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.result_files import samples_file
+from evidence.result_files import samples_file
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -38,8 +38,8 @@ def test_eval_without_limit_says_how_many_documents_before_scoring(tiny_checkpoi
     import logging
 
     from harness.evaluate import EvalRequest, run_eval
-    from harness.lm_cache import model_fingerprint
     from harness.speed import LARGE_RUN
+    from plumbing.checkpoints import model_fingerprint
 
     monkeypatch.setenv("FINHARNESS_LM_CACHE", str(tmp_path / "cache"))
     run_eval(EvalRequest(model=str(tiny_checkpoint), tasks=["fin_fpb"], limit=30, chat_template="off"))

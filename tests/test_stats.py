@@ -4,8 +4,8 @@ import re
 
 import pytest
 
+from evidence.stats import align, paired_bootstrap, paired_permutation_test, read_samples
 from fin_tasks.common.metrics import f1_macro
-from harness.stats import align, paired_bootstrap, paired_permutation_test, read_samples
 
 
 def test_permutation_p_value_by_hand():
@@ -91,7 +91,7 @@ def test_finharness_compare_reads_two_result_folders(tmp_path, capsys):
 
 
 def test_a_tasks_log_is_not_mistaken_for_its_variants(tmp_path):
-    from harness.result_files import samples_file
+    from evidence.result_files import samples_file
 
     (tmp_path / "samples_gen_nli_rte_2026-11-22T07-00-00.000001.jsonl").write_text("")
     # Sorts after the file above by name, but belongs to another task.
@@ -103,7 +103,7 @@ def test_a_tasks_log_is_not_mistaken_for_its_variants(tmp_path):
 def test_the_seed_component_leaves_out_what_the_documents_already_hold():
     import numpy as np
 
-    from harness.stats import SeedScores, components, interaction, seed_component
+    from evidence.stats import SeedScores, components, interaction, seed_component
 
     # Three seeds whose scores differ by 0.1 each: s^2 = 0.01, over 3 seeds.
     spread = np.array([0.4, 0.5, 0.6])

@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 import yaml
 
+from evidence.measures import read_scores
+from evidence.result_files import load_results, results_file, samples_file
+from evidence.stats import read_samples
 from finharness.main import main
-from plumbing.folders import is_finished, read_manifest
-from harness.measures import read_scores
-from harness.result_files import load_results, results_file, samples_file
-from harness.stats import read_samples
 from leaderboard.store import Board
+from plumbing.folders import is_finished, read_manifest
+from plumbing.recipes import RecipeError
 from study.run import run_study
 from study.spec import load_study
 from tests.helpers.checkpoints import build_tiny_checkpoint
 from tests.helpers.train_runs import CHATML
-from plumbing.recipes import RecipeError
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "studies"
 
@@ -155,7 +155,7 @@ def test_instruct_merge_study_runs_end_to_end_and_resumes(tiny_models, tmp_path,
     # Those rows are the study's development sets: scored outside every test slice, on no table or board.
     development = [s for s in study.evals if s.split == "development"]
     assert len(development) == 7  # the vanilla model on the retention gate; 4 single, multi, merge on the seen one
-    from harness.result_files import load_results, results_file
+    from evidence.result_files import load_results, results_file
 
     sst2 = load_results(results_file(Path(development[0].folder)))
     assert sst2["finharness"]["split"] == "development"

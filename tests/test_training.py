@@ -9,14 +9,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from plumbing.folders import read_manifest
 from finharness.main import main
+from plumbing.folders import read_manifest
 from tests.helpers.checkpoints import build_tiny_checkpoint
+from tests.helpers.train_runs import CHATML, kill_after_checkpoint, tiny_recipe
 from training.encode import IGNORE, encode_example, encode_pair
 from training.examples import build_examples
 from training.recipe import RecipeError, load_recipe, parse_recipe
 from training.run import train_recipe
-from tests.helpers.train_runs import CHATML, kill_after_checkpoint, tiny_recipe
 
 
 @pytest.fixture(scope="module")
@@ -250,9 +250,9 @@ def test_multi_task_recipes_mix_every_task_with_its_own_count(tiny_checkpoint, t
 def test_the_run_and_its_adapter_carry_hub_model_cards_and_push_adds_a_model_index(trained, tmp_path):
     from huggingface_hub import ModelCard
 
+    from evidence.measures import read_scores
     from finharness.push import push
     from harness.evaluate import EvalRequest, run_eval
-    from harness.measures import read_scores
     from plumbing.model_cards import hub_base_model
 
     card = ModelCard.load(trained / "README.md")

@@ -77,7 +77,7 @@ def _scores(gold: int, pred: int) -> dict:
 
 LENGTH_NORMALIZED = "_norm"  # suffix of the metrics of lm-eval's acc_norm rule
 # Suffix of the metrics of the batch-calibrated rule: each label's posterior divided by its
-# mean over the task's documents, then argmax (harness/calibration.py). Computed from the
+# mean over the task's documents, then argmax (evidence/calibration.py). Computed from the
 # logged per-label log-likelihoods, never logged by lm-eval itself.
 BATCH_CALIBRATED = "_cal"
 

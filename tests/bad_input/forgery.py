@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.result_files import results_file, samples_file
+from evidence.result_files import results_file, samples_file
 from leaderboard.verify import _task_hash
 
 

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 import yaml
 
-from harness.result_files import results_file
+from evidence.result_files import results_file
 from leaderboard.render import render_html
 from leaderboard.store import Board
 from leaderboard.submission import SubmissionError, load_submission
@@ -93,7 +93,7 @@ def test_honest_few_shot_results_enter_with_the_count_their_prompts_show(three_s
 
 def test_zero_shot_results_that_hide_examples_in_their_prompts_are_refused(five_docs, three_shots, tmp_path):
     """The converse forgery: a 3-shot run's prompts under a 0-shot run's statements."""
-    from harness.result_files import samples_file
+    from evidence.result_files import samples_file
 
     forged = shutil.copytree(five_docs, tmp_path / "forged")
     three = {json.loads(line)["doc_id"]: json.loads(line)["arguments"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.result_files import samples_file
+from evidence.result_files import samples_file
 from leaderboard.store import Board, BoardBusy
 from plumbing.folders import is_finished
 from tests.helpers.checkpoints import perturbed_copy

@@ -7,7 +7,7 @@ generation the first sentence of the context is the answer a model that only cop
 Each is scored per document by the task's own scorer (``fin_tasks.common.rouge``: ROUGE-1/2/L
 F-measure and sentence BLEU against the ``output`` field) and averaged over the documents a
 row scored, as the classification tasks' majority and random answers are
-(``harness.baselines``). A model's normalized score is then ``(s - b) / (1 - b)``, ``b`` the
+(``evidence.baselines``). A model's normalized score is then ``(s - b) / (1 - b)``, ``b`` the
 better lead on that metric: at 0 it does no better than copying the first sentence(s).
 
 Sentences end at ``.``, ``!`` or ``?`` followed by white space, or at a line break: no model or
@@ -64,7 +64,8 @@ def lead_scores(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = GENE
 
 def run_lead_baselines(results: Mapping[str, Any], samples: Mapping[str, list[dict]]) -> dict[str, dict[str, Any]]:
     """Every generation task of an lm-eval run: its lead answers' scores and the model's
-    ROUGE-L normalized to the better one (unclipped), as ``results["finharness"]["generation_baselines"]``."""
+    ROUGE-L normalized to the better one (unclipped): the run record's ``generation_baselines``
+    (evidence.records.RunRecord)."""
     out: dict[str, dict[str, Any]] = {}
     for task, rows in samples.items():
         found = lead_scores(rows)

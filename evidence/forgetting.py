@@ -7,7 +7,7 @@ for every document; so each row carries, beside the score, the reference's and t
 - the 95% paired bootstrap interval of the change (the two folders' per-document values on the
   same documents; folders scored on different documents are refused, as ``compare`` refuses
   them) and its paired permutation p-value;
-- the best trivial answer's score on that metric and documents (``harness/baselines.py``), and
+- the best trivial answer's score on that metric and documents (``evidence/baselines.py``), and
   both scores normalized by it (0 = a trivial answer, unclipped);
 - which of the two collapsed onto one label (far from the gold shares, MCC about 0).
 
@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from evidence.baselines import best_baseline, normalize
+from evidence.measures import ROLES, own_metrics, shown_metric
+from evidence.records import run_record
+from evidence.result_files import load_results, results_file, samples_file
+from evidence.stats import align, paired_permutation_test, percentile_interval, read_samples, replicates, task_draws
 from fin_tasks.common.metrics import aggregation_of
-from harness.baselines import best_baseline, normalize
-from harness.measures import ROLES, own_metrics, shown_metric
-from harness.result_files import load_results, results_file, samples_file
-from harness.stats import align, paired_permutation_test, percentile_interval, read_samples, replicates, task_draws
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _reported(data: Mapping[str, Any], task: str) -> list[str]:
 
 
 def _collapsed(data: Mapping[str, Any], task: str) -> str | None:
-    return (((data.get("finharness") or {}).get("baselines") or {}).get(task) or {}).get("collapsed")
+    return ((run_record(data).get("baselines") or {}).get(task) or {}).get("collapsed")
 
 
 def _score(data: Mapping[str, Any], task: str, metric: str) -> float:
@@ -105,7 +106,7 @@ def _same_slice(data_e: Mapping[str, Any], data_r: Mapping[str, Any], task: str,
     """Without per-sample logs the documents cannot be matched one by one: the two runs must
     at least record the same slice and document count. Returns the count, if recorded."""
     def slice_of(data):
-        record = (data.get("finharness") or {}).get("slice") or {"limit": (data.get("config") or {}).get("limit")}
+        record = run_record(data).get("slice") or {"limit": (data.get("config") or {}).get("limit")}
         return record, ((data.get("n-samples") or {}).get(task) or {}).get("effective")
 
     (slice_e, n_e), (slice_r, n_r) = slice_of(data_e), slice_of(data_r)
@@ -121,7 +122,7 @@ def forgetting_report(entry: Path, reference: Path, metric: str, roles: Mapping[
 
     ``metric`` must be one some scored task reports (a typo is an error, not a silent
     fallback); a task that does not report it is read on its own headline metric
-    (:func:`harness.measures.shown_metric`: ROUGE-L for a summary, a user task's first)."""
+    (:func:`evidence.measures.shown_metric`: ROUGE-L for a summary, a user task's first)."""
     data_e, data_r = load_results(results_file(entry)), load_results(results_file(reference))
     groups = set(data_e.get("groups", {})) | set(data_r.get("groups", {}))
     common = sorted((set(data_e["results"]) & set(data_r["results"])) - groups)
@@ -155,7 +156,7 @@ def forgetting_report(entry: Path, reference: Path, metric: str, roles: Mapping[
             low, high = percentile_interval(reps_a - reps_b)
             p = paired_permutation_test(a, b, aggregate, seed=seed)
             docs = len(a)
-        base_e = ((data_e.get("finharness") or {}).get("baselines") or {}).get(task) or {}
+        base_e = (run_record(data_e).get("baselines") or {}).get(task) or {}
         baseline = best_baseline(base_e.get("baselines") or {}, name)
         collapsed = [f"{who}: {label}" for who, label in (("entry", _collapsed(data_e, task)),
                                                           ("reference", _collapsed(data_r, task))) if label]

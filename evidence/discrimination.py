@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from harness.stats import percentile_interval, task_draws
+from evidence.stats import percentile_interval, task_draws
 
 RESAMPLES = 1000
 CHANCE = 0.5
@@ -72,7 +72,7 @@ def macro_auc(golds: Sequence[int], logliks: np.ndarray, draws: np.ndarray | Non
 def rows_auc(rows: Sequence[Mapping[str, Any]], task: str, resamples: int = RESAMPLES,
              seed: int = 0) -> tuple[float, np.ndarray] | None:
     """AUC of one scored task (its per-sample rows, in doc order) and its document replicates,
-    drawn with the task's own seeded draws (harness.stats.task_draws); None for generation."""
+    drawn with the task's own seeded draws (evidence.stats.task_draws); None for generation."""
     rows = sorted(rows, key=lambda r: int(r["doc_id"]))
     found = [label_logliks(r) for r in rows]
     if not rows or any(f is None for f in found) or len({len(f) for f in found}) != 1:

@@ -5,7 +5,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.baselines import NORMALIZED, for_display  # the normalized column
+from evidence.baselines import NORMALIZED, for_display  # the normalized column
+from evidence.records import run_record
 
 METRICS = ("acc", "f1_macro", "f1_weighted", "mcc", "acc_norm", "f1_macro_norm", "f1_weighted_norm", "mcc_norm",
            "missing", "rouge1", "rouge2", "rougeL", "bleu")  # their order first
@@ -35,10 +36,10 @@ def _value(entry: dict[str, Any], metric: str) -> float | None:
 
 def score_rows(results: dict[str, Any], metrics: list[str] | None = None) -> list[list[Any]]:
     """One row per group and task, in lm-eval's order; under each classification task, what
-    its trivial answers score on the same documents (harness/baselines.py)."""
+    its trivial answers score on the same documents (evidence/baselines.py)."""
     metrics = metric_columns(results) if metrics is None else metrics
-    baselines = (results.get("finharness") or {}).get("baselines") or {}
-    leads = (results.get("finharness") or {}).get("generation_baselines") or {}
+    baselines = run_record(results).get("baselines") or {}
+    leads = run_record(results).get("generation_baselines") or {}
     rows = []
     entries = {**results.get("groups", {}), **results.get("results", {})}
     n_docs = {name: info.get("effective") for name, info in results.get("n-samples", {}).items()}
@@ -69,7 +70,7 @@ def collapse_notes(results: dict[str, Any]) -> list[str]:
     """One line per task whose answers are far from the gold labels with no positive MCC: the
     predicted and the gold label shares side by side."""
     notes = []
-    for name, found in ((results.get("finharness") or {}).get("baselines") or {}).items():
+    for name, found in (run_record(results).get("baselines") or {}).items():
         if found.get("collapsed"):
             docs = found["docs"]
             gold = f"; gold: {shares(found['gold'], docs)}" if found.get("gold") else ""
@@ -80,7 +81,7 @@ def collapse_notes(results: dict[str, Any]) -> list[str]:
 
 def unsampled_notes(results: dict[str, Any]) -> list[str]:
     """Labels a stratified slice gave no document (it keeps the task's label prior)."""
-    missing = ((results.get("finharness") or {}).get("slice") or {}).get("unsampled_labels") or {}
+    missing = (run_record(results).get("slice") or {}).get("unsampled_labels") or {}
     return [f"{task}: {len(labels)} of its labels have no document in the slice ({', '.join(labels)})"
             for task, labels in missing.items()]
 
@@ -89,7 +90,7 @@ def score_table(results: dict[str, Any], fmt: str = "github") -> str:
     # Only the metric columns some task reported (no `missing` without generative
     # classification, no ROUGE without generation tasks), and any metric a user's task adds.
     metrics = [m for m in metric_columns(results) if m not in HIDDEN_BY_DEFAULT]
-    has_baselines = bool((results.get("finharness") or {}).get("baselines"))
+    has_baselines = bool(run_record(results).get("baselines"))
     headers = ["task", "docs", *metrics] + ([f"{NORMALIZED} normalized"] if has_baselines else [])
     rows = score_rows(results, metrics)
     if not has_baselines:
@@ -106,9 +107,9 @@ def score_table(results: dict[str, Any], fmt: str = "github") -> str:
         if notes:
             table += ("\nCollapsed (answers far from the gold labels, total-variation distance >= 0.3, with "
                       "MCC < 0.1):\n" + "\n".join(f"- {n}" for n in notes))
-    if (results.get("finharness") or {}).get("generation_baselines"):
+    if run_record(results).get("generation_baselines"):
         table += ("\n\nUnder each generation task: what copying the input's first sentence, or its first three, "
-                  "scores on the same documents (harness/generation_baselines.py).")
+                  "scores on the same documents (evidence/generation_baselines.py).")
     missing = unsampled_notes(results)
     if missing:
         table += "\nThe slice keeps each task's label prior, so rare labels can be absent:\n" + "\n".join(
@@ -122,7 +123,7 @@ def score_table(results: dict[str, Any], fmt: str = "github") -> str:
 def contamination_notes(results: dict[str, Any]) -> list[str]:
     """What the checkpoint may have seen: its lineage, and per task the contaminated share with
     the clean-subset score (finharness contamination prints the whole table)."""
-    record = results.get("finharness") or {}
+    record = run_record(results)
     lineage = record.get("lineage")
     if not lineage:
         return []

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from evidence.records import run_record
+from evidence.stats import percentile_interval, task_draws
 from fin_tasks.common.decontamination import fingerprint_of, packaged_data_dirs, read_texts, split_texts, task_text
 from fin_tasks.common.metrics import CORPUS_AGGREGATIONS, aggregation_of, from_confusion
-from harness.stats import percentile_interval, task_draws
 from plumbing.fingerprints import DEFAULT_N, Fingerprint, normalize
 from plumbing.lineage import Lineage
 
@@ -249,14 +250,14 @@ def folder_report(folder, model: str | None = None, tasks: Sequence[str] = (), n
     import json
     from pathlib import Path
 
+    from evidence.result_files import load_results, results_file, samples_file
     from fin_tasks.index import task_manager
-    from harness.result_files import load_results, results_file, samples_file
     from plumbing.atomic import write_atomic
     from plumbing.lineage import read_lineage
 
     folder = Path(folder)
     results = load_results(results_file(folder))
-    record = results.get("finharness") or {}
+    record = run_record(results)
     model = model or record.get("model")
     lineage = scored_lineage(model, record) if model else Lineage("unknown", why="the results name no model")
     scored = list(tasks) or [t for t in results.get("configs", {}) if t in results["results"]]
@@ -277,7 +278,7 @@ def scored_lineage(model, record: Mapping[str, Any]) -> Lineage:
     path would lend the results its training texts."""
     from pathlib import Path
 
-    from harness.lm_cache import checkpoint_fingerprint
+    from plumbing.checkpoints import checkpoint_fingerprint
     from plumbing.lineage import read_lineage
 
     lineage = read_lineage(model)
@@ -301,7 +302,7 @@ def clean_record(name: str, task, rows: Sequence[Mapping[str, Any]], lineage: Li
                  n: int = DEFAULT_N) -> dict[str, Any]:
     """What the board keeps per task: the contaminated share, counts per source, and the clean
     subset's scores with macro-F1 normalized to the trivial answers *on the clean documents*."""
-    from harness.baselines import NORMALIZED, best_baseline, from_rows, normalize
+    from evidence.baselines import NORMALIZED, best_baseline, from_rows, normalize
 
     report = task_report(name, task, rows, lineage, n, metrics=())
     dirty = set(report.contaminated)
@@ -326,7 +327,7 @@ def board_contamination(folder, tasks: Sequence[str], manager, lineage: Lineage)
     """Every verified task's :func:`clean_record`, from the per-sample logs under ``folder``."""
     from pathlib import Path
 
-    from harness.result_files import samples_file
+    from evidence.result_files import samples_file
 
     out = {}
     for name in tasks:

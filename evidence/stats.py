@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from evidence.result_files import sample_rows, samples_file
 from fin_tasks.common.metrics import (CORPUS_AGGREGATIONS, aggregation_of, confusion_matrices, document_mean,
                                       from_confusion)
-from harness.result_files import sample_rows, samples_file
 
 Aggregate = Callable[[Sequence[Any]], float]
 EXACT_UP_TO = 16

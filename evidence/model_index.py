@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.result_files import load_results, results_file
+from evidence.records import run_record
+from evidence.result_files import load_results, results_file
 
 TASK_TYPES = {"multiple_choice": "text-classification", "loglikelihood": "text-classification"}
 
@@ -21,7 +22,7 @@ def eval_results(folder: Path) -> list[Any]:
     groups = set(data.get("groups", {})) | set(data.get("group_subtasks", {}))
     configs = data.get("configs", {})
     shots = data.get("n-shot", {})
-    recorded = (data.get("finharness") or {}).get("slice") or {}
+    recorded = run_record(data).get("slice") or {}
     limit = recorded.get("limit") or (data.get("config") or {}).get("limit")
     how = (
         f"{recorded['method']} slice, seed {recorded.get('seed')}"

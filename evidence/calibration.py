@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from evidence.discrimination import label_logliks, posteriors
 from fin_tasks.common.metrics import BATCH_CALIBRATED, base_metric
-from harness.discrimination import label_logliks, posteriors
 
 GOLD_FROM = "f1_macro"  # finharness's pair-valued metrics log (gold, predicted)
 

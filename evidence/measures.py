@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from statistics import mean
 
+from evidence.records import run_record
+from evidence.result_files import load_results, results_file
 from fin_tasks.index import ROLE_GROUPS
-from harness.result_files import load_results, results_file
 
 ROLES = tuple(ROLE_GROUPS)  # seen, unseen, retention
 
@@ -130,5 +131,5 @@ def recorded_include_paths(results_dir: Path) -> list[str]:
     """The task folders an evaluation was run with (``finharness eval --include_path``),
     where they still exist: a user's task keeps its role when its folder is not named again."""
     data = load_results(results_file(results_dir))
-    paths = (data.get("finharness") or {}).get("include_paths") or []
+    paths = run_record(data).get("include_paths") or []
     return [p for p in paths if isinstance(p, str) and Path(p).exists()]

@@ -213,7 +213,7 @@ def normalized_replicates(tasks: Mapping[str, tuple[Sequence[tuple[int, int]], f
     each task's (gold, pred) pairs and best trivial baseline ``b``: documents are redrawn within
     each task, seeded by the task's name, so two entries scored on the same documents are
     resampled together."""
-    from harness.stats import replicates, task_draws
+    from evidence.stats import replicates, task_draws
 
     points, reps = [], []
     for task, (pairs, best) in sorted(tasks.items()):
@@ -235,7 +235,7 @@ def normalized_interval(
     seed: int = 0,
 ) -> tuple[float, float] | None:
     """Percentile bootstrap interval of the mean over tasks of normalized macro-F1 (unclipped)."""
-    from harness.stats import percentile_interval
+    from evidence.stats import percentile_interval
 
     found = normalized_replicates(tasks, resamples, seed)
     return percentile_interval(found[1], level) if found else None
