@@ -15,6 +15,7 @@ from fin_tasks.common.validate import TaskYamlError, validate_with_suite
 from fin_tasks.index import UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
 from fin_tasks.sandbox import refuse_code
 from harness.lm_cache import cache_path, quarantine_broken
+from harness.lm_eval_adapters import adapt_evaluator, name_results_folder, score_on_validation
 from harness.speed import cost_note, measured, record, work_kind
 from plumbing.atomic import write_atomic
 from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, has_chat_template, is_instruct,
@@ -161,30 +162,6 @@ def use_chat_template(mode: ChatTemplate, checkpoint: Path) -> bool:
     return is_instruct(checkpoint) if mode == "auto" else mode == "on"
 
 
-def score_on_validation(manager, required: bool = True) -> None:
-    """Make ``manager`` load every task with its validation split as the scored split
-    (``required=False``: the tasks that have one; the others keep their test split).
-
-    lm-eval scores a task's ``test_split``; choosing among checkpoints (a merge sweep's
-    points) must not look at it, so the loaded tasks are pointed at ``validation_split``.
-    Few-shot examples drawn from that same split skip the scored document, as lm-eval does.
-    """
-    load = manager.load
-
-    def load_validation(*args, **kwargs):
-        loaded = load(*args, **kwargs)
-        for name, task in loaded["tasks"].items():
-            split = task.config.validation_split
-            if not split:
-                if not required:
-                    continue
-                raise ValueError(f"task {name} has no validation split to score (--split validation)")
-            task.set_config(key="test_split", value=split)
-        return loaded
-
-    manager.load = load_validation
-
-
 def development_documents(loaded: dict[str, Any], req: "EvalRequest") -> dict[str, list[int]]:
     """lm-eval ``samples`` for ``split: development`` (``loaded`` by a manager that already
     scores validation splits where tasks have them): per task, rows that no test slice scores
@@ -269,41 +246,6 @@ def _documents(loaded: dict[str, Any]) -> tuple[int, int, list[str]]:
     expanded); how many tasks; their output types."""
     return (sum(len(task.eval_docs) for task in loaded.values() if hasattr(task, "eval_docs")), len(loaded),
             [getattr(task, "OUTPUT_TYPE", None) or task.config.output_type for task in loaded.values()])
-
-
-_ENVIRONMENTS: dict[str, dict[str, Any]] = {}
-
-
-def _env_info_once(storage: dict[str, Any]) -> None:
-    """lm-eval's ``add_env_info``, run once per process and working folder: it asks torch's
-    ``collect_env``, which starts about ten child processes (0.7 s on 2 cores) whose answers
-    do not change while the process runs. The values are lm-eval's."""
-    from lm_eval.loggers.utils import add_env_info
-
-    cwd = os.getcwd()  # the "upper_git_hash" it records is the working folder's parent's
-    if cwd not in _ENVIRONMENTS:
-        _ENVIRONMENTS[cwd] = {}
-        add_env_info(_ENVIRONMENTS[cwd])
-    storage.update(_ENVIRONMENTS[cwd])
-
-
-def _quiet_git_hash() -> str | None:
-    """lm-eval's own commit probe (``git describe --always``) with the process's stderr sent to
-    /dev/null while it runs: outside a git checkout git prints "fatal: not a git repository" in
-    the middle of the run's output. The value is lm-eval's."""
-    import sys
-
-    from lm_eval.loggers.utils import get_git_commit_hash
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)  # git, a child process, inherits file descriptor 2
-            return get_git_commit_hash()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def run_eval(req: EvalRequest) -> EvalOutcome:
@@ -407,10 +349,8 @@ def _simple_evaluate(req: EvalRequest, model_args: dict[str, Any], tasks: list[s
                      chat: bool, tracker) -> dict[str, Any] | None:
     """lm-eval's ``simple_evaluate`` with this request's settings, every seed set to ``req.seed``."""
     import lm_eval
-    import lm_eval.evaluator
 
-    lm_eval.evaluator.get_git_commit_hash = _quiet_git_hash  # the same value, without git's stderr
-    lm_eval.evaluator.add_env_info = _env_info_once  # the same values, computed once per process
+    adapt_evaluator()
     multiturn = bool(chat and req.num_fewshot) if req.fewshot_as_multiturn is None else req.fewshot_as_multiturn
     return lm_eval.simple_evaluate(
         model=req.backend,
@@ -464,11 +404,7 @@ def _save(req: EvalRequest, results: dict[str, Any], samples: dict[str, list[dic
         if samples:
             wandb.log_eval_samples(samples)
     if tracker is not None:
-        # The output folder is named by the model as the user named it (runs/fpb-lora ->
-        # runs__fpb-lora), not by the resolved checkpoint's absolute path lm-eval would mangle.
-        from lm_eval.utils import sanitize_model_name
-
-        tracker.general_config_tracker.model_name_sanitized = sanitize_model_name(str(req.model).rstrip("/"))
+        name_results_folder(tracker, req.model)
         tracker.save_results_aggregated(results=results, samples=samples)
         if samples:
             for task_name in results["configs"]:

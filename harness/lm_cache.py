@@ -69,22 +69,3 @@ def quarantine_broken(cache: str | Path) -> list[str]:
             moved.append(f"request cache {db} is damaged (not a whole SQLite database): moved to {aside}; "
                          "this run computes its answers again")
     return moved
-
-
-def write_without_waiting(hook) -> None:
-    """Let lm-eval's cache hook write each answer without waiting for it to be committed.
-
-    lm-eval opens the cache as a ``SqliteDict`` with ``autocommit=True``: its writer thread
-    runs SQLite in autocommit mode, so every statement is committed as it runs, and on top of
-    that each write queued a blocking commit and captured the caller's stack (for sqlitedict's
-    error text): about 2 ms an answer on 2 cores, as long as scoring one with a tiny model.
-    Without the wait, each answer is still committed by the writer thread as it comes (a
-    killed run loses only the few still queued), and lm-eval's own ``commit()`` when its call
-    returns waits for all of them.
-    """
-    dbdict = getattr(hook, "dbdict", None)
-    if dbdict is None:
-        return
-    dbdict.autocommit = False  # the dict's switch only: the writer thread still commits each statement
-    if hasattr(dbdict.conn, "_outer_stack"):
-        dbdict.conn._outer_stack = False

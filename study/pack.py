@@ -193,7 +193,7 @@ def rescore(root: Path, include_paths) -> None:
     and the document."""
     from evidence.result_files import load_results, logged_tasks, results_file, samples_file
     from fin_tasks.index import task_manager
-    from harness.evaluate import score_on_validation
+    from harness.lm_eval_adapters import score_on_validation
     from leaderboard.verify import TamperedResults, rescore_compact_rows
     from plumbing.jsonl import jsonl_rows
 

@@ -5,7 +5,8 @@ import pytest
 
 from harness.backend.shared_prefix_lm import SharedPrefixLM
 from harness.evaluate import EvalRequest, run_eval
-from harness.lm_cache import cache_path, write_without_waiting
+from harness.lm_cache import cache_path
+from harness.lm_eval_adapters import write_without_waiting
 from plumbing.checkpoints import checkpoint_fingerprint, model_fingerprint
 from tests.helpers.checkpoints import build_tiny_checkpoint
 

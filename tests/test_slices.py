@@ -85,7 +85,8 @@ def test_development_rows_are_never_a_scored_test_document():
     development rows are test-split documents outside every test slice the study scores (here
     at 100 and 50). Headlines has one: its validation rows that repeat no test sentence."""
     from fin_tasks.common.decontamination import query_text
-    from harness.evaluate import EvalRequest, development_documents, score_on_validation
+    from harness.evaluate import EvalRequest, development_documents
+    from harness.lm_eval_adapters import score_on_validation
 
     manager = task_manager()
     score_on_validation(manager, required=False)
@@ -108,7 +109,8 @@ def test_development_rows_are_never_a_scored_test_document():
 
 
 def test_a_development_set_beside_unlimited_test_sets_is_refused_naming_the_task():
-    from harness.evaluate import EvalRequest, development_documents, score_on_validation
+    from harness.evaluate import EvalRequest, development_documents
+    from harness.lm_eval_adapters import score_on_validation
 
     manager = task_manager()
     score_on_validation(manager, required=False)

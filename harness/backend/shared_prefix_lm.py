@@ -56,7 +56,7 @@ from tqdm import tqdm
 
 from harness.backend.continuous_decode import Prompt, decode_greedily, plain_greedy
 from harness.backend.prefix_cache import PrefixGroup, PrefixKV, group_by_shared_prefix
-from harness.lm_cache import write_without_waiting
+from harness.lm_eval_adapters import write_without_waiting
 from harness.progress import DocProgress, by_documents
 from harness.backend.row_packing import PackedRow, Request, TreeRow, build_rows, pack_batch, tree_row, tree_rows
 
