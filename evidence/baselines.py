@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from fin_tasks.common.metrics import aggregation_of, base_metric, confusion_matrices, from_confusion
+from plumbing.vocabulary import Prior
 
 PAIR_METRIC = "f1_macro"  # any of finharness's pair-valued metrics holds (gold, pred)
 NORMALIZED = "f1_macro"  # the normalized score tables show and rank by: a constant answer cannot win it
@@ -61,7 +62,7 @@ class TaskBaselines:
     gold: dict[str, int] = field(default_factory=dict)  # gold label -> documents
     distance: float = 0.0  # total-variation distance of the predicted from the gold label shares
     mcc: float = 0.0
-    prior: str = "train"  # whose label shares prior-matched guessing draws from: train | slice
+    prior: Prior = "train"  # whose label shares prior-matched guessing draws from
 
     def as_json(self) -> dict[str, Any]:
         return {"labels": self.labels, "docs": self.docs, "predicted": self.predicted, "gold": self.gold,

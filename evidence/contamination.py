@@ -30,6 +30,7 @@ from fin_tasks.common.decontamination import fingerprint_of, packaged_data_dirs,
 from fin_tasks.common.metrics import CORPUS_AGGREGATIONS, aggregation_of, from_confusion
 from plumbing.fingerprints import DEFAULT_N, Fingerprint, normalize
 from plumbing.lineage import Lineage
+from plumbing.vocabulary import LineageStatus
 
 SOURCES = ("lineage", "few-shot pool", "other splits")
 RESAMPLES = 1000
@@ -50,7 +51,7 @@ class TaskContamination:
     task: str
     docs: int
     ngram: int
-    lineage: str  # known | unknown
+    lineage: LineageStatus
     flagged: dict[str, list[int]]  # source -> flagged doc ids (lineage: only when known)
     contaminated: list[int]  # flagged by any known source
     scores: list[CleanScore] = field(default_factory=list)

@@ -16,15 +16,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from plumbing.vocabulary import (Backend, Dtype, LineageStatus, ModelType, Prior, SliceMethod, SliceRule, Split,
+                                 WeightType)
+
 RUN_RECORD_KEY = "finharness"  # the block's key in lm-eval's results JSON
 
 
 class SliceRecord(TypedDict, total=False):
-    method: str | None  # plumbing.vocabulary.SliceMethod; None without --limit
+    method: SliceMethod | None  # None without --limit
     seed: int
     limit: float | None
     development_outside: list[str]  # tasks without a validation split (split: development)
-    rule: str  # the stratified slice's allocation rule (harness/slices.py RULE)
+    rule: SliceRule  # the stratified slice's allocation rule (harness/slices.py RULE)
     unsampled_labels: dict[str, list[str]]  # task -> labels that got no document
 
 
@@ -40,7 +43,7 @@ class BaselineRecord(TypedDict, total=False):
     baselines: dict[str, dict[str, float]]  # baseline -> metric -> score
     normalized: dict[str, float]  # metric -> the model's score normalized to the best baseline (unclipped)
     answers: dict[str, str]  # constant baseline -> the label it answers
-    prior: str  # plumbing.vocabulary.Prior: train or slice
+    prior: Prior
 
 
 class LeadRecord(TypedDict):
@@ -51,7 +54,7 @@ class LeadRecord(TypedDict):
 
 
 class LineageRecord(TypedDict, total=False):
-    status: str  # plumbing.lineage status: known / none / unknown
+    status: LineageStatus
     note: str
     sha256: str  # the lineage file scored with (pins it: evidence.contamination.scored_lineage)
 
@@ -60,7 +63,7 @@ class ContaminationRecord(TypedDict):
     """One task's overlap with what the checkpoint saw (evidence/contamination.py TaskContamination)."""
     docs: int
     ngram: int
-    lineage: str
+    lineage: LineageStatus
     share: float
     flagged: dict[str, list[int]]
     contaminated: list[int]
@@ -70,17 +73,17 @@ class ContaminationRecord(TypedDict):
 class RunRecord(TypedDict, total=False):
     """The results' ``"finharness"`` block."""
     model: str  # as the user named it
-    weight_type: str  # plumbing.vocabulary.WeightType
+    weight_type: WeightType
     base_model: str | None
     architecture: str | None  # the config's model_type
     revision: str  # the weights' content fingerprint (plumbing.checkpoints.model_fingerprint) or Hub commit
-    backend: str  # plumbing.vocabulary.Backend
-    dtype: str  # plumbing.vocabulary.Dtype
+    backend: Backend
+    dtype: Dtype
     chat_template: bool
     num_fewshot: int | None
     tasks: list[str]  # as asked (groups unexpanded)
     slice: SliceRecord
-    split: str  # plumbing.vocabulary.Split: test or development
+    split: Split
     include_paths: list[str]
     external_tasks: dict[str, dict[str, Any]]  # task -> fin_tasks.index.task_fingerprint, outside the package
     baselines: dict[str, BaselineRecord]
@@ -104,7 +107,7 @@ def run_record(results: Mapping[str, Any]) -> RunRecord:
 class CleanRecord(TypedDict, total=False):
     """One verified task's contamination as the board keeps it (evidence.contamination.clean_record)."""
     docs: int
-    lineage: str
+    lineage: LineageStatus
     share: float
     flagged: dict[str, int]
     clean_docs: int
@@ -117,9 +120,9 @@ class EntryMetadata(TypedDict, total=False):
     fields) and what verification found."""
     # the submission
     model: str
-    model_type: str
-    weight_type: str
-    precision: str
+    model_type: ModelType
+    weight_type: WeightType
+    precision: Dtype
     chat_template: bool
     base_model: str | None
     reference: str | None  # the entry seen gain and forgetting are measured against
@@ -131,7 +134,7 @@ class EntryMetadata(TypedDict, total=False):
     include_paths: list[str]
     num_fewshot: int
     limit: float | None
-    sample: str
+    sample: SliceMethod
     seed: int
     trust_remote_code: bool
     notes: str

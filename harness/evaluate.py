@@ -22,9 +22,8 @@ from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, 
                                   model_fingerprint, resolve_model)
 from plumbing.logs import log
 from plumbing.offline import set_offline
-from plumbing.vocabulary import (DEFAULT_BACKEND, DEFAULT_SEED, DEFAULT_SLICE,
-                                 DEFAULT_TASKS, Backend, ChatTemplate, Dtype, SliceMethod, WeightType, check_choices)
-
+from plumbing.vocabulary import (DEFAULT_BACKEND, DEFAULT_SEED, DEFAULT_SLICE, DEFAULT_TASKS, Backend, ChatTemplate,
+                                 Dtype, SliceMethod, Split, WeightType, check_choices)
 
 
 @dataclass
@@ -51,7 +50,7 @@ class EvalRequest:
     # validation: for choosing merge weights, never on test. development: a study's gate rows, the
     # validation split's rows that repeat no test document, or (a task without one) the test
     # split's documents outside the slices of ``development_outside``'s limits.
-    split: Literal["test", "validation", "development"] = "test"
+    split: Split = "test"
     development_outside: tuple[int | float | None, ...] = ()
     include_paths: list[Path] = field(default_factory=list)  # the user's task folders (lm-eval --include_path)
     revision: str | None = None  # the weights' fingerprint when the caller has hashed them already

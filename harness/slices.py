@@ -22,14 +22,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from plumbing.vocabulary import DEFAULT_SEED, DEFAULT_SLICE, SLICE_METHODS, SliceMethod
+from plumbing.vocabulary import DEFAULT_SEED, DEFAULT_SLICE, SLICE_METHODS, SliceMethod, SliceRule
 
 Method = SliceMethod
 METHODS = SLICE_METHODS
-Rule = Literal["prior", "floor"]
+Rule = SliceRule
 RULE: Rule = "prior"  # how a stratified slice allocates documents to labels (see above)
 
 

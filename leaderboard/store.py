@@ -24,6 +24,7 @@ from typing import Any
 
 from evidence.records import EntryMetadata, entry_metadata
 from plumbing.checkpoints import finharness_home
+from plumbing.vocabulary import WeightType
 
 # What makes two entries the same: model, revision, precision, weight type, chat template
 # and evaluation settings.
@@ -104,7 +105,7 @@ class Entry:
     model: str
     revision: str
     precision: str
-    weight_type: str
+    weight_type: WeightType
     chat_template: bool
     settings: dict[str, Any]
     model_type: str

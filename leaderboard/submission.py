@@ -28,11 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from plumbing.checkpoints import EMBEDDED
 from plumbing.recipes import RECIPES_DIR, RecipeError, beside, read_recipe_yaml, validate_mapping
-from plumbing.vocabulary import DEFAULT_SEED, DEFAULT_SLICE, DEFAULT_TASKS, Dtype, SliceMethod, WeightType
+from plumbing.vocabulary import DEFAULT_SEED, DEFAULT_SLICE, DEFAULT_TASKS, Dtype, ModelType, SliceMethod, WeightType
 
-
-# The Open LLM Leaderboard's model types, as its request files spell them.
-ModelType = Literal["pretrained", "instruct", "fine-tuned", "merged"]
 
 
 class SubmissionError(RecipeError):

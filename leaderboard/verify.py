@@ -33,6 +33,7 @@ from evidence.baselines import PAIR_METRIC
 from evidence.records import run_record
 from evidence.result_files import load_results, results_file, samples_file
 from fin_tasks.common.metrics import aggregation_of
+from plumbing.vocabulary import SLICE_RULES, SliceMethod, SliceRule
 
 TOLERANCE = 1e-6
 
@@ -48,9 +49,9 @@ class VerifiedResults:
     scores: dict[str, dict[str, float]]  # task -> metric -> score, recomputed
     docs: dict[str, int] = field(default_factory=dict)  # task -> docs scored
     limit: float | None = None  # the declared limit, checked against every task's rows
-    sample: str = "first"  # how the limit chose documents (harness/slices.py), checked likewise
+    sample: SliceMethod = "first"  # how the limit chose documents (harness/slices.py), checked likewise
     seed: int | None = None
-    rule: str = "prior"  # how a stratified slice allocated documents to labels (harness/slices.py)
+    rule: SliceRule = "prior"  # how a stratified slice allocated documents to labels (harness/slices.py)
     external: dict[str, dict] = field(default_factory=dict)  # task -> fingerprint, for tasks outside the package
     roles: dict[str, str] = field(default_factory=dict)  # task -> seen / unseen / retention, from the task YAMLs
     baselines: dict[str, dict] = field(default_factory=dict)  # task -> trivial baselines and collapse, from the rows
@@ -82,8 +83,8 @@ def _declared_slice(data: dict[str, Any], path: Path) -> tuple[float | None, str
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
             raise TamperedResults(f"{path}: finharness.slice.seed is {seed!r}, not a whole number in [0, 2**32)")
         rule = recorded.get("rule", "floor")
-        if rule not in ("prior", "floor"):
-            raise TamperedResults(f"{path}: finharness.slice.rule is {rule!r}, not prior or floor")
+        if rule not in SLICE_RULES:
+            raise TamperedResults(f"{path}: finharness.slice.rule is {rule!r}, not {' or '.join(SLICE_RULES)}")
         return _positive(recorded.get("limit"), path, "finharness.slice.limit"), method, seed, rule
     return _declared_limit(data, path), "first", None, "prior"
 

@@ -17,11 +17,11 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from plumbing.folders import building, is_finished, read_manifest
 from plumbing.offline import is_offline
-from plumbing.vocabulary import WEIGHT_TYPES
+from plumbing.vocabulary import WEIGHT_TYPES, WeightType
 
 
 
@@ -251,7 +251,7 @@ class ResolvedModel:
     adapter (``peft=``) or delta weights (``delta=``) applied to it."""
 
     checkpoint: Path
-    weight_type: str = "original"
+    weight_type: WeightType = "original"
     extra: Path | None = None  # the adapter or delta folder
 
     @property
@@ -325,7 +325,8 @@ def check_same_architecture(checkpoint: Path, base: Path, what: str = "checkpoin
         raise CheckpointError(f"{what} {checkpoint} does not fit base model {base} ({pairs})")
 
 
-def resolve_model(spec: str, base_model: str | None = None, weight_type: str = "auto",
+def resolve_model(spec: str, base_model: str | None = None,
+                  weight_type: Literal["auto"] | WeightType = "auto",
                   revision: str | None = None) -> ResolvedModel:
     """A checkpoint, an adapter on a base model, or delta weights on a base model.
 

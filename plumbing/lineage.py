@@ -12,17 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from plumbing.fingerprints import LINEAGE_FILE, Fingerprint
 from plumbing.folders import FolderError, read_manifest
+from plumbing.vocabulary import LineageStatus
 
 PRETRAINING = "the base model's pretraining data are not known"
 
 
 @dataclass
 class Lineage:
-    status: Literal["known", "unknown"]
+    status: LineageStatus
     fingerprint: Fingerprint | None = None
     record: dict[str, Any] = field(default_factory=dict)  # the manifest's summary
     why: str = ""  # for unknown: why

@@ -31,6 +31,32 @@ DEFAULT_BACKEND: Backend = "hf-shared-prefix"
 ChatTemplate = Literal["auto", "on", "off"]
 CHAT_TEMPLATE_MODES: tuple[str, ...] = get_args(ChatTemplate)
 
+# Which split a run scores: the test split, validation (a merge sweep's choice), or a study's
+# development rows (validation where a task has one, else test rows outside every test slice).
+Split = Literal["test", "validation", "development"]
+
+# How a stratified slice allocates documents to labels: in proportion to the label prior, or
+# (before 2026-12) at least one per label.
+SliceRule = Literal["prior", "floor"]
+SLICE_RULES: tuple[str, ...] = get_args(SliceRule)
+
+# Whose label shares prior-matched random guessing draws from: the training split, or the slice.
+Prior = Literal["train", "slice"]
+
+# Whether a checkpoint's training texts are on record (plumbing/lineage.py).
+LineageStatus = Literal["known", "unknown"]
+
+# The two prompt formats of arXiv 2411.02476 and how a run trains.
+PromptFormat = Literal["base", "instruct"]
+TrainingMethod = Literal["lora", "full_finetune"]
+DEFAULT_TRAINING_SEED = 42  # a training run's seed when its recipe names none
+
+# A board entry's model type, as the Open LLM Leaderboard's request files spell it.
+ModelType = Literal["pretrained", "instruct", "fine-tuned", "merged"]
+
+# A study's rows: the untouched model, single-task and multi-task fine-tunes, and merges.
+RowKind = Literal["vanilla", "single", "multi", "merged"]
+
 # What `finharness eval` (and a board submission) scores when no task is named.
 DEFAULT_TASKS: tuple[str, ...] = ("finharness_all",)
 

@@ -30,6 +30,7 @@ from evidence.stats import Estimate, SeedScores, components, read_samples, repli
 from fin_tasks.common.metrics import BATCH_CALIBRATED, aggregation_of
 from fin_tasks.index import finben_name
 from plumbing.folders import is_finished
+from plumbing.vocabulary import RowKind
 from study.spec import Study
 
 Sources = dict[str, dict[int | None, list[Path]]]  # task -> training seed -> result folders averaged
@@ -38,9 +39,9 @@ Sources = dict[str, dict[int | None, list[Path]]]  # task -> training seed -> re
 @dataclass
 class Row:
     model: str  # the study model's label
-    kind: str  # vanilla | single | multi | merged
+    kind: RowKind
     run: str  # the training run or merge ("" for vanilla and the FT-single composite)
-    setting: str  # zero-shot | few-shot | <k>-shot
+    setting: str  # "zero-shot", "few-shot", or "<k>-shot" for any k of a grid (open: no Literal)
     name: str  # as the table shows it
     sources: Sources
     trained_on: list[str] = field(default_factory=list)

@@ -45,18 +45,24 @@ from evidence.stats import Estimate, documents_needed, holm, power_multiplier, s
 from fin_tasks.common.metrics import BATCH_CALIBRATED, LENGTH_NORMALIZED, base_metric
 from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
+from plumbing.vocabulary import RowKind
 from study.cells import Bootstrap, Row
 
 CLAIMS_FILE = "claims.yaml"
 RULE_METRICS = ("acc", "f1_macro", "f1_weighted", "mcc")  # those the acc_norm rule has a twin of
 TaskSet = Literal["seen", "unseen", "in_domain", "out_of_domain", "cross_task"]
+ScoreRule = Literal["sum", "per_char", "calibrated"]  # how a label is read from its log-likelihoods
+Subset = Literal["all", "clean"]  # all documents, or those no involved checkpoint may have seen
+GateRule = Literal["argmax", "threshold_free"]
+# which gate made a claim untestable ("": none did)
+Gate = Literal["absent", "no_task", "discrimination", "control_floor", "both_floor", ""]
 
 
 class Selector(_Strict):
     """One row of the study: a model, the kind of checkpoint, its run, the setting."""
 
     model: str
-    kind: Literal["vanilla", "single", "multi", "merged"] = "vanilla"
+    kind: RowKind = "vanilla"
     run: str | None = Field(default=None, description="training run or merge name (any, if one row matches)")
     setting: str = Field(default="zero-shot", pattern=r"^(zero-shot|few-shot|[1-9][0-9]*-shot)$")
 
@@ -87,7 +93,7 @@ class Claim(_Strict):
     metric: str | None = Field(
         default=None, description="per-task metric; None: the table's (each task type's in views)"
     )
-    rule: Literal["sum", "per_char", "calibrated"] = Field(
+    rule: ScoreRule = Field(
         default="sum", description="decision rule of multiple-choice tasks: summed log-likelihood, lm-eval's "
                                    "acc_norm (per character), or batch-calibrated (evidence/calibration.py)")
     normalized: bool = Field(default=True, description="score to the best trivial baseline, (s - b) / (1 - b)")
@@ -103,7 +109,7 @@ class Claim(_Strict):
         description="the part of the study the claim belongs to (sentiment, summary, ...): a positive control "
                     "with an arm licenses only the claims of that arm (an Amazon control says nothing about "
                     "XSum runs); one without an arm gates every claim, and a claim without one is gated by all")
-    subset: Literal["all", "clean"] = Field(
+    subset: Subset = Field(
         default="all", description="clean: only the documents no involved checkpoint may have seen (its lineage, "
                                    "the few-shot pool, the task's other splits; finharness contamination)")
     floor_gate: Selector | None = Field(
@@ -111,7 +117,7 @@ class Claim(_Strict):
                                   "baseline, decided on the study's development rows (without them: on a seeded half "
                                   "of each task's documents, the claim read on the other half); a forgetting claim "
                                   "needs something to lose")
-    gate_rule: Literal["argmax", "threshold_free"] = Field(
+    gate_rule: GateRule = Field(
         default="argmax", description="how floor_gate decides that a task has something to lose. argmax: the row's "
                                       "normalized score clears 0 (claims written before 2026-12-07). threshold_free: "
                                       "it ranks the labels above chance (AUC interval above 0.5) or its "
@@ -205,7 +211,7 @@ class Verdict:
     contrast: str
     tasks: list[str]
     metric: str
-    rule: str  # sum | per_char
+    rule: ScoreRule
     documents: int  # fewest documents per task among the claim's tasks
     seeds: int  # training seeds of the treatment (0: an untrained row)
     effect: float | None = None
@@ -225,7 +231,7 @@ class Verdict:
     floor: dict[str, str] = field(default_factory=dict)  # row -> "clears" | "at floor" (with its interval)
     verdict: str = "inconclusive"
     note: str = ""
-    subset: str = "all"  # all | clean: the documents no involved checkpoint may have seen
+    subset: Subset = "all"
     auc: str = ""  # the treatment's discrimination on the tasks it was trained on
     positive_control: bool = False
     # The reading under the current rules (RULES): see read_under_current_rules.
@@ -544,7 +550,7 @@ class Measured:
 
     verdict: Verdict
     flag: str = ""
-    gate: str = ""  # absent | no_task | discrimination | control_floor | both_floor | ""
+    gate: Gate = ""
     found: Estimate | None = None
     resolved: list = field(default_factory=list)
     tasks: list = field(default_factory=list)

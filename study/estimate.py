@@ -18,11 +18,12 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
+from typing import Literal
 
 from plumbing.atomic import write_atomic
 from plumbing.folders import read_manifest
-from study.spec import EvalStep, Study
 from plumbing.vocabulary import DEFAULT_SEED
+from study.spec import EvalStep, Study
 from training.recipe import TrainRecipe
 
 THROUGHPUT = "throughput.json"
@@ -31,7 +32,7 @@ SAMPLE = 16  # examples / documents rendered per task to measure tokens per item
 
 @dataclass
 class Work:
-    kind: str  # train | merge | eval
+    kind: Literal["train", "merge", "eval"]  # the step kinds that compute (study.run.StepKind)
     label: str
     model: str  # study model label
     items: int  # training examples x epochs, or documents
@@ -197,8 +198,8 @@ def probe(study: Study, steps: int = 16, documents: int = 8, device: str | None 
 
     import torch
 
-    from harness.evaluate import EvalRequest, run_eval
     from fin_tasks.index import task_manager
+    from harness.evaluate import EvalRequest, run_eval
     from training.run import train_recipe
 
     manager = task_manager(study.eval.include_paths)

@@ -17,22 +17,23 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 from merges.mergekit_yaml import to_yaml
-from study.spec import Checkpoint, EvalStep, Study, TunedMerge, check_families, deviation_file, load_study
-from training.recipe import dump_recipe
 from plumbing.atomic import write_atomic
 from plumbing.folders import building, is_finished
 from plumbing.logs import log
 from plumbing.ranks import join_process_group, rank_zero_says, wait_for_all
+from study.spec import Checkpoint, EvalStep, Study, TunedMerge, check_families, deviation_file, load_study
+from training.recipe import dump_recipe
 
-ALL_RANKS = ("train", "eval")  # steps every process of a multi-process launch runs together
+StepKind = Literal["train", "merge", "select", "deviate", "eval", "table", "submit"]
+ALL_RANKS: tuple[StepKind, ...] = ("train", "eval")  # steps every process of a multi-process launch runs together
 
 
 @dataclass
 class Step:
-    kind: str  # train | merge | select | deviate | eval | table | submit
+    kind: StepKind
     label: str
     done: Callable[[], bool]
     run: Callable[[], None]

@@ -22,11 +22,11 @@ from pydantic import Field, model_validator
 
 from fin_tasks.index import task_variant
 from merges.recipe import MergeRecipe, Method, parse_merge_recipe
-from plumbing.seeds import check_seeds, seeded_name
 from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
+from plumbing.seeds import check_seeds, seeded_name
+from plumbing.vocabulary import DEFAULT_TRAINING_SEED, Dtype, PromptFormat, RowKind, TrainingMethod
 from training.recipe import FticlSpec, LoraSpec, TaskSpec, TrainingSpec, TrainRecipe, parse_recipe
-from plumbing.vocabulary import Dtype
 
 
 FILES = ("study.yaml", "train.yaml", "merge.yaml", "eval.yaml")
@@ -36,7 +36,7 @@ Name = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 class StudyModel(_Strict):
     label: str = Name  # the model's slot (base, instruct): run folders, tables, merge.yaml and claims.yaml name it
     model: str = Field(description="embedded model name, checkpoint folder, or Hub id org/name (--online)")
-    prompt_format: Literal["base", "instruct"]
+    prompt_format: PromptFormat
 
 
 class TableSpec(_Strict):
@@ -103,10 +103,10 @@ class TrainRun(_Strict):
 
 class TrainFile(_Strict):
     samples: int | None = Field(default=None, gt=0, description="per task, where a run's task does not say")
-    method: Literal["lora", "full_finetune"] = "lora"
+    method: TrainingMethod = "lora"
     lora: LoraSpec = LoraSpec()
     training: TrainingSpec = TrainingSpec()
-    seed: int = 42
+    seed: int = DEFAULT_TRAINING_SEED
     seeds: list[int] | None = Field(
         default=None, min_length=1,
         description="training seeds: every run (and every merge of runs) once per seed; the tables "
@@ -187,7 +187,7 @@ class EvalSet(_Strict):
         default="test", description="development: rows for the claims' gates, never a test document (each "
         "task's validation rows that repeat no test document; a task without a validation split: test-split "
         "documents outside every test set's slice); no table, claim or board entry reads them")
-    roles: list[Literal["vanilla", "single", "multi", "merged"]] | None = Field(
+    roles: list[RowKind] | None = Field(
         default=None, description="the checkpoints that score this set (default: every one its settings reach)")
 
 
@@ -253,7 +253,7 @@ class Checkpoint(_Strict):
 
     label: str  # e.g. smollm2/ft-fpb
     model: str  # StudyModel.label
-    role: Literal["vanilla", "single", "multi", "merged"]
+    role: RowKind
     path: str  # embedded name or folder
     recipe: str | None = None  # the recipe file that made it
     trained_on: list[str] = []
@@ -269,7 +269,7 @@ def deviation_file(root: str | Path, point: Checkpoint) -> Path:
 
 class EvalStep(_Strict):
     checkpoint: Checkpoint
-    setting: str  # zero-shot | few-shot | <k>-shot (a shot grid)
+    setting: str  # "zero-shot", "few-shot", or "<k>-shot" for any k of a grid (open: no Literal)
     split: Literal["test", "development"] = "test"
     development_outside: list[int | None] = []  # the test sets' limits a development set stays outside
     set_index: int

@@ -86,19 +86,36 @@ def test_architecture_compatibility_is_defined_once():
 
 
 def test_the_small_vocabularies_are_defined_once():
-    """Slice methods, the default seed, the scoring dtypes, weight types, backends, chat-template
-    modes and the default task list live in plumbing/vocabulary.py."""
+    """Slice methods and rules, the default seeds, the scoring dtypes, weight types, backends,
+    chat-template modes, the default task list, label priors, lineage states, prompt formats,
+    training methods, study row kinds and board model types live in plumbing/vocabulary.py."""
     import re
 
     spelled = {"slice methods": r'"stratified", "random", "first"', "default seed": r"\b1234\b",
                "dtypes": r'"float32", "bfloat16", "float16"|bfloat16 = "bfloat16"',
                "weight types": r'"original", "adapter", "delta"|adapter = "adapter"',
                "backends": r'"hf-shared-prefix", "hf"', "chat-template modes": r'"auto", "on", "off"',
-               "default tasks": r'\["finharness_all"\]|\("finharness_all",\)'}
+               "default tasks": r'\["finharness_all"\]|\("finharness_all",\)',
+               "slice rules": r'"prior", "floor"', "label priors": r'"train", "slice"', "lineage": r'"known", "unknown"',
+               "prompt formats": r'"base", "instruct"', "training methods": r'"lora", "full_finetune"',
+               "row kinds": r'"vanilla", "single", "multi", "merged"', "model types": r'"pretrained", "instruct"',
+               "default training seed": r"seed: int = 42\b|TRAINING_SEED = 42\b"}
     for what, pattern in spelled.items():
         owners = sorted(str(path.relative_to(REPO)) for package in FLOORS for path in (REPO / package).rglob("*.py")
                         if re.search(pattern, path.read_text()))
         assert owners == ["plumbing/vocabulary.py"], (what, owners)
+
+
+def test_no_str_field_lists_its_choices_in_a_comment():
+    """A field whose comment lists its words (``kind: str  # a | b``) is a vocabulary: it gets a
+    ``Literal`` (plumbing/vocabulary.py when packages share it), which pydantic and
+    ``check_choices`` enforce where the value is made."""
+    import re
+
+    pattern = re.compile(r"^\s+\w+: str( \| None)?( = [^#\n]*)?\s+#\s*[\w\"'-]+ \| [\w\"'-]+", re.M)
+    found = sorted(f"{path.relative_to(REPO)}: {m.group(0).strip()}" for package in FLOORS
+                   for path in (REPO / package).rglob("*.py") for m in pattern.finditer(path.read_text()))
+    assert found == []
 
 
 def test_jsonl_lines_and_lm_eval_output_names_are_parsed_in_one_place_each():

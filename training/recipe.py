@@ -14,8 +14,9 @@ from pydantic import Field, field_validator, model_validator
 
 
 from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
-from plumbing.seeds import check_seeds, seeded_name
 from plumbing.recipes import Strict as _Strict
+from plumbing.seeds import check_seeds, seeded_name
+from plumbing.vocabulary import DEFAULT_TRAINING_SEED, PromptFormat, TrainingMethod
 
 __all__ = ["RecipeError", "TrainRecipe", "load_recipe", "parse_recipe", "dump_recipe"]
 
@@ -103,17 +104,17 @@ class TrainRecipe(_Strict):
     include_paths: list[str] = Field(default_factory=list,
                                      description="task folders beside the packaged suite (lm-eval --include_path); "
                                                  "relative to the recipe file")
-    prompt_format: Literal["base", "instruct"] = "base"
+    prompt_format: PromptFormat = "base"
     fticl: FticlSpec = FticlSpec()
     leak_free: bool = Field(
         default=True, description="skip training rows (and FTICL demonstrations) whose text, or a word 8-gram of "
                                   "it, is in a test document of any packaged task or of the recipe's tasks")
-    method: Literal["lora", "full_finetune"] = Field(
+    method: TrainingMethod = Field(
         default="lora", description="lora: PEFT adapters on a frozen base; full_finetune: every weight "
         "trains, as the released code of arXiv 2403.09162 does (no adapter folder)")
     lora: LoraSpec = LoraSpec()
     training: TrainingSpec = TrainingSpec()
-    seed: int = 42
+    seed: int = DEFAULT_TRAINING_SEED
     seeds: list[int] | None = Field(
         default=None, min_length=1,
         description="train once per seed, each its own run folder <name>-s<seed> (one seed: <name>; instead of seed)")
