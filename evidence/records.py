@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from plumbing.vocabulary import (Backend, Dtype, LineageStatus, ModelType, Prior, SliceMethod, SliceRule, Split,
-                                 WeightType)
+from plumbing.vocabulary import Dtype, LineageStatus, ModelType, Prior, SliceMethod, SliceRule, Split, WeightType
 
 RUN_RECORD_KEY = "finharness"  # the block's key in lm-eval's results JSON
 
@@ -77,7 +76,7 @@ class RunRecord(TypedDict, total=False):
     base_model: str | None
     architecture: str | None  # the config's model_type
     revision: str  # the weights' content fingerprint (plumbing.checkpoints.model_fingerprint) or Hub commit
-    backend: Backend
+    backend: str  # a name of harness.backends.REGISTRY
     dtype: Dtype
     chat_template: bool
     num_fewshot: int | None

@@ -8,8 +8,9 @@ from lm_eval._cli.utils import MergeDictAction
 
 from finharness.arguments import positive_limit, seed_value, shot_count
 from plumbing.ranks import group_size, leave_process_group
-from plumbing.vocabulary import (BACKENDS, CHAT_TEMPLATE_MODES, DEFAULT_BACKEND, DEFAULT_SEED, DEFAULT_SLICE,
-                                 DEFAULT_TASKS, SLICE_METHODS, WEIGHT_TYPES)
+from harness.backends import BACKENDS, DEFAULT_BACKEND, backend_help
+from plumbing.vocabulary import (CHAT_TEMPLATE_MODES, DEFAULT_SEED, DEFAULT_SLICE, DEFAULT_TASKS, SLICE_METHODS,
+                                 WEIGHT_TYPES)
 
 
 def eval_targets(args: argparse.Namespace) -> tuple[str, list[tuple[str, str | None, str]], dict]:
@@ -182,8 +183,7 @@ def register(sub) -> None:
                          "development: its validation rows that repeat no test document (for choices that must "
                          "not see a test document: budgets, rates, gates)")
     ev.add_argument("--backend", choices=BACKENDS, default=None,
-                    help="lm-eval model backend: hf-shared-prefix scores each context once (default); "
-                         "hf is lm-eval's own; vllm for GPU machines (pip install 'finharness[vllm]')")
+                    help=f"lm-eval model backend (harness/backends.py): {backend_help()}")
     ev.add_argument("--model_args", "-a", default=None, nargs="+", action=MergeDictAction, metavar="KEY=VALUE",
                     help="lm-eval model_args, parsed by lm-eval: pretrained=, peft=, revision=, parallelize=True "
                          "(hf), tensor_parallel_size=2 (vllm), ...")

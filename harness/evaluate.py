@@ -14,6 +14,7 @@ from fin_tasks import HUB_TASKS_DIR
 from fin_tasks.common.validate import TaskYamlError, validate_with_suite
 from fin_tasks.index import UnknownTask, deprecated_alias, expand, external_fingerprints, index_paths
 from fin_tasks.sandbox import refuse_code
+from harness.backends import DEFAULT_BACKEND, REGISTRY, Backend, register
 from harness.lm_cache import cache_path, quarantine_broken
 from harness.lm_eval_adapters import adapt_evaluator, name_results_folder, score_on_validation
 from harness.speed import cost_note, measured, record, work_kind
@@ -22,8 +23,8 @@ from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, 
                                   model_fingerprint, resolve_model)
 from plumbing.logs import log
 from plumbing.offline import set_offline
-from plumbing.vocabulary import (DEFAULT_BACKEND, DEFAULT_SEED, DEFAULT_SLICE, DEFAULT_TASKS, Backend, ChatTemplate,
-                                 Dtype, SliceMethod, Split, WeightType, check_choices)
+from plumbing.vocabulary import (DEFAULT_SEED, DEFAULT_SLICE, DEFAULT_TASKS, ChatTemplate, Dtype, SliceMethod, Split,
+                                 WeightType, check_choices)
 
 
 @dataclass
@@ -197,12 +198,9 @@ def backend_model_args(req: EvalRequest, model: ResolvedModel) -> dict[str, Any]
     for vLLM). ``trust_remote_code`` stays off whatever they say.
     """
     args: dict[str, Any] = {**model.model_args(), "dtype": req.dtype}
-    if req.backend == "vllm":
-        # vLLM's lm-eval wrapper serves adapters as LoRA requests and has no delta option.
-        if model.weight_type == "delta":
-            raise CheckpointError("the vllm backend cannot apply delta weights; use --backend hf")
-        if args.pop("peft", None):
-            args["lora_local_path"] = str(model.extra)
+    adapt = REGISTRY[req.backend].adapt_args
+    if adapt is not None:
+        args = adapt(args, model)
     owned = set(args) | {"trust_remote_code"}
     clash = sorted(set(req.model_args) & owned)
     if clash:
@@ -259,7 +257,7 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
 
     import torch
 
-    import harness.backend.shared_prefix_lm  # noqa: F401  (registers the hf-shared-prefix backend)
+    register(req.backend)  # lm-eval finds it by name
     from fin_tasks.index import task_manager
 
     manager = task_manager(req.include_paths, hub=HUB_TASKS_DIR in include, include_defaults=req.include_defaults)

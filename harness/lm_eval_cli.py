@@ -2,13 +2,17 @@
 
 lm-eval 0.4.13 has no plugin hook for model backends (PR #4013 adds the `lm_eval.models`
 entry point, which pyproject.toml declares for when it ships), so this wrapper only
-imports the backend, which registers it, and hands every argument to lm-eval.
+imports finharness's backends (harness/backends.py), which registers them, and hands every
+argument to lm-eval.
 """
-import harness.backend.shared_prefix_lm  # noqa: F401  (registers hf-shared-prefix)
 from lm_eval.__main__ import cli_evaluate
+
+from harness.backends import BACKENDS, register
 
 if __name__ == "__main__":
     from fin_tasks.sandbox import sandbox_templates
 
+    for name in BACKENDS:
+        register(name)
     sandbox_templates()  # task templates render in Jinja's sandbox, as under finharness eval
     cli_evaluate()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from merges.extra_methods import register_extra_methods
 from merges.methods import lookup
 from merges.recipe import MergePoint
 from plumbing.recipes import RecipeError
@@ -42,6 +43,8 @@ def validate(config: dict, where: str = ""):
     """MergeKit's own schema and method check, so a bad config fails before any weight loads."""
     from mergekit import merge_methods
     from mergekit.config import MergeConfiguration
+
+    register_extra_methods()  # MergeKit finds a method by name in its registry, here and in run_merge
 
     try:
         merge_methods.get(config["merge_method"])

@@ -4,12 +4,15 @@ What a method takes (a base model or not, how many inputs, which per-model and s
 parameters, which are required) is read from MergeKit's method registry
 (``mergekit.merge_methods.registry``), never typed again here. What finharness asks of a
 recipe on top of that is :data:`POLICY`, one row per method: adding a method MergeKit ships
-is one row. ``finharness merge --methods`` prints the table.
+is one row; one it lacks is defined in ``merges/extra_methods.py``, then gets its row.
+``finharness merge --methods`` prints the table.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+
+from merges.extra_methods import register_extra_methods
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class MergeMethod:
 def _row(name: str, policy: Policy) -> MergeMethod:
     from mergekit.merge_methods import registry
 
+    register_extra_methods()
     method = registry.get(name)
     spec = method.spec
     required_base = spec.contract.base.name == "REQUIRED"

@@ -21,12 +21,6 @@ DTYPES: tuple[str, ...] = get_args(Dtype)
 WeightType = Literal["original", "adapter", "delta"]
 WEIGHT_TYPES: tuple[str, ...] = get_args(WeightType)
 
-# The lm-eval model backends `finharness eval` offers: finharness's own (shared-prefix reuse),
-# lm-eval's `hf`, and vLLM (GPU machines).
-Backend = Literal["hf-shared-prefix", "hf", "vllm"]
-BACKENDS: tuple[str, ...] = get_args(Backend)
-DEFAULT_BACKEND: Backend = "hf-shared-prefix"
-
 # Whether prompts go through the tokenizer's chat template: auto = where the model is an instruct one.
 ChatTemplate = Literal["auto", "on", "off"]
 CHAT_TEMPLATE_MODES: tuple[str, ...] = get_args(ChatTemplate)

@@ -94,7 +94,7 @@ def test_the_small_vocabularies_are_defined_once():
     spelled = {"slice methods": r'"stratified", "random", "first"', "default seed": r"\b1234\b",
                "dtypes": r'"float32", "bfloat16", "float16"|bfloat16 = "bfloat16"',
                "weight types": r'"original", "adapter", "delta"|adapter = "adapter"',
-               "backends": r'"hf-shared-prefix", "hf"', "chat-template modes": r'"auto", "on", "off"',
+               "chat-template modes": r'"auto", "on", "off"',
                "default tasks": r'\["finharness_all"\]|\("finharness_all",\)',
                "slice rules": r'"prior", "floor"', "label priors": r'"train", "slice"', "lineage": r'"known", "unknown"',
                "prompt formats": r'"base", "instruct"', "training methods": r'"lora", "full_finetune"',
@@ -104,6 +104,9 @@ def test_the_small_vocabularies_are_defined_once():
         owners = sorted(str(path.relative_to(REPO)) for package in FLOORS for path in (REPO / package).rglob("*.py")
                         if re.search(pattern, path.read_text()))
         assert owners == ["plumbing/vocabulary.py"], (what, owners)
+    backends = sorted(str(path.relative_to(REPO)) for package in FLOORS for path in (REPO / package).rglob("*.py")
+                      if re.search(r'"hf-shared-prefix": |"hf-shared-prefix", "hf"', path.read_text()))
+    assert backends == ["harness/backends.py"]  # the registry
 
 
 def test_no_str_field_lists_its_choices_in_a_comment():
