@@ -24,12 +24,19 @@ from typing import Any
 
 import numpy as np
 
+from evidence.baselines import NORMALIZED, best_baseline, from_rows
+from evidence.baselines import normalize as normalized_score
 from evidence.records import run_record
+from evidence.result_files import load_results, results_file, samples_file
 from evidence.stats import percentile_interval, task_draws
-from fin_tasks.common.decontamination import fingerprint_of, packaged_data_dirs, read_texts, split_texts, task_text
+from fin_tasks.common.data import read_jsonl
+from fin_tasks.common.decontamination import (TASKS_ROOT, fingerprint_of, packaged_data_dirs, read_texts, split_texts,
+                                              task_text)
 from fin_tasks.common.metrics import CORPUS_AGGREGATIONS, aggregation_of, from_confusion
+from plumbing.atomic import write_atomic
+from plumbing.checkpoints import checkpoint_fingerprint
 from plumbing.fingerprints import DEFAULT_N, Fingerprint, normalize
-from plumbing.lineage import Lineage
+from plumbing.lineage import Lineage, read_lineage
 from plumbing.vocabulary import LineageStatus
 
 SOURCES = ("lineage", "few-shot pool", "other splits")
@@ -194,8 +201,6 @@ def report_table(reports: Mapping[str, TaskContamination], lineage: Lineage) -> 
 
 def suite_overlap(n: int = DEFAULT_N) -> list[dict[str, Any]]:
     """Every packaged test split against its own other splits and against every train split."""
-    from fin_tasks.common.decontamination import TASKS_ROOT
-
     folders = packaged_data_dirs()
     splits = {f: {s: read_texts(f / f"{s}.jsonl") for s in ("train", "validation", "fewshot")
                   if (f / f"{s}.jsonl").is_file()} for f in folders}
@@ -236,8 +241,6 @@ def read_sample_rows(path) -> list[dict]:
     """An lm-eval per-sample log's rows (each needs doc_id and doc); a bad line is an error naming it."""
     from pathlib import Path
 
-    from fin_tasks.common.data import read_jsonl
-
     rows = read_jsonl(Path(path), fields=("doc_id", "doc"))
     for row in rows:
         row.pop("_where")
@@ -251,10 +254,7 @@ def folder_report(folder, model: str | None = None, tasks: Sequence[str] = (), n
     import json
     from pathlib import Path
 
-    from evidence.result_files import load_results, results_file, samples_file
     from fin_tasks.index import task_manager
-    from plumbing.atomic import write_atomic
-    from plumbing.lineage import read_lineage
 
     folder = Path(folder)
     results = load_results(results_file(folder))
@@ -279,9 +279,6 @@ def scored_lineage(model, record: Mapping[str, Any]) -> Lineage:
     path would lend the results its training texts."""
     from pathlib import Path
 
-    from plumbing.checkpoints import checkpoint_fingerprint
-    from plumbing.lineage import read_lineage
-
     lineage = read_lineage(model)
     if lineage.status != "known":
         return lineage
@@ -303,8 +300,6 @@ def clean_record(name: str, task, rows: Sequence[Mapping[str, Any]], lineage: Li
                  n: int = DEFAULT_N) -> dict[str, Any]:
     """What the board keeps per task: the contaminated share, counts per source, and the clean
     subset's scores with macro-F1 normalized to the trivial answers *on the clean documents*."""
-    from evidence.baselines import NORMALIZED, best_baseline, from_rows, normalize
-
     report = task_report(name, task, rows, lineage, n, metrics=())
     dirty = set(report.contaminated)
     clean_rows = [r for r in rows if int(r["doc_id"]) not in dirty]
@@ -320,15 +315,13 @@ def clean_record(name: str, task, rows: Sequence[Mapping[str, Any]], lineage: Li
     if found is not None:
         best = best_baseline(found.baselines, NORMALIZED)
         if best is not None:
-            record["normalized"] = normalize(record["scores"][NORMALIZED], best)
+            record["normalized"] = normalized_score(record["scores"][NORMALIZED], best)
     return record
 
 
 def board_contamination(folder, tasks: Sequence[str], manager, lineage: Lineage) -> dict[str, dict[str, Any]]:
     """Every verified task's :func:`clean_record`, from the per-sample logs under ``folder``."""
     from pathlib import Path
-
-    from evidence.result_files import samples_file
 
     out = {}
     for name in tasks:

@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -184,6 +185,13 @@ class Board:
                 if "locked" not in str(err) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    def results_dir(self, model: str, revision: str, settings: str) -> Path:
+        """Where the board keeps an entry's verified results: ``results/`` beside the database,
+        one folder per model, revision and settings (a content digest of them)."""
+        digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
+        return self.path.parent / "results" / f"{slug}-{revision[:16]}-{digest}"
 
     def find(self, fields: dict[str, Any]) -> Entry | None:
         """The entry with the same :data:`KEY` values as ``fields``, if any."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -49,10 +48,6 @@ def check_checkpoint_files(folder: Path) -> None:
     if config.is_file() and "auto_map" in json.loads(config.read_text()):
         raise SubmissionError(f"checkpoint {folder}: config.json has auto_map (custom model code); "
                               "trust_remote_code stays off")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "model"
 
 
 def _settings_of(verified: VerifiedResults) -> tuple[list[str], int, float | None]:
@@ -125,7 +120,7 @@ def _score(sub: Submission, board: Board, include: list[str],
                               f"is {revision!r}; leave revision out for a local checkpoint")
     request = dict(tasks=sub.tasks, num_fewshot=sub.num_fewshot or None, limit=sub.limit, sample=sub.sample,
                    seed=sub.seed)
-    out = _results_dir(board, sub.model, revision, json.dumps({**request, "include": include}, sort_keys=True))
+    out = board.results_dir(sub.model, revision, json.dumps({**request, "include": include}, sort_keys=True))
     try:  # scored already (an earlier submit that stopped after scoring): reuse it
         verified = verify_results(out, include)
         if run_record(verified.data).get("revision") == revision:
@@ -144,11 +139,6 @@ def _score(sub: Submission, board: Board, include: list[str],
             **eval_options))
         build.record = {"model": sub.checkpoint, "revision": revision, "tasks": sub.tasks, "limit": sub.limit}
     return out, revision, verify_results(out, include)
-
-
-def _results_dir(board: Board, model: str, revision: str, settings: str) -> Path:
-    digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
-    return board.path.parent / "results" / f"{_slug(model)}-{revision[:16]}-{digest}"
 
 
 def _lineage(sub: Submission, verified: VerifiedResults):
@@ -230,6 +220,6 @@ def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), 
     board.check_new(fields)  # before the copy below
     if results_dir is None:
         content = hashlib.sha256(verified.path.read_bytes()).hexdigest()
-        results_dir = _results_dir(board, sub.model, revision, settings + content)
+        results_dir = board.results_dir(sub.model, revision, settings + content)
         _copy_atomic(Path(sub.results), results_dir, {"model": sub.model, "revision": revision})
     return board.add({**fields, "results_path": str(results_dir)})

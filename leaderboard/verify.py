@@ -72,10 +72,29 @@ def _positive(limit: Any, path: Path, field_name: str) -> float | None:
     return float(limit)
 
 
-def _declared_slice(data: dict[str, Any], path: Path) -> tuple[float | None, str, int | None, str]:
-    """(limit, method, seed, rule): a finharness slice where the results record one, else
-    lm-eval's own ``--limit`` (the first N). Checked below against every task's logged
-    documents. A stratified slice recorded without a rule was drawn by the old one (``floor``)."""
+@dataclass(frozen=True)
+class DeclaredSlice:
+    """How the results say their documents were chosen; checked against every task's logged ones."""
+
+    limit: float | None
+    method: SliceMethod = "first"
+    seed: int | None = None
+    rule: SliceRule = "prior"
+
+
+@dataclass(frozen=True)
+class LoggedTask:
+    """What the results file says of one task beside its per-sample rows."""
+
+    scores: dict[str, Any]  # its "results" entry
+    docs: int | None  # n-samples' effective count
+    hash: str | None  # task_hashes
+    version: Any  # versions
+
+
+def _declared_slice(data: dict[str, Any], path: Path) -> DeclaredSlice:
+    """A finharness slice where the results record one, else lm-eval's own ``--limit`` (the
+    first N). A stratified slice recorded without a rule was drawn by the old one (``floor``)."""
     recorded = run_record(data).get("slice") or {}
     method = recorded.get("method")
     if method in ("stratified", "random"):
@@ -85,8 +104,8 @@ def _declared_slice(data: dict[str, Any], path: Path) -> tuple[float | None, str
         rule = recorded.get("rule", "floor")
         if rule not in SLICE_RULES:
             raise TamperedResults(f"{path}: finharness.slice.rule is {rule!r}, not {' or '.join(SLICE_RULES)}")
-        return _positive(recorded.get("limit"), path, "finharness.slice.limit"), method, seed, rule
-    return _declared_limit(data, path), "first", None, "prior"
+        return DeclaredSlice(_positive(recorded.get("limit"), path, "finharness.slice.limit"), method, seed, rule)
+    return DeclaredSlice(_declared_limit(data, path))
 
 
 def _plain(value: Any) -> Any:
@@ -127,21 +146,19 @@ def _read_rows(path: Path) -> list[dict]:
         raise TamperedResults(f"{err}; a half-written log?") from None
 
 
-def _check_task(name: str, task, rows: list[dict], logged: dict[str, Any], where: Path,
-                expected_docs: int | None, expected_hash: str | None, limit: float | None,
-                method: str = "first", seed: int | None = None, logged_version: Any = None,
-                rule: str = "prior") -> dict[str, float]:
+def _check_task(name: str, task, rows: list[dict], logged: LoggedTask, where: Path,
+                declared: DeclaredSlice) -> dict[str, float]:
     """One task's rows checked against the task itself (documents, rescored metrics), the slice
     its settings select, and the results file (count, hash, aggregates); its scores."""
-    per_metric = _rescored_rows(name, task, rows, logged, where, logged_version)
-    _check_slice(name, task, {row["doc_id"] for row in rows}, len(rows), where, limit, method, seed, rule)
-    if expected_docs is not None and len(rows) != expected_docs:
-        raise TamperedResults(f"{where}: {len(rows)} sample rows, but the results file counts {expected_docs} docs")
-    if expected_hash and _task_hash(rows) != expected_hash:
+    per_metric = _rescored_rows(name, task, rows, logged.scores, where, logged.version)
+    _check_slice(name, task, {row["doc_id"] for row in rows}, len(rows), where, declared)
+    if logged.docs is not None and len(rows) != logged.docs:
+        raise TamperedResults(f"{where}: {len(rows)} sample rows, but the results file counts {logged.docs} docs")
+    if logged.hash and _task_hash(rows) != logged.hash:
         raise TamperedResults(f"{where}: the rows do not match the results file's task hash")
     scores = {}
     aggregations = task.aggregation()
-    for key, value in logged.items():
+    for key, value in logged.scores.items():
         metric = key.partition(",")[0]
         if metric not in per_metric or "stderr" in metric:
             continue
@@ -204,14 +221,14 @@ def _rescored_rows(name: str, task, rows: list[dict], logged: dict[str, Any], wh
     return per_metric
 
 
-def _check_slice(name: str, task, seen: set[int], rows: int, where: Path, limit: float | None, method: str,
-                 seed: int | None, rule: str) -> None:
+def _check_slice(name: str, task, seen: set[int], rows: int, where: Path, declared: DeclaredSlice) -> None:
     """The logged documents are exactly those the settings select: the seeded slice rebuilt from
     the task's own documents (it cannot be chosen by hand), or lm-eval's first N."""
     from lm_eval.evaluator_utils import get_sample_size
 
     from harness.slices import select, task_golds
 
+    limit, method, seed, rule = declared.limit, declared.method, declared.seed, declared.rule
     if limit is not None and method != "first":
         selected = set(select(task_golds(task), limit, method, seed, rule))
         said = f"a {method} slice of {limit:g} (seed {seed})"
@@ -350,7 +367,7 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
     task_objects = manager.load(tasks)["tasks"]  # lm-eval's current call (get_task_dict is deprecated)
     n_samples = data.get("n-samples", {})
     hashes = data.get("task_hashes", {})
-    limit, method, seed, rule = _declared_slice(data, path)
+    declared = _declared_slice(data, path)
     scores, docs, baselines, pairs, shots = {}, {}, {}, {}, {}
     for name in tasks:
         where = samples_file(Path(folder), name)
@@ -358,17 +375,17 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
         _check_score_types(data["results"][name], name, path)
         shots[name] = _declared_shots(data, path, name)
         _check_shots_in_prompts(name, task_objects[name], rows, shots[name], where)
-        scores[name] = _check_task(name, task_objects[name], rows, data["results"][name], where,
-                                   n_samples.get(name, {}).get("effective"), hashes.get(name), limit, method, seed,
-                                   (data.get("versions") or {}).get(name), rule)
+        logged = LoggedTask(data["results"][name], n_samples.get(name, {}).get("effective"), hashes.get(name),
+                            (data.get("versions") or {}).get(name))
+        scores[name] = _check_task(name, task_objects[name], rows, logged, where, declared)
         docs[name] = len(rows)
         found = _baselines(name, rows, scores[name], manager)
         if found is not None:
             baselines[name] = found
             pairs[name] = [tuple(int(v) for v in row[PAIR_METRIC]) for row in rows]
     role_of = roles(manager.task_index)
-    return VerifiedResults(path, data, scores, docs, limit, method, seed, rule, external,
-                           {t: role_of[t] for t in tasks if t in role_of}, baselines,
+    return VerifiedResults(path, data, scores, docs, declared.limit, declared.method, declared.seed, declared.rule,
+                           external, {t: role_of[t] for t in tasks if t in role_of}, baselines,
                            _intervals(baselines, pairs, role_of), shots)
 
 

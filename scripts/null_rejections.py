@@ -29,7 +29,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers.simulation import DESIGNS, InMemory, difficulty_design, shared_seed_design  # noqa: E402
+from tests.helpers.simulation import DESIGNS, difficulty_design, in_memory, shared_seed_design  # noqa: E402
 
 
 def rejections(name: str, found) -> list[list[str]]:
@@ -51,7 +51,7 @@ def main() -> None:
         data: dict = {}
         pairs = [difficulty_design(rng, f"t{i}", data, docs, level, seed_sd, difficulty_sd, shares)
                  for i in range(args.designs)]
-        boot = InMemory(data)
+        boot = in_memory(data)
         found = [boot.estimate([(t, 1.0), (c, -1.0)], [f"t{i}"], lambda _: metric, normalized=True)
                  for i, (t, c) in enumerate(pairs)]
         rows += rejections(name, found)
@@ -60,7 +60,7 @@ def main() -> None:
         data = {}
         pairs = [shared_seed_design(rng, f"t{i}", data, docs=200, level=0.7, shared_sd=0.08, own_sd=0.01,
                                     correlation=correlation) for i in range(args.designs)]
-        boot = InMemory(data)
+        boot = in_memory(data)
         found = [boot.estimate([(a, 1.0), (b, -1.0)], [f"t{i}"], lambda _: "acc", normalized=True)
                  for i, (a, b) in enumerate(pairs)]
         rows += rejections(f"shared seeds, correlation {correlation:+.1f}", found)

@@ -15,7 +15,6 @@ never clipped here: tables clip them for display only.
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +23,14 @@ from typing import Any, Literal
 import numpy as np
 
 from evidence.baselines import PAIR_METRIC, TaskBaselines, normalize, task_baselines, trivial_scores
-from evidence.records import run_record
-from evidence.result_files import logged_tasks, sample_rows, samples_file
-from evidence.stats import Estimate, SeedScores, components, read_samples, replicates, task_draws
-from fin_tasks.common.metrics import BATCH_CALIBRATED, aggregation_of
+from evidence.discrimination import label_logliks, macro_auc
+from evidence.generation_baselines import GENERATION_METRICS, lead_scores
+from evidence.stats import Estimate, SeedScores, components, replicates, task_draws
+from fin_tasks.common.metrics import aggregation_of
 from fin_tasks.index import finben_name
 from plumbing.folders import is_finished
 from plumbing.vocabulary import RowKind
+from study.log_store import LogStore, logged_task_names
 from study.spec import Study
 
 Sources = dict[str, dict[int | None, list[Path]]]  # task -> training seed -> result folders averaged
@@ -73,120 +73,35 @@ class RowScore:
 
 class Bootstrap:
     """Per-(folder, task, metric) scores and document replicates, one document draw per task,
-    whatever order the rows ask in; baselines and collapse flags recomputed from the logs."""
+    whatever order the rows ask in; baselines and collapse flags recomputed from the logs,
+    which its :class:`~study.log_store.LogStore` reads."""
 
     def __init__(self, resamples: int, seed: int, include_paths: Sequence[str | Path] = (),
                  exclude: Mapping[str, set[int]] | None = None,
-                 generation_baseline: Literal["none", "lead"] = "none"):
+                 generation_baseline: Literal["none", "lead"] = "none", logs: LogStore | None = None):
         self.resamples, self.seed = resamples, seed
         self.generation_baseline = generation_baseline  # lead: ROUGE and BLEU get trivial answers too
-        self.include_paths = [Path(p) for p in include_paths]
+        self.logs = logs or LogStore(include_paths)  # what the result folders say (study/log_store.py)
         self.exclude = {t: set(ids) for t, ids in (exclude or {}).items()}  # task -> doc ids left out
         self._docs: dict[str, list[int]] = {}
         self._draws: dict[str, np.ndarray] = {}
         self._cache: dict[tuple, tuple[float, np.ndarray]] = {}
         self._trivial: dict[tuple, dict[str, dict[str, float]]] = {}
         self._checks: dict[tuple, TaskBaselines | None] = {}
-        self._manager = None
 
-    # -- what the logs hold (the two reads a test double replaces) --------------------------
-    def read(self, folder: Path, task: str, metric: str) -> dict[int, Any]:
-        """``doc_id -> value`` of ``metric`` from the folder's per-sample log of the task (a
-        batch-calibrated metric computed from its per-label log-likelihoods: evidence/calibration.py)."""
-        path = samples_file(folder, scored_name(folder, task))
-        if metric.endswith(BATCH_CALIBRATED):
-            from evidence.calibration import calibrated_values
-            from evidence.contamination import read_sample_rows
-
-            rows = read_sample_rows(path)
-            if self.exclude.get(task):  # the calibration is estimated on the documents the claim reads
-                rows = [r for r in rows if int(r["doc_id"]) not in self.exclude[task]]
-            return calibrated_values(rows, metric)
-        return read_samples(path, metric)
-
-    def labels(self, folder: Path, task: str) -> list[str] | None:
-        """The task's label set, from the first logged document (None for a task without one)."""
-        path = samples_file(folder, scored_name(folder, task))
-        first = next((row for _, row in sample_rows(path)), {})
-        choices = (first.get("doc") or {}).get("choices")
-        return [str(c) for c in choices] if isinstance(choices, list) else None
-
-    def train_golds(self, folder: Path, task: str) -> list[int] | None:
-        """The task's training-split gold labels (its prior), where the task has a training split."""
-        from evidence.baselines import train_golds
-        from fin_tasks.index import task_manager
-
-        if self._manager is None:
-            self._manager = task_manager(self.include_paths)
-        name = scored_name(folder, task)
-        return train_golds(name, self._manager) if name in self._manager.task_index else None
-
-    def _contamination(self, folder: Path, task: str) -> dict | None:
-        """The folder's evaluation's contamination record of the task (its results file read once
-        per folder); None when it recorded none (lineage unknown)."""
-        key = ("contamination", folder)
-        if key not in self._cache:
-            from evidence.result_files import load_results, results_file
-
-            try:
-                record = run_record(load_results(results_file(folder)))
-            except ValueError:
-                record = {}
-            self._cache[key] = record.get("contamination") or {}
-        return self._cache[key].get(scored_name(folder, task))
-
-    def contaminated(self, folder: Path, task: str) -> list[int] | None:
-        """Doc ids of the task that the folder's evaluation flagged as possibly seen (its lineage,
-        the few-shot pool, the task's other splits); None when it recorded none (lineage unknown)."""
-        found = self._contamination(folder, task)
-        return None if found is None else [int(d) for d in found.get("contaminated", [])]
-
-    def flagged(self, folder: Path, task: str, source: str) -> list[int] | None:
-        """Doc ids of the task the folder's evaluation flagged from one source ("lineage", "few-shot
-        pool", "other splits"); None when it recorded none."""
-        found = self._contamination(folder, task)
-        if found is None or source not in (found.get("flagged") or {}):
-            return None
-        return [int(d) for d in found["flagged"][source]]
-
+    # -- what the logs hold: the store's ------------------------------------------------------
     def dataset_duplicates(self, folder: Path, task: str) -> list[int] | None:
-        """Doc ids of the study's documents of the task whose text (or a word 8-gram of it) is in
-        the task's own few-shot pool or other splits: the dataset's duplicates, the same for every
-        model (computed from the task's data, not from a run's record); None where unknown."""
-        key = ("duplicates", task)
-        if key not in self._cache:
-            from evidence.contamination import flag, task_sources
-            from fin_tasks.common.decontamination import task_text
-
-            found = None
-            name = scored_name(folder, task)
-            try:
-                if self._manager is None:
-                    from fin_tasks.index import task_manager
-
-                    self._manager = task_manager(self.include_paths)
-                loaded = self._manager.load([name])["tasks"][name]
-                docs = self._docs.get(task) or sorted(self.read(folder, task, PAIR_METRIC))
-                eval_docs = loaded.eval_docs
-                texts = [task_text(loaded, eval_docs[d]) for d in docs]
-                flags = flag(texts, task_sources(loaded))
-                found = [d for i, d in enumerate(docs) if any(bool(f[i]) for f in flags.values())]
-            except (ValueError, KeyError, IndexError):
-                found = None
-            self._cache[key] = found
-        return self._cache[key]
+        """The store's dataset duplicates among the documents this bootstrap reads."""
+        return self.logs.dataset_duplicates(folder, task, self._docs.get(task))
 
     def auc(self, folder: Path, task: str) -> tuple[float, np.ndarray] | None:
         """Macro one-vs-rest AUC of the label log-likelihoods in this folder, and its replicates
         on the study's document draws (evidence/discrimination.py); None for a generation task."""
         key = ("auc", folder, task)
         if key not in self._cache:
-            from evidence.contamination import read_sample_rows
-            from evidence.discrimination import label_logliks, macro_auc
-
             found = None
             try:
-                rows = read_sample_rows(samples_file(folder, scored_name(folder, task)))
+                rows = self.logs.rows(folder, task)
             except ValueError:
                 rows = []
             if rows and PAIR_METRIC in rows[0]:
@@ -216,15 +131,14 @@ class Bootstrap:
 
     def restricted(self, exclude: Mapping[str, set[int]]) -> "Bootstrap":
         """The same study read on fewer documents (a claim's clean subset): its own draws and caches."""
-        other = Bootstrap(self.resamples, self.seed, self.include_paths, exclude, self.generation_baseline)
-        other._manager = self._manager
-        return other
+        return Bootstrap(self.resamples, self.seed, exclude=exclude, generation_baseline=self.generation_baseline,
+                         logs=self.logs)
 
     # -- per folder -------------------------------------------------------------------
     def values(self, folder: Path, task: str, metric: str) -> list:
         """The task's per-document values of ``metric`` in this folder, in document order."""
-        values = self.read(folder, task, metric)
         left_out = self.exclude.get(task, ())
+        values = self.logs.read(folder, task, metric, left_out)
         docs = sorted(d for d in values if d not in left_out)
         if task not in self._docs:
             self._docs[task] = docs
@@ -260,26 +174,23 @@ class Bootstrap:
         key = (task, metric)
         if key not in self._trivial:
             pairs = self.pairs(folder, task)
-            labels = self.labels(folder, task) if pairs else None
+            labels = self.logs.labels(folder, task) if pairs else None
             if not pairs or not labels:
                 self._trivial[key] = self._leads(folder, task, metric) if self.generation_baseline == "lead" else {}
             else:
-                found = trivial_scores([g for g, _ in pairs], len(labels), self.train_golds(folder, task), [metric])
+                found = trivial_scores([g for g, _ in pairs], len(labels), self.logs.train_golds(folder, task),
+                                       [metric])
                 self._trivial[key] = {name: scores[metric] for name, scores in found.items() if metric in scores}
         return self._trivial[key]
 
     def _leads(self, folder: Path, task: str, metric: str) -> dict[str, float]:
         """The lead answers' scores on the documents the study's rows read (empty for a metric
         that is not ROUGE or BLEU, or a task whose rows hold no input and reference)."""
-        from evidence.contamination import read_sample_rows
-        from evidence.generation_baselines import GENERATION_METRICS, lead_scores
-
         if metric not in GENERATION_METRICS:
             return {}
         self.values(folder, task, metric)  # fixes the study's documents of the task
         docs = set(self._docs[task])
-        rows = [r for r in read_sample_rows(samples_file(folder, scored_name(folder, task)))
-                if int(r["doc_id"]) in docs]
+        rows = [r for r in self.logs.rows(folder, task) if int(r["doc_id"]) in docs]
         return {name: scores[metric] for name, scores in lead_scores(rows, [metric]).items()}
 
     def check(self, folder: Path, task: str) -> TaskBaselines | None:
@@ -287,7 +198,7 @@ class Bootstrap:
         key = (folder, task)
         if key not in self._checks:
             pairs = self.pairs(folder, task)
-            labels = self.labels(folder, task) if pairs else None
+            labels = self.logs.labels(folder, task) if pairs else None
             self._checks[key] = (task_baselines(task, labels, pairs, None, {}) if pairs and labels else None)
         return self._checks[key]
 
@@ -401,26 +312,6 @@ def _paired_seeds(scores: Sequence[tuple[RowScore, float]]) -> list[SeedScores] 
     return [SeedScores(points, part)]
 
 
-@lru_cache(maxsize=4096)
-def _logged_tasks(folder: Path) -> tuple[str, ...]:
-    """Tasks with a per-sample log in a finished (never again written) results folder."""
-    return tuple(logged_tasks(folder))
-
-
-def scored_name(folder: Path, task: str) -> str:
-    """The task a folder logged for a FinBen name: itself, or its one prompt-format or
-    generated variant (a study in arXiv 2411.02476's formats scores ``label_fin_fpb`` for
-    ``fin_fpb``), so rows in different formats line up on one task."""
-    logged = _logged_tasks(folder)
-    if task in logged:
-        return task
-    variants = sorted({t for t in logged if finben_name(t) == task})
-    if len(variants) > 1:
-        raise ValueError(f"{folder}: {task} was scored in several variants ({', '.join(variants)}); "
-                         "a study row takes one")
-    return variants[0] if variants else task
-
-
 def scored_folders(study: Study, split: str = "test") -> dict[tuple[str, str], dict[str, Path]]:
     """(checkpoint label, setting) -> task -> results folder of the finished evaluations of
     ``split`` (test: the tables and claims; development: the claims' gates); a group in an eval
@@ -432,7 +323,7 @@ def scored_folders(study: Study, split: str = "test") -> dict[tuple[str, str], d
         if step.split != split or not is_finished(folder, "evaluation"):
             continue
         tasks = found.setdefault((step.checkpoint.label, step.setting), {})
-        for task in _logged_tasks(folder):
+        for task in logged_task_names(folder):
             tasks[finben_name(task)] = folder
     return found
 

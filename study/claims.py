@@ -41,8 +41,11 @@ import numpy as np
 from pydantic import Field, model_validator
 from tabulate import tabulate
 
-from evidence.stats import Estimate, documents_needed, holm, power_multiplier, seeds_needed
-from fin_tasks.common.metrics import BATCH_CALIBRATED, LENGTH_NORMALIZED, base_metric
+from evidence.discrimination import discriminates
+from evidence.stats import (Estimate, documents_needed, holm, percentile_interval, power_multiplier, replicates,
+                            seeds_needed)
+from fin_tasks.common.metrics import BATCH_CALIBRATED, LENGTH_NORMALIZED, aggregation_of, base_metric
+from plumbing.atomic import write_atomic
 from plumbing.recipes import RecipeError, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
 from plumbing.vocabulary import RowKind
@@ -329,13 +332,10 @@ def _alternative(boot: Bootstrap, control: Row, tasks: list[str], metric, normal
         wrong = [i for i, v in enumerate(values) if (v[0] != v[1] if isinstance(v, tuple) else v < 1)]
         moved = wrong if direction == "increase" else sorted(set(range(len(values))) - set(wrong))
         order = np.random.default_rng(zlib_seed(t)).permutation(moved) if moved else np.array([], dtype=int)
-        n_labels = len(boot.labels(folder, t) or []) or 2
+        n_labels = len(boot.logs.labels(folder, t) or []) or 2
         bases.append((t, m, values, order, b, n_labels))
 
     def scored(values, m, t, b):
-        from evidence.stats import replicates
-        from fin_tasks.common.metrics import aggregation_of
-
         point, reps = replicates(values, aggregation_of(m), boot.draws(t))
         if b is not None:  # a slice a trivial answer gets all right normalizes to 0, as cells.Bootstrap.score does
             point, reps = ((point - b) / (1 - b), (reps - b) / (1 - b)) if b < 1 else (0.0, np.zeros_like(reps))
@@ -410,9 +410,6 @@ def _has_something_to_lose(boot: Bootstrap, row: Row, task: str, metric, rule: s
     figure that says so (the rule is ``Claim.gate_rule``)."""
     if rule == "argmax":
         return _floor(boot, row, [task], metric)
-    from evidence.discrimination import discriminates
-    from evidence.stats import percentile_interval
-
     found = boot.row_auc(row, [task])
     if found is None:  # a generation task: its score against the lead's
         return _floor(boot, row, [task], metric)
@@ -474,7 +471,7 @@ def _gated(whole: Bootstrap, gate: Row, tasks: list[str], metric, claim_id: str,
         folders = [f for by_seed in [gate.sources.get(task, {})] for fs in by_seed.values() for f in fs]
         if not folders:
             continue
-        docs = sorted(whole.read(folders[0], task, metric(task)))
+        docs = sorted(whole.logs.read(folders[0], task, metric(task)))
         half = {d for d in docs if zlib.crc32(f"{claim_id}:{task}:{d}".encode()) % 2 == 0}
         selection[task], held[task] = half, set(docs) - half
     choose = whole.restricted(held)  # the selection half only
@@ -667,8 +664,6 @@ def _threshold_free(m: Measured, claim: Claim, alpha: float) -> None:
         if a is None or b is None:
             return
         gains.append((s * (a[0] - b[0]), s * (a[1] - b[1])))
-    from evidence.stats import percentile_interval
-
     point, reps = sum(g for g, _ in gains), sum(r for _, r in gains)
     finite = reps[np.isfinite(reps)]
     if len(finite):
@@ -822,9 +817,6 @@ def _learned(boot: Bootstrap, treatment: Row, among: list[str] | None = None) ->
     """The treatment's AUC [95% interval] on the tasks it was trained on (those it scored; with
     ``among``, only those of them), and whether it clears chance; None for an untrained row or
     one without log-likelihoods."""
-    from evidence.discrimination import discriminates
-    from evidence.stats import percentile_interval
-
     trained = [t for t in treatment.trained_on if treatment.sources.get(t) and (among is None or t in among)]
     if treatment.kind == "vanilla" or not trained:
         return None
@@ -867,7 +859,7 @@ def _clean(boot: Bootstrap, involved: list[Row], tasks: list[str]) -> tuple[Boot
     exclude: dict[str, set[int]] = {}
     unrecorded = []
     for task in tasks:
-        found = [boot.contaminated(f, task) for row in involved
+        found = [boot.logs.contaminated(f, task) for row in involved
                  for by_seed in [row.sources.get(task, {})] for folders in by_seed.values() for f in folders]
         known = [ids for ids in found if ids is not None]
         if not known:
@@ -1010,8 +1002,6 @@ def record_claims(folder: str | Path, root: str | Path, run: int = 1) -> None:
     on record (study/record.py): written once, when the study's first evaluation starts."""
     import json
     from datetime import datetime, timezone
-
-    from plumbing.atomic import write_atomic
 
     lock = Path(root) / LOCK_FILE
     digest = claims_digest(folder)

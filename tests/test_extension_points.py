@@ -69,3 +69,18 @@ def test_a_merge_method_defined_in_the_extra_home_becomes_a_row_mergekit_accepts
 
         registry._METHODS.pop("finharness_test_mean", None)  # the registry is process-wide
         methods.methods.cache_clear()
+
+
+def test_a_table_layout_is_one_class_and_one_registry_entry():
+    """study.yaml's ``table.kind`` words are the registry's: a third layout is a TableKind subclass
+    and one entry, not a new branch in each place the tables are made."""
+    from typing import get_args
+
+    from study.spec import TableSpec
+    from study.table_parts import TableKind
+    from study.tables import TABLE_KINDS
+
+    assert set(TABLE_KINDS) == set(get_args(TableSpec.model_fields["kind"].annotation))
+    assert all(isinstance(kind, TableKind) for kind in TABLE_KINDS.values())
+    tables = (REPO / "study" / "tables.py").read_text()
+    assert "table.kind ==" not in tables and 'kind == "seen_unseen"' not in tables

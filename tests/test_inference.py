@@ -1,6 +1,6 @@
 """The claims' inference, checked by simulation against a known truth.
 
-Designs are drawn in memory (a ``Bootstrap`` whose two reads serve arrays instead of
+Designs are drawn in memory (a ``Bootstrap`` whose log store serves arrays instead of
 per-sample logs, so a thousand designs take seconds) and go through the same code the
 studies use: normalized scores, two variance components, the t-type interval and p-value.
 
@@ -20,7 +20,7 @@ from scipy.stats import kstest
 from evidence.stats import Estimate, SeedScores, components
 from study.cells import Row
 from study.claims import ClaimsFile, decide
-from tests.helpers.simulation import DESIGNS, InMemory, difficulty_design, shared_seed_design
+from tests.helpers.simulation import DESIGNS, difficulty_design, in_memory, shared_seed_design
 
 KS_BOUND = 0.08  # 500 uniform p-values exceed a KS distance of 0.061 one time in 20
 
@@ -46,7 +46,7 @@ def contrasts(designs: int, metric: str, seed: int, **spec):
     rng = np.random.default_rng(seed)
     data: dict = {}
     rows = [design(rng, f"t{i}", data, **spec) for i in range(designs)]
-    boot = InMemory(data)
+    boot = in_memory(data)
     return [boot.estimate([(t, 1.0), (c, -1.0)], [f"t{i}"], lambda _: metric, normalized=True)
             for i, (t, c) in enumerate(rows)]
 
@@ -81,7 +81,7 @@ def test_a_model_that_guesses_with_the_prior_scores_zero_and_wins_no_claim():
     data: dict = {}
     golds = np.array([0] * 70 + [1] * 30)  # imbalanced: guessing with the shares beats uniform guessing
     normalized = []
-    boot = InMemory(data)
+    boot = in_memory(data)
     for i in range(200):
         data[("prior", f"t{i}")] = (golds, (rng.random(100) < 0.3).astype(int))
         normalized.append(boot.score("prior", f"t{i}", "f1_macro", normalized=True)[0])
@@ -103,7 +103,7 @@ def test_a_model_that_guesses_with_the_prior_scores_zero_and_wins_no_claim():
          "direction": direction, "treatment": {"model": "m", "kind": "single", "run": "prior"},
          "control": {"model": "m", **({"kind": "single", "run": run} if run != "vanilla" else {})}}
         for run in ("vanilla", "constant") for direction in ("increase", "decrease")]})
-    verdicts = decide(claims, rows, InMemory(data, 1000), lambda task, metric: metric, None)
+    verdicts = decide(claims, rows, in_memory(data, 1000), lambda task, metric: metric, None)
     # Against a uniform guesser or a constant answer every row sits at its floor: no loss is a test,
     # and no rise from the floor is significant.
     assert all(v.verdict.startswith("not testable") for v in verdicts if v.id.endswith("decrease"))
@@ -129,7 +129,7 @@ def shared_seed_nulls(designs: int, seed: int, correlation: float) -> list[tuple
     data: dict = {}
     rows = [shared_seed_design(rng, f"t{i}", data, docs=200, level=0.7, shared_sd=0.08, own_sd=0.01,
                                correlation=correlation) for i in range(designs)]
-    boot = InMemory(data)
+    boot = in_memory(data)
     found = []
     for i, (a, b) in enumerate(rows):
         paired = boot.estimate([(a, 1.0), (b, -1.0)], [f"t{i}"], lambda _: "acc", normalized=True)
@@ -170,7 +170,7 @@ def test_the_claims_test_holds_its_level_where_documents_share_difficulty():
     rng = np.random.default_rng(5)
     data: dict = {}
     pairs = [difficulty_design(rng, f"t{i}", data, docs, level, seed_sd, difficulty_sd, shares) for i in range(2000)]
-    boot = InMemory(data)
+    boot = in_memory(data)
     found = [boot.estimate([(t, 1.0), (c, -1.0)], [f"t{i}"], lambda _: metric, normalized=True)
              for i, (t, c) in enumerate(pairs)]
     assert 0.02 <= np.mean([e.p_value(e.conservative_df) < 0.05 for e in found]) <= 0.062

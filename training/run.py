@@ -5,8 +5,9 @@ import math
 import resource
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -81,8 +82,9 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     final = recipe.run_dir(output_dir)
 
     # Everything that can be wrong with the recipe is found before any folder is touched.
-    checkpoint, model, tokenizer, examples, encoded_all = _checked_inputs(recipe, online, say)
-    encoded = [e for e in encoded_all if e is not None]
+    inputs = _checked_inputs(recipe, online, say)
+    model, tokenizer = inputs.model, inputs.tokenizer
+    encoded = [e for e in inputs.encoded_all if e is not None]
     tracking = recipe.training.report_to != "none"
     accelerator = _accelerator(recipe, final, tracking)
     if not accelerator.is_main_process:
@@ -137,14 +139,35 @@ def train_recipe(recipe: TrainRecipe | str | Path, *, resume: bool = False, over
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         with weight_write_errors(work):
-            _finish(recipe, recipe_text, work, final, trained, tokenizer, checkpoint, examples, encoded_all,
-                    log_rows, seconds, accelerator, len(plan))
+            _finish(recipe, recipe_text, inputs, Trained(trained, log_rows, seconds, len(plan)), (work, final),
+                    accelerator)
         say(f"finished: {final}")
     accelerator.wait_for_everyone()
     return final
 
 
-def _checked_inputs(recipe: TrainRecipe, online: bool, say):
+@dataclass
+class CheckedInputs:
+    """What a run trains on, each checked before any folder is touched."""
+
+    checkpoint: Path  # the base checkpoint's folder
+    model: Any
+    tokenizer: Any
+    examples: Any  # training.examples' examples (with the leak-free skip counts)
+    encoded_all: list  # each example's encoding; None: an answer that does not fit
+
+
+@dataclass
+class Trained:
+    """What the training loop left: the model, its log rows, the time it took, its optimizer steps."""
+
+    model: Any
+    log_rows: list[dict]
+    seconds: float
+    steps: int
+
+
+def _checked_inputs(recipe: TrainRecipe, online: bool, say) -> CheckedInputs:
     """The base checkpoint, model and tokenizer, the training examples and their encodings (None:
     an answer that does not fit), each checked before any folder is touched."""
     from training.encode import encode_example
@@ -166,7 +189,7 @@ def _checked_inputs(recipe: TrainRecipe, online: bool, say):
     encoded_all = [encode_example(tokenizer, ex, recipe.training.max_length) for ex in examples]
     if not any(e is not None for e in encoded_all):
         raise RecipeError("training.max_length: no example's answer fits")
-    return checkpoint, model, tokenizer, examples, encoded_all
+    return CheckedInputs(checkpoint, model, tokenizer, examples, encoded_all)
 
 
 def _accelerator(recipe: TrainRecipe, final: Path, tracking: bool):
@@ -186,18 +209,22 @@ def _accelerator(recipe: TrainRecipe, final: Path, tracking: bool):
         project_dir=str(partial_dir(final) / TRACKERS) if tracking else None)
 
 
-def _finish(recipe, recipe_text, work, final, trained, tokenizer, checkpoint, examples, encoded_all,
-            log_rows, seconds, accelerator, steps) -> None:
+def _finish(recipe, recipe_text: str, inputs: CheckedInputs, done: Trained, folders: tuple[Path, Path],
+            accelerator) -> None:
+    """Save the trained weights (and adapter), the run's card and lineage; finish the folder."""
     import torch
 
-    trained = accelerator.unwrap_model(trained)
+    work, final = folders
+    checkpoint, examples, encoded_all = inputs.checkpoint, inputs.examples, inputs.encoded_all
+    log_rows, seconds, steps = done.log_rows, done.seconds, done.steps
+    trained = accelerator.unwrap_model(done.model)
     if recipe.method == "full_finetune":
         full = trained
     else:
         trained.save_pretrained(work / "adapter", safe_serialization=True)
         full = _merged(trained, recipe, checkpoint, work / "adapter")
     full.save_pretrained(work, safe_serialization=True)
-    tokenizer.save_pretrained(work)
+    inputs.tokenizer.save_pretrained(work)
     tokens = sum(r["tokens"] for r in log_rows)
     lineage = _write_lineage(work, recipe, examples, encoded_all, checkpoint)
     run = {

@@ -1,21 +1,22 @@
 """Study designs in memory, for the inference's simulations (tests/test_inference.py,
-scripts/null_rejections.py): a ``Bootstrap`` whose reads serve arrays instead of per-sample
+scripts/null_rejections.py): a ``Bootstrap`` whose log store serves arrays instead of per-sample
 logs, so thousands of designs take seconds and go through the studies' own code."""
 from __future__ import annotations
 
 import numpy as np
 
 from study.cells import Bootstrap, Row
+from study.log_store import LogStore
 
 
-class InMemory(Bootstrap):
+class InMemoryLogs(LogStore):
     """A study's logs as arrays: (folder, task) -> (gold labels, predicted labels)."""
 
-    def __init__(self, data: dict, resamples: int = 400):
-        super().__init__(resamples, 0)
+    def __init__(self, data: dict):
+        super().__init__()
         self.data = data
 
-    def read(self, folder, task, metric):
+    def read(self, folder, task, metric, exclude=()):
         golds, preds = self.data[(folder, task)]
         if metric == "acc":
             return {i: float(g == p) for i, (g, p) in enumerate(zip(golds, preds))}
@@ -26,6 +27,11 @@ class InMemory(Bootstrap):
 
     def train_golds(self, folder, task):
         return None  # prior-matched guessing then draws with the slice's own label shares
+
+
+def in_memory(data: dict, resamples: int = 400) -> Bootstrap:
+    """The study's own bootstrap over :class:`InMemoryLogs`."""
+    return Bootstrap(resamples, 0, logs=InMemoryLogs(data))
 
 
 def shared_seed_design(rng, task: str, data: dict, docs: int, level: float, shared_sd: float, own_sd: float,
