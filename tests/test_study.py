@@ -561,3 +561,22 @@ def test_a_dry_run_before_any_probe_gives_hours_and_converts_nothing(tmp_path, m
     assert "No probe on this machine for instruct: hours from the embedded models' speed on a 2-core CPU" in plan
     assert re.search(r"Total: training \d+\.\d h, evaluation \d+\.\d h", plan)
     assert not (tmp_path / "home" / "models").exists() and not (tmp_path / "out").exists()
+
+
+def test_study_b_confirmatory_design_gives_b3_its_own_arm_and_the_documents_it_needs():
+    """Study B's confirmatory design (not yet run): B3 is read only once the summary arm's own
+    positive control (the XSum run learned XSum) is decided, on the XL-Sum documents sized
+    before the run (64: MDE under 0.03 on the exploratory run's variance), at the XSum rate
+    chosen on development rows."""
+    from study.claims import check_claims, load_claims
+
+    folder = RECIPES / "ft-generalization-confirmatory"
+    study = load_study(folder)
+    check_claims(load_claims(folder), study, "claims.yaml")
+    arms = {c.id: (c.arm, c.positive_control) for c in load_claims(folder).claims}
+    assert arms["B0s-ft-raises-own-summary"] == ("summary", True) and arms["B3-fticl-helps-generation"][0] == "summary"
+    assert arms["B0-ft-raises-own-task"] == ("sentiment", True) and all(arm for arm, _ in arms.values())
+    xlsum_few_shot = [s for s in study.eval.sets if "gen_summary_xlsum" in s.tasks and "few-shot" in s.settings]
+    assert [s.limit for s in xlsum_few_shot] == [64]
+    assert {r.training.lr for r in study.train_recipes if r.name.startswith("base-xsum")} == {2e-4}
+    assert len({r.seed for r in study.train_recipes}) == 3
