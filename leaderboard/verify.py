@@ -29,10 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evidence.baselines import PAIR_METRIC
+from evidence.baselines import NORMALIZED, PAIR_METRIC, from_rows, normalized_interval
 from evidence.records import run_record
-from evidence.result_files import load_results, results_file, samples_file
+from evidence.result_files import load_results, results_file, sample_rows, samples_file
 from fin_tasks.common.metrics import aggregation_of
+from fin_tasks.index import external_fingerprints, fingerprint_mismatch, roles, task_manager
+from fin_tasks.index import include_paths as checked
+from fin_tasks.sandbox import refuse_code
+from harness.slices import select, task_golds
 from plumbing.vocabulary import SLICE_RULES, SliceMethod, SliceRule
 
 TOLERANCE = 1e-6
@@ -138,8 +142,6 @@ PROMPT_PARTS = ("instruction", "input")  # fin_tasks.common.data.attach_prompt_p
 
 
 def _read_rows(path: Path) -> list[dict]:
-    from evidence.result_files import sample_rows
-
     try:
         return [row for _, row in sample_rows(path, ("doc_id", "doc", "filtered_resps", "arguments"))]
     except ValueError as err:
@@ -225,8 +227,6 @@ def _check_slice(name: str, task, seen: set[int], rows: int, where: Path, declar
     """The logged documents are exactly those the settings select: the seeded slice rebuilt from
     the task's own documents (it cannot be chosen by hand), or lm-eval's first N."""
     from lm_eval.evaluator_utils import get_sample_size
-
-    from harness.slices import select, task_golds
 
     limit, method, seed, rule = declared.limit, declared.method, declared.seed, declared.rule
     if limit is not None and method != "first":
@@ -327,8 +327,6 @@ def _check_shots_in_prompts(name: str, task, rows: list[dict], shots: int, where
 
 def _check_external(path: Path, data: dict[str, Any], tasks: list[str], index) -> dict[str, dict]:
     """Tasks from the user's folders: the files the board reads must be the files scored."""
-    from fin_tasks.index import external_fingerprints, fingerprint_mismatch
-
     current = external_fingerprints(tasks, index)
     recorded = run_record(data).get("external_tasks") or {}
     for task, fingerprint in current.items():
@@ -346,10 +344,6 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
 
     ``include_paths``: folders of the submission's own tasks, beside the packaged suite.
     """
-    from fin_tasks.index import include_paths as checked
-    from fin_tasks.index import roles, task_manager
-    from fin_tasks.sandbox import refuse_code
-
     path = results_file(Path(folder))
     data = load_results(path)
     groups = set(data.get("groups", {})) | set(data.get("group_subtasks", {}))
@@ -391,8 +385,6 @@ def verify_results(folder: Path, include_paths: list[str | Path] = ()) -> Verifi
 
 def _intervals(baselines: dict[str, dict], pairs: dict[str, list], role_of: dict[str, str]) -> dict[str, list[float]]:
     """Per role, the 95% interval of the mean normalized macro-F1 over the role's tasks."""
-    from evidence.baselines import NORMALIZED, normalized_interval
-
     out = {}
     for role in sorted(set(role_of.values())):
         members = {t: (pairs[t], max(b[NORMALIZED] for b in baselines[t]["baselines"].values()))
@@ -406,7 +398,6 @@ def _intervals(baselines: dict[str, dict], pairs: dict[str, list], role_of: dict
 def _baselines(name: str, rows: list[dict], scores: dict[str, float], manager) -> dict | None:
     """Trivial baselines and the collapse flag, recomputed from the verified rows (never read
     from the results file)."""
-    from evidence.baselines import from_rows
 
     found = from_rows(name, rows, scores, manager)
     return None if found is None else found.as_json()

@@ -21,10 +21,18 @@ import tarfile
 import zlib
 from pathlib import Path
 
+from evidence.contamination import read_sample_rows
+from evidence.discrimination import label_logliks
 from evidence.records import run_record
+from evidence.result_files import load_results, logged_tasks, results_file, samples_file
+from fin_tasks.index import task_manager
+from harness.lm_eval_adapters import score_on_validation
+from leaderboard.verify import TamperedResults, rescore_compact_rows
 from plumbing.atomic import write_atomic
 from plumbing.folders import MANIFEST, is_finished
+from plumbing.jsonl import jsonl_rows
 from study.spec import Study
+from study.tables import write_tables
 
 ARCHIVE = "logs.tar.gz"
 RECIPE = "study"  # the archive's copy of the study folder it was run under (study/<file>)
@@ -41,8 +49,6 @@ DROPPED = {"arguments", "resps", "doc_hash", "prompt_hash", "target_hash", "filt
 def compact_row(row: dict) -> dict:
     """One per-sample row with what the tables read: the label set of the document, the
     per-label log-likelihoods (multiple choice), and every per-document metric value."""
-    from evidence.discrimination import label_logliks
-
     out = {k: v for k, v in row.items() if k not in DROPPED and k not in ("doc", "filtered_resps")}
     choices = (row.get("doc") or {}).get("choices") if isinstance(row.get("doc"), dict) else None
     out["doc"] = {"choices": choices} if choices is not None else {}
@@ -52,8 +58,6 @@ def compact_row(row: dict) -> dict:
 
 
 def _compact_log(path: Path) -> bytes:
-    from evidence.contamination import read_sample_rows
-
     return "".join(json.dumps(compact_row(r)) + "\n" for r in read_sample_rows(path)).encode()
 
 
@@ -172,9 +176,6 @@ def tables_from(archive: Path, study: Study) -> tuple[Path, str | None]:
     """Unpack ``archive`` into ``study``'s (fresh) output folder and render its tables there;
     the tables' path and a note on the recipe check. An archive with no evaluation of this
     study is refused before any table is written."""
-    from plumbing.folders import MANIFEST
-    from study.tables import write_tables
-
     root = Path(study.root)
     manifests = {f"{Path(step.folder).relative_to(root)}/{MANIFEST}" for step in study.evals}
     note = unpack(Path(archive), root, Path(study.folder), needs_one_of=manifests)
@@ -191,12 +192,6 @@ def rescore(root: Path, include_paths) -> None:
     results say it scored (a study's development rows: validation rows where a task has them):
     an archive whose metrics do not follow from its responses is refused, naming the member
     and the document."""
-    from evidence.result_files import load_results, logged_tasks, results_file, samples_file
-    from fin_tasks.index import task_manager
-    from harness.lm_eval_adapters import score_on_validation
-    from leaderboard.verify import TamperedResults, rescore_compact_rows
-    from plumbing.jsonl import jsonl_rows
-
     folders = sorted({p.parent for p in Path(root).rglob("samples_*.jsonl")})
     names = sorted({t for folder in folders for t in logged_tasks(folder)})
     loaded: dict[str, tuple[dict, dict]] = {}  # split -> (tasks, their scored documents)
