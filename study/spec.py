@@ -99,6 +99,16 @@ class TrainRun(_Strict):
     training: dict[str, Any] = Field(
         default_factory=dict, description="this run's changes to train.yaml's training block (e.g. {lr: 2.0e-3}: "
                                           "a rate chosen for its own task); checked as the block is")
+    seeds: list[int] | None = Field(
+        default=None, min_length=1,
+        description="this run's training seeds instead of train.yaml's: a claim whose variance is mostly seeds "
+                    "gets more of them for its own runs only (a run it comes after, and a run merged with it, "
+                    "must have every one of them)")
+
+    @model_validator(mode="after")
+    def _distinct_run_seeds(self):
+        check_seeds(False, self.seeds)
+        return self
 
 
 class TrainFile(_Strict):
@@ -189,6 +199,10 @@ class EvalSet(_Strict):
         "documents outside every test set's slice); no table, claim or board entry reads them")
     roles: list[RowKind] | None = Field(
         default=None, description="the checkpoints that score this set (default: every one its settings reach)")
+    runs: list[str] | None = Field(
+        default=None, description="the training runs and merges whose checkpoints score this set (default: every "
+                                  "one); the vanilla model scores it unless roles leaves it out. A task scored by "
+                                  "some runs only has a blank cell for the others")
 
 
     @model_validator(mode="after")
@@ -372,7 +386,7 @@ def load_study(folder: str | Path, full: bool = False, output_dir: str | Path | 
         merge_recipes=merge_recipes,
         tuned=tuned,
         checkpoints=checkpoints,
-        evals=_eval_steps(checkpoints, evals, spec, by_label, root),
+        evals=_eval_steps(folder, checkpoints, evals, spec, by_label, root),
     )
 
 
@@ -415,23 +429,27 @@ def _training_runs(folder: Path, spec: StudyFile, train: TrainFile, models: Mapp
     seeds = train.training_seeds()
     recipes, points = [], {}
     for run in train.runs:
+        run_seeds = run.seeds or seeds
         for label in run.models or list(models):
             if label not in models:
                 raise RecipeError(f"{folder / 'train.yaml'}: runs.{run.name}.models: unknown model {label!r} "
                                   f"(study models: {sorted(models)})")
             model = models[label]
-            if run.after is not None and (label, run.after, seeds[0]) not in points:
+            if run.after is not None and (label, run.after, run_seeds[0]) not in points:
                 raise RecipeError(f"{folder / 'train.yaml'}: runs.{run.name}.after: {run.after!r} is not a run listed "
                                   f"before it for model {label} (sequential fine-tuning starts from a finished run)")
+            if run.after is not None and (gap := [s for s in run_seeds if (label, run.after, s) not in points]):
+                raise RecipeError(f"{folder / 'train.yaml'}: runs.{run.name}.seeds: {run.after!r} was not trained "
+                                  f"with seed(s) {gap} (each seed fine-tunes that run's model of the same seed)")
             tasks = [t if t.samples or train.samples is None else t.model_copy(update={"samples": train.samples})
                      for t in run.tasks]
             # The paper's formats train on the same documents, in the model's prompt format.
             tasks = [t.model_copy(update={"name": task_variant(t.name, model.prompt_format, spec.prompts)})
                      for t in tasks]
-            for seed in seeds:
+            for seed in run_seeds:
                 # One seed keeps the plain names; several give every run and merge a -s<seed> suffix.
                 recipe = parse_recipe({
-                    "name": seeded_name(f"{label}-{run.name}", seed, seeds),
+                    "name": seeded_name(f"{label}-{run.name}", seed, run_seeds),
                     "base_model": points[(label, run.after, seed)].path if run.after else model.model,
                     "prompt_format": model.prompt_format,
                     "tasks": [t.model_dump() for t in tasks], "fticl": run.fticl.model_dump(),
@@ -441,7 +459,7 @@ def _training_runs(folder: Path, spec: StudyFile, train: TrainFile, models: Mapp
                 }, f"{folder / 'train.yaml'} (run {run.name}, model {label})")
                 recipes.append(recipe)
                 points[(label, run.name, seed)] = Checkpoint(
-                    label=seeded_name(f"{label}/{run.name}", seed, seeds), model=label, role=run.kind,
+                    label=seeded_name(f"{label}/{run.name}", seed, run_seeds), model=label, role=run.kind,
                     path=str(recipe.run_dir()), recipe=str(root / "recipes" / "train" / f"{recipe.name}.yaml"),
                     trained_on=[t.name for t in run.tasks], covers=run.covers, fticl=run.fticl.k,
                     run=run.name, seed=seed)
@@ -461,6 +479,10 @@ def _merges(folder: Path, merge: MergeFile, models: Mapping[str, Any],
         if missing:
             raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.runs: no training run {missing} "
                               f"for model {entry.model}")
+        unseeded = sorted({f"{r} (seed {s})" for r in entry.runs for s in seeds if (entry.model, r, s) not in runs_of})
+        if unseeded:
+            raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.runs: {', '.join(unseeded)} not trained "
+                              f"(a merge is made per train.yaml seed, from that seed's runs)")
         extra = {k: v for k, v in (("weight", entry.weight), ("density", entry.density)) if v is not None}
         where = f"{folder / 'merge.yaml'} (merge {entry.name})"
 
@@ -493,17 +515,24 @@ def _merges(folder: Path, merge: MergeFile, models: Mapping[str, Any],
     return recipes, points, tuned
 
 
-def _eval_steps(checkpoints: list[Checkpoint], evals: EvalFile, spec: StudyFile, models: Mapping[str, Any],
-                root: Path) -> list[EvalStep]:
+def _eval_steps(folder: Path, checkpoints: list[Checkpoint], evals: EvalFile, spec: StudyFile,
+                models: Mapping[str, Any], root: Path) -> list[EvalStep]:
     """One evaluation per checkpoint, setting (zero-shot, each few-shot count) and task set."""
     steps = []
+    known = {p.run for p in checkpoints if p.run}
+    for i, eval_set in enumerate(evals.sets):
+        unknown = sorted(set(eval_set.runs or ()) - known)
+        if unknown:
+            raise RecipeError(f"{folder / 'eval.yaml'}: sets[{i}].runs: {', '.join(unknown)} is no training run or "
+                              f"merge of this study (known: {', '.join(sorted(known))})")
     # A development set stays outside the documents of every test set (their slices at these limits).
     outside = sorted({s.limit for s in evals.sets if s.split == "test"}, key=lambda v: (v is None, v or 0))
     for point in checkpoints:
         settings = {"vanilla": evals.vanilla, "merged": evals.merged}.get(point.role, evals.trained)
         for setting in settings:
             for i, eval_set in enumerate(evals.sets):
-                scored_by = eval_set.roles is None or point.role in eval_set.roles
+                scored_by = ((eval_set.roles is None or point.role in eval_set.roles)
+                             and (eval_set.runs is None or point.role == "vanilla" or point.run in eval_set.runs))
                 if setting not in eval_set.settings or not scored_by:
                     continue
                 variants = [("zero-shot", 0)] if setting == "zero-shot" else eval_set.few_shot_settings()

@@ -331,6 +331,37 @@ def test_a_run_can_change_the_training_block_for_its_own_task(tmp_path, tiny_mod
         load_study(folder)
 
 
+def test_a_run_can_have_more_seeds_and_a_set_can_be_scored_by_some_runs_only(tmp_path, tiny_models):
+    """A claim whose variance is mostly seeds gets more of them for its own runs (`seeds:` on the
+    run), and its large set is scored by those runs only (`runs:` on the set): the other runs
+    keep the study's seeds and skip the set, the vanilla model scores it."""
+    folder = shrink("ft-generalization", tmp_path, tiny_models)
+    train = yaml.safe_load((folder / "train.yaml").read_text())
+    train.pop("seed", None)
+    train["seeds"] = [42, 1]
+    for run in train["runs"]:
+        if run["name"].startswith("xsum"):
+            run["seeds"] = [42, 1, 2, 3]
+    (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
+    evals = yaml.safe_load((folder / "eval.yaml").read_text())
+    evals["sets"].append({"name": "b3", "tasks": ["gen_summary_xlsum"], "limit": 4, "few_shot": 1,
+                          "settings": ["few-shot"], "runs": ["xsum", "xsum-fticl"]})
+    (folder / "eval.yaml").write_text(yaml.safe_dump(evals, sort_keys=False))
+    study = load_study(folder)
+    seeds = {}
+    for point in study.checkpoints:
+        seeds.setdefault(point.run, set()).add(point.seed)
+    assert seeds["xsum-fticl"] == {42, 1, 2, 3} and seeds["amazon"] == {42, 1}
+    b3 = len(evals["sets"]) - 1
+    scorers = {(s.checkpoint.run, s.checkpoint.seed) for s in study.evals if s.set_index == b3}
+    assert scorers == {("", None)} | {(run, seed) for run in ("xsum", "xsum-fticl") for seed in (42, 1, 2, 3)}
+
+    evals["sets"][-1]["runs"] = ["xsum", "xsum-ftcl"]  # a misspelt run is refused, naming the set
+    (folder / "eval.yaml").write_text(yaml.safe_dump(evals, sort_keys=False))
+    with pytest.raises(RecipeError, match=r"eval.yaml: sets\[\d+\].runs: xsum-ftcl is no training run"):
+        load_study(folder)
+
+
 def test_a_run_after_another_fine_tunes_that_runs_model_seed_by_seed(tmp_path, tiny_models):
     """Sequential fine-tuning (`after:`): the held-out specialist's model, then the seen tasks on top."""
     folder = shrink("fin-instruct-merge", tmp_path, tiny_models)
@@ -564,9 +595,9 @@ def test_a_dry_run_before_any_probe_gives_hours_and_converts_nothing(tmp_path, m
 
 
 def test_study_b_confirmatory_design_gives_b3_its_own_arm_and_the_documents_it_needs():
-    """Study B's confirmatory design (not final, not yet run): B3 is read only once the summary
-    arm's own positive control (the XSum run learned XSum) is decided, on the XL-Sum documents
-    a 10-seed plan needs (100), at the XSum rate chosen on development rows."""
+    """Study B's confirmatory design (not yet run): B3 is read only once the summary arm's own
+    positive control (the XSum run learned XSum) is decided, with ten seeds of its runs and the
+    XL-Sum documents that plan needs (100), at the XSum rate chosen on development rows."""
     from study.claims import check_claims, load_claims
 
     folder = RECIPES / "ft-generalization-confirmatory"
@@ -577,5 +608,9 @@ def test_study_b_confirmatory_design_gives_b3_its_own_arm_and_the_documents_it_n
     assert arms["B0-ft-raises-own-task"] == ("sentiment", True) and all(arm for arm, _ in arms.values())
     xlsum_few_shot = [s for s in study.eval.sets if "gen_summary_xlsum" in s.tasks and "few-shot" in s.settings]
     assert [s.limit for s in xlsum_few_shot] == [100]
+    assert xlsum_few_shot[0].runs == ["xsum", "xsum-fticl"]
     assert {r.training.lr for r in study.train_recipes if r.name.startswith("base-xsum")} == {2e-4}
-    assert len({r.seed for r in study.train_recipes}) == 3
+    seeds = {}
+    for recipe in study.train_recipes:
+        seeds.setdefault(recipe.name.rsplit("-s", 1)[0], set()).add(recipe.seed)
+    assert len(seeds["base-amazon"]) == 3 and len(seeds["base-xsum-fticl"]) == len(seeds["base-xsum"]) == 10
