@@ -20,7 +20,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import Field, model_validator
 
-from fin_tasks.index import task_variant
+from fin_tasks.index import group_members, task_manager, task_variant
 from merges.recipe import MergeRecipe, Method, parse_merge_recipe
 from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
@@ -515,6 +515,18 @@ def _merges(folder: Path, merge: MergeFile, models: Mapping[str, Any],
     return recipes, points, tuned
 
 
+def _members(tasks: list[str], include_paths: list[Path]) -> list[str]:
+    """The tasks a set's names stand for (groups and tags expanded; an unknown name as itself)."""
+    index = task_manager(include_paths).task_index
+    found = []
+    for name in tasks:
+        try:
+            found += group_members(name, index)
+        except ValueError:  # named wrongly: the evaluation says so, naming the file
+            found.append(name)
+    return list(dict.fromkeys(found))
+
+
 def _eval_steps(folder: Path, checkpoints: list[Checkpoint], evals: EvalFile, spec: StudyFile,
                 models: Mapping[str, Any], root: Path) -> list[EvalStep]:
     """One evaluation per checkpoint, setting (zero-shot, each few-shot count) and task set."""
@@ -525,6 +537,16 @@ def _eval_steps(folder: Path, checkpoints: list[Checkpoint], evals: EvalFile, sp
         if unknown:
             raise RecipeError(f"{folder / 'eval.yaml'}: sets[{i}].runs: {', '.join(unknown)} is no training run or "
                               f"merge of this study (known: {', '.join(sorted(known))})")
+    limits: dict[str, dict[int | None, list[int]]] = {}  # task -> limit -> test sets
+    for i, eval_set in enumerate(evals.sets):
+        for task in _members(eval_set.tasks, evals.include_paths) if eval_set.split == "test" else ():
+            limits.setdefault(task, {}).setdefault(eval_set.limit, []).append(i)
+    twice = {task: by_limit for task, by_limit in limits.items() if len(by_limit) > 1}
+    if twice:  # every row of a task is read on the same documents (study.cells.Bootstrap)
+        task, by_limit = sorted(twice.items())[0]
+        found = "; ".join(f"limit {limit} in sets {', '.join(map(str, sets))}" for limit, sets in by_limit.items())
+        raise RecipeError(f"{folder / 'eval.yaml'}: {task} is scored at two limits ({found}): the tables read "
+                          f"every row of a task on the same documents, so give it one limit")
     # A development set stays outside the documents of every test set (their slices at these limits).
     outside = sorted({s.limit for s in evals.sets if s.split == "test"}, key=lambda v: (v is None, v or 0))
     for point in checkpoints:

@@ -614,3 +614,15 @@ def test_study_b_confirmatory_design_gives_b3_its_own_arm_and_the_documents_it_n
     for recipe in study.train_recipes:
         seeds.setdefault(recipe.name.rsplit("-s", 1)[0], set()).add(recipe.seed)
     assert len(seeds["base-amazon"]) == 3 and len(seeds["base-xsum-fticl"]) == len(seeds["base-xsum"]) == 10
+
+
+def test_a_task_scored_at_two_limits_is_refused_before_anything_runs(tmp_path, tiny_models):
+    """Every row of a task is read on the same documents: a design that scores a task at 80
+    zero-shot and 100 few-shot would stop its tables after the whole run, so it is refused."""
+    folder = shrink("fin-instruct-merge", tmp_path, tiny_models)  # its zero-shot set is the group finharness_all
+    evals = yaml.safe_load((folder / "eval.yaml").read_text())
+    few_shot = next(s for s in evals["sets"] if "few-shot" in s.get("settings", []) and "fin_fpb" in s["tasks"])
+    few_shot["limit"] = 5
+    (folder / "eval.yaml").write_text(yaml.safe_dump(evals, sort_keys=False))
+    with pytest.raises(RecipeError, match=r"eval.yaml: fin_fpb is scored at two limits \(limit 3 in sets .*; limit 5"):
+        load_study(folder)
