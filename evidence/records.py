@@ -114,6 +114,13 @@ class CleanRecord(TypedDict, total=False):
     normalized: float | None
 
 
+class BoardContamination(TypedDict, total=False):
+    """What the board keeps of an entry's contamination (leaderboard/submit.py)."""
+    lineage: LineageStatus
+    lineage_note: str
+    tasks: dict[str, CleanRecord]
+
+
 class EntryMetadata(TypedDict, total=False):
     """A board entry's ``metadata``: the submission as accepted (leaderboard.submission.Submission's
     fields) and what verification found."""
@@ -142,7 +149,7 @@ class EntryMetadata(TypedDict, total=False):
     external_tasks: dict[str, dict[str, Any]]
     baselines: dict[str, BaselineRecord]
     intervals: dict[str, list[float]]  # seen_norm / unseen_norm / ... -> 95% interval
-    contamination: dict[str, CleanRecord]
+    contamination: BoardContamination
     architecture: str | None
 
 

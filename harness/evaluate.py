@@ -302,19 +302,19 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
         work = work_kind([(c or {}).get("output_type", "") for c in (results.get("configs") or {}).values()],
                          req.num_fewshot)
         record(fingerprint, req.backend, req.dtype, device, work, docs_scored(results), seconds)
-    record = _run_record(req, model, fingerprint, chat, tasks, manager, loaded, doc_slice, results)
+    block = _run_record(req, model, fingerprint, chat, tasks, manager, loaded, doc_slice, results)
     samples = results.pop("samples", None)
     if samples:
         from evidence.baselines import run_baselines
         from evidence.generation_baselines import run_lead_baselines
 
-        record["baselines"] = {
+        block["baselines"] = {
             task: found.as_json() for task, found in run_baselines(results, samples, manager).items()}
         leads = run_lead_baselines(results, samples)
         if leads:
-            record["generation_baselines"] = leads
-        record.update(contamination_record(samples, manager, loaded, model.checkpoint, req.num_fewshot))
-    results[RUN_RECORD_KEY] = record
+            block["generation_baselines"] = leads
+        block.update(contamination_record(samples, manager, loaded, model.checkpoint, req.num_fewshot))
+    results[RUN_RECORD_KEY] = block
     _save(req, results, samples, doc_slice, tracker, wandb)
     if req.log_samples and samples is not None:
         results["samples"] = samples

@@ -19,7 +19,7 @@ import json
 import shutil
 from pathlib import Path
 
-from evidence.records import EntryMetadata, run_record
+from evidence.records import BoardContamination, EntryMetadata, run_record
 from leaderboard.store import Board, settings_key
 from leaderboard.submission import Submission, SubmissionError, read_recipe
 from leaderboard.verify import VerifiedResults, verify_results
@@ -158,15 +158,15 @@ def _lineage(sub: Submission, verified: VerifiedResults):
     return scored_lineage(folder, meta)  # and its lineage file the one the scoring read (C5)
 
 
-def _contamination(sub: Submission, verified: VerifiedResults, include: list[str]) -> dict:
+def _contamination(sub: Submission, verified: VerifiedResults, include: list[str]) -> BoardContamination:
     """Per task: the share of scored documents the model may have seen, and the clean subset's scores."""
     from evidence.contamination import board_contamination
     from fin_tasks.index import task_manager
 
     lineage = _lineage(sub, verified)
     manager = task_manager([Path(p) for p in include])
-    return {"lineage": lineage.status, "lineage_note": lineage.describe(),
-            "tasks": board_contamination(verified.path.parent, list(verified.scores), manager, lineage)}
+    return BoardContamination(lineage=lineage.status, lineage_note=lineage.describe(),
+                              tasks=board_contamination(verified.path.parent, list(verified.scores), manager, lineage))
 
 
 def submit(sub: Submission, board: Board, include_paths: list[str | Path] = (), **eval_options) -> int:
