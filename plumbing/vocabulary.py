@@ -48,6 +48,10 @@ DEFAULT_TRAINING_SEED = 42  # a training run's seed when its recipe names none
 # A board entry's model type, as the Open LLM Leaderboard's request files spell it.
 ModelType = Literal["pretrained", "instruct", "fine-tuned", "merged"]
 
+# What a study's tables normalize ROUGE and BLEU to: nothing (raw scores, as studies run before
+# 2026-12-07 read them) or the input's first sentence(s), as classification is to its trivial labels.
+GenerationBaseline = Literal["none", "lead"]
+
 # A study's rows: the untouched model, single-task and multi-task fine-tunes, and merges.
 RowKind = Literal["vanilla", "single", "multi", "merged"]
 

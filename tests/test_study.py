@@ -278,6 +278,14 @@ def test_study_errors_name_the_file_and_field(tmp_path, tiny_models):
                                                "runs: [sentiment, headlines, finred, nope]}", 1))
     with pytest.raises(RecipeError, match=r"merge.yaml: merges.task-arithmetic.runs: no training run \['nope'\]"):
         load_study(folder)
+    merge.write_text(merge.read_text().replace("finred, nope]}", "finred, fomc]}", 1))
+    train = yaml.safe_load((folder / "train.yaml").read_text())
+    train.pop("seed", None)
+    train["seeds"] = [1, 2]
+    next(r for r in train["runs"] if r["name"] == "fomc")["seeds"] = [1]  # a merge needs each seed's own run
+    (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
+    with pytest.raises(RecipeError, match=r"merges.task-arithmetic.runs: fomc \(seed 2\) not trained"):
+        load_study(folder)
     (folder / "eval.yaml").unlink()
     with pytest.raises(RecipeError, match=r"eval.yaml: missing"):
         load_study(folder)
@@ -381,6 +389,13 @@ def test_a_run_after_another_fine_tunes_that_runs_model_seed_by_seed(tmp_path, t
         assert study.trained_model(after) == "instruct"  # the dry run counts its tokens with the study model's
     point = next(c for c in study.checkpoints if c.run == "heldout-then-seen" and c.seed == 1)
     assert point.trained_on == [t["name"] for t in seen]  # its own tasks: the gates ask whether it learned those
+
+    heldout = next(r for r in train["runs"] if r["name"] == "heldout")
+    heldout["seeds"] = [1]  # seed 2 would start from a model never trained: refused, naming the seed
+    (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
+    with pytest.raises(RecipeError, match=r"runs.heldout-then-seen.seeds: heldout \(seed 2\) not trained"):
+        load_study(folder)
+    heldout.pop("seeds")
 
     train["runs"].insert(0, train["runs"].pop())  # listed before the run it follows: refused, naming the field
     (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
