@@ -16,6 +16,8 @@ DEFAULT_SEED = 1234
 # Weights' dtype for scoring and merging.
 Dtype = Literal["float32", "bfloat16", "float16"]
 DTYPES: tuple[str, ...] = get_args(Dtype)
+# How a run scores: a weights' dtype, or bfloat16 with float32's answers (harness/backend/precision_check.py).
+ScoringDtype = Dtype | Literal["bfloat16-checked"]
 
 # Where a checkpoint's weights are: a full model, a PEFT adapter on a base, delta weights on a base.
 WeightType = Literal["original", "adapter", "delta"]
