@@ -271,6 +271,19 @@ def test_the_shipped_study_b_logs_rebuild_its_shipped_claims(tmp_path):
     assert next(c for c in rebuilt if c["id"] == "B0-ft-raises-own-task")["verdict"] == "agrees"
 
 
+@pytest.mark.parametrize("study", ["fin-instruct-merge-confirmatory"])
+def test_a_confirmatory_runs_logs_rebuild_its_shipped_claims_and_tables(tmp_path, study):
+    """RESULTS.md's confirmatory numbers come back from the logs shipped in docs/results/<study>,
+    under the study folder the run was locked with: the same claims.json and tables.json."""
+    from finharness.main import main
+
+    shipped = Path(__file__).resolve().parents[1] / "docs" / "results" / study
+    assert main(["study", "table", str(RECIPES / study), "--from", str(shipped / "logs.tar.gz"),
+                 "--output_path", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / study / "claims.json").read_text()) == json.loads((shipped / "claims.json").read_text())
+    assert json.loads((tmp_path / study / "tables.json").read_text()) == json.loads((shipped / "tables.json").read_text())
+
+
 def test_study_errors_name_the_file_and_field(tmp_path, tiny_models):
     folder = shrink("fin-instruct-merge", tmp_path, tiny_models)
     merge = folder / "merge.yaml"
