@@ -210,7 +210,8 @@ def parity(reference: dict, run: dict) -> str:
     metrics = "metrics identical" if reference["metrics"] == run["metrics"] else "metrics differ"
     if not differ:
         return f"same, {metrics}"
-    chosen = sum(_chosen(answers) != _chosen(run["answers"].get(key, [])) for key, answers in reference["answers"].items())
+    chosen = sum(_chosen(answers) != _chosen(run["answers"].get(key, []))
+                 for key, answers in reference["answers"].items())
     return f"{differ}/{len(reference['answers'])} docs differ ({chosen} in the label chosen), {metrics}"
 
 

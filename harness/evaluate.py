@@ -23,8 +23,8 @@ from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, 
                                   model_fingerprint, resolve_model)
 from plumbing.logs import log
 from plumbing.offline import set_offline
-from plumbing.vocabulary import (DEFAULT_SEED, DEFAULT_SLICE, DEFAULT_TASKS, ChatTemplate, ScoringDtype, SliceMethod, Split,
-                                 WeightType, check_choices)
+from plumbing.vocabulary import (DEFAULT_SEED, DEFAULT_SLICE, DEFAULT_TASKS, ChatTemplate, ScoringDtype, SliceMethod,
+                                 Split, WeightType, check_choices)
 
 
 @dataclass

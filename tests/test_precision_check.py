@@ -107,7 +107,8 @@ def test_the_run_record_says_which_documents_were_answered_in_float32(tiny_check
     record = checked.results["finharness"]
     assert record["dtype"] == "bfloat16-checked" and undeclared(record, RunRecord) == []
     assert sorted(record["precision_check"]) == sorted(tasks)
-    assert all(r["documents"] == 20 and len(r["float32_docs"]) == r["rescored"] for r in record["precision_check"].values())
+    for found in record["precision_check"].values():
+        assert found["documents"] == 20 and len(found["float32_docs"]) == found["rescored"]
 
 
 def test_only_a_backend_that_checks_bfloat16_takes_it(tiny_checkpoint):

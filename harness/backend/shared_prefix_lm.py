@@ -173,8 +173,9 @@ class SharedPrefixLM(HFLM):
         try:
             self._token_counts = []
             low = super().loglikelihood(requests, disable_tqdm=True)
+            counts = zip(requests, self._token_counts, strict=True)
             scored = [Scored(doc=(r.task_name or "", r.doc_id if r.doc_id is not None else i), tokens=n,
-                             chars=len(r.args[1])) for i, (r, n) in enumerate(zip(requests, self._token_counts, strict=True))]
+                             chars=len(r.args[1])) for i, (r, n) in enumerate(counts)]
             self._token_counts, self._doc_progress = None, None
             docs = precision_check.documents(scored)
             probed = precision_check.probe_documents(docs)
