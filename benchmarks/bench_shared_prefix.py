@@ -48,7 +48,11 @@ VARIANTS = {  # name: (lm-eval backend, batch size, extra model args)
     "shared bs8 (no reuse)": ("hf-shared-prefix", 8, {"prefix_reuse": False}),
     "shared bs8 (no refill)": ("hf-shared-prefix", 8, {"refill_rows": False}),
     "shared bs8": ("hf-shared-prefix", 8, {}),
+    "shared bs8 bf16": ("hf-shared-prefix", 8, {"dtype": "bfloat16"}),
+    # --dtype bfloat16-checked: bfloat16, every document it could answer otherwise re-scored in float32
+    "shared bs8 bf16-checked": ("hf-shared-prefix", 8, {"checked_bfloat16": True}),
 }
+BF16 = ["shared bs8", "shared bs8 bf16", "shared bs8 bf16-checked"]
 SHARED = ["shared bs8 (no reuse)", "shared bs8"]
 ALL = ["hf bs1", "hf bs8", *SHARED]
 GENERATION = ["hf bs1", "hf bs8", "shared bs8 (no reuse)", "shared bs8 (no refill)", "shared bs8"]
@@ -65,10 +69,15 @@ WORKLOADS = [
     # regression once grew it ~0.9 GB per document), zero-shot as docs/tasks.md runs them.
     *[("gen memory", ["gen_summary_xsum", "gen_question_socialiqa"], n, None, ["hf bs8", "shared bs8"])
       for n in (5, 20, 100)],
+    # bfloat16 against float32: answers (the label each document gets) must equal float32's
+    # under bf16-checked; log-likelihoods of the documents it kept in bfloat16 may not.
+    ("bf16 fin_fpb", ["fin_fpb"], 100, None, ["hf bs8", *BF16]),
+    ("bf16 fin suite", ["finharness_all"], 100, None, BF16),
 ]
 QUICK = [  # a smoke run of the script itself
     ("fin_fpb", ["fin_fpb"], 8, None, ALL),
     ("gen generative 1-shot", ["generalization_question"], 2, 1, GENERATION),
+    ("bf16 fin_fpb", ["fin_fpb"], 20, None, BF16),
 ]
 
 
@@ -107,7 +116,7 @@ def run_one(variant: str, model: str, tasks: list[str], limit: int, shots: int |
     backend, batch_size, extra = VARIANTS[variant]
     t1 = time.perf_counter()
     lm = get_model(backend)(
-        pretrained=str(resolve_checkpoint(model)), device="cpu", dtype="float32", batch_size=batch_size, **extra,
+        pretrained=str(resolve_checkpoint(model)), device="cpu", batch_size=batch_size, **{"dtype": "float32", **extra},
     )
     t_model = time.perf_counter() - t1
 
@@ -160,8 +169,10 @@ def run_one(variant: str, model: str, tasks: list[str], limit: int, shots: int |
         for task, samples in out["samples"].items()
         for s in samples
     }
+    checked = [{k: v for k, v in vars(c).items() if k != "float32_docs"} for c in getattr(lm, "checked", [])]
     return {
         "variant": variant, "docs": docs, "startup_s": t_startup, "model_load_s": t_model, "eval_s": t_eval,
+        "precision_check": checked,
         "docs_per_s": docs / t_eval, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "computed_positions": computed["positions"], "forward_calls": computed["calls"],
         "distinct_tokens": distinct.nodes, "metrics": metrics, "answers": answers,
@@ -197,7 +208,18 @@ def parity(reference: dict, run: dict) -> str:
         )
         differ += not same
     metrics = "metrics identical" if reference["metrics"] == run["metrics"] else "metrics differ"
-    return f"same, {metrics}" if not differ else f"{differ}/{len(reference['answers'])} docs differ, {metrics}"
+    if not differ:
+        return f"same, {metrics}"
+    chosen = sum(_chosen(answers) != _chosen(run["answers"].get(key, []))
+                 for key, answers in reference["answers"].items())
+    return f"{differ}/{len(reference['answers'])} docs differ ({chosen} in the label chosen), {metrics}"
+
+
+def _chosen(answers: list) -> object:
+    """The label a multiple-choice document gets (its highest log-likelihood); a generation as is."""
+    if not answers or isinstance(answers[0], str):
+        return answers
+    return max(range(len(answers)), key=lambda i: answers[i][0])
 
 
 def main() -> None:
@@ -241,7 +263,9 @@ def main() -> None:
             print(f"done: {name} @{limit} {variant}: {runs[variant]['eval_s']:.1f} s", file=sys.stderr)
         before = runs.get("shared bs8 (no reuse)")
         reference = runs.get("hf bs8")
-        parity_reference, parity_name = (reference, "hf bs8") if reference else (before, "shared bs8 (no reuse)")
+        float32 = runs.get("shared bs8") if "shared bs8 bf16" in runs else None
+        parity_name = next(name for name in ("hf bs8", "shared bs8 (no reuse)", "shared bs8") if name in runs)
+        parity_reference = runs[parity_name]
         distinct = max(r["distinct_tokens"] for r in runs.values())
         docs = next(iter(runs.values()))["docs"]
         limit_docs_per_s = speed / (distinct / docs)
@@ -250,6 +274,7 @@ def main() -> None:
                 f"{name} @{limit}", variant, r["docs"], f"{r['docs_per_s']:.2f}",
                 f"{before['eval_s'] / r['eval_s']:.2f}x" if before else "",
                 f"{reference['eval_s'] / r['eval_s']:.2f}x" if reference else "",
+                f"{float32['eval_s'] / r['eval_s']:.2f}x" if float32 else "",
                 f"{r['peak_rss_mb']:.0f}", f"{r['computed_positions']:,}", f"{distinct:,}",
                 f"{r['computed_positions'] / distinct:.2f}", f"{limit_docs_per_s:.2f}",
                 f"{r['docs_per_s'] / limit_docs_per_s:.0%}",
@@ -260,10 +285,17 @@ def main() -> None:
                     "limit_docs_per_s": limit_docs_per_s,
                     "runs": {v: {k: x for k, x in r.items() if k != "answers"} for v, r in runs.items()}})
     print(tabulate(rows, tablefmt="github", headers=[
-        "workload @docs/task", "backend", "docs", "docs/s", "vs no reuse", "vs hf bs8", "peak RSS MB",
+        "workload @docs/task", "backend", "docs", "docs/s", "vs no reuse", "vs hf bs8", "vs float32", "peak RSS MB",
         "positions computed", "distinct tokens", "computed/distinct", "limit docs/s", "of limit", "parity",
     ]))
     print(f"\nplain forward speed: {speed:,.0f} tokens/s; limit docs/s = that / (distinct tokens / docs)")
+    checks = [[f"{w['workload']} @{w['limit']}", c["task"], c["documents"], c["probed"], c["rescored"],
+               f"{c['largest_gap']:.4f}", f"{c['per_token_bound']:.4f}"]
+              for w in raw for r in w["runs"].values() for c in r.get("precision_check", [])]
+    if checks:
+        print("\nbf16-checked, per task (documents answered in float32, and the error measured on the probed ones):")
+        print(tabulate(checks, tablefmt="github", headers=[
+            "workload", "task", "docs", "probed", "answered in float32", "largest gap", "per answer token"]))
     if args.out:
         args.out.write_text(json.dumps({"forward_tokens_per_s": speed, "runs": raw}, indent=2))
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from plumbing.vocabulary import Dtype, LineageStatus, ModelType, Prior, SliceMethod, SliceRule, Split, WeightType
+from plumbing.vocabulary import (Dtype, LineageStatus, ModelType, Prior, ScoringDtype, SliceMethod, SliceRule, Split,
+                                 WeightType)
 
 RUN_RECORD_KEY = "finharness"  # the block's key in lm-eval's results JSON
 
@@ -69,6 +70,16 @@ class ContaminationRecord(TypedDict):
     scores: list[dict[str, Any]]
 
 
+class PrecisionCheckRecord(TypedDict):
+    """One task under ``--dtype bfloat16-checked`` (harness/backend/precision_check.py CheckedTask)."""
+    documents: int
+    probed: int  # scored in both precisions to measure bfloat16's error
+    rescored: int  # answered in float32 (the probed ones included)
+    largest_gap: float  # largest |bfloat16 - float32| log-likelihood among the probed requests
+    per_token_bound: float
+    float32_docs: list[int]  # the rest keep bfloat16's log-likelihoods (their answers are float32's)
+
+
 class RunRecord(TypedDict, total=False):
     """The results' ``"finharness"`` block."""
     model: str  # as the user named it
@@ -77,7 +88,7 @@ class RunRecord(TypedDict, total=False):
     architecture: str | None  # the config's model_type
     revision: str  # the weights' content fingerprint (plumbing.checkpoints.model_fingerprint) or Hub commit
     backend: str  # a name of harness.backends.REGISTRY
-    dtype: Dtype
+    dtype: ScoringDtype
     chat_template: bool
     num_fewshot: int | None
     tasks: list[str]  # as asked (groups unexpanded)
@@ -90,6 +101,7 @@ class RunRecord(TypedDict, total=False):
     lineage: LineageRecord
     contamination: dict[str, ContaminationRecord]
     fewshot_pool_skipped: dict[str, int]  # task -> pool rows the leak-free sampler skipped
+    precision_check: dict[str, PrecisionCheckRecord]  # task -> what --dtype bfloat16-checked did
 
 
 def run_record(results: Mapping[str, Any]) -> RunRecord:

@@ -152,7 +152,10 @@ def register(sub) -> None:
                          "(lm_eval --samples)")
     ev.add_argument("--batch_size", "-b", default=8, help="documents per forward pass, or auto")
     ev.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    ev.add_argument("--dtype", default="float32", help="weights' dtype for scoring: float32, bfloat16 or float16")
+    ev.add_argument("--dtype", default="float32",
+                    help="weights' dtype for scoring: float32, bfloat16 or float16; bfloat16-checked scores in "
+                         "bfloat16 and re-scores in float32 every document bfloat16 could answer otherwise "
+                         "(hf-shared-prefix)")
     ev.add_argument("--chat_template", choices=CHAT_TEMPLATE_MODES, default="auto",
                     help="auto: on for instruct checkpoints (embedded instruct model, or a tokenizer chat template)")
     ev.add_argument("--apply_chat_template", nargs="?", const=True, default=None, metavar="TEMPLATE",

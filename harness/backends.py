@@ -26,16 +26,25 @@ def _vllm_args(args: dict[str, Any], model: ResolvedModel) -> dict[str, Any]:
     return args
 
 
+def _checked_args(args: dict[str, Any], model: ResolvedModel) -> dict[str, Any]:
+    """``--dtype bfloat16-checked``: the float32 model, scored in a bfloat16 copy and checked."""
+    if args.get("dtype") == "bfloat16-checked":
+        return {**args, "dtype": "float32", "checked_bfloat16": True}
+    return args
+
+
 @dataclass(frozen=True)
 class BackendEntry:
     module: str | None  # imported before lm-eval runs: its @register_model registers the backend (None: lm-eval's)
     about: str  # its words in `finharness eval --help`
     # finharness's model_args (pretrained=, peft= or delta=, dtype=) as this backend takes them
     adapt_args: Callable[[dict[str, Any], ResolvedModel], dict[str, Any]] | None = None
+    checks_bfloat16: bool = False  # takes --dtype bfloat16-checked (its adapt_args translates it)
 
 
 REGISTRY: dict[str, BackendEntry] = {
-    "hf-shared-prefix": BackendEntry("harness.backend.shared_prefix_lm", "scores each context once (default)"),
+    "hf-shared-prefix": BackendEntry("harness.backend.shared_prefix_lm", "scores each context once (default)",
+                                     _checked_args, checks_bfloat16=True),
     "hf": BackendEntry(None, "lm-eval's own"),
     "vllm": BackendEntry(None, "for GPU machines (pip install 'finharness[vllm]')", _vllm_args),
 }

@@ -23,8 +23,8 @@ from plumbing.checkpoints import (CheckpointError, ResolvedModel, architecture, 
                                   model_fingerprint, resolve_model)
 from plumbing.logs import log
 from plumbing.offline import set_offline
-from plumbing.vocabulary import (DEFAULT_SEED, DEFAULT_SLICE, DEFAULT_TASKS, ChatTemplate, Dtype, SliceMethod, Split,
-                                 WeightType, check_choices)
+from plumbing.vocabulary import (DEFAULT_SEED, DEFAULT_SLICE, DEFAULT_TASKS, ChatTemplate, ScoringDtype, SliceMethod,
+                                 Split, WeightType, check_choices)
 
 
 @dataclass
@@ -36,7 +36,7 @@ class EvalRequest:
     sample: SliceMethod = DEFAULT_SLICE  # how --limit picks documents (harness/slices.py)
     batch_size: int | str = 8
     device: str | None = None
-    dtype: Dtype = "float32"
+    dtype: ScoringDtype = "float32"
     chat_template: ChatTemplate = "auto"
     online: bool = False
     include_defaults: bool = False  # also index lm-eval's ~14,700 built-in tasks (~10 s)
@@ -198,6 +198,9 @@ def backend_model_args(req: EvalRequest, model: ResolvedModel) -> dict[str, Any]
     for vLLM). ``trust_remote_code`` stays off whatever they say.
     """
     args: dict[str, Any] = {**model.model_args(), "dtype": req.dtype}
+    if req.dtype == "bfloat16-checked" and not REGISTRY[req.backend].checks_bfloat16:
+        raise ValueError(f"--dtype bfloat16-checked needs a backend that checks it "
+                         f"({', '.join(n for n, e in REGISTRY.items() if e.checks_bfloat16)}), not {req.backend}")
     adapt = REGISTRY[req.backend].adapt_args
     if adapt is not None:
         args = adapt(args, model)
@@ -303,6 +306,9 @@ def run_eval(req: EvalRequest) -> EvalOutcome:
                          req.num_fewshot)
         record(fingerprint, req.backend, req.dtype, device, work, docs_scored(results), seconds)
     block = _run_record(req, model, fingerprint, chat, tasks, manager, loaded, doc_slice, results)
+    checked = (results.get("config") or {}).pop("precision_check", None)
+    if checked:  # --dtype bfloat16-checked: which documents were answered in float32, and the error
+        block["precision_check"] = checked
     samples = results.pop("samples", None)
     if samples:
         from evidence.baselines import run_baselines

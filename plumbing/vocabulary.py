@@ -16,6 +16,8 @@ DEFAULT_SEED = 1234
 # Weights' dtype for scoring and merging.
 Dtype = Literal["float32", "bfloat16", "float16"]
 DTYPES: tuple[str, ...] = get_args(Dtype)
+# How a run scores: a weights' dtype, or bfloat16 with float32's answers (harness/backend/precision_check.py).
+ScoringDtype = Dtype | Literal["bfloat16-checked"]
 
 # Where a checkpoint's weights are: a full model, a PEFT adapter on a base, delta weights on a base.
 WeightType = Literal["original", "adapter", "delta"]
@@ -47,6 +49,10 @@ DEFAULT_TRAINING_SEED = 42  # a training run's seed when its recipe names none
 
 # A board entry's model type, as the Open LLM Leaderboard's request files spell it.
 ModelType = Literal["pretrained", "instruct", "fine-tuned", "merged"]
+
+# What a study's tables normalize ROUGE and BLEU to: nothing (raw scores, as studies run before
+# 2026-12-07 read them) or the input's first sentence(s), as classification is to its trivial labels.
+GenerationBaseline = Literal["none", "lead"]
 
 # A study's rows: the untouched model, single-task and multi-task fine-tunes, and merges.
 RowKind = Literal["vanilla", "single", "multi", "merged"]

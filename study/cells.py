@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from evidence.stats import Estimate, SeedScores, components, replicates, task_dr
 from fin_tasks.common.metrics import aggregation_of
 from fin_tasks.index import finben_name
 from plumbing.folders import is_finished
-from plumbing.vocabulary import RowKind
+from plumbing.vocabulary import GenerationBaseline, RowKind
 from study.log_store import LogStore, logged_task_names
 from study.spec import Study
 
@@ -78,7 +78,7 @@ class Bootstrap:
 
     def __init__(self, resamples: int, seed: int, include_paths: Sequence[str | Path] = (),
                  exclude: Mapping[str, set[int]] | None = None,
-                 generation_baseline: Literal["none", "lead"] = "none", logs: LogStore | None = None):
+                 generation_baseline: GenerationBaseline = "none", logs: LogStore | None = None):
         self.resamples, self.seed = resamples, seed
         self.generation_baseline = generation_baseline  # lead: ROUGE and BLEU get trivial answers too
         self.logs = logs or LogStore(include_paths)  # what the result folders say (study/log_store.py)

@@ -25,7 +25,7 @@ from merges.recipe import MergeRecipe, Method, parse_merge_recipe
 from plumbing.recipes import RecipeError, beside, read_recipe_yaml, validate_mapping
 from plumbing.recipes import Strict as _Strict
 from plumbing.seeds import check_seeds, seeded_name
-from plumbing.vocabulary import DEFAULT_TRAINING_SEED, Dtype, PromptFormat, RowKind, TrainingMethod
+from plumbing.vocabulary import DEFAULT_TRAINING_SEED, Dtype, GenerationBaseline, PromptFormat, RowKind, TrainingMethod
 from training.recipe import FticlSpec, LoraSpec, TaskSpec, TrainingSpec, TrainRecipe, parse_recipe
 
 
@@ -42,7 +42,7 @@ class StudyModel(_Strict):
 class TableSpec(_Strict):
     kind: Literal["seen_unseen", "views"]
     metric: str = "f1_weighted"  # seen_unseen: the per-task metric (views use each task type's own)
-    generation_baseline: Literal["none", "lead"] = Field(
+    generation_baseline: GenerationBaseline = Field(
         default="none", description="lead: ROUGE and BLEU are normalized to the input's first sentence(s), as "
                                     "classification scores are to the best trivial label (none: raw, as studies "
                                     "run before 2026-12-07 read them)")
@@ -423,6 +423,16 @@ def _read_study_files(folder: Path, full: bool, models: Mapping[str, str] | None
     return spec, supplied, train, merge, evals
 
 
+def _untrained(points: Mapping[tuple[str, str, int], Checkpoint], model: str, runs: list[str],
+               seeds: list[int]) -> tuple[list[str], list[str]]:
+    """The runs a step needs that were never trained for ``model``, and the "run (seed s)" checkpoints
+    missing among the others (a sequential run or a merge needs each seed's own)."""
+    trained = {run for (label, run, _) in points if label == model}
+    absent = [r for r in runs if r not in trained]
+    gaps = [f"{r} (seed {s})" for r in runs if r not in absent for s in seeds if (model, r, s) not in points]
+    return absent, gaps
+
+
 def _training_runs(folder: Path, spec: StudyFile, train: TrainFile, models: Mapping[str, Any],
                    root: Path) -> tuple[list, dict[tuple[str, str, int], Checkpoint]]:
     """One training recipe and checkpoint per run, model and seed (keyed by those three)."""
@@ -435,12 +445,13 @@ def _training_runs(folder: Path, spec: StudyFile, train: TrainFile, models: Mapp
                 raise RecipeError(f"{folder / 'train.yaml'}: runs.{run.name}.models: unknown model {label!r} "
                                   f"(study models: {sorted(models)})")
             model = models[label]
-            if run.after is not None and (label, run.after, run_seeds[0]) not in points:
+            absent, gaps = _untrained(points, label, [run.after] if run.after else [], run_seeds)
+            if absent:
                 raise RecipeError(f"{folder / 'train.yaml'}: runs.{run.name}.after: {run.after!r} is not a run listed "
                                   f"before it for model {label} (sequential fine-tuning starts from a finished run)")
-            if run.after is not None and (gap := [s for s in run_seeds if (label, run.after, s) not in points]):
-                raise RecipeError(f"{folder / 'train.yaml'}: runs.{run.name}.seeds: {run.after!r} was not trained "
-                                  f"with seed(s) {gap} (each seed fine-tunes that run's model of the same seed)")
+            if gaps:
+                raise RecipeError(f"{folder / 'train.yaml'}: runs.{run.name}.seeds: {', '.join(gaps)} not trained "
+                                  f"(each seed fine-tunes that run's model of the same seed)")
             tasks = [t if t.samples or train.samples is None else t.model_copy(update={"samples": train.samples})
                      for t in run.tasks]
             # The paper's formats train on the same documents, in the model's prompt format.
@@ -475,13 +486,12 @@ def _merges(folder: Path, merge: MergeFile, models: Mapping[str, Any],
     for entry in merge.merges:
         if entry.model not in models:
             raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.model: unknown model {entry.model!r}")
-        missing = [r for r in entry.runs if (entry.model, r, seeds[0]) not in runs_of]
-        if missing:
-            raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.runs: no training run {missing} "
+        absent, gaps = _untrained(runs_of, entry.model, entry.runs, seeds)
+        if absent:
+            raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.runs: no training run {absent} "
                               f"for model {entry.model}")
-        unseeded = sorted({f"{r} (seed {s})" for r in entry.runs for s in seeds if (entry.model, r, s) not in runs_of})
-        if unseeded:
-            raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.runs: {', '.join(unseeded)} not trained "
+        if gaps:
+            raise RecipeError(f"{folder / 'merge.yaml'}: merges.{entry.name}.runs: {', '.join(gaps)} not trained "
                               f"(a merge is made per train.yaml seed, from that seed's runs)")
         extra = {k: v for k, v in (("weight", entry.weight), ("density", entry.density)) if v is not None}
         where = f"{folder / 'merge.yaml'} (merge {entry.name})"
@@ -538,9 +548,10 @@ def _eval_steps(folder: Path, checkpoints: list[Checkpoint], evals: EvalFile, sp
             raise RecipeError(f"{folder / 'eval.yaml'}: sets[{i}].runs: {', '.join(unknown)} is no training run or "
                               f"merge of this study (known: {', '.join(sorted(known))})")
     limits: dict[str, dict[int | None, list[int]]] = {}  # task -> limit -> test sets
-    for i, eval_set in enumerate(evals.sets):
-        for task in _members(eval_set.tasks, evals.include_paths) if eval_set.split == "test" else ():
-            limits.setdefault(task, {}).setdefault(eval_set.limit, []).append(i)
+    if len({s.limit for s in evals.sets if s.split == "test"}) > 1:  # one limit for all: nothing to expand
+        for i, eval_set in enumerate(evals.sets):
+            for task in _members(eval_set.tasks, evals.include_paths) if eval_set.split == "test" else ():
+                limits.setdefault(task, {}).setdefault(eval_set.limit, []).append(i)
     twice = {task: by_limit for task, by_limit in limits.items() if len(by_limit) > 1}
     if twice:  # every row of a task is read on the same documents (study.cells.Bootstrap)
         task, by_limit = sorted(twice.items())[0]

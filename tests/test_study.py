@@ -271,12 +271,33 @@ def test_the_shipped_study_b_logs_rebuild_its_shipped_claims(tmp_path):
     assert next(c for c in rebuilt if c["id"] == "B0-ft-raises-own-task")["verdict"] == "agrees"
 
 
+@pytest.mark.parametrize("study", ["fin-instruct-merge-confirmatory"])
+def test_a_confirmatory_runs_logs_rebuild_its_shipped_claims_and_tables(tmp_path, study):
+    """RESULTS.md's confirmatory numbers come back from the logs shipped in docs/results/<study>,
+    under the study folder the run was locked with: the same claims.json and tables.json."""
+    from finharness.main import main
+
+    shipped = Path(__file__).resolve().parents[1] / "docs" / "results" / study
+    assert main(["study", "table", str(RECIPES / study), "--from", str(shipped / "logs.tar.gz"),
+                 "--output_path", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / study / "claims.json").read_text()) == json.loads((shipped / "claims.json").read_text())
+    assert json.loads((tmp_path / study / "tables.json").read_text()) == json.loads((shipped / "tables.json").read_text())
+
+
 def test_study_errors_name_the_file_and_field(tmp_path, tiny_models):
     folder = shrink("fin-instruct-merge", tmp_path, tiny_models)
     merge = folder / "merge.yaml"
     merge.write_text(merge.read_text().replace("runs: [sentiment, headlines, finred, fomc]}",
                                                "runs: [sentiment, headlines, finred, nope]}", 1))
     with pytest.raises(RecipeError, match=r"merge.yaml: merges.task-arithmetic.runs: no training run \['nope'\]"):
+        load_study(folder)
+    merge.write_text(merge.read_text().replace("finred, nope]}", "finred, fomc]}", 1))
+    train = yaml.safe_load((folder / "train.yaml").read_text())
+    train.pop("seed", None)
+    train["seeds"] = [1, 2]
+    next(r for r in train["runs"] if r["name"] == "fomc")["seeds"] = [1]  # a merge needs each seed's own run
+    (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
+    with pytest.raises(RecipeError, match=r"merges.task-arithmetic.runs: fomc \(seed 2\) not trained"):
         load_study(folder)
     (folder / "eval.yaml").unlink()
     with pytest.raises(RecipeError, match=r"eval.yaml: missing"):
@@ -381,6 +402,13 @@ def test_a_run_after_another_fine_tunes_that_runs_model_seed_by_seed(tmp_path, t
         assert study.trained_model(after) == "instruct"  # the dry run counts its tokens with the study model's
     point = next(c for c in study.checkpoints if c.run == "heldout-then-seen" and c.seed == 1)
     assert point.trained_on == [t["name"] for t in seen]  # its own tasks: the gates ask whether it learned those
+
+    heldout = next(r for r in train["runs"] if r["name"] == "heldout")
+    heldout["seeds"] = [1]  # seed 2 would start from a model never trained: refused, naming the seed
+    (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))
+    with pytest.raises(RecipeError, match=r"runs.heldout-then-seen.seeds: heldout \(seed 2\) not trained"):
+        load_study(folder)
+    heldout.pop("seeds")
 
     train["runs"].insert(0, train["runs"].pop())  # listed before the run it follows: refused, naming the field
     (folder / "train.yaml").write_text(yaml.safe_dump(train, sort_keys=False))

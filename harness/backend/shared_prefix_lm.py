@@ -45,6 +45,9 @@ vocabulary (:meth:`SharedPrefixLM._score_alone`).
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
 import inspect
 
 import torch
@@ -55,6 +58,8 @@ from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
 from tqdm import tqdm
 
 from harness.backend.continuous_decode import Prompt, decode_greedily, plain_greedy
+from harness.backend import precision_check
+from harness.backend.precision_check import CheckedTask, Scored
 from harness.backend.prefix_cache import PrefixGroup, PrefixKV, group_by_shared_prefix
 from harness.lm_eval_adapters import write_without_waiting
 from harness.progress import DocProgress, by_documents
@@ -72,12 +77,24 @@ class SharedPrefixLM(HFLM):
     # _loglikelihood_tokens in the same order, one to one), so batching is unchanged.
     _doc_progress: DocProgress | None = None
 
-    def __init__(self, *args, prefix_reuse: bool | str = True, refill_rows: bool | str = True, **kwargs):
+    def __init__(self, *args, prefix_reuse: bool | str = True, refill_rows: bool | str = True,
+                 checked_bfloat16: bool | str = False, **kwargs):
         # prefix_reuse=False (``--model_args prefix_reuse=False``) scores every document from
         # its first token, as before cross-document reuse; refill_rows=False decodes each
         # batch with generate() until its longest answer ends, as before continuous
-        # batching. Both kept for benchmarks and bisecting.
+        # batching. Both kept for benchmarks and bisecting. checked_bfloat16=True: the
+        # float32 model scores in a bfloat16 copy and answers in float32 every document that
+        # bfloat16 could have answered otherwise (harness/backend/precision_check.py).
         super().__init__(*args, **kwargs)
+        self._float32: torch.nn.Module | None = None
+        self.checked: list[CheckedTask] = []  # what the last checked loglikelihood call did, per task
+        self._token_counts: list[int] | None = None
+        if str(checked_bfloat16).lower() in {"true", "1", "yes"}:
+            if self.model.dtype != torch.float32:
+                raise ValueError(f"checked_bfloat16 needs the model loaded in float32 (dtype=float32), "
+                                 f"not {self.model.dtype}")
+            self._float32, self._model = self._model, copy.deepcopy(self._model).to(torch.bfloat16)
+            self.softmax_dtype = torch.float32  # only scored positions: the softmax costs nothing in float32
         self._split_across_cpu_ranks()
         self.prefix_reuse = str(prefix_reuse).lower() not in {"false", "0", "no"}
         self.refill_rows = str(refill_rows).lower() not in {"false", "0", "no"}
@@ -129,10 +146,77 @@ class SharedPrefixLM(HFLM):
         progress = DocProgress(requests, "loglikelihood", disable=disable_tqdm or self.rank != 0)
         self._doc_progress = progress
         try:
-            return super().loglikelihood(requests, disable_tqdm=True)
+            if self._float32 is None:
+                return super().loglikelihood(requests, disable_tqdm=True)
+            return self._checked_loglikelihood(requests)
         finally:
             progress.close()
             self._doc_progress = None
+
+    @contextlib.contextmanager
+    def _in_float32(self):
+        """The float32 model in place of the bfloat16 copy (no-op unless checked_bfloat16)."""
+        if self._float32 is None:
+            yield
+            return
+        fast, self._model = self._model, self._float32
+        try:
+            yield
+        finally:
+            self._model = fast
+
+    def _checked_loglikelihood(self, requests) -> list[tuple[float, bool]]:
+        """Every request in bfloat16; then in float32 the probed documents (to measure the error)
+        and the close calls (precision_check.py). Only final answers reach lm-eval's request
+        cache, so a run killed between the passes never leaves a bfloat16 answer to reuse."""
+        hook, self.cache_hook = self.cache_hook, type(self.cache_hook)(None)
+        try:
+            self._token_counts = []
+            low = super().loglikelihood(requests, disable_tqdm=True)
+            counts = zip(requests, self._token_counts, strict=True)
+            scored = [Scored(doc=(r.task_name or "", r.doc_id if r.doc_id is not None else i), tokens=n,
+                             chars=len(r.args[1])) for i, (r, n) in enumerate(counts)]
+            self._token_counts, self._doc_progress = None, None
+            docs = precision_check.documents(scored)
+            probed = precision_check.probe_documents(docs)
+            exact = self._float32_answers(requests, [i for key in sorted(probed) for i in docs[key]])
+            indices = sorted(exact)
+            gaps = precision_check.per_token_bounds([scored[i] for i in indices], [low[i][0] for i in indices],
+                                                    [exact[i][0] for i in indices], probed)
+            rest = {key: members for key, members in docs.items() if key not in probed}
+            close = precision_check.close_calls(scored, [ll for ll, _ in low], rest,
+                                                {task: per_token for task, (_, per_token) in gaps.items()})
+            exact.update(self._float32_answers(requests, [i for key in sorted(close) for i in docs[key]]))
+            self.checked = precision_check.summarize(docs, probed, close, gaps)
+        finally:
+            self.cache_hook, self._token_counts = hook, None
+        answers = [exact.get(i, answer) for i, answer in enumerate(low)]
+        for request, answer in zip(requests, answers):
+            hook.add_partial("loglikelihood", request.args, answer)
+        return answers
+
+    def get_model_info(self) -> dict:
+        """lm-eval's model record (it asks after scoring), with what checked_bfloat16 did per task:
+        ``harness.evaluate`` moves it into the run record's ``precision_check``. Answers read
+        from the request cache were checked when they were computed and are not counted again."""
+        with self._in_float32():
+            info = super().get_model_info()
+        if self._float32 is not None:
+            info["precision_check"] = {  # evidence.records.PrecisionCheckRecord per task
+                c.task: {**{k: v for k, v in dataclasses.asdict(c).items() if k != "task"},
+                         "float32_docs": list(c.float32_docs)} for c in self.checked}
+        return info
+
+    def _float32_answers(self, requests, indices: list[int]) -> dict[int, tuple[float, bool]]:
+        if not indices:
+            return {}
+        with self._in_float32():
+            answers = super().loglikelihood([requests[i] for i in indices], disable_tqdm=True)
+        return dict(zip(indices, answers, strict=True))
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        with self._in_float32():  # a perplexity is its own value: no answer to protect
+            return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
 
     def generate_until(self, requests, disable_tqdm: bool = False):
         """hf's generation, with each task's shared head run once.
@@ -142,6 +226,10 @@ class SharedPrefixLM(HFLM):
         ``HFLM.generate_until`` together, which batches them by length as usual, and
         :meth:`_model_generate` starts their batch from the head's key/value cache.
         """
+        with self._in_float32():  # a generated text has no margin to check: float32's own
+            return self._generate_until(requests, disable_tqdm)
+
+    def _generate_until(self, requests, disable_tqdm: bool) -> list[str]:
         disable = disable_tqdm or self.rank != 0
         run_hf = super(SharedPrefixLM, self).generate_until
         if not (self.prefix_reuse and self._fast_path_ok()) or not requests:
@@ -376,6 +464,8 @@ class SharedPrefixLM(HFLM):
         override_bs: int | None = None,
     ) -> list[tuple[float, bool]]:
         progress = self._doc_progress
+        if self._token_counts is not None:  # checked_bfloat16 bounds its error per answer token
+            self._token_counts.extend(len(continuation) for _, _, continuation in requests)
         if not self._fast_path_ok():
             answers = super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
             for i in range(len(requests)) if progress else ():
