@@ -23,6 +23,7 @@ from pathlib import Path
 
 from evidence.contamination import read_sample_rows
 from evidence.discrimination import label_logliks
+from evidence.generation_baselines import is_generation_row
 from evidence.records import run_record
 from evidence.result_files import load_results, logged_tasks, results_file, samples_file
 from fin_tasks.index import task_manager
@@ -48,10 +49,13 @@ DROPPED = {"arguments", "resps", "doc_hash", "prompt_hash", "target_hash", "filt
 
 def compact_row(row: dict) -> dict:
     """One per-sample row with what the tables read: the label set of the document, the
-    per-label log-likelihoods (multiple choice), and every per-document metric value."""
+    per-label log-likelihoods (multiple choice), every per-document metric value, and a
+    generation document's input and reference (its lead baseline)."""
     out = {k: v for k, v in row.items() if k not in DROPPED and k not in ("doc", "filtered_resps")}
-    choices = (row.get("doc") or {}).get("choices") if isinstance(row.get("doc"), dict) else None
-    out["doc"] = {"choices": choices} if choices is not None else {}
+    doc = row.get("doc") if isinstance(row.get("doc"), dict) else {}
+    out["doc"] = {"choices": doc["choices"]} if doc.get("choices") is not None else {}
+    if is_generation_row(row):  # the lead baseline answers with the input's first sentences
+        out["doc"].update(input=doc["input"], output=doc["output"])
     if label_logliks(row) is not None:
         out["filtered_resps"] = row["filtered_resps"]
     return out
