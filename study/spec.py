@@ -525,9 +525,8 @@ def _merges(folder: Path, merge: MergeFile, models: Mapping[str, Any],
     return recipes, points, tuned
 
 
-def _members(tasks: list[str], include_paths: list[Path]) -> list[str]:
+def _members(tasks: list[str], index: Mapping) -> list[str]:
     """The tasks a set's names stand for (groups and tags expanded; an unknown name as itself)."""
-    index = task_manager(include_paths).task_index
     found = []
     for name in tasks:
         try:
@@ -549,8 +548,9 @@ def _eval_steps(folder: Path, checkpoints: list[Checkpoint], evals: EvalFile, sp
                               f"merge of this study (known: {', '.join(sorted(known))})")
     limits: dict[str, dict[int | None, list[int]]] = {}  # task -> limit -> test sets
     if len({s.limit for s in evals.sets if s.split == "test"}) > 1:  # one limit for all: nothing to expand
+        index = task_manager(evals.include_paths).task_index
         for i, eval_set in enumerate(evals.sets):
-            for task in _members(eval_set.tasks, evals.include_paths) if eval_set.split == "test" else ():
+            for task in _members(eval_set.tasks, index) if eval_set.split == "test" else ():
                 limits.setdefault(task, {}).setdefault(eval_set.limit, []).append(i)
     twice = {task: by_limit for task, by_limit in limits.items() if len(by_limit) > 1}
     if twice:  # every row of a task is read on the same documents (study.cells.Bootstrap)
