@@ -88,7 +88,7 @@ class SharedPrefixLM(HFLM):
         super().__init__(*args, **kwargs)
         self._float32: torch.nn.Module | None = None
         self.checked: list[CheckedTask] = []  # what the last checked loglikelihood call did, per task
-        self._token_counts: list[int] | None = None
+        self._encoded: list[Request] | None = None  # the checked pass's requests as _loglikelihood_tokens got them
         if str(checked_bfloat16).lower() in {"true", "1", "yes"}:
             if self.model.dtype != torch.float32:
                 raise ValueError(f"checked_bfloat16 needs the model loaded in float32 (dtype=float32), "
@@ -171,25 +171,25 @@ class SharedPrefixLM(HFLM):
         cache, so a run killed between the passes never leaves a bfloat16 answer to reuse."""
         hook, self.cache_hook = self.cache_hook, type(self.cache_hook)(None)
         try:
-            self._token_counts = []
+            self._encoded = []
             low = super().loglikelihood(requests, disable_tqdm=True)
-            counts = zip(requests, self._token_counts, strict=True)
-            scored = [Scored(doc=(r.task_name or "", r.doc_id if r.doc_id is not None else i), tokens=n,
-                             chars=len(r.args[1])) for i, (r, n) in enumerate(counts)]
-            self._token_counts, self._doc_progress = None, None
+            encoded, self._encoded, self._doc_progress = self._encoded, None, None
+            scored = [Scored(doc=(r.task_name or "", r.doc_id if r.doc_id is not None else i), tokens=len(continuation),
+                             chars=len(r.args[1]))
+                      for i, (r, (_, _, continuation)) in enumerate(zip(requests, encoded, strict=True))]
             docs = precision_check.documents(scored)
             probed = precision_check.probe_documents(docs)
-            exact = self._float32_answers(requests, [i for key in sorted(probed) for i in docs[key]])
+            exact = self._float32_answers(encoded, [i for key in sorted(probed) for i in docs[key]])
             indices = sorted(exact)
             gaps = precision_check.per_token_bounds([scored[i] for i in indices], [low[i][0] for i in indices],
                                                     [exact[i][0] for i in indices], probed)
             rest = {key: members for key, members in docs.items() if key not in probed}
             close = precision_check.close_calls(scored, [ll for ll, _ in low], rest,
                                                 {task: per_token for task, (_, per_token) in gaps.items()})
-            exact.update(self._float32_answers(requests, [i for key in sorted(close) for i in docs[key]]))
+            exact.update(self._float32_answers(encoded, [i for key in sorted(close) for i in docs[key]]))
             self.checked = precision_check.summarize(docs, probed, close, gaps)
         finally:
-            self.cache_hook, self._token_counts = hook, None
+            self.cache_hook, self._encoded = hook, None
         answers = [exact.get(i, answer) for i, answer in enumerate(low)]
         for request, answer in zip(requests, answers):
             hook.add_partial("loglikelihood", request.args, answer)
@@ -207,11 +207,12 @@ class SharedPrefixLM(HFLM):
                          "float32_docs": list(c.float32_docs)} for c in self.checked}
         return info
 
-    def _float32_answers(self, requests, indices: list[int]) -> dict[int, tuple[float, bool]]:
+    def _float32_answers(self, encoded: list[Request], indices: list[int]) -> dict[int, tuple[float, bool]]:
+        """The float32 model's answers to the requests at ``indices``, already tokenized by the first pass."""
         if not indices:
             return {}
         with self._in_float32():
-            answers = super().loglikelihood([requests[i] for i in indices], disable_tqdm=True)
+            answers = self._loglikelihood_tokens([encoded[i] for i in indices], disable_tqdm=True)
         return dict(zip(indices, answers, strict=True))
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
@@ -464,8 +465,8 @@ class SharedPrefixLM(HFLM):
         override_bs: int | None = None,
     ) -> list[tuple[float, bool]]:
         progress = self._doc_progress
-        if self._token_counts is not None:  # checked_bfloat16 bounds its error per answer token
-            self._token_counts.extend(len(continuation) for _, _, continuation in requests)
+        if self._encoded is not None:  # checked_bfloat16: its float32 pass reuses these tokens
+            self._encoded.extend(requests)
         if not self._fast_path_ok():
             answers = super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
             for i in range(len(requests)) if progress else ():
